@@ -1,0 +1,171 @@
+/**
+ * Generates schema/fhir/resources.graphql from the FHIR R4 StructureDefinitions and SearchParameters for the
+ * served resource types only (with their full element trees), following the HL7 FHIR GraphQL conventions.
+ *
+ *   npm run generate:schema
+ *
+ * The output is committed and never edited by hand; CI fails if it drifts from this script.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { getDataType, type InternalSchemaElement } from '@medplum/core';
+import { projectRoot } from '../src/config.ts';
+import { ensureStructureDefinitions } from '../src/fhir/definitions.ts';
+import { servedResourceTypes } from '../src/fhir/resource-types.ts';
+import { searchParametersOf } from '../src/fhir/search-parameters.ts';
+
+ensureStructureDefinitions();
+
+const scalarOf: Record<string, string> = {
+  boolean: 'Boolean',
+  integer: 'Int',
+  positiveInt: 'Int',
+  unsignedInt: 'Int',
+  decimal: 'Float',
+  'http://hl7.org/fhirpath/System.String': 'String',
+  'http://hl7.org/fhirpath/System.Boolean': 'Boolean',
+  'http://hl7.org/fhirpath/System.Integer': 'Int',
+  'http://hl7.org/fhirpath/System.Decimal': 'Float',
+  'http://hl7.org/fhirpath/System.Date': 'String',
+  'http://hl7.org/fhirpath/System.DateTime': 'String',
+  'http://hl7.org/fhirpath/System.Time': 'String',
+};
+const stringPrimitives = new Set([
+  'string', 'code', 'id', 'uri', 'url', 'canonical', 'oid', 'uuid', 'markdown', 'base64Binary',
+  'date', 'dateTime', 'instant', 'time', 'xhtml',
+]);
+
+function graphqlScalar(code: string): string | undefined {
+  if (scalarOf[code]) return scalarOf[code];
+  if (stringPrimitives.has(code)) return 'String';
+  if (code === 'Resource') return 'JSON';
+  return undefined;
+}
+
+/** Backbone types whose Medplum name would collide with a generated input type name (`TaskInput`). */
+const renamed: Record<string, string> = { TaskInput: 'TaskInputParameter' };
+const graphqlTypeName = (code: string): string => renamed[code] ?? code;
+
+const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+
+function describe(text: string | undefined, indent = '  '): string {
+  const first = (text ?? '').split('\n')[0]?.replace(/"""/g, "'''").replace(/\\/g, '\\\\').trim() ?? '';
+  if (!first) return '';
+  const short = first.length > 300 ? `${first.slice(0, 297)}...` : first;
+  return `${indent}"""${short}"""\n`;
+}
+
+interface Field {
+  name: string;
+  typeCode: string;
+  isArray: boolean;
+  description: string;
+}
+
+function fieldsOf(typeName: string): Field[] {
+  const schema = getDataType(typeName);
+  const fields: Field[] = [];
+  for (const [key, element] of Object.entries(schema.elements) as [string, InternalSchemaElement][]) {
+    if (element.max === 0) continue;
+    const isChoice = key.endsWith('[x]');
+    for (const type of element.type ?? []) {
+      const name = isChoice ? `${key.slice(0, -3)}${capitalize(type.code)}` : key;
+      fields.push({ name, typeCode: type.code, isArray: element.isArray === true, description: element.description ?? '' });
+      if (!isChoice) break;
+    }
+  }
+  return fields;
+}
+
+const outputTypes: string[] = [];
+const inputTypes: string[] = [];
+const seen = new Set<string>();
+const served = new Set<string>(servedResourceTypes);
+
+function emit(typeName: string): void {
+  if (seen.has(typeName)) return;
+  seen.add(typeName);
+  const schema = getDataType(typeName);
+  const isResource = served.has(typeName);
+  const outLines: string[] = [];
+  const inLines: string[] = [];
+  if (isResource) {
+    outLines.push('  "The FHIR resource type"\n  resourceType: String!');
+    outLines.push('  "The whole resource as FHIR R4 JSON"\n  json: JSON!');
+    inLines.push('  resourceType: String');
+  }
+  for (const field of fieldsOf(typeName)) {
+    const scalar = graphqlScalar(field.typeCode);
+    let outType: string;
+    let inType: string;
+    if (scalar) {
+      const base = field.name === 'id' && isResource ? 'ID' : scalar;
+      outType = base;
+      inType = base;
+    } else {
+      emit(field.typeCode);
+      outType = graphqlTypeName(field.typeCode);
+      inType = `${graphqlTypeName(field.typeCode)}Input`;
+    }
+    const wrap = (t: string): string => (field.isArray ? `[${t}]` : t);
+    const description = describe(field.description);
+    outLines.push(`${description}  ${field.name}: ${wrap(outType)}`);
+    inLines.push(`  ${field.name}: ${wrap(inType)}`);
+  }
+  if (typeName === 'Reference') {
+    outLines.push(
+      '  """The resource this reference points to, resolved in one batch per request. With optional: true a missing target gives null instead of an error; type restricts the target type."""\n' +
+        '  resource(optional: Boolean, type: String): AnyResource',
+    );
+  }
+  const name = graphqlTypeName(typeName);
+  outputTypes.push(`${describe(schema.description, '')}type ${name} {\n${outLines.join('\n')}\n}\n`);
+  inputTypes.push(`input ${name}Input {\n${inLines.join('\n')}\n}\n`);
+}
+
+for (const type of servedResourceTypes) emit(type);
+
+function searchArguments(type: string): string {
+  const args = ['    "Resource id; comma for several"\n    _id: String', '    "Last updated, with a prefix: ge2024-01-01"\n    _lastUpdated: String'];
+  for (const parameter of [...searchParametersOf(type).values()].sort((a, b) => a.key.localeCompare(b.key))) {
+    if (parameter.code === '_id' || parameter.code === '_lastUpdated') continue;
+    args.push(`${describe(`${parameter.type}: ${parameter.description}`, '    ')}    ${parameter.key}: String`);
+  }
+  args.push('    "Page size; without it a list refuses when more than the configured maximum match"\n    _count: Int');
+  args.push('    "Number of matches to skip"\n    _offset: Int');
+  args.push('    "Sort keys, comma separated, - for descending: -date,_id"\n    _sort: String');
+  return args.join('\n');
+}
+
+const queries = servedResourceTypes.map(
+  (type) =>
+    `  "One ${type} by id; NOT_FOUND error when there is none"\n  ${type}(id: ID!): ${type}\n` +
+    `  "${type} resources matching FHIR search arguments"\n  ${type}List(\n${searchArguments(type)}\n  ): [${type}!]!`,
+);
+const mutations = servedResourceTypes.map(
+  (type) =>
+    `  "Create a ${type}; the hub assigns id and version"\n  ${type}Create(res: ${type}Input!): ${type}!\n` +
+    `  "Update a ${type}; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT"\n  ${type}Update(id: ID!, res: ${type}Input!, ifMatch: String): ${type}!\n` +
+    `  "Delete a ${type}; its versions stay in history"\n  ${type}Delete(id: ID!, ifMatch: String): DeleteResult!`,
+);
+
+const sdl = `# GENERATED by scripts/generate-fhir-schema.ts from the FHIR R4 definitions. Do not edit by hand.
+# Served resource types: ${servedResourceTypes.join(', ')}
+
+"A resource of any served type"
+union AnyResource = ${servedResourceTypes.join(' | ')}
+
+extend type Query {
+${queries.join('\n')}
+}
+
+extend type Mutation {
+${mutations.join('\n')}
+}
+
+${outputTypes.join('\n')}
+${inputTypes.join('\n')}`;
+
+const target = join(projectRoot, 'schema', 'fhir', 'resources.graphql');
+writeFileSync(target, sdl);
+console.log(`wrote ${target}: ${seen.size} types, ${(sdl.length / 1024).toFixed(0)} KiB`);

@@ -1,0 +1,109 @@
+/** Composition of the hub: database -> store -> GraphQL -> HTTP. Used by main.ts and by the tests. */
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import type { Config } from './config.ts';
+import { openDatabase, type DatabaseConnection } from './database/connection.ts';
+import { HubError, isDatabaseUnavailable } from './errors.ts';
+import { ensureStructureDefinitions } from './fhir/definitions.ts';
+import { FhirStore } from './fhir/store.ts';
+import { createRequestContext, type RequestContext } from './graphql/context.ts';
+import { createErrorFormatter } from './graphql/errors.ts';
+import { buildHubSchema } from './graphql/schema.ts';
+import { startHttpServer, type HttpServer } from './http/server.ts';
+import type { Logger } from './log.ts';
+
+export interface Hub {
+  url: string;
+  store: FhirStore;
+  database: DatabaseConnection;
+  http: HttpServer;
+  /** Drains in-flight requests (up to the grace period), then closes the database connection. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Creates the indexes, retrying in the background while the database cannot be reached.
+ * Returns a function that stops the retries.
+ */
+function ensureIndexesEventually(store: FhirStore, log: Logger): () => void {
+  let stopped = false;
+  let warned = false;
+  const attempt = (): void => {
+    store.ensureIndexes().then(
+      () => {
+        if (warned) log.info('database reachable again; indexes are in place');
+      },
+      (error: unknown) => {
+        if (stopped) return;
+        if (!(error instanceof HubError && error.code === 'SERVICE_UNAVAILABLE') && !isDatabaseUnavailable(error)) {
+          log.error('index creation failed', { error: error instanceof Error ? error.message : String(error) });
+          return;
+        }
+        if (!warned) log.warn('database not reachable; indexes will be created when it returns');
+        warned = true;
+        setTimeout(attempt, 2000).unref();
+      },
+    );
+  };
+  attempt();
+  return () => {
+    stopped = true;
+  };
+}
+
+/**
+ * Starts the hub. `beforeListening` runs with the store before the HTTP port opens (the embedded default
+ * seeds the demo consortium there, so the playground answers with data from its first request).
+ */
+export async function startHub(
+  config: Config,
+  mongodbUri: string,
+  log: Logger,
+  beforeListening?: (store: FhirStore) => Promise<void>,
+): Promise<Hub> {
+  ensureStructureDefinitions();
+  const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS);
+  const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS });
+  const stopIndexing = ensureIndexesEventually(store, log);
+
+  const apollo = new ApolloServer<RequestContext>({
+    schema: buildHubSchema(),
+    introspection: config.INTROSPECTION_ENABLED,
+    // Callers authenticate with bearer tokens, never cookies, so GET queries from tools stay usable.
+    csrfPrevention: false,
+    formatError: createErrorFormatter(log),
+    includeStacktraceInErrorResponses: false,
+    // main.ts owns SIGTERM/SIGINT: it drains HTTP first, then stops Apollo and the database.
+    stopOnTerminationSignals: false,
+    plugins: [ApolloServerPluginLandingPageDisabled()],
+  });
+  await apollo.start();
+  await beforeListening?.(store);
+
+  const http = await startHttpServer({
+    host: config.HOST,
+    port: config.PORT,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    playgroundEnabled: config.PLAYGROUND_ENABLED,
+    apollo,
+    createContext: () => createRequestContext(store, database.ping),
+    databaseReachable: database.ping,
+    log,
+  });
+
+  return {
+    url: http.url,
+    store,
+    database,
+    http,
+    stop: async () => {
+      stopIndexing();
+      await http.close(config.SHUTDOWN_GRACE_MS);
+      log.debug('http server closed');
+      await apollo.stop();
+      log.debug('graphql server stopped');
+      await database.close();
+      log.debug('database connection closed');
+    },
+  };
+}

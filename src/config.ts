@@ -1,0 +1,54 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+/** Where the project lives: tools, data and fixtures are found relative to it. */
+export const projectRoot = resolve(import.meta.dirname, '..');
+
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const configSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  /** A MongoDB connection string; when absent the hub runs an embedded FerretDB. */
+  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional(),
+  MONGODB_DB: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,60}$/, 'letters, digits, _ and - only')
+    .default('consortium_hub'),
+  /** Where the embedded FerretDB keeps its files. */
+  DATA_DIR: z.string().min(1).default(resolve(projectRoot, 'data')),
+  EMBEDDED_DB_PORT: z.coerce.number().int().min(1).max(65535).default(27018),
+  /** How long one database operation may wait for a reachable server before failing. */
+  DB_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(3000),
+  /** Seed the demo consortium when the embedded database starts empty. */
+  SEED_DEMO: booleanFlag.default(true),
+  /** A list (`TList`) refuses with an error when more resources than this match. */
+  LIST_MAX_RESULTS: z.coerce.number().int().min(1).max(10_000).default(1000),
+  /** `_count` default and cap for lists. */
+  DEFAULT_COUNT: z.coerce.number().int().min(1).max(10_000).default(100),
+  MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+  PLAYGROUND_ENABLED: booleanFlag.default(true),
+  INTROSPECTION_ENABLED: booleanFlag.default(true),
+  /** How long SIGTERM waits for in-flight requests before closing connections. */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(15_000),
+  /** Identifier system of the resident national ID number (居民身份证号). */
+  NATIONAL_ID_SYSTEM: z.string().min(1).default('urn:oid:2.16.156.10011.1.3'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+/** Reads the environment once and validates it; an invalid value stops start-up with a message naming it. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,45 @@
+import { MongoClient, type Db } from 'mongodb';
+
+export interface DatabaseConnection {
+  client: MongoClient;
+  db: Db;
+  /** Commands sent to the server since the connection was made (round trips), from command monitoring. */
+  commandsSent(): number;
+  /** Whether the server answers a ping now. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a client. The driver connects lazily and reconnects by itself, so a database that is down at
+ * start or goes away later makes operations fail fast (after `timeoutMs`) instead of stopping the hub.
+ */
+export function openDatabase(uri: string, dbName: string, timeoutMs: number): DatabaseConnection {
+  const client = new MongoClient(uri, {
+    serverSelectionTimeoutMS: timeoutMs,
+    connectTimeoutMS: timeoutMs,
+    socketTimeoutMS: Math.max(timeoutMs * 10, 30_000),
+    maxPoolSize: 50,
+    monitorCommands: true,
+    appName: 'consortium-hub',
+  });
+  let commands = 0;
+  client.on('commandStarted', () => {
+    commands++;
+  });
+  const db = client.db(dbName);
+  return {
+    client,
+    db,
+    commandsSent: () => commands,
+    ping: async () => {
+      try {
+        await db.command({ ping: 1 }, { timeoutMS: timeoutMs });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,235 @@
+/**
+ * The embedded default database: a local FerretDB v1.24.2 (MongoDB wire protocol over SQLite),
+ * built once from its Go module into `.tools/bin/` and run as a child process of the hub or the tests.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync, chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { projectRoot } from '../config.ts';
+
+const run = promisify(execFile);
+
+export const FERRETDB_VERSION = 'v1.24.2';
+export const FERRETDB_MODULE = 'github.com/FerretDB/FerretDB';
+export const defaultFerretDbBinary = join(projectRoot, '.tools', 'bin', 'ferretdb');
+
+export class EmbeddedDatabaseError extends Error {}
+
+async function installedVersion(binary: string): Promise<string | undefined> {
+  if (!existsSync(binary)) return undefined;
+  try {
+    const { stdout } = await run(binary, ['--version'], { timeout: 10_000 });
+    return /^version:\s*(\S+)/m.exec(stdout)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+async function goAvailable(): Promise<boolean> {
+  try {
+    await run('go', ['version'], { timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Builds FerretDB from the Go module proxy unless the right version is already there.
+ *
+ * Why not plain `go install …@v1.24.2`: the module proxy here refuses the version list that
+ * `go install` reads for its deprecation check, and a binary built that way panics at start because
+ * the module ships without `build/version/version.txt`. So the module is downloaded with
+ * `go mod download`, copied to a writable folder, given its version file, and built there.
+ */
+export async function ensureFerretDbBinary(
+  binary: string = defaultFerretDbBinary,
+  log: (message: string) => void = () => {},
+): Promise<string> {
+  if ((await installedVersion(binary)) === FERRETDB_VERSION) return binary;
+  if (!(await goAvailable())) {
+    throw new EmbeddedDatabaseError(
+      'No MONGODB_URI is set and the embedded database (FerretDB) is not built yet, but the Go toolchain ' +
+        'is not installed. Either install Go (https://go.dev/dl/, or `apt-get install golang`) and run again, ' +
+        'or set MONGODB_URI to a MongoDB replica set, e.g. MONGODB_URI=mongodb://db1,db2,db3/?replicaSet=rs0.',
+    );
+  }
+  log(`building FerretDB ${FERRETDB_VERSION} into ${binary} (once; takes a few minutes)`);
+  const toolsDir = join(binary, '..', '..');
+  const sourceDir = join(toolsDir, 'src', `ferretdb-${FERRETDB_VERSION}`);
+  const env = { ...process.env, GOFLAGS: '-buildvcs=false' };
+  const { stdout } = await run('go', ['mod', 'download', '-json', `${FERRETDB_MODULE}@${FERRETDB_VERSION}`], {
+    env,
+    cwd: toolsDir.startsWith(projectRoot) ? projectRoot : toolsDir,
+    maxBuffer: 16 * 1024 * 1024,
+    timeout: 15 * 60_000,
+  });
+  const moduleDir = (JSON.parse(stdout) as { Dir?: string }).Dir;
+  if (!moduleDir) throw new EmbeddedDatabaseError(`go mod download did not report where ${FERRETDB_MODULE} is`);
+  rmSync(sourceDir, { recursive: true, force: true });
+  mkdirSync(sourceDir, { recursive: true });
+  cpSync(moduleDir, sourceDir, { recursive: true });
+  makeWritable(sourceDir);
+  writeFileSync(join(sourceDir, 'build', 'version', 'version.txt'), `${FERRETDB_VERSION}\n`);
+  mkdirSync(join(binary, '..'), { recursive: true });
+  await run('go', ['build', '-trimpath', '-o', binary, './cmd/ferretdb'], {
+    cwd: sourceDir,
+    env,
+    maxBuffer: 16 * 1024 * 1024,
+    timeout: 30 * 60_000,
+  });
+  rmSync(sourceDir, { recursive: true, force: true });
+  const version = await installedVersion(binary);
+  if (version !== FERRETDB_VERSION) throw new EmbeddedDatabaseError(`built FerretDB reports version ${version ?? 'none'}`);
+  log(`FerretDB ${FERRETDB_VERSION} built`);
+  return binary;
+}
+
+function makeWritable(dir: string): void {
+  chmodSync(dir, 0o755);
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) makeWritable(path);
+    else chmodSync(path, 0o644);
+  }
+}
+
+export interface FerretDbOptions {
+  binary?: string;
+  dataDir: string;
+  port: number;
+  host?: string;
+  log?: (message: string) => void;
+}
+
+/** A running FerretDB child process. */
+export class EmbeddedFerretDb {
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private output = '';
+
+  constructor(private readonly options: FerretDbOptions) {}
+
+  get uri(): string {
+    return `mongodb://${this.options.host ?? '127.0.0.1'}:${this.options.port}/`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async start(): Promise<void> {
+    const binary = await ensureFerretDbBinary(this.options.binary, this.options.log);
+    const host = this.options.host ?? '127.0.0.1';
+    await this.stopLeftover(host);
+    if (await portOpen(host, this.options.port)) {
+      throw new EmbeddedDatabaseError(
+        `port ${this.options.port} is already in use; set EMBEDDED_DB_PORT to a free port or MONGODB_URI to a running database`,
+      );
+    }
+    mkdirSync(this.options.dataDir, { recursive: true });
+    this.stopping = false;
+    this.output = '';
+    const child = spawn(
+      binary,
+      [
+        '--handler=sqlite',
+        `--sqlite-url=file:${this.options.dataDir}/`,
+        `--state-dir=${this.options.dataDir}`,
+        `--listen-addr=${host}:${this.options.port}`,
+        `--debug-addr=${host}:0`,
+        '--telemetry=disable',
+        '--log-level=warn',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child = child;
+    if (child.pid) writeFileSync(this.pidFile, String(child.pid));
+    const keep = (chunk: Buffer): void => {
+      this.output = (this.output + chunk.toString()).slice(-8000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) =>
+        reject(new EmbeddedDatabaseError(`FerretDB exited during start-up (code ${code}):\n${this.output}`)),
+      ),
+    );
+    exited.catch(() => {});
+    const deadline = Date.now() + 30_000;
+    while (!(await portOpen(host, this.options.port))) {
+      if (child.exitCode !== null) await exited;
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new EmbeddedDatabaseError(`FerretDB did not listen on port ${this.options.port} within 30 s:\n${this.output}`);
+      }
+      await Promise.race([new Promise((r) => setTimeout(r, 50)), exited]);
+    }
+  }
+
+  private get pidFile(): string {
+    return join(this.options.dataDir, 'ferretdb.pid');
+  }
+
+  /**
+   * A hub killed without its shutdown (SIGKILL, power loss) leaves its FerretDB running on the data folder.
+   * Only that process — named in our pid file, running ferretdb on this data folder — is stopped here.
+   */
+  private async stopLeftover(host: string): Promise<void> {
+    if (!existsSync(this.pidFile)) return;
+    const pid = Number(readFileSync(this.pidFile, 'utf8').trim());
+    let commandLine = '';
+    try {
+      commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return;
+    }
+    if (!commandLine.includes('ferretdb') || !commandLine.includes(this.options.dataDir)) return;
+    this.options.log?.(`stopping FerretDB left running by an earlier hub (pid ${pid})`);
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+    while ((await portOpen(host, this.options.port)) && Date.now() < deadline + 2000) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** Called with the exit code when the process ends without being asked to. */
+  onUnexpectedExit(handler: (code: number | null) => void): void {
+    this.child?.once('exit', (code) => {
+      if (!this.stopping) handler(code);
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.stopping = true;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Freezes or resumes the server process, for fault tests. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+}
+
+export function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}

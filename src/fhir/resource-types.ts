@@ -1,0 +1,45 @@
+/**
+ * The FHIR resource types this hub serves. Adding a type here and regenerating the SDL
+ * (`npm run generate:schema`) serves it through the store, search and GraphQL; no resolver is written by hand.
+ */
+export const servedResourceTypes = [
+  'Patient',
+  'Organization',
+  'Practitioner',
+  'Encounter',
+  'Observation',
+  'DiagnosticReport',
+  'ServiceRequest',
+  'Task',
+] as const;
+
+export type ServedResourceType = (typeof servedResourceTypes)[number];
+
+const served = new Set<string>(servedResourceTypes);
+
+export function isServedResourceType(type: string): type is ServedResourceType {
+  return served.has(type);
+}
+
+/**
+ * Search parameters that get a database index, when the type has them. Every other parameter is
+ * still extracted and searchable; these are the ones clinical queries filter on first.
+ */
+export const indexedSearchParameters = [
+  'identifier',
+  'patient',
+  'subject',
+  'code',
+  'date',
+  'status',
+  'performer',
+  'encounter',
+  'organization',
+  'requester',
+  'focus',
+  'owner',
+  'based-on',
+  'part-of',
+  'name',
+  'birthdate',
+];

@@ -1,0 +1,173 @@
+/**
+ * Extraction of search values at write time. For every supported search parameter of the resource's type
+ * the FHIRPath expression of the official definition is evaluated and the results are normalised into
+ * plain fields that a MongoDB filter can match with an index:
+ *
+ * - token:     strings `system|code`, `system|`, `code` (and `|code` when there is no system)
+ * - reference: strings `Type/id`
+ * - date:      `{ lo, hi }`, the earliest start and latest end of the values, as Dates
+ * - string:    normalised strings (lower case, accents removed), for starts-with and contains
+ * - uri:       the exact strings
+ */
+import { evalFhirPathTyped, toTypedValue, type TypedValue } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+import { ensureStructureDefinitions } from './definitions.ts';
+import { searchParametersOf, type SearchParameterDefinition } from './search-parameters.ts';
+
+export interface DateRange {
+  lo: Date;
+  hi: Date;
+}
+
+export type SearchValues = Record<string, string[] | DateRange>;
+
+/** Lower case, accents removed, width folded: `Zoë` and `ZOE` match; Chinese text is unchanged. */
+export function normalizeString(value: string): string {
+  return value.normalize('NFKD').replace(/\p{M}/gu, '').toLowerCase().trim();
+}
+
+const partialDate = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
+
+/**
+ * The instant range a FHIR date, dateTime or instant stands for: `2024` is the whole year, `2024-03` the
+ * month. Values without a time zone are read as UTC. Returns undefined for anything else.
+ */
+export function dateRange(value: string): DateRange | undefined {
+  const match = partialDate.exec(value.trim());
+  if (!match) return undefined;
+  const [, year, month, day, hour, minute, second, fraction, zone] = match;
+  const y = Number(year);
+  if (month === undefined) return utcRange(Date.UTC(y, 0, 1), Date.UTC(y + 1, 0, 1));
+  const m = Number(month) - 1;
+  if (m < 0 || m > 11) return undefined;
+  if (day === undefined) return utcRange(Date.UTC(y, m, 1), Date.UTC(y, m + 1, 1));
+  const d = Number(day);
+  const start = Date.UTC(y, m, d);
+  if (d < 1 || new Date(start).getUTCMonth() !== m) return undefined;
+  if (hour === undefined) return utcRange(start, Date.UTC(y, m, d + 1));
+  const offsetMinutes =
+    zone && zone !== 'Z' ? (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6))) : 0;
+  const base = Date.UTC(y, m, d, Number(hour), Number(minute)) - offsetMinutes * 60_000;
+  if (second === undefined) return utcRange(base, base + 60_000);
+  const secondsStart = base + Number(second) * 1000;
+  if (fraction === undefined) return utcRange(secondsStart, secondsStart + 1000);
+  const ms = secondsStart + Math.floor(Number(fraction) * 1000);
+  return utcRange(ms, ms + 1);
+}
+
+function utcRange(startMs: number, endExclusiveMs: number): DateRange {
+  return { lo: new Date(startMs), hi: new Date(endExclusiveMs - 1) };
+}
+
+function tokenStrings(system: string | undefined, code: string | undefined): string[] {
+  if (code === undefined || code === '') return system ? [`${system}|`] : [];
+  return system ? [`${system}|${code}`, `${system}|`, code] : [`|${code}`, code];
+}
+
+function tokenValues(value: TypedValue): string[] {
+  const v = value.value as Record<string, unknown> | string | boolean | number;
+  switch (value.type) {
+    case 'Coding':
+      return tokenStrings((v as { system?: string }).system, (v as { code?: string }).code);
+    case 'CodeableConcept':
+      return ((v as { coding?: { system?: string; code?: string }[] }).coding ?? []).flatMap((coding) =>
+        tokenStrings(coding.system, coding.code),
+      );
+    case 'Identifier':
+      return tokenStrings((v as { system?: string }).system, (v as { value?: string }).value);
+    case 'ContactPoint':
+      return tokenStrings((v as { system?: string }).system, (v as { value?: string }).value);
+    default:
+      return typeof v === 'object' ? [] : [String(v)];
+  }
+}
+
+/** `Patient/123`, also from absolute URLs and `Patient/123/_history/2`; `#contained` and identifiers-only are skipped. */
+export function normalizeReference(reference: string): string | undefined {
+  const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(reference);
+  if (match) return `${match[1]}/${match[2]}`;
+  if (reference.startsWith('urn:uuid:') || reference.startsWith('urn:oid:')) return reference;
+  return undefined;
+}
+
+function referenceValues(value: TypedValue): string[] {
+  const v = value.value as { reference?: string } | string;
+  const reference = typeof v === 'string' ? v : v?.reference;
+  const normalized = reference ? normalizeReference(reference) : undefined;
+  return normalized ? [normalized] : [];
+}
+
+function dateValues(value: TypedValue): DateRange[] {
+  const v = value.value as string | { start?: string; end?: string; event?: string[] };
+  if (typeof v === 'string') return [dateRange(v)].filter((r): r is DateRange => r !== undefined);
+  if (value.type === 'Period') {
+    const start = v.start ? dateRange(v.start) : undefined;
+    const end = v.end ? dateRange(v.end) : undefined;
+    if (!start && !end) return [];
+    return [{ lo: start?.lo ?? new Date(-8.64e15), hi: end?.hi ?? new Date(8.64e15) }];
+  }
+  if (value.type === 'Timing') return (v.event ?? []).flatMap((event) => [dateRange(event)].filter((r) => r !== undefined));
+  return [];
+}
+
+function stringValues(value: TypedValue): string[] {
+  const v = value.value as string | Record<string, unknown>;
+  if (typeof v === 'string') return [v];
+  const parts: string[] = [];
+  const add = (part: unknown): void => {
+    if (typeof part === 'string') parts.push(part);
+    else if (Array.isArray(part)) part.forEach(add);
+  };
+  if (value.type === 'HumanName') {
+    const name = v as { family?: string; given?: string[]; text?: string; prefix?: string[]; suffix?: string[] };
+    add([name.family, name.given, name.text, name.prefix, name.suffix]);
+    // Chinese names are written family name first with no space: 张 + 三 -> 张三.
+    if (name.family && name.given?.length) parts.push(`${name.family}${name.given.join('')}`, `${name.given.join(' ')} ${name.family}`);
+  } else if (value.type === 'Address') {
+    const address = v as Record<string, unknown>;
+    add([address.text, address.line, address.city, address.district, address.state, address.postalCode, address.country]);
+  } else {
+    for (const part of Object.values(v)) add(part);
+  }
+  return parts;
+}
+
+function evaluate(parameter: SearchParameterDefinition, typed: TypedValue): TypedValue[] {
+  try {
+    return evalFhirPathTyped(parameter.atom, [typed], { '%resource': typed });
+  } catch {
+    return [];
+  }
+}
+
+/** All search values of a resource, keyed by parameter key; parameters without values are left out. */
+export function extractSearchValues(resource: Resource): SearchValues {
+  ensureStructureDefinitions();
+  const typed = toTypedValue(resource);
+  const values: SearchValues = {};
+  for (const parameter of searchParametersOf(resource.resourceType).values()) {
+    if (parameter.code === '_id' || parameter.code === '_lastUpdated') continue;
+    const results = evaluate(parameter, typed);
+    if (results.length === 0) continue;
+    if (parameter.type === 'date') {
+      const ranges = results.flatMap(dateValues);
+      if (ranges.length === 0) continue;
+      values[parameter.key] = {
+        lo: new Date(Math.min(...ranges.map((range) => range.lo.getTime()))),
+        hi: new Date(Math.max(...ranges.map((range) => range.hi.getTime()))),
+      };
+      continue;
+    }
+    const strings =
+      parameter.type === 'token'
+        ? results.flatMap(tokenValues)
+        : parameter.type === 'reference'
+          ? results.flatMap(referenceValues)
+          : parameter.type === 'string'
+            ? results.flatMap(stringValues).map(normalizeString)
+            : results.map((result) => result.value).filter((v): v is string => typeof v === 'string');
+    const unique = [...new Set(strings.filter((s) => s.length > 0))];
+    if (unique.length > 0) values[parameter.key] = unique;
+  }
+  return values;
+}

@@ -1,0 +1,184 @@
+/**
+ * FHIR search arguments -> one MongoDB filter over the values extracted at write time (search-index.ts).
+ * The same compiler serves lists, connections and reverse references.
+ *
+ * Values use FHIR search syntax: comma for OR (`code: "http://loinc.org|718-7,http://loinc.org|4548-4"`),
+ * a prefix on dates (`date: "ge2024-01-01"`). Several arguments are combined with AND.
+ */
+import type { Filter, Sort } from 'mongodb';
+import { badInput } from '../errors.ts';
+import { dateRange, normalizeReference, normalizeString } from './search-index.ts';
+import { findSearchParameter, type SearchParameterDefinition } from './search-parameters.ts';
+
+/** The stored document of a current resource version. */
+export interface ResourceDocument {
+  _id: string;
+  /** version number */
+  v: number;
+  /** last updated */
+  ts: Date;
+  /** the resource as FHIR JSON text */
+  json: string;
+  /** extracted search values */
+  sp: Record<string, unknown>;
+}
+
+export type SearchArguments = Record<string, string | string[] | number | null | undefined>;
+
+export interface CompiledSearch {
+  filter: Filter<ResourceDocument>;
+  sort: Sort;
+  count?: number;
+  offset: number;
+}
+
+const MAX_VALUES_PER_PARAMETER = 100;
+const MAX_VALUE_LENGTH = 512;
+const datePrefixes = ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'sa', 'eb'] as const;
+type DatePrefix = (typeof datePrefixes)[number];
+
+function splitValues(name: string, raw: string): string[] {
+  // A backslash escapes a comma inside a value (FHIR search syntax).
+  const values = raw
+    .split(/(?<!\\),/)
+    .map((value) => value.replace(/\\,/g, ',').trim())
+    .filter((value) => value.length > 0);
+  if (values.length === 0) throw badInput(`Search parameter ${name} has an empty value`, [name]);
+  if (values.length > MAX_VALUES_PER_PARAMETER) {
+    throw badInput(`Search parameter ${name} has more than ${MAX_VALUES_PER_PARAMETER} values`, [name]);
+  }
+  for (const value of values) {
+    if (value.length > MAX_VALUE_LENGTH) throw badInput(`A value of search parameter ${name} is too long`, [name]);
+  }
+  return values;
+}
+
+function tokenCandidates(value: string): string[] {
+  // Stored forms: `system|code`, `system|`, `code`, `|code`; the query form is matched exactly against them.
+  return [value];
+}
+
+function referenceCandidates(parameter: SearchParameterDefinition, name: string, value: string): string[] {
+  if (value.includes('/')) {
+    const normalized = normalizeReference(value);
+    if (!normalized) throw badInput(`Search parameter ${name}: "${value}" is not a reference like Patient/123`, [name]);
+    return [normalized];
+  }
+  if (!/^[A-Za-z0-9\-.]{1,64}$/.test(value)) throw badInput(`Search parameter ${name}: "${value}" is not a valid id`, [name]);
+  return parameter.targets.map((target) => `${target}/${value}`);
+}
+
+/** A date condition on a stored range: `lo`/`hi` are the fields holding its start and end (the same field for an instant). */
+function dateCondition(lo: string, hi: string, name: string, raw: string): Filter<ResourceDocument> {
+  const prefix = datePrefixes.find((p) => raw.startsWith(p)) ?? 'eq';
+  const value = datePrefixes.includes(raw.slice(0, 2) as DatePrefix) ? raw.slice(2) : raw;
+  const range = dateRange(value);
+  if (!range) {
+    throw badInput(`Search parameter ${name}: "${raw}" is not a date (use e.g. 2024, 2024-03, 2024-03-05, ge2024-01-01)`, [name]);
+  }
+  switch (prefix as DatePrefix) {
+    case 'eq':
+      return lo === hi
+        ? { [lo]: { $gte: range.lo, $lte: range.hi } }
+        : { [lo]: { $gte: range.lo }, [hi]: { $lte: range.hi } };
+    case 'ne':
+      return { $or: [{ [lo]: { $lt: range.lo } }, { [hi]: { $gt: range.hi } }] };
+    case 'lt':
+      return { [lo]: { $lt: range.lo } };
+    case 'le':
+      return { [lo]: { $lte: range.hi } };
+    case 'gt':
+      return { [hi]: { $gt: range.hi } };
+    case 'ge':
+      return { [hi]: { $gte: range.lo } };
+    case 'sa':
+      return { [lo]: { $gt: range.hi } };
+    case 'eb':
+      return { [hi]: { $lt: range.lo } };
+  }
+}
+
+function escapeRegex(value: string): string {
+  return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function parameterCondition(resourceType: string, name: string, raw: string): Filter<ResourceDocument> {
+  const values = splitValues(name, raw);
+  if (name === '_id') {
+    for (const id of values) {
+      if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw badInput(`Search parameter _id: "${id}" is not a valid id`, ['_id']);
+    }
+    return { _id: { $in: values } };
+  }
+  if (name === '_lastUpdated') {
+    const conditions = values.map((value) => dateCondition('ts', 'ts', name, value));
+    return conditions.length === 1 ? conditions[0]! : { $or: conditions };
+  }
+  const parameter = findSearchParameter(resourceType, name);
+  if (!parameter) throw badInput(`Unknown search parameter "${name}" for ${resourceType}`, [name]);
+  const field = `sp.${parameter.key}`;
+  switch (parameter.type) {
+    case 'token':
+    case 'uri':
+      return { [field]: { $in: values.flatMap(tokenCandidates) } };
+    case 'reference':
+      return { [field]: { $in: values.flatMap((value) => referenceCandidates(parameter, name, value)) } };
+    case 'date': {
+      const conditions = values.map((value) => dateCondition(`${field}.lo`, `${field}.hi`, name, value));
+      return conditions.length === 1 ? conditions[0]! : { $or: conditions };
+    }
+    case 'string': {
+      const patterns = values.map((value) => new RegExp(`^${escapeRegex(normalizeString(value))}`));
+      return { [field]: { $in: patterns } };
+    }
+  }
+}
+
+function compileSort(resourceType: string, raw: string | undefined): Sort {
+  const sort: Record<string, 1 | -1> = {};
+  for (const key of raw ? splitValues('_sort', raw) : []) {
+    const descending = key.startsWith('-');
+    const name = descending ? key.slice(1) : key;
+    const direction = descending ? -1 : 1;
+    if (name === '_id') sort._id = direction;
+    else if (name === '_lastUpdated') sort.ts = direction;
+    else {
+      const parameter = findSearchParameter(resourceType, name);
+      if (!parameter) throw badInput(`Unknown sort parameter "${name}" for ${resourceType}`, ['_sort']);
+      sort[parameter.type === 'date' ? `sp.${parameter.key}.lo` : `sp.${parameter.key}`] = direction;
+    }
+  }
+  if (!('_id' in sort)) sort._id = 1;
+  return sort;
+}
+
+function nonNegativeInteger(name: string, value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const number = typeof value === 'number' ? value : Number(value);
+  if (!Number.isInteger(number) || number < 0) throw badInput(`${name} must be a whole number of 0 or more`, [name]);
+  return number;
+}
+
+/** Compiles search arguments for a type into a filter, sort and paging; unknown or malformed ones are BAD_USER_INPUT. */
+export function compileSearch(resourceType: string, args: SearchArguments): CompiledSearch {
+  const conditions: Filter<ResourceDocument>[] = [];
+  let count: number | undefined;
+  let offset = 0;
+  let sortArgument: string | undefined;
+  for (const [name, value] of Object.entries(args)) {
+    if (value === undefined || value === null) continue;
+    if (name === '_count') count = nonNegativeInteger('_count', value);
+    else if (name === '_offset') offset = nonNegativeInteger('_offset', value) ?? 0;
+    else if (name === '_sort') sortArgument = String(value);
+    else {
+      const repeated = Array.isArray(value) ? value : [value];
+      for (const one of repeated) {
+        if (typeof one !== 'string') throw badInput(`Search parameter ${name} must be a string`, [name]);
+        conditions.push(parameterCondition(resourceType, name, one));
+      }
+    }
+  }
+  const filter: Filter<ResourceDocument> =
+    conditions.length === 0 ? {} : conditions.length === 1 ? conditions[0]! : { $and: conditions };
+  return { filter, sort: compileSort(resourceType, sortArgument), count, offset };
+}

@@ -1,0 +1,431 @@
+/**
+ * The FHIR resource store: the one path through which resources are written and read.
+ *
+ * Storage: one collection per resource type holding the current version of each resource, and one
+ * `<Type>_history` collection holding every version ever written (including the current one and deletions).
+ *
+ * Writes without multi-document transactions: a write first inserts the new version into history under the
+ * unique key `<id>/<version>`; that insert is the claim on the version number, so of two concurrent updates
+ * of one version exactly one wins and the other gets CONFLICT. Then the current document is replaced with a
+ * compare-and-set on the previous version. If a process dies between the two steps, the next writer finds the
+ * claimed version in history and rolls the current document forward to it, so no written version is lost.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Collection, Db, Filter } from 'mongodb';
+import type { Resource } from '@medplum/fhirtypes';
+import { HubError, badInput, conflict, notFound, translateDatabaseError } from '../errors.ts';
+import { isServedResourceType, servedResourceTypes, indexedSearchParameters } from './resource-types.ts';
+import { extractSearchValues } from './search-index.ts';
+import { searchParametersOf, parameterKey } from './search-parameters.ts';
+import { compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
+import { validateFhirResource } from './validation.ts';
+
+export interface HistoryDocument {
+  /** `<id>/<version>` */
+  _id: string;
+  rid: string;
+  v: number;
+  ts: Date;
+  /** The version's FHIR JSON; null for a deletion. */
+  json: string | null;
+  op: 'create' | 'update' | 'delete';
+}
+
+export interface StoreOptions {
+  /** Lists without `_count` refuse when more than this many resources match. */
+  listMaxResults: number;
+}
+
+export interface SearchResult {
+  resources: Resource[];
+  /** Whether more resources match after this page. */
+  hasMore: boolean;
+}
+
+export interface WriteOutcome {
+  resource: Resource;
+  outcome: 'created' | 'updated' | 'unchanged';
+}
+
+const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+
+export function assertValidId(id: string): void {
+  if (!ID_PATTERN.test(id)) throw badInput(`"${id.slice(0, 80)}" is not a valid FHIR id`, ['id']);
+}
+
+function assertServedType(type: string): void {
+  if (!isServedResourceType(type)) throw badInput(`Resource type ${type} is not served by this hub`, ['resourceType']);
+}
+
+/** `W/"3"`, `"3"` or `3` -> 3. */
+export function parseVersion(value: string | number): number {
+  const match = /^(?:W\/)?"?(\d{1,9})"?$/.exec(String(value).trim());
+  if (!match) throw badInput(`"${String(value).slice(0, 40)}" is not a resource version (use e.g. W/"3" or 3)`, ['ifMatch']);
+  return Number(match[1]);
+}
+
+function parseResource(json: string): Resource {
+  return JSON.parse(json) as Resource;
+}
+
+/** Compares two resources as FHIR content, ignoring the store's own meta.versionId and meta.lastUpdated. */
+function sameContent(a: Resource, b: Resource): boolean {
+  const strip = (resource: Resource): string => {
+    const { meta, ...rest } = resource;
+    const { versionId: _v, lastUpdated: _l, ...restMeta } = meta ?? {};
+    return canonicalJson(Object.keys(restMeta).length > 0 ? { ...rest, meta: restMeta } : rest);
+  };
+  return strip(a) === strip(b);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export class FhirStore {
+  constructor(
+    private readonly db: Db,
+    private readonly options: StoreOptions,
+  ) {}
+
+  private current(type: string): Collection<ResourceDocument> {
+    assertServedType(type);
+    return this.db.collection<ResourceDocument>(type);
+  }
+
+  private versions(type: string): Collection<HistoryDocument> {
+    assertServedType(type);
+    return this.db.collection<HistoryDocument>(`${type}_history`);
+  }
+
+  /**
+   * Creates the indexes searches use; safe to call at every start. Only missing indexes are requested:
+   * FerretDB v1.24 drops the connection when createIndexes names an index that already exists.
+   */
+  async ensureIndexes(): Promise<void> {
+    for (const type of servedResourceTypes) {
+      const available = searchParametersOf(type);
+      const wanted = [
+        { key: { ts: 1 }, name: 'lastUpdated' },
+        ...indexedSearchParameters
+          .filter((code) => available.has(code))
+          .map((code) => ({
+            key: { [available.get(code)?.type === 'date' ? `sp.${parameterKey(code)}.lo` : `sp.${parameterKey(code)}`]: 1 },
+            name: `sp_${parameterKey(code)}`,
+          })),
+      ];
+      await this.createMissingIndexes(type, wanted);
+      await this.createMissingIndexes(`${type}_history`, [{ key: { rid: 1, v: -1 }, name: 'resource_version' }]);
+    }
+  }
+
+  private async createMissingIndexes(collectionName: string, wanted: { key: Record<string, number>; name: string }[]): Promise<void> {
+    const collection = this.db.collection(collectionName);
+    const existing = new Set(
+      (await collection.listIndexes().toArray().catch((error: unknown) => {
+        if ((error as { code?: number }).code === 26) return []; // NamespaceNotFound: no collection yet
+        throw error;
+      })).map((index) => index.name as string),
+    );
+    const missing = wanted.filter((index) => !existing.has(index.name));
+    if (missing.length > 0) await collection.createIndexes(missing);
+  }
+
+  private prepare(resource: Resource, id: string, version: number, lastUpdated: Date): Resource {
+    const meta = { ...(resource.meta ?? {}), versionId: String(version), lastUpdated: lastUpdated.toISOString() };
+    return { ...resource, id, meta } as Resource;
+  }
+
+  private async writeNewVersion(
+    stored: Resource,
+    version: number,
+    ts: Date,
+    op: HistoryDocument['op'],
+  ): Promise<void> {
+    const type = stored.resourceType;
+    const id = stored.id as string;
+    const json = JSON.stringify(stored);
+    try {
+      await this.versions(type).insertOne({ _id: `${id}/${version}`, rid: id, v: version, ts, json, op });
+    } catch (error) {
+      if (isDuplicateKey(error)) {
+        await this.rollForward(type, id);
+        throw conflict(`${type}/${id} was changed by someone else (version ${version} already exists); read it again and retry`);
+      }
+      throw error;
+    }
+    const document: ResourceDocument = { _id: id, v: version, ts, json, sp: extractSearchValues(stored) };
+    if (version === 1) {
+      try {
+        await this.current(type).insertOne(document);
+      } catch (error) {
+        if (isDuplicateKey(error)) throw conflict(`${type}/${id} already exists`);
+        throw error;
+      }
+    } else {
+      await this.current(type).replaceOne({ _id: id, v: version - 1 }, document);
+    }
+  }
+
+  /**
+   * Repairs a write that was cut off between its two steps: if history holds a newer version than the
+   * current document, the current document is moved forward to it.
+   */
+  private async rollForward(type: string, id: string): Promise<void> {
+    const latest = await this.versions(type).find({ rid: id }).sort({ v: -1 }).limit(1).next();
+    if (!latest) return;
+    const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1 } });
+    if (current && current.v >= latest.v) return;
+    if (latest.json === null) {
+      await this.current(type).deleteOne({ _id: id, v: { $lt: latest.v } });
+      return;
+    }
+    const resource = parseResource(latest.json);
+    const document: ResourceDocument = { _id: id, v: latest.v, ts: latest.ts, json: latest.json, sp: extractSearchValues(resource) };
+    if (current) await this.current(type).replaceOne({ _id: id, v: current.v }, document);
+    else if (latest.v === 1) await this.current(type).insertOne(document).catch(() => undefined);
+  }
+
+  /** Validates and creates a resource; the store assigns the id unless one is given (seed, PUT-as-create). */
+  async create<T extends Resource>(resource: T, options: { id?: string } = {}): Promise<T> {
+    return this.guard(async () => {
+      const valid = validateFhirResource(resource);
+      const id = options.id ?? randomUUID();
+      assertValidId(id);
+      const ts = new Date();
+      const stored = this.prepare(valid, id, 1, ts);
+      await this.writeNewVersion(stored, 1, ts, 'create');
+      return stored as T;
+    });
+  }
+
+  async read<T extends Resource = Resource>(type: string, id: string): Promise<T> {
+    return this.guard(async () => {
+      assertValidId(id);
+      const document = await this.current(type).findOne({ _id: id });
+      if (document) return parseResource(document.json) as T;
+      const deleted = await this.versions(type).findOne({ rid: id, json: null });
+      if (deleted) throw new HubError('GONE', `${type}/${id} was deleted`);
+      throw notFound(`${type}/${id} not found`);
+    });
+  }
+
+  /** Reads many resources of one type in one round trip; missing ones are absent from the map. */
+  async readMany(type: string, ids: readonly string[]): Promise<Map<string, Resource>> {
+    return this.guard(async () => {
+      const valid = [...new Set(ids)].filter((id) => ID_PATTERN.test(id));
+      const found = new Map<string, Resource>();
+      if (valid.length === 0) return found;
+      for await (const document of this.current(type).find({ _id: { $in: valid } }, { projection: { json: 1 } })) {
+        found.set(document._id, parseResource(document.json));
+      }
+      return found;
+    });
+  }
+
+  async readVersion<T extends Resource = Resource>(type: string, id: string, versionId: string | number): Promise<T> {
+    return this.guard(async () => {
+      assertValidId(id);
+      const version = parseVersion(versionId);
+      const document = await this.versions(type).findOne({ _id: `${id}/${version}` });
+      if (!document) throw notFound(`${type}/${id} has no version ${version}`);
+      if (document.json === null) throw new HubError('GONE', `${type}/${id} version ${version} is a deletion`);
+      return parseResource(document.json) as T;
+    });
+  }
+
+  /** Every version of a resource, newest first; a deletion appears as `deleted: true`. */
+  async history(type: string, id: string): Promise<{ versionId: string; lastUpdated: string; deleted: boolean; resource?: Resource }[]> {
+    return this.guard(async () => {
+      assertValidId(id);
+      const documents = await this.versions(type).find({ rid: id }).sort({ v: -1 }).toArray();
+      if (documents.length === 0) throw notFound(`${type}/${id} not found`);
+      return documents.map((document) => ({
+        versionId: String(document.v),
+        lastUpdated: document.ts.toISOString(),
+        deleted: document.json === null,
+        ...(document.json === null ? {} : { resource: parseResource(document.json) }),
+      }));
+    });
+  }
+
+  /**
+   * Validates and updates a resource. `ifMatch` (or the resource's meta.versionId) names the version the
+   * caller read; if the resource has moved on since, the update fails with CONFLICT and nothing is written.
+   */
+  async update<T extends Resource>(resource: T, options: { ifMatch?: string | number } = {}): Promise<T> {
+    return this.guard(async () => {
+      const valid = validateFhirResource(resource);
+      const id = valid.id;
+      if (!id) throw badInput('An update needs the resource id', ['id']);
+      assertValidId(id);
+      const type = valid.resourceType;
+      const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1 } });
+      if (!current) {
+        const claimed = await this.versions(type).findOne({ rid: id }, { projection: { v: 1 } });
+        if (claimed) await this.rollForward(type, id);
+        throw notFound(`${type}/${id} not found`);
+      }
+      const expectedRaw = options.ifMatch ?? valid.meta?.versionId;
+      const expected = expectedRaw === undefined ? current.v : parseVersion(expectedRaw);
+      if (expected !== current.v) {
+        throw conflict(`${type}/${id} is at version ${current.v}, not ${expected}; read it again and retry`);
+      }
+      const ts = new Date();
+      const stored = this.prepare(valid, id, expected + 1, ts);
+      await this.writeNewVersion(stored, expected + 1, ts, 'update');
+      return stored as T;
+    });
+  }
+
+  /** Deletes a resource; its versions stay readable in history. Returns the version that records the deletion. */
+  async delete(type: string, id: string, options: { ifMatch?: string | number } = {}): Promise<string> {
+    return this.guard(async () => {
+      assertValidId(id);
+      const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1 } });
+      if (!current) throw notFound(`${type}/${id} not found`);
+      const expected = options.ifMatch === undefined ? current.v : parseVersion(options.ifMatch);
+      if (expected !== current.v) throw conflict(`${type}/${id} is at version ${current.v}, not ${expected}`);
+      const version = expected + 1;
+      try {
+        await this.versions(type).insertOne({ _id: `${id}/${version}`, rid: id, v: version, ts: new Date(), json: null, op: 'delete' });
+      } catch (error) {
+        if (isDuplicateKey(error)) throw conflict(`${type}/${id} was changed by someone else; read it again and retry`);
+        throw error;
+      }
+      await this.current(type).deleteOne({ _id: id, v: expected });
+      return String(version);
+    });
+  }
+
+  /**
+   * Creates or updates a resource with a given id, writing a new version only when its content differs
+   * from what is stored (used by the seed: running it twice changes nothing).
+   */
+  async put(resource: Resource): Promise<WriteOutcome> {
+    return this.guard(async () => {
+      const valid = validateFhirResource(resource);
+      if (!valid.id) throw badInput('A put needs the resource id', ['id']);
+      assertValidId(valid.id);
+      const existing = await this.current(valid.resourceType).findOne({ _id: valid.id });
+      if (!existing) return { resource: await this.create(valid, { id: valid.id }), outcome: 'created' };
+      const stored = parseResource(existing.json);
+      if (sameContent(stored, valid)) return { resource: stored, outcome: 'unchanged' };
+      const { meta: _meta, ...withoutMeta } = valid;
+      const updated = await this.update({ ...withoutMeta, meta: { ...valid.meta, versionId: String(existing.v) } } as Resource);
+      return { resource: updated, outcome: 'updated' };
+    });
+  }
+
+  /**
+   * `put` for many resources with few round trips: per type one read of what exists, then the new ones
+   * are written with two bulk inserts (history, then current). Changed ones go through `update`.
+   * If a bulk insert meets a concurrent writer, the affected resources are retried one by one.
+   */
+  async putMany(resources: Resource[]): Promise<WriteOutcome[]> {
+    return this.guard(async () => {
+      const valid = resources.map((resource) => {
+        const checked = validateFhirResource(resource);
+        if (!checked.id) throw badInput(`A ${checked.resourceType} to put has no id`, ['id']);
+        assertValidId(checked.id);
+        return checked;
+      });
+      const outcomes = new Map<Resource, WriteOutcome>();
+      const byType = new Map<string, Resource[]>();
+      for (const resource of valid) byType.set(resource.resourceType, [...(byType.get(resource.resourceType) ?? []), resource]);
+      for (const [type, group] of byType) {
+        const existing = new Map<string, ResourceDocument>();
+        for await (const document of this.current(type).find({ _id: { $in: group.map((r) => r.id as string) } })) {
+          existing.set(document._id, document);
+        }
+        const fresh: Resource[] = [];
+        for (const resource of group) {
+          const document = existing.get(resource.id as string);
+          if (!document) fresh.push(resource);
+          else {
+            const stored = parseResource(document.json);
+            outcomes.set(resource, sameContent(stored, resource) ? { resource: stored, outcome: 'unchanged' } : await this.put(resource));
+          }
+        }
+        if (fresh.length === 0) continue;
+        const ts = new Date();
+        const prepared = fresh.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
+        const json = prepared.map((resource) => JSON.stringify(resource));
+        try {
+          await this.versions(type).insertMany(
+            prepared.map((resource, i) => ({ _id: `${resource.id}/1`, rid: resource.id as string, v: 1, ts, json: json[i]!, op: 'create' as const })),
+            { ordered: false },
+          );
+          await this.current(type).insertMany(
+            prepared.map((resource, i) => ({ _id: resource.id as string, v: 1, ts, json: json[i]!, sp: extractSearchValues(resource) })),
+            { ordered: false },
+          );
+          prepared.forEach((resource, i) => outcomes.set(fresh[i]!, { resource, outcome: 'created' }));
+        } catch (error) {
+          if (!isDuplicateKey(error) && (error as { name?: string }).name !== 'MongoBulkWriteError') throw error;
+          for (const resource of fresh) outcomes.set(resource, await this.putWithRetry(resource));
+        }
+      }
+      return valid.map((resource) => outcomes.get(resource)!);
+    });
+  }
+
+  private async putWithRetry(resource: Resource): Promise<WriteOutcome> {
+    try {
+      return await this.put(resource);
+    } catch (error) {
+      // A concurrent writer or a cut-off earlier write: `put` rolled it forward; one more look settles it.
+      if (error instanceof HubError && error.code === 'CONFLICT') return this.put(resource);
+      throw error;
+    }
+  }
+
+  /** Searches one type with FHIR search arguments; `_count` bounds the page, otherwise the list maximum applies. */
+  async search(type: string, args: SearchArguments): Promise<SearchResult> {
+    return this.guard(async () => {
+      assertServedType(type);
+      const compiled = compileSearch(type, args);
+      const pageSize = compiled.count ?? this.options.listMaxResults;
+      const documents = await this.current(type)
+        .find(compiled.filter, { projection: { json: 1 } })
+        .sort(compiled.sort)
+        .skip(compiled.offset)
+        .limit(pageSize + 1)
+        .toArray();
+      const hasMore = documents.length > pageSize;
+      if (hasMore && compiled.count === undefined) {
+        throw new HubError(
+          'TOO_MANY_RESULTS',
+          `More than ${this.options.listMaxResults} ${type} resources match; narrow the search or page with _count and _offset`,
+        );
+      }
+      return { resources: documents.slice(0, pageSize).map((document) => parseResource(document.json)), hasMore };
+    });
+  }
+
+  async count(type: string, args: SearchArguments = {}): Promise<number> {
+    return this.guard(async () => {
+      const { filter } = compileSearch(type, args);
+      return this.current(type).countDocuments(filter as Filter<ResourceDocument>);
+    });
+  }
+
+  private async guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw translateDatabaseError(error);
+    }
+  }
+}
+
+function isDuplicateKey(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 11000;
+}

@@ -1,0 +1,51 @@
+import { OperationOutcomeError, validateResource } from '@medplum/core';
+import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import { HubError, badInput } from '../errors.ts';
+import { ensureStructureDefinitions } from './definitions.ts';
+import { isServedResourceType } from './resource-types.ts';
+
+/** Warnings of the validator that describe a resource no FHIR server should accept. */
+const refusedWarnings = [/Conflicting choice of type properties/];
+
+function refusal(issues: OperationOutcomeIssue[], resourceType: string): HubError {
+  const outcome: OperationOutcome = { resourceType: 'OperationOutcome', issue: issues };
+  const summary = issues
+    .slice(0, 5)
+    .map((issue) => `${issue.expression?.join(', ') ?? resourceType}: ${issue.details?.text ?? issue.code}`)
+    .join('; ');
+  return new HubError('BAD_USER_INPUT', `Invalid ${resourceType}: ${summary}`, outcome);
+}
+
+/**
+ * Validates a resource against the FHIR R4 StructureDefinitions (Medplum's validator) and the types this
+ * hub serves. Throws BAD_USER_INPUT with the validator's issues as an OperationOutcome.
+ */
+export function validateFhirResource(resource: unknown, expectedType?: string): Resource {
+  if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) {
+    throw badInput('A FHIR resource must be a JSON object');
+  }
+  const resourceType = (resource as { resourceType?: unknown }).resourceType;
+  if (typeof resourceType !== 'string') throw badInput('The resource has no resourceType', ['resourceType']);
+  if (expectedType && resourceType !== expectedType) {
+    throw badInput(`Expected a ${expectedType} but the resource is a ${resourceType}`, ['resourceType']);
+  }
+  if (!isServedResourceType(resourceType)) {
+    throw badInput(`Resource type ${resourceType} is not served by this hub`, ['resourceType']);
+  }
+  ensureStructureDefinitions();
+  let issues: OperationOutcomeIssue[];
+  try {
+    issues = validateResource(resource as Resource);
+  } catch (error) {
+    if (error instanceof OperationOutcomeError) throw refusal(error.outcome.issue ?? [], resourceType);
+    throw error;
+  }
+  const refused = issues.filter(
+    (issue) =>
+      issue.severity === 'error' ||
+      issue.severity === 'fatal' ||
+      refusedWarnings.some((pattern) => pattern.test(issue.details?.text ?? '')),
+  );
+  if (refused.length > 0) throw refusal(refused, resourceType);
+  return resource as Resource;
+}

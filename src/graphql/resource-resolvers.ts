@@ -1,0 +1,80 @@
+/**
+ * Resolvers for every served FHIR resource type, built from the list of types: `T(id)`, `TList(...)`,
+ * `TCreate`, `TUpdate`, `TDelete`, `Reference.resource` and the `AnyResource` union. They translate
+ * arguments and call the store; the rules live in src/fhir/.
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import { badInput, notFound } from '../errors.ts';
+import { servedResourceTypes } from '../fhir/resource-types.ts';
+import { normalizeReference } from '../fhir/search-index.ts';
+import type { SearchArguments } from '../fhir/search-query.ts';
+import type { RequestContext } from './context.ts';
+
+type Resolver = (parent: unknown, args: Record<string, unknown>, context: RequestContext) => unknown;
+
+/** GraphQL input objects carry explicit nulls for fields sent as null; FHIR JSON leaves them out. */
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.filter((item) => item !== null).map(withoutNulls);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, item]) => item !== null && item !== undefined)
+        .map(([key, item]) => [key, withoutNulls(item)]),
+    );
+  }
+  return value;
+}
+
+function inputResource(type: string, input: unknown): Resource {
+  const resource = withoutNulls(input) as Record<string, unknown>;
+  if (resource.resourceType !== undefined && resource.resourceType !== type) {
+    throw badInput(`res.resourceType is ${String(resource.resourceType)} but this mutation creates ${type}`, ['resourceType']);
+  }
+  return { ...resource, resourceType: type } as unknown as Resource;
+}
+
+async function readOne(context: RequestContext, type: string, id: string): Promise<Resource> {
+  const resource = await context.resources.load(`${type}/${id}`);
+  // store.read distinguishes NOT_FOUND from GONE and checks the id.
+  return resource ?? context.store.read(type, id);
+}
+
+export function resourceResolvers(): { Query: Record<string, Resolver>; Mutation: Record<string, Resolver>; rest: Record<string, unknown> } {
+  const Query: Record<string, Resolver> = {};
+  const Mutation: Record<string, Resolver> = {};
+  const rest: Record<string, unknown> = {};
+  for (const type of servedResourceTypes) {
+    Query[type] = (_parent, args, context) => readOne(context, type, String(args.id));
+    Query[`${type}List`] = async (_parent, args, context) =>
+      (await context.store.search(type, args as SearchArguments)).resources;
+    Mutation[`${type}Create`] = (_parent, args, context) => context.store.create(inputResource(type, args.res));
+    Mutation[`${type}Update`] = (_parent, args, context) => {
+      const resource = inputResource(type, args.res);
+      const id = String(args.id);
+      if (resource.id !== undefined && resource.id !== id) throw badInput(`res.id ${resource.id} differs from id ${id}`, ['id']);
+      return context.store.update({ ...resource, id }, args.ifMatch ? { ifMatch: String(args.ifMatch) } : {});
+    };
+    Mutation[`${type}Delete`] = async (_parent, args, context) => {
+      const id = String(args.id);
+      const versionId = await context.store.delete(type, id, args.ifMatch ? { ifMatch: String(args.ifMatch) } : {});
+      return { resourceType: type, id, versionId };
+    };
+    rest[type] = { json: (resource: Resource) => resource };
+  }
+  rest.AnyResource = { __resolveType: (resource: Resource) => resource.resourceType };
+  rest.Reference = {
+    resource: async (reference: { reference?: string }, args: { optional?: boolean | null; type?: string | null }, context: RequestContext) => {
+      const target = reference.reference ? normalizeReference(reference.reference) : undefined;
+      const [type, id] = target?.split('/') ?? [];
+      if (!type || !id || !servedResourceTypes.includes(type as (typeof servedResourceTypes)[number])) {
+        if (args.optional) return null;
+        throw notFound(`Reference ${reference.reference ?? '(empty)'} cannot be resolved by this hub`);
+      }
+      if (args.type && args.type !== type) return null;
+      const resource = await context.resources.load(`${type}/${id}`);
+      if (!resource && !args.optional) throw notFound(`${type}/${id} not found`);
+      return resource;
+    },
+  };
+  return { Query, Mutation, rest };
+}

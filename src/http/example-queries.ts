@@ -1,0 +1,60 @@
+/** Example queries over the demo consortium, preloaded in the playground and shown in the README. */
+export interface ExampleQuery {
+  title: string;
+  query: string;
+  variables?: Record<string, unknown>;
+}
+
+export const exampleQueries: ExampleQuery[] = [
+  {
+    title: 'A resident found by national ID, with the organisation that holds the record',
+    query: `query ResidentByNationalId($id: String) {
+  PatientList(identifier: $id) {
+    id
+    name { text family given }
+    gender
+    birthDate
+    identifier { system value }
+    managingOrganization { display resource { ... on Organization { name alias } } }
+  }
+}`,
+    variables: { id: 'urn:oid:2.16.156.10011.1.3|430621196803150018' },
+  },
+  {
+    title: 'Haemoglobin results (LOINC 718-7) since 2025 with patient and performer',
+    query: `{
+  ObservationList(code: "http://loinc.org|718-7", date: "ge2025-01-01", _sort: "-date", _count: 10) {
+    id
+    effectiveDateTime
+    valueQuantity { value unit }
+    subject { resource { ... on Patient { name { text } } } }
+    performer { display }
+  }
+}`,
+  },
+  {
+    title: 'Referrals: open referral tasks with their requests',
+    query: `{
+  TaskList(status: "requested,received,accepted,in-progress") {
+    id
+    status
+    businessStatus { text }
+    requester { display }
+    owner { display }
+    focus { resource { ... on ServiceRequest { category { text } reasonCode { text } } } }
+  }
+}`,
+  },
+  {
+    title: 'The members of the consortium',
+    query: `{
+  OrganizationList(_sort: "name") {
+    id
+    name
+    alias
+    type { coding { code display } }
+    partOf { display }
+  }
+}`,
+  },
+];

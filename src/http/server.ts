@@ -1,0 +1,190 @@
+/**
+ * The HTTP front: `/graphql` and `/$graphql` (POST JSON, GET with query string), the offline playground,
+ * and `/health`. Plain node:http with Apollo Server's generic request API, so body limits, draining on
+ * shutdown and every error answer are under the hub's control.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { HeaderMap, type ApolloServer } from '@apollo/server';
+import type { ErrorCode } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { RequestContext } from '../graphql/context.ts';
+import { PLAYGROUND_ASSET_PREFIX, playgroundAsset, playgroundPage } from './playground.ts';
+
+export interface HttpOptions {
+  host: string;
+  port: number;
+  maxBodyBytes: number;
+  playgroundEnabled: boolean;
+  apollo: ApolloServer<RequestContext>;
+  createContext: () => RequestContext;
+  databaseReachable: () => Promise<boolean>;
+  log: Logger;
+}
+
+export interface HttpServer {
+  server: Server;
+  url: string;
+  /** Stops accepting connections and waits up to graceMs for in-flight requests, then closes the rest. */
+  close(graceMs: number): Promise<void>;
+}
+
+class BodyTooLarge extends Error {}
+
+function readBody(request: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      reject(new BodyTooLarge());
+      request.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new BodyTooLarge());
+        request.removeAllListeners('data');
+        request.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.on('error', reject);
+  });
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  response.end(text);
+}
+
+function sendError(response: ServerResponse, status: number, code: ErrorCode, message: string): void {
+  sendJson(response, status, { errors: [{ message, extensions: { code } }] });
+}
+
+export async function startHttpServer(options: HttpOptions): Promise<HttpServer> {
+  const { apollo, log } = options;
+  let closing = false;
+
+  const handleGraphql = async (request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> => {
+    const headers = new HeaderMap();
+    for (const [key, value] of Object.entries(request.headers)) {
+      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+    }
+    let body: unknown;
+    if (request.method === 'POST') {
+      const text = await readBody(request, options.maxBodyBytes);
+      const contentType = headers.get('content-type') ?? '';
+      if (!contentType.includes('application/json') && !contentType.includes('application/graphql')) {
+        sendError(response, 415, 'BAD_USER_INPUT', 'POST /graphql needs Content-Type: application/json');
+        return;
+      }
+      try {
+        body = contentType.includes('application/graphql') ? { query: text } : JSON.parse(text);
+      } catch {
+        sendError(response, 400, 'BAD_USER_INPUT', 'The request body is not valid JSON');
+        return;
+      }
+      if (contentType.includes('application/graphql')) headers.set('content-type', 'application/json');
+    }
+    const result = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: request.method ?? 'GET', headers, search: url.search, body },
+      context: async () => options.createContext(),
+    });
+    for (const [key, value] of result.headers) response.setHeader(key, value);
+    response.statusCode = result.status ?? 200;
+    if (result.body.kind === 'complete') {
+      response.end(result.body.string);
+    } else {
+      for await (const chunk of result.body.asyncIterator) response.write(chunk);
+      response.end();
+    }
+  };
+
+  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const url = new URL(request.url ?? '/', 'http://hub.local');
+    if (closing) response.setHeader('connection', 'close');
+    if (url.pathname === '/health' && request.method === 'GET') {
+      const database = await options.databaseReachable();
+      sendJson(response, database ? 200 : 503, { status: database ? 'ok' : 'degraded', database: database ? 'reachable' : 'unreachable' });
+      return;
+    }
+    if (url.pathname.startsWith(PLAYGROUND_ASSET_PREFIX) && request.method === 'GET' && options.playgroundEnabled) {
+      const asset = playgroundAsset(url.pathname.slice(PLAYGROUND_ASSET_PREFIX.length));
+      if (!asset) {
+        sendError(response, 404, 'NOT_FOUND', 'No such asset');
+        return;
+      }
+      response.writeHead(200, { 'content-type': `${asset.type}; charset=utf-8`, 'cache-control': 'public, max-age=86400', 'content-length': asset.body.length });
+      response.end(asset.body);
+      return;
+    }
+    if (url.pathname === '/graphql' || url.pathname === '/$graphql') {
+      const wantsPage =
+        request.method === 'GET' && !url.searchParams.has('query') && (request.headers.accept ?? '').includes('text/html');
+      if (wantsPage) {
+        if (!options.playgroundEnabled) {
+          sendError(response, 404, 'NOT_FOUND', 'The playground is switched off here');
+          return;
+        }
+        const page = playgroundPage(url.pathname);
+        response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(page) });
+        response.end(page);
+        return;
+      }
+      if (request.method !== 'GET' && request.method !== 'POST') {
+        response.setHeader('allow', 'GET, POST');
+        sendError(response, 405, 'BAD_USER_INPUT', 'Use GET or POST');
+        return;
+      }
+      await handleGraphql(request, response, url);
+      return;
+    }
+    if (url.pathname === '/' && request.method === 'GET') {
+      response.writeHead(302, { location: '/graphql' });
+      response.end();
+      return;
+    }
+    sendError(response, 404, 'NOT_FOUND', `Nothing at ${url.pathname}; the API is at /graphql`);
+  };
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      if (error instanceof BodyTooLarge) {
+        response.setHeader('connection', 'close');
+        sendError(response, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${options.maxBodyBytes} bytes`);
+        return;
+      }
+      log.error('request failed', { error: error instanceof Error ? error.stack : String(error) });
+      if (!response.headersSent) sendError(response, 500, 'INTERNAL', 'Internal error; it has been logged');
+      else response.end();
+    });
+  });
+  server.requestTimeout = 60_000;
+  server.headersTimeout = 20_000;
+  server.keepAliveTimeout = 5_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  return {
+    server,
+    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`,
+    close: async (graceMs: number) => {
+      closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
