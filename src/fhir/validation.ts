@@ -3,6 +3,7 @@ import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum
 import { HubError, badInput } from '../errors.ts';
 import { ensureStructureDefinitions } from './definitions.ts';
 import { isServedResourceType } from './resource-types.ts';
+import { checkRequiredBindings } from './terminology.ts';
 
 /** Warnings of the validator that describe a resource no FHIR server should accept. */
 const refusedWarnings = [/Conflicting choice of type properties/];
@@ -37,10 +38,10 @@ export function validateFhirResource(resource: unknown, expectedType?: string): 
   try {
     issues = validateResource(resource as Resource);
   } catch (error) {
-    if (error instanceof OperationOutcomeError) throw refusal(error.outcome.issue ?? [], resourceType);
-    throw error;
+    if (!(error instanceof OperationOutcomeError)) throw error;
+    issues = error.outcome.issue ?? [];
   }
-  const refused = issues.filter(
+  const refused = [...issues, ...checkRequiredBindings(resource as Resource)].filter(
     (issue) =>
       issue.severity === 'error' ||
       issue.severity === 'fatal' ||

@@ -1,0 +1,179 @@
+import type { Observation, Patient } from '@medplum/fhirtypes';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HubError } from '../../src/errors.ts';
+import { freshDatabase, type TestDatabase } from '../support/hub.ts';
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await freshDatabase('store');
+});
+afterAll(async () => database.drop());
+
+const nationalIdSystem = 'urn:oid:2.16.156.10011.1.3';
+const patient = (family: string, given: string): Patient => ({
+  resourceType: 'Patient',
+  name: [{ family, given: [given], text: `${family}${given}` }],
+  gender: 'female',
+  birthDate: '1962-08-09',
+  identifier: [{ system: nationalIdSystem, value: '11010519491231002X' }],
+  address: [{ text: '江南省东湖县桃林镇和平村3号' }],
+});
+
+async function countDocuments(collection: string): Promise<number> {
+  return database.connection.db.collection(collection).countDocuments({});
+}
+
+describe('FHIR store', () => {
+  it('creates a resource with id, versionId and lastUpdated, and reads it back with Chinese text intact', async () => {
+    const created = await database.store.create(patient('欧阳', '秀英'));
+    expect(created.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(created.meta?.versionId).toBe('1');
+    expect(Date.parse(created.meta?.lastUpdated ?? '')).toBeGreaterThan(Date.now() - 60_000);
+    const read = await database.store.read<Patient>('Patient', created.id!);
+    expect(read).toEqual(created);
+    expect(read.name?.[0]?.text).toBe('欧阳秀英');
+    expect(read.address?.[0]?.text).toBe('江南省东湖县桃林镇和平村3号');
+  });
+
+  it('keeps every version on update and delete, and reads each version back', async () => {
+    const created = await database.store.create(patient('李', '娜'));
+    const updated = await database.store.update({ ...created, gender: 'male' }, { ifMatch: 'W/"1"' });
+    expect(updated.meta?.versionId).toBe('2');
+    const deletedVersion = await database.store.delete('Patient', created.id!, { ifMatch: '2' });
+    expect(deletedVersion).toBe('3');
+
+    await expect(database.store.read('Patient', created.id!)).rejects.toMatchObject({ code: 'GONE' });
+    expect((await database.store.readVersion<Patient>('Patient', created.id!, 1)).gender).toBe('female');
+    expect((await database.store.readVersion<Patient>('Patient', created.id!, '2')).gender).toBe('male');
+    await expect(database.store.readVersion('Patient', created.id!, 3)).rejects.toMatchObject({ code: 'GONE' });
+    const history = await database.store.history('Patient', created.id!);
+    expect(history.map((entry) => [entry.versionId, entry.deleted])).toEqual([
+      ['3', true],
+      ['2', false],
+      ['1', false],
+    ]);
+  });
+
+  it('refuses a stale version with CONFLICT and writes nothing', async () => {
+    const created = await database.store.create(patient('王', '芳'));
+    await database.store.update({ ...created, gender: 'male' });
+    const before = await countDocuments('Patient_history');
+    await expect(database.store.update({ ...created, gender: 'other' }, { ifMatch: '1' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(await countDocuments('Patient_history')).toBe(before);
+    expect((await database.store.read<Patient>('Patient', created.id!)).gender).toBe('male');
+  });
+
+  it('lets exactly one of many concurrent updates of one version win; the others get CONFLICT', async () => {
+    const created = await database.store.create(patient('赵', '敏'));
+    const attempts = ['male', 'other', 'unknown', 'female', 'male', 'other', 'unknown', 'female'].map((gender) =>
+      database.store.update({ ...created, gender } as Patient, { ifMatch: '1' }),
+    );
+    const results = await Promise.allSettled(attempts);
+    const winners = results.filter((result) => result.status === 'fulfilled');
+    const losers = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
+    expect(winners).toHaveLength(1);
+    expect(losers.map((result) => (result.reason as HubError).code)).toEqual(Array(7).fill('CONFLICT'));
+    const history = await database.store.history('Patient', created.id!);
+    expect(history.map((entry) => entry.versionId)).toEqual(['2', '1']);
+    const winner = (winners[0] as PromiseFulfilledResult<Patient>).value;
+    expect((await database.store.read<Patient>('Patient', created.id!)).gender).toBe(winner.gender);
+  });
+
+  it('rolls a write cut off between history and current forward, so the version is not lost', async () => {
+    const created = await database.store.create(patient('孙', '丽'));
+    // Simulate a crash after the history insert of version 2 and before the current document moved.
+    const version2 = { ...created, gender: 'male', meta: { versionId: '2', lastUpdated: new Date().toISOString() } };
+    await database.connection.db
+      .collection('Patient_history')
+      .insertOne({ _id: `${created.id}/2` as never, rid: created.id, v: 2, ts: new Date(), json: JSON.stringify(version2), op: 'update' });
+    await expect(database.store.update({ ...created, gender: 'other' }, { ifMatch: '1' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    const current = await database.store.read<Patient>('Patient', created.id!);
+    expect(current.meta?.versionId).toBe('2');
+    expect(current.gender).toBe('male');
+    const third = await database.store.update({ ...current, gender: 'other' }, { ifMatch: '2' });
+    expect(third.meta?.versionId).toBe('3');
+  });
+
+  it('refuses an invalid resource with the validator issues and writes nothing', async () => {
+    const before = [await countDocuments('Observation'), await countDocuments('Observation_history')];
+    const invalid = { resourceType: 'Observation', status: 'finsihed', code: { text: '血红蛋白' }, valueQuantity: { value: 'high' }, colour: 'red' };
+    const error = await database.store.create(invalid as unknown as Observation).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HubError);
+    expect((error as HubError).code).toBe('BAD_USER_INPUT');
+    const expressions = (error as HubError).outcome?.issue?.flatMap((issue) => issue.expression ?? []);
+    expect(expressions).toEqual(expect.arrayContaining(['Observation.status', 'Observation.colour', 'Observation.value[x].value']));
+    expect([await countDocuments('Observation'), await countDocuments('Observation_history')]).toEqual(before);
+  });
+
+  it('refuses a resource of a type the hub does not serve', async () => {
+    await expect(database.store.create({ resourceType: 'Claim' } as never)).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+  });
+
+  it('extracts search values at write time into indexed fields', async () => {
+    const person = await database.store.create(patient('张', '三'));
+    const observation = await database.store.create<Observation>({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '718-7' }], text: '血红蛋白' },
+      subject: { reference: `Patient/${person.id}` },
+      effectiveDateTime: '2026-03-05T10:00:00+08:00',
+      performer: [{ reference: 'Organization/org-donghu-county' }],
+      valueQuantity: { value: 132, unit: 'g/L', system: 'http://unitsofmeasure.org', code: 'g/L' },
+    });
+    const stored = await database.connection.db.collection('Observation').findOne({ _id: observation.id as never });
+    expect(stored?.sp).toMatchObject({
+      code: expect.arrayContaining(['http://loinc.org|718-7', '718-7', 'http://loinc.org|']),
+      subject: [`Patient/${person.id}`],
+      patient: [`Patient/${person.id}`],
+      performer: ['Organization/org-donghu-county'],
+      status: ['final'],
+      date: { lo: new Date('2026-03-05T02:00:00.000Z'), hi: new Date('2026-03-05T02:00:00.999Z') },
+    });
+    const indexes = (await database.connection.db.collection('Observation').listIndexes().toArray()).map((index) => index.name);
+    expect(indexes).toEqual(expect.arrayContaining(['lastUpdated', 'sp_code', 'sp_subject', 'sp_patient', 'sp_date', 'sp_status', 'sp_performer']));
+  });
+
+  it('searches by identifier, reference, token, date and string, and refuses unknown parameters', async () => {
+    const person = await database.store.create({ ...patient('周', '杰'), identifier: [{ system: 'https://demo/mrn', value: 'MRN-77' }] });
+    const make = (code: string, date: string, status: Observation['status']): Promise<Observation> =>
+      database.store.create<Observation>({ resourceType: 'Observation', status, code: { coding: [{ system: 'http://loinc.org', code }] }, subject: { reference: `Patient/${person.id}` }, effectiveDateTime: date });
+    const hb2025 = await make('718-7', '2025-06-01T09:00:00+08:00', 'final');
+    const hb2026 = await make('718-7', '2026-02-01T09:00:00+08:00', 'final');
+    const glucose = await make('14749-6', '2026-02-02T09:00:00+08:00', 'preliminary');
+    const ids = async (args: Record<string, string | number>): Promise<string[]> =>
+      (await database.store.search('Observation', { subject: `Patient/${person.id}`, ...args })).resources.map((r) => r.id!).sort();
+
+    expect((await database.store.search('Patient', { identifier: 'https://demo/mrn|MRN-77' })).resources.map((r) => r.id)).toEqual([person.id]);
+    expect((await database.store.search('Patient', { identifier: 'MRN-77' })).resources.map((r) => r.id)).toEqual([person.id]);
+    expect((await database.store.search('Patient', { name: '周杰' })).resources.map((r) => r.id)).toEqual([person.id]);
+    expect(await ids({ code: 'http://loinc.org|718-7' })).toEqual([hb2025.id, hb2026.id].sort());
+    expect(await ids({ code: '718-7,14749-6' })).toEqual([hb2025.id, hb2026.id, glucose.id].sort());
+    expect(await ids({ patient: person.id! })).toHaveLength(3);
+    expect(await ids({ date: '2026' })).toEqual([hb2026.id, glucose.id].sort());
+    expect(await ids({ date: 'lt2026-01-01' })).toEqual([hb2025.id]);
+    expect(await ids({ date: 'ge2026-02-02', code: 'http://loinc.org|' })).toEqual([glucose.id]);
+    expect(await ids({ status: 'final' })).toEqual([hb2025.id, hb2026.id].sort());
+    expect(await ids({ _id: `${glucose.id},${hb2025.id}` })).toEqual([hb2025.id, glucose.id].sort());
+    expect((await database.store.search('Observation', { subject: `Patient/${person.id}`, _count: 2, _sort: '-date' })).resources.map((r) => r.id)).toEqual([glucose.id, hb2026.id]);
+
+    await expect(database.store.search('Observation', { colour: 'red' })).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringContaining('colour') });
+    await expect(database.store.search('Observation', { date: 'gt2026-13-45' })).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringContaining('date') });
+    await expect(database.store.search('Observation', { _count: -1 })).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+  });
+
+  it('refuses a list that would exceed the configured maximum instead of cutting it', async () => {
+    const small = await freshDatabase('store_max', { listMaxResults: 3 });
+    try {
+      for (let i = 0; i < 4; i++) await small.store.create(patient('何', `${i}`));
+      await expect(small.store.search('Patient', {})).rejects.toMatchObject({ code: 'TOO_MANY_RESULTS' });
+      expect((await small.store.search('Patient', { _count: 2 })).resources).toHaveLength(2);
+    } finally {
+      await small.drop();
+    }
+  });
+
+  it('treats operator objects in search values as text, never as database operators', async () => {
+    await expect(database.store.search('Patient', { identifier: { $gt: '' } as never })).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    expect((await database.store.search('Patient', { name: '.*' })).resources).toEqual([]);
+  });
+});

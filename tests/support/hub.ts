@@ -1,0 +1,61 @@
+/** Test helpers: a fresh database per test file, an in-process hub on a free port, and a GraphQL client. */
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { startHub, type Hub } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { openDatabase, type DatabaseConnection } from '../../src/database/connection.ts';
+import { FhirStore } from '../../src/fhir/store.ts';
+import { createLogger } from '../../src/log.ts';
+
+export const mongodbUri = (): string => inject('mongodbUri');
+
+export function uniqueDatabaseName(label: string): string {
+  return `test_${label}_${randomBytes(4).toString('hex')}`;
+}
+
+export interface TestDatabase {
+  name: string;
+  connection: DatabaseConnection;
+  store: FhirStore;
+  /** Drops the database and closes the connection. */
+  drop(): Promise<void>;
+}
+
+export async function freshDatabase(label: string, options: { uri?: string; listMaxResults?: number } = {}): Promise<TestDatabase> {
+  const name = uniqueDatabaseName(label);
+  const connection = openDatabase(options.uri ?? mongodbUri(), name, 5000);
+  const store = new FhirStore(connection.db, { listMaxResults: options.listMaxResults ?? 1000 });
+  await store.ensureIndexes();
+  return {
+    name,
+    connection,
+    store,
+    drop: async () => {
+      await connection.db.dropDatabase().catch(() => undefined);
+      await connection.close();
+    },
+  };
+}
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({ PORT: '0', LOG_LEVEL: 'silent', DB_TIMEOUT_MS: '1500', SHUTDOWN_GRACE_MS: '2000', ...overrides });
+}
+
+export async function startTestHub(databaseName: string, overrides: Record<string, string> = {}, uri = mongodbUri()): Promise<Hub> {
+  return startHub(testConfig({ MONGODB_DB: databaseName, ...overrides }), uri, createLogger('silent'));
+}
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  data?: T | null;
+  errors?: { message: string; path?: string[]; extensions?: { code?: string; resource?: { resourceType: string; issue: unknown[] } } & Record<string, unknown> }[];
+}
+
+export async function graphql<T = Record<string, any>>(hubUrl: string, query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>> {
+  const response = await fetch(`${hubUrl}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query, variables }),
+  });
+  return { status: response.status, ...((await response.json()) as object) };
+}
