@@ -13,7 +13,7 @@ const config = loadConfig();
 let embedded: EmbeddedFerretDb | undefined;
 let uri = config.MONGODB_URI;
 if (!uri) {
-  embedded = new EmbeddedFerretDb({ dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.EMBEDDED_DB_PORT, log: console.log });
+  embedded = new EmbeddedFerretDb({ binary: config.FERRETDB_BIN, dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.EMBEDDED_DB_PORT, log: console.log });
   await embedded.start();
   uri = embedded.uri;
 }

@@ -19,6 +19,8 @@ const configSchema = z.object({
     .default('consortium_hub'),
   /** Where the embedded FerretDB keeps its files. */
   DATA_DIR: z.string().min(1).default(resolve(projectRoot, 'data')),
+  /** The embedded FerretDB binary; built there from the Go module proxy when missing. */
+  FERRETDB_BIN: z.string().min(1).default(resolve(projectRoot, '.tools', 'bin', 'ferretdb')),
   EMBEDDED_DB_PORT: z.coerce.number().int().min(1).max(65535).default(27018),
   /** How long one database operation may wait for a reachable server before failing. */
   DB_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(3000),

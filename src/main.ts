@@ -17,6 +17,7 @@ async function main(): Promise<void> {
   let uri = config.MONGODB_URI;
   if (!uri) {
     embedded = new EmbeddedFerretDb({
+      binary: config.FERRETDB_BIN,
       dataDir: join(config.DATA_DIR, 'ferretdb'),
       port: config.EMBEDDED_DB_PORT,
       log: (message) => log.info(message),

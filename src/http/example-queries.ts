@@ -2,14 +2,13 @@
 export interface ExampleQuery {
   title: string;
   query: string;
-  variables?: Record<string, unknown>;
 }
 
 export const exampleQueries: ExampleQuery[] = [
   {
     title: 'A resident found by national ID, with the organisation that holds the record',
-    query: `query ResidentByNationalId($id: String) {
-  PatientList(identifier: $id) {
+    query: `query ResidentByNationalId {
+  PatientList(identifier: "urn:oid:2.16.156.10011.1.3|43062120021114011X") {
     id
     name { text family given }
     gender
@@ -18,11 +17,10 @@ export const exampleQueries: ExampleQuery[] = [
     managingOrganization { display resource { ... on Organization { name alias } } }
   }
 }`,
-    variables: { id: 'urn:oid:2.16.156.10011.1.3|430621196803150018' },
   },
   {
     title: 'Haemoglobin results (LOINC 718-7) since 2025 with patient and performer',
-    query: `{
+    query: `query HaemoglobinSince2025 {
   ObservationList(code: "http://loinc.org|718-7", date: "ge2025-01-01", _sort: "-date", _count: 10) {
     id
     effectiveDateTime
@@ -34,7 +32,7 @@ export const exampleQueries: ExampleQuery[] = [
   },
   {
     title: 'Referrals: open referral tasks with their requests',
-    query: `{
+    query: `query OpenReferrals {
   TaskList(status: "requested,received,accepted,in-progress") {
     id
     status
@@ -47,7 +45,7 @@ export const exampleQueries: ExampleQuery[] = [
   },
   {
     title: 'The members of the consortium',
-    query: `{
+    query: `query ConsortiumMembers {
   OrganizationList(_sort: "name") {
     id
     name

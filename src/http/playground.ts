@@ -40,7 +40,7 @@ function escapeForScript(value: unknown): string {
 }
 
 export function playgroundPage(endpoint: string): string {
-  const tabs = exampleQueries.map((example) => ({ query: `# ${example.title}\n${example.query}`, variables: example.variables ? JSON.stringify(example.variables, null, 2) : undefined }));
+  const tabs = exampleQueries.map((example) => ({ query: `# ${example.title}\n${example.query}` }));
   return `<!doctype html>
 <html lang="zh-CN">
 <head>

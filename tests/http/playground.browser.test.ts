@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Hub } from '../../src/app.ts';
+import { seedDemoConsortium } from '../../src/demo/seed.ts';
+import { freshDatabase, startTestHub, type TestDatabase } from '../support/hub.ts';
+
+const chromiumPath = '/usr/bin/chromium';
+let database: TestDatabase;
+let hub: Hub;
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install chromium (.ci/run does this)`);
+  database = await freshDatabase('playground');
+  await seedDemoConsortium(database.store);
+  hub = await startTestHub(database.name);
+  // Playwright gives the browser a fresh, empty profile of its own.
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+afterAll(async () => {
+  await browser?.close();
+  await hub?.stop();
+  await database?.drop();
+});
+
+describe('the playground', () => {
+  it('serves GraphiQL from the hub alone, preloaded with an example that runs on the demo data', async () => {
+    const page = await browser.newPage();
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(request.url()));
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+
+    await page.goto(`${hub.url}/graphql`);
+    const run = page.locator('.graphiql-execute-button');
+    await run.waitFor({ timeout: 30_000 });
+    await expect(page.locator('.graphiql-query-editor').innerText()).resolves.toContain('PatientList(identifier: "urn:oid:2.16.156.10011.1.3|43062120021114011X")');
+    await run.click();
+    const response = page.locator('.graphiql-response');
+    await page.waitForFunction("document.querySelector('.graphiql-response')?.textContent?.includes('pat-donghu-county-001')", undefined, { timeout: 30_000 });
+    const text = await response.innerText();
+    expect(text).toContain('王伟');
+    expect(text).toContain('东湖县人民医院');
+
+    // Every asset and call went to the hub itself: nothing from a CDN.
+    expect(requested.length).toBeGreaterThan(3);
+    expect(requested.filter((url) => !url.startsWith(hub.url))).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    await page.screenshot({ path: join(tmpdir(), 'hub-playground.png') });
+  });
+
+  it('is not served when switched off', async () => {
+    const closed = await startTestHub(database.name, { PLAYGROUND_ENABLED: 'false' });
+    try {
+      const response = await fetch(`${closed.url}/graphql`, { headers: { accept: 'text/html' } });
+      expect(response.status).toBe(404);
+      expect((await fetch(`${closed.url}/playground/assets/graphiql.min.js`)).status).toBe(404);
+    } finally {
+      await closed.stop();
+    }
+  });
+});
