@@ -112,6 +112,7 @@ function emit(typeName: string): void {
     outLines.push(`${description}  ${field.name}: ${wrap(outType)}`);
     inLines.push(`  ${field.name}: ${wrap(inType)}`);
   }
+  if (isResource) outLines.push(...reverseReferenceFields(typeName));
   if (typeName === 'Reference') {
     outLines.push(
       '  """The resource this reference points to, resolved in one batch per request. With optional: true a missing target gives null instead of an error; type restricts the target type."""\n' +
@@ -123,7 +124,28 @@ function emit(typeName: string): void {
   inputTypes.push(`input ${name}Input {\n${inLines.join('\n')}\n}\n`);
 }
 
-for (const type of servedResourceTypes) emit(type);
+/** Reference search parameters of each served type, by the type they can point to. */
+function referencingParameters(target: string): Map<string, string[]> {
+  const byType = new Map<string, string[]>();
+  for (const type of servedResourceTypes) {
+    const keys = [...searchParametersOf(type).values()]
+      .filter((parameter) => parameter.type === 'reference' && parameter.targets.includes(target))
+      .map((parameter) => parameter.key)
+      .sort();
+    if (keys.length > 0) byType.set(type, keys);
+  }
+  return byType;
+}
+
+/** `XList(_reference: ...)` inside a resource: the resources of type X that point at it (reverse references). */
+function reverseReferenceFields(target: string): string[] {
+  return [...referencingParameters(target)].map(([type, keys]) => {
+    const description = `${type} resources that refer to this ${target}, resolved in one batch per request. _reference names the ${type} search parameter that points here: ${keys.join(', ')}`;
+    // Argument descriptions stand once, on the top-level TList; repeating them here would double the schema.
+    const args = searchArguments(type).replace(/^\s*(".*"|""".*""")\n/gm, '');
+    return `  "${description}"\n  ${type}List(\n    _reference: String!\n${args}\n  ): [${type}!]!`;
+  });
+}
 
 function searchArguments(type: string): string {
   const args = ['    "Resource id; comma for several"\n    _id: String', '    "Last updated, with a prefix: ge2024-01-01"\n    _lastUpdated: String'];
@@ -136,6 +158,8 @@ function searchArguments(type: string): string {
   args.push('    "Sort keys, comma separated, - for descending: -date,_id"\n    _sort: String');
   return args.join('\n');
 }
+
+for (const type of servedResourceTypes) emit(type);
 
 const queries = servedResourceTypes.map(
   (type) =>

@@ -17,20 +17,25 @@ export interface Hub {
   store: FhirStore;
   database: DatabaseConnection;
   http: HttpServer;
+  /** Settles when the start-up indexes exist (they are created in the background). */
+  indexesReady: Promise<void>;
   /** Drains in-flight requests (up to the grace period), then closes the database connection. */
   stop(): Promise<void>;
 }
 
 /**
  * Creates the indexes, retrying in the background while the database cannot be reached.
- * Returns a function that stops the retries.
+ * Returns `ready`, settled once they exist, and `stop`, which ends the retries.
  */
-function ensureIndexesEventually(store: FhirStore, log: Logger): () => void {
+function ensureIndexesEventually(store: FhirStore, log: Logger): { stop: () => void; ready: Promise<void> } {
   let stopped = false;
   let warned = false;
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
   const attempt = (): void => {
     store.ensureIndexes().then(
       () => {
+        markReady();
         if (warned) log.info('database reachable again; indexes are in place');
       },
       (error: unknown) => {
@@ -46,8 +51,11 @@ function ensureIndexesEventually(store: FhirStore, log: Logger): () => void {
     );
   };
   attempt();
-  return () => {
-    stopped = true;
+  return {
+    stop: () => {
+      stopped = true;
+    },
+    ready,
   };
 }
 
@@ -64,7 +72,7 @@ export async function startHub(
   ensureStructureDefinitions();
   const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS);
   const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS });
-  const stopIndexing = ensureIndexesEventually(store, log);
+  const indexing = ensureIndexesEventually(store, log);
 
   const apollo = new ApolloServer<RequestContext>({
     schema: buildHubSchema(),
@@ -96,8 +104,9 @@ export async function startHub(
     store,
     database,
     http,
+    indexesReady: indexing.ready,
     stop: async () => {
-      stopIndexing();
+      indexing.stop();
       await http.close(config.SHUTDOWN_GRACE_MS);
       log.debug('http server closed');
       await apollo.stop();

@@ -6,11 +6,18 @@ export const servedResourceTypes = [
   'Patient',
   'Organization',
   'Practitioner',
+  'PractitionerRole',
+  'Location',
   'Encounter',
   'Observation',
   'DiagnosticReport',
   'ServiceRequest',
   'Task',
+  'Condition',
+  'Procedure',
+  'MedicationRequest',
+  'AllergyIntolerance',
+  'ImagingStudy',
 ] as const;
 
 export type ServedResourceType = (typeof servedResourceTypes)[number];

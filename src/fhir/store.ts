@@ -16,7 +16,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { HubError, badInput, conflict, notFound, translateDatabaseError } from '../errors.ts';
 import { isServedResourceType, servedResourceTypes, indexedSearchParameters } from './resource-types.ts';
 import { extractSearchValues } from './search-index.ts';
-import { searchParametersOf, parameterKey } from './search-parameters.ts';
+import { findSearchParameter, searchParametersOf, parameterKey } from './search-parameters.ts';
 import { compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
 import { validateFhirResource } from './validation.ts';
 
@@ -48,6 +48,9 @@ export interface WriteOutcome {
 }
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/** The most documents one batched reverse-reference query may return. */
+const REVERSE_REFERENCE_CAP = 50_000;
 
 export function assertValidId(id: string): void {
   if (!ID_PATTERN.test(id)) throw badInput(`"${id.slice(0, 80)}" is not a valid FHIR id`, ['id']);
@@ -223,7 +226,7 @@ export class FhirStore {
       const valid = [...new Set(ids)].filter((id) => ID_PATTERN.test(id));
       const found = new Map<string, Resource>();
       if (valid.length === 0) return found;
-      for await (const document of this.current(type).find({ _id: { $in: valid } }, { projection: { json: 1 } })) {
+      for await (const document of this.current(type).find({ _id: { $in: valid } }, { projection: { json: 1 }, limit: valid.length, batchSize: valid.length + 1 })) {
         found.set(document._id, parseResource(document.json));
       }
       return found;
@@ -342,7 +345,7 @@ export class FhirStore {
       for (const resource of valid) byType.set(resource.resourceType, [...(byType.get(resource.resourceType) ?? []), resource]);
       for (const [type, group] of byType) {
         const existing = new Map<string, ResourceDocument>();
-        for await (const document of this.current(type).find({ _id: { $in: group.map((r) => r.id as string) } })) {
+        for await (const document of this.current(type).find({ _id: { $in: group.map((r) => r.id as string) } }, { limit: group.length, batchSize: group.length + 1 })) {
           existing.set(document._id, document);
         }
         const fresh: Resource[] = [];
@@ -394,7 +397,8 @@ export class FhirStore {
       const compiled = compileSearch(type, args);
       const pageSize = compiled.count ?? this.options.listMaxResults;
       const documents = await this.current(type)
-        .find(compiled.filter, { projection: { json: 1 } })
+        // One batch for the whole page: a round trip per request, not per 101 documents.
+        .find(compiled.filter, { projection: { json: 1 }, batchSize: pageSize + 1 })
         .sort(compiled.sort)
         .skip(compiled.offset)
         .limit(pageSize + 1)
@@ -407,6 +411,55 @@ export class FhirStore {
         );
       }
       return { resources: documents.slice(0, pageSize).map((document) => parseResource(document.json)), hasMore };
+    });
+  }
+
+  /**
+   * Reverse references for many targets in one query: the resources of `type` whose reference parameter
+   * `parameter` points at any of `targets` (`Patient/1`, ...), also matching `args`, grouped by target.
+   * `_count`/`_offset` apply per target; without `_count` a target with more than the list maximum is an error.
+   */
+  async searchReferencing(
+    type: string,
+    parameterName: string,
+    targets: readonly string[],
+    args: SearchArguments,
+  ): Promise<Map<string, Resource[] | HubError>> {
+    return this.guard(async () => {
+      assertServedType(type);
+      const parameter = findSearchParameter(type, parameterName);
+      if (!parameter || parameter.type !== 'reference') {
+        throw badInput(`"${parameterName}" is not a reference search parameter of ${type}`, ['_reference']);
+      }
+      const compiled = compileSearch(type, args);
+      const field = `sp.${parameter.key}`;
+      const unique = [...new Set(targets)];
+      const filter: Filter<ResourceDocument> = { $and: [compiled.filter, { [field]: { $in: unique } }] };
+      const perTarget = compiled.count ?? this.options.listMaxResults;
+      const cap = Math.min((compiled.offset + perTarget + 1) * unique.length, REVERSE_REFERENCE_CAP);
+      const documents = await this.current(type)
+        .find(filter, { projection: { json: 1, [field]: 1 }, batchSize: cap })
+        .sort(compiled.sort)
+        .limit(cap)
+        .toArray();
+      const grouped = new Map<string, Resource[]>(unique.map((target) => [target, []]));
+      for (const document of documents) {
+        const references = (document.sp as Record<string, unknown> | undefined)?.[parameter.key];
+        const resource = parseResource(document.json);
+        for (const reference of Array.isArray(references) ? references : []) grouped.get(reference as string)?.push(resource);
+      }
+      const results = new Map<string, Resource[] | HubError>();
+      for (const [target, resources] of grouped) {
+        const tooMany =
+          (compiled.count === undefined && resources.length > this.options.listMaxResults) || documents.length >= REVERSE_REFERENCE_CAP;
+        results.set(
+          target,
+          tooMany
+            ? new HubError('TOO_MANY_RESULTS', `More than ${Math.min(this.options.listMaxResults, REVERSE_REFERENCE_CAP)} ${type} resources refer to ${target}; narrow the search or page with _count`)
+            : resources.slice(compiled.offset, compiled.offset + perTarget),
+        );
+      }
+      return results;
     });
   }
 

@@ -89,6 +89,257 @@ export type AgeInput = {
   value?: InputMaybe<Scalars['Float']['input']>;
 };
 
+/** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
+export type AllergyIntolerance = {
+  __typename?: 'AllergyIntolerance';
+  /** Condition resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** Observation resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** The source of the information about the allergy that is recorded. */
+  asserter?: Maybe<Reference>;
+  /** Category of the identified substance. */
+  category?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** The clinical status of the allergy or intolerance. */
+  clinicalStatus?: Maybe<CodeableConcept>;
+  /** Code for an allergy or intolerance statement (either a positive or a negated/excluded statement).  This may be a code for a substance or pharmaceutical product that is considered to be responsible for the adverse reaction risk (e.g., "Latex"), an allergy or intolerance condition (e.g., "Latex all... */
+  code?: Maybe<CodeableConcept>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** Estimate of the potential clinical harm, or seriousness, of the reaction to the identified substance. */
+  criticality?: Maybe<Scalars['String']['output']>;
+  /** The encounter when the allergy or intolerance was asserted. */
+  encounter?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Business identifiers assigned to this AllergyIntolerance by the performer or other systems which remain constant as the resource is updated and propagates from server to server. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Represents the date and/or time of the last known occurrence of a reaction event. */
+  lastOccurrence?: Maybe<Scalars['String']['output']>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Additional narrative about the propensity for the Adverse Reaction, not captured in other fields. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Estimated or actual date,  date-time, or age when allergy or intolerance was identified. */
+  onsetAge?: Maybe<Age>;
+  /** Estimated or actual date,  date-time, or age when allergy or intolerance was identified. */
+  onsetDateTime?: Maybe<Scalars['String']['output']>;
+  /** Estimated or actual date,  date-time, or age when allergy or intolerance was identified. */
+  onsetPeriod?: Maybe<Period>;
+  /** Estimated or actual date,  date-time, or age when allergy or intolerance was identified. */
+  onsetRange?: Maybe<Range>;
+  /** Estimated or actual date,  date-time, or age when allergy or intolerance was identified. */
+  onsetString?: Maybe<Scalars['String']['output']>;
+  /** The patient who has the allergy or intolerance. */
+  patient?: Maybe<Reference>;
+  /** Details about each adverse reaction event linked to exposure to the identified substance. */
+  reaction?: Maybe<Array<Maybe<AllergyIntoleranceReaction>>>;
+  /** The recordedDate represents when this particular AllergyIntolerance record was created in the system, which is often a system-generated date. */
+  recordedDate?: Maybe<Scalars['String']['output']>;
+  /** Individual who recorded the record and takes responsibility for its content. */
+  recorder?: Maybe<Reference>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** Identification of the underlying physiological mechanism for the reaction risk. */
+  type?: Maybe<Scalars['String']['output']>;
+  /** Assertion about certainty associated with the propensity, or potential risk, of a reaction to the identified substance (including pharmaceutical product). */
+  verificationStatus?: Maybe<CodeableConcept>;
+};
+
+
+/** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
+export type AllergyIntoleranceConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
+export type AllergyIntoleranceObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
+export type AllergyIntoleranceTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type AllergyIntoleranceInput = {
+  asserter?: InputMaybe<ReferenceInput>;
+  category?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  clinicalStatus?: InputMaybe<CodeableConceptInput>;
+  code?: InputMaybe<CodeableConceptInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  criticality?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  lastOccurrence?: InputMaybe<Scalars['String']['input']>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  onsetAge?: InputMaybe<AgeInput>;
+  onsetDateTime?: InputMaybe<Scalars['String']['input']>;
+  onsetPeriod?: InputMaybe<PeriodInput>;
+  onsetRange?: InputMaybe<RangeInput>;
+  onsetString?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<ReferenceInput>;
+  reaction?: InputMaybe<Array<InputMaybe<AllergyIntoleranceReactionInput>>>;
+  recordedDate?: InputMaybe<Scalars['String']['input']>;
+  recorder?: InputMaybe<ReferenceInput>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  text?: InputMaybe<NarrativeInput>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  verificationStatus?: InputMaybe<CodeableConceptInput>;
+};
+
+/** Details about each adverse reaction event linked to exposure to the identified substance. */
+export type AllergyIntoleranceReaction = {
+  __typename?: 'AllergyIntoleranceReaction';
+  /** Text description about the reaction as a whole, including details of the manifestation if required. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** Identification of the route by which the subject was exposed to the substance. */
+  exposureRoute?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Clinical symptoms and/or signs that are observed or associated with the adverse reaction event. */
+  manifestation?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Additional text about the adverse reaction event not captured in other fields. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Record of the date and/or time of the onset of the Reaction. */
+  onset?: Maybe<Scalars['String']['output']>;
+  /** Clinical assessment of the severity of the reaction event as a whole, potentially considering multiple different manifestations. */
+  severity?: Maybe<Scalars['String']['output']>;
+  /** Identification of the specific substance (or pharmaceutical product) considered to be responsible for the Adverse Reaction event. Note: the substance for a specific reaction may be different from the substance identified as the cause of the risk, but it must be consistent with it. For instance, i... */
+  substance?: Maybe<CodeableConcept>;
+};
+
+export type AllergyIntoleranceReactionInput = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  exposureRoute?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  manifestation?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  onset?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  substance?: InputMaybe<CodeableConceptInput>;
+};
+
 /** A  text note which also  contains information about who made the statement and when. */
 export type Annotation = {
   __typename?: 'Annotation';
@@ -116,7 +367,7 @@ export type AnnotationInput = {
 };
 
 /** A resource of any served type */
-export type AnyResource = DiagnosticReport | Encounter | Observation | Organization | Patient | Practitioner | ServiceRequest | Task;
+export type AnyResource = AllergyIntolerance | Condition | DiagnosticReport | Encounter | ImagingStudy | Location | MedicationRequest | Observation | Organization | Patient | Practitioner | PractitionerRole | Procedure | ServiceRequest | Task;
 
 /** For referring to data content defined in other formats. */
 export type Attachment = {
@@ -203,6 +454,355 @@ export type CodingInput = {
   system?: InputMaybe<Scalars['String']['input']>;
   userSelected?: InputMaybe<Scalars['Boolean']['input']>;
   version?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type Condition = {
+  __typename?: 'Condition';
+  /** Condition resources that refer to this Condition, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** Encounter resources that refer to this Condition, resolved in one batch per request. _reference names the Encounter search parameter that points here: diagnosis, reason_reference */
+  EncounterList: Array<Encounter>;
+  /** Observation resources that refer to this Condition, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Procedure resources that refer to this Condition, resolved in one batch per request. _reference names the Procedure search parameter that points here: reason_reference */
+  ProcedureList: Array<Procedure>;
+  /** Task resources that refer to this Condition, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** The date or estimated date that the condition resolved or went into remission. This is called "abatement" because of the many overloaded connotations associated with "remission" or "resolution" - Conditions are never really resolved, but they can abate. */
+  abatementAge?: Maybe<Age>;
+  /** The date or estimated date that the condition resolved or went into remission. This is called "abatement" because of the many overloaded connotations associated with "remission" or "resolution" - Conditions are never really resolved, but they can abate. */
+  abatementDateTime?: Maybe<Scalars['String']['output']>;
+  /** The date or estimated date that the condition resolved or went into remission. This is called "abatement" because of the many overloaded connotations associated with "remission" or "resolution" - Conditions are never really resolved, but they can abate. */
+  abatementPeriod?: Maybe<Period>;
+  /** The date or estimated date that the condition resolved or went into remission. This is called "abatement" because of the many overloaded connotations associated with "remission" or "resolution" - Conditions are never really resolved, but they can abate. */
+  abatementRange?: Maybe<Range>;
+  /** The date or estimated date that the condition resolved or went into remission. This is called "abatement" because of the many overloaded connotations associated with "remission" or "resolution" - Conditions are never really resolved, but they can abate. */
+  abatementString?: Maybe<Scalars['String']['output']>;
+  /** Individual who is making the condition statement. */
+  asserter?: Maybe<Reference>;
+  /** The anatomical location where this condition manifests itself. */
+  bodySite?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** A category assigned to the condition. */
+  category?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The clinical status of the condition. */
+  clinicalStatus?: Maybe<CodeableConcept>;
+  /** Identification of the condition, problem or diagnosis. */
+  code?: Maybe<CodeableConcept>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** The Encounter during which this Condition was created or to which the creation of this record is tightly associated. */
+  encounter?: Maybe<Reference>;
+  /** Supporting evidence / manifestations that are the basis of the Condition's verification status, such as evidence that confirmed or refuted the condition. */
+  evidence?: Maybe<Array<Maybe<ConditionEvidence>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Business identifiers assigned to this condition by the performer or other systems which remain constant as the resource is updated and propagates from server to server. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Additional information about the Condition. This is a general notes/comments entry  for description of the Condition, its diagnosis and prognosis. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Estimated or actual date or date-time  the condition began, in the opinion of the clinician. */
+  onsetAge?: Maybe<Age>;
+  /** Estimated or actual date or date-time  the condition began, in the opinion of the clinician. */
+  onsetDateTime?: Maybe<Scalars['String']['output']>;
+  /** Estimated or actual date or date-time  the condition began, in the opinion of the clinician. */
+  onsetPeriod?: Maybe<Period>;
+  /** Estimated or actual date or date-time  the condition began, in the opinion of the clinician. */
+  onsetRange?: Maybe<Range>;
+  /** Estimated or actual date or date-time  the condition began, in the opinion of the clinician. */
+  onsetString?: Maybe<Scalars['String']['output']>;
+  /** The recordedDate represents when this particular Condition record was created in the system, which is often a system-generated date. */
+  recordedDate?: Maybe<Scalars['String']['output']>;
+  /** Individual who recorded the record and takes responsibility for its content. */
+  recorder?: Maybe<Reference>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** A subjective assessment of the severity of the condition as evaluated by the clinician. */
+  severity?: Maybe<CodeableConcept>;
+  /** Clinical stage or grade of a condition. May include formal severity assessments. */
+  stage?: Maybe<Array<Maybe<ConditionStage>>>;
+  /** Indicates the patient or group who the condition record is associated with. */
+  subject?: Maybe<Reference>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** The verification status to support the clinical status of the condition. */
+  verificationStatus?: Maybe<CodeableConcept>;
+};
+
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionEncounterListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Supporting evidence / manifestations that are the basis of the Condition's verification status, such as evidence that confirmed or refuted the condition. */
+export type ConditionEvidence = {
+  __typename?: 'ConditionEvidence';
+  /** A manifestation or symptom that led to the recording of this condition. */
+  code?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Links to other relevant information, including pathology reports. */
+  detail?: Maybe<Array<Maybe<Reference>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+};
+
+export type ConditionEvidenceInput = {
+  code?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  detail?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+};
+
+export type ConditionInput = {
+  abatementAge?: InputMaybe<AgeInput>;
+  abatementDateTime?: InputMaybe<Scalars['String']['input']>;
+  abatementPeriod?: InputMaybe<PeriodInput>;
+  abatementRange?: InputMaybe<RangeInput>;
+  abatementString?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<ReferenceInput>;
+  bodySite?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  category?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  clinicalStatus?: InputMaybe<CodeableConceptInput>;
+  code?: InputMaybe<CodeableConceptInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  encounter?: InputMaybe<ReferenceInput>;
+  evidence?: InputMaybe<Array<InputMaybe<ConditionEvidenceInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  onsetAge?: InputMaybe<AgeInput>;
+  onsetDateTime?: InputMaybe<Scalars['String']['input']>;
+  onsetPeriod?: InputMaybe<PeriodInput>;
+  onsetRange?: InputMaybe<RangeInput>;
+  onsetString?: InputMaybe<Scalars['String']['input']>;
+  recordedDate?: InputMaybe<Scalars['String']['input']>;
+  recorder?: InputMaybe<ReferenceInput>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<CodeableConceptInput>;
+  stage?: InputMaybe<Array<InputMaybe<ConditionStageInput>>>;
+  subject?: InputMaybe<ReferenceInput>;
+  text?: InputMaybe<NarrativeInput>;
+  verificationStatus?: InputMaybe<CodeableConceptInput>;
+};
+
+/** Clinical stage or grade of a condition. May include formal severity assessments. */
+export type ConditionStage = {
+  __typename?: 'ConditionStage';
+  /** Reference to a formal record of the evidence on which the staging assessment is based. */
+  assessment?: Maybe<Array<Maybe<Reference>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A simple summary of the stage such as "Stage 3". The determination of the stage is disease-specific. */
+  summary?: Maybe<CodeableConcept>;
+  /** The kind of staging, such as pathological or clinical staging. */
+  type?: Maybe<CodeableConcept>;
+};
+
+export type ConditionStageInput = {
+  assessment?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  summary?: InputMaybe<CodeableConceptInput>;
+  type?: InputMaybe<CodeableConceptInput>;
 };
 
 /** Specifies contact information for a person or organization. */
@@ -434,6 +1034,14 @@ export type DeleteResult = {
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReport = {
   __typename?: 'DiagnosticReport';
+  /** Condition resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** Observation resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Procedure resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Procedure search parameter that points here: reason_reference */
+  ProcedureList: Array<Procedure>;
+  /** Task resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
   /** Details concerning a service requested. */
   basedOn?: Maybe<Array<Maybe<Reference>>>;
   /** A code that classifies the clinical discipline, department or diagnostic service that created the report (e.g. cardiology, biochemistry, hematology, MRI). This is used for searching, sorting and display purposes. */
@@ -492,6 +1100,147 @@ export type DiagnosticReport = {
   subject?: Maybe<Reference>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 export type DiagnosticReportInput = {
@@ -700,6 +1449,24 @@ export type DurationInput = {
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type Encounter = {
   __typename?: 'Encounter';
+  /** Condition resources that refer to this Encounter, resolved in one batch per request. _reference names the Condition search parameter that points here: encounter, evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DiagnosticReport resources that refer to this Encounter, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: encounter */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** Encounter resources that refer to this Encounter, resolved in one batch per request. _reference names the Encounter search parameter that points here: part_of */
+  EncounterList: Array<Encounter>;
+  /** ImagingStudy resources that refer to this Encounter, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: encounter */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** MedicationRequest resources that refer to this Encounter, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: encounter */
+  MedicationRequestList: Array<MedicationRequest>;
+  /** Observation resources that refer to this Encounter, resolved in one batch per request. _reference names the Observation search parameter that points here: encounter, focus */
+  ObservationList: Array<Observation>;
+  /** Procedure resources that refer to this Encounter, resolved in one batch per request. _reference names the Procedure search parameter that points here: encounter */
+  ProcedureList: Array<Procedure>;
+  /** ServiceRequest resources that refer to this Encounter, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: encounter */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this Encounter, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, encounter, focus, subject */
+  TaskList: Array<Task>;
   /** The set of accounts that may be used for billing for this Encounter. */
   account?: Maybe<Array<Maybe<Reference>>>;
   /** The appointment that scheduled this encounter. */
@@ -766,6 +1533,315 @@ export type Encounter = {
   text?: Maybe<Narrative>;
   /** Specific type of encounter (e.g. e-mail consultation, surgical day-care, skilled nursing, rehabilitation). */
   type?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterDiagnosticReportListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterEncounterListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterImagingStudyListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterMedicationRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authoredon?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intended_dispenser?: InputMaybe<Scalars['String']['input']>;
+  intended_performer?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterServiceRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** The class history permits the tracking of the encounters transitions without needing to go  through the resource history.  This would be used for a case where an admission starts of as an emergency encounter, then transitions into an inpatient scenario. Doing this and not restarting a new encount... */
@@ -1250,6 +2326,1202 @@ export type IdentifierInput = {
   value?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
+export type ImagingStudy = {
+  __typename?: 'ImagingStudy';
+  /** Condition resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** Observation resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the Observation search parameter that points here: derived_from, focus, part_of */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** A list of the diagnostic requests that resulted in this imaging study being performed. */
+  basedOn?: Maybe<Array<Maybe<Reference>>>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** The Imaging Manager description of the study. Institution-generated description or classification of the Study (component) performed. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** The healthcare event (e.g. a patient and healthcare provider interaction) during which this ImagingStudy is made. */
+  encounter?: Maybe<Reference>;
+  /** The network service providing access (e.g., query, view, or retrieval) for the study. See implementation notes for information about using DICOM endpoints. A study-level endpoint applies to each series in the study, unless overridden by a series-level endpoint with the same Endpoint.connectionType. */
+  endpoint?: Maybe<Array<Maybe<Reference>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Identifiers for the ImagingStudy such as DICOM Study Instance UID, and Accession Number. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Who read the study and interpreted the images or other content. */
+  interpreter?: Maybe<Array<Maybe<Reference>>>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The principal physical location where the ImagingStudy was performed. */
+  location?: Maybe<Reference>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A list of all the series.modality values that are actual acquisition modalities, i.e. those in the DICOM Context Group 29 (value set OID 1.2.840.10008.6.1.19). */
+  modality?: Maybe<Array<Maybe<Coding>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Per the recommended DICOM mapping, this element is derived from the Study Description attribute (0008,1030). Observations or findings about the imaging study should be recorded in another resource, e.g. Observation, and not in this element. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Number of SOP Instances in Study. This value given may be larger than the number of instance elements this resource contains due to resource availability, security, or other factors. This element should be present if any instance elements are present. */
+  numberOfInstances?: Maybe<Scalars['Int']['output']>;
+  /** Number of Series in the Study. This value given may be larger than the number of series elements this Resource contains due to resource availability, security, or other factors. This element should be present if any series elements are present. */
+  numberOfSeries?: Maybe<Scalars['Int']['output']>;
+  /** The code for the performed procedure type. */
+  procedureCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The procedure which this ImagingStudy was part of. */
+  procedureReference?: Maybe<Reference>;
+  /** Description of clinical condition indicating why the ImagingStudy was requested. */
+  reasonCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Indicates another resource whose existence justifies this Study. */
+  reasonReference?: Maybe<Array<Maybe<Reference>>>;
+  /** The requesting/referring physician. */
+  referrer?: Maybe<Reference>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** Each study has one or more series of images or other content. */
+  series?: Maybe<Array<Maybe<ImagingStudySeries>>>;
+  /** Date and time the study started. */
+  started?: Maybe<Scalars['String']['output']>;
+  /** The current state of the ImagingStudy. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** The subject, typically a patient, of the imaging study. */
+  subject?: Maybe<Reference>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+};
+
+
+/** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
+export type ImagingStudyConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
+export type ImagingStudyObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
+export type ImagingStudyTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type ImagingStudyInput = {
+  basedOn?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<ReferenceInput>;
+  endpoint?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<ReferenceInput>;
+  meta?: InputMaybe<MetaInput>;
+  modality?: InputMaybe<Array<InputMaybe<CodingInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  numberOfInstances?: InputMaybe<Scalars['Int']['input']>;
+  numberOfSeries?: InputMaybe<Scalars['Int']['input']>;
+  procedureCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  procedureReference?: InputMaybe<ReferenceInput>;
+  reasonCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  reasonReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  referrer?: InputMaybe<ReferenceInput>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Array<InputMaybe<ImagingStudySeriesInput>>>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<ReferenceInput>;
+  text?: InputMaybe<NarrativeInput>;
+};
+
+/** Each study has one or more series of images or other content. */
+export type ImagingStudySeries = {
+  __typename?: 'ImagingStudySeries';
+  /** The anatomic structures examined. See DICOM Part 16 Annex L (http://dicom.nema.org/medical/dicom/current/output/chtml/part16/chapter_L.html) for DICOM to SNOMED-CT mappings. The bodySite may indicate the laterality of body part imaged; if so, it shall be consistent with any content of ImagingStud... */
+  bodySite?: Maybe<Coding>;
+  /** A description of the series. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** The network service providing access (e.g., query, view, or retrieval) for this series. See implementation notes for information about using DICOM endpoints. A series-level endpoint, if present, has precedence over a study-level endpoint with the same Endpoint.connectionType. */
+  endpoint?: Maybe<Array<Maybe<Reference>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** A single SOP instance within the series, e.g. an image, or presentation state. */
+  instance?: Maybe<Array<Maybe<ImagingStudySeriesInstance>>>;
+  /** The laterality of the (possibly paired) anatomic structures examined. E.g., the left knee, both lungs, or unpaired abdomen. If present, shall be consistent with any laterality information indicated in ImagingStudy.series.bodySite. */
+  laterality?: Maybe<Coding>;
+  /** The modality of this series sequence. */
+  modality?: Maybe<Coding>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The numeric identifier of this series in the study. */
+  number?: Maybe<Scalars['Int']['output']>;
+  /** Number of SOP Instances in the Study. The value given may be larger than the number of instance elements this resource contains due to resource availability, security, or other factors. This element should be present if any instance elements are present. */
+  numberOfInstances?: Maybe<Scalars['Int']['output']>;
+  /** Indicates who or what performed the series and how they were involved. */
+  performer?: Maybe<Array<Maybe<ImagingStudySeriesPerformer>>>;
+  /** The specimen imaged, e.g., for whole slide imaging of a biopsy. */
+  specimen?: Maybe<Array<Maybe<Reference>>>;
+  /** The date and time the series was started. */
+  started?: Maybe<Scalars['String']['output']>;
+  /** The DICOM Series Instance UID for the series. */
+  uid?: Maybe<Scalars['String']['output']>;
+};
+
+export type ImagingStudySeriesInput = {
+  bodySite?: InputMaybe<CodingInput>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Array<InputMaybe<ImagingStudySeriesInstanceInput>>>;
+  laterality?: InputMaybe<CodingInput>;
+  modality?: InputMaybe<CodingInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  number?: InputMaybe<Scalars['Int']['input']>;
+  numberOfInstances?: InputMaybe<Scalars['Int']['input']>;
+  performer?: InputMaybe<Array<InputMaybe<ImagingStudySeriesPerformerInput>>>;
+  specimen?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  uid?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A single SOP instance within the series, e.g. an image, or presentation state. */
+export type ImagingStudySeriesInstance = {
+  __typename?: 'ImagingStudySeriesInstance';
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The number of instance in the series. */
+  number?: Maybe<Scalars['Int']['output']>;
+  /** DICOM instance  type. */
+  sopClass?: Maybe<Coding>;
+  /** The description of the instance. */
+  title?: Maybe<Scalars['String']['output']>;
+  /** The DICOM SOP Instance UID for this image or other DICOM content. */
+  uid?: Maybe<Scalars['String']['output']>;
+};
+
+export type ImagingStudySeriesInstanceInput = {
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  number?: InputMaybe<Scalars['Int']['input']>;
+  sopClass?: InputMaybe<CodingInput>;
+  title?: InputMaybe<Scalars['String']['input']>;
+  uid?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Indicates who or what performed the series and how they were involved. */
+export type ImagingStudySeriesPerformer = {
+  __typename?: 'ImagingStudySeriesPerformer';
+  /** Indicates who or what performed the series. */
+  actor?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Distinguishes the type of involvement of the performer in the series. */
+  function?: Maybe<CodeableConcept>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+};
+
+export type ImagingStudySeriesPerformerInput = {
+  actor?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  function?: InputMaybe<CodeableConceptInput>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+};
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type Location = {
+  __typename?: 'Location';
+  /** Condition resources that refer to this Location, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DiagnosticReport resources that refer to this Location, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: subject */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** Encounter resources that refer to this Location, resolved in one batch per request. _reference names the Encounter search parameter that points here: location */
+  EncounterList: Array<Encounter>;
+  /** Location resources that refer to this Location, resolved in one batch per request. _reference names the Location search parameter that points here: partof */
+  LocationList: Array<Location>;
+  /** Observation resources that refer to this Location, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, subject */
+  ObservationList: Array<Observation>;
+  /** PractitionerRole resources that refer to this Location, resolved in one batch per request. _reference names the PractitionerRole search parameter that points here: location */
+  PractitionerRoleList: Array<PractitionerRole>;
+  /** Procedure resources that refer to this Location, resolved in one batch per request. _reference names the Procedure search parameter that points here: location */
+  ProcedureList: Array<Procedure>;
+  /** ServiceRequest resources that refer to this Location, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: subject */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this Location, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Physical location. */
+  address?: Maybe<Address>;
+  /** A list of alternate names that the location is known as, or was known as, in the past. */
+  alias?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** A description of when the locations opening ours are different to normal, e.g. public holiday availability. Succinctly describing all possible exceptions to normal site availability as detailed in the opening hours Times. */
+  availabilityExceptions?: Maybe<Scalars['String']['output']>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** Description of the Location, which helps in finding or referencing the place. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** Technical endpoints providing access to services operated for the location. */
+  endpoint?: Maybe<Array<Maybe<Reference>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** What days/times during a week is this location usually open. */
+  hoursOfOperation?: Maybe<Array<Maybe<LocationHoursOfOperation>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Unique code or number identifying the location to its users. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The organization responsible for the provisioning and upkeep of the location. */
+  managingOrganization?: Maybe<Reference>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** Indicates whether a resource instance represents a specific location or a class of locations. */
+  mode?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Name of the location as used by humans. Does not need to be unique. */
+  name?: Maybe<Scalars['String']['output']>;
+  /** The operational status covers operation values most relevant to beds (but can also apply to rooms/units/chairs/etc. such as an isolation unit/dialysis chair). This typically covers concepts such as contamination, housekeeping, and other activities like maintenance. */
+  operationalStatus?: Maybe<Coding>;
+  /** Another Location of which this Location is physically a part of. */
+  partOf?: Maybe<Reference>;
+  /** Physical form of the location, e.g. building, room, vehicle, road. */
+  physicalType?: Maybe<CodeableConcept>;
+  /** The absolute geographic location of the Location, expressed using the WGS84 datum (This is the same co-ordinate system used in KML). */
+  position?: Maybe<LocationPosition>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The status property covers the general availability of the resource, not the current value which may be covered by the operationStatus, or by a schedule/slots if they are configured for the location. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** The contact details of communication devices available at the location. This can include phone numbers, fax numbers, mobile numbers, email addresses and web sites. */
+  telecom?: Maybe<Array<Maybe<ContactPoint>>>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** Indicates the type of function performed at the location. */
+  type?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationDiagnosticReportListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationEncounterListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationLocationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  operational_status?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  partof?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationPractitionerRoleListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  role?: InputMaybe<Scalars['String']['input']>;
+  service?: InputMaybe<Scalars['String']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationServiceRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** What days/times during a week is this location usually open. */
+export type LocationHoursOfOperation = {
+  __typename?: 'LocationHoursOfOperation';
+  /** The Location is open all day. */
+  allDay?: Maybe<Scalars['Boolean']['output']>;
+  /** Time that the Location closes. */
+  closingTime?: Maybe<Scalars['String']['output']>;
+  /** Indicates which days of the week are available between the start and end Times. */
+  daysOfWeek?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Time that the Location opens. */
+  openingTime?: Maybe<Scalars['String']['output']>;
+};
+
+export type LocationHoursOfOperationInput = {
+  allDay?: InputMaybe<Scalars['Boolean']['input']>;
+  closingTime?: InputMaybe<Scalars['String']['input']>;
+  daysOfWeek?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  openingTime?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type LocationInput = {
+  address?: InputMaybe<AddressInput>;
+  alias?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  availabilityExceptions?: InputMaybe<Scalars['String']['input']>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  hoursOfOperation?: InputMaybe<Array<InputMaybe<LocationHoursOfOperationInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  managingOrganization?: InputMaybe<ReferenceInput>;
+  meta?: InputMaybe<MetaInput>;
+  mode?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  operationalStatus?: InputMaybe<CodingInput>;
+  partOf?: InputMaybe<ReferenceInput>;
+  physicalType?: InputMaybe<CodeableConceptInput>;
+  position?: InputMaybe<LocationPositionInput>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Array<InputMaybe<ContactPointInput>>>;
+  text?: InputMaybe<NarrativeInput>;
+  type?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+};
+
+/** The absolute geographic location of the Location, expressed using the WGS84 datum (This is the same co-ordinate system used in KML). */
+export type LocationPosition = {
+  __typename?: 'LocationPosition';
+  /** Altitude. The value domain and the interpretation are the same as for the text of the altitude element in KML (see notes below). */
+  altitude?: Maybe<Scalars['Float']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Latitude. The value domain and the interpretation are the same as for the text of the latitude element in KML (see notes below). */
+  latitude?: Maybe<Scalars['Float']['output']>;
+  /** Longitude. The value domain and the interpretation are the same as for the text of the longitude element in KML (see notes below). */
+  longitude?: Maybe<Scalars['Float']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+};
+
+export type LocationPositionInput = {
+  altitude?: InputMaybe<Scalars['Float']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  latitude?: InputMaybe<Scalars['Float']['input']>;
+  longitude?: InputMaybe<Scalars['Float']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+};
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequest = {
+  __typename?: 'MedicationRequest';
+  /** Condition resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DiagnosticReport resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: based_on */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** Observation resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the Observation search parameter that points here: based_on, focus */
+  ObservationList: Array<Observation>;
+  /** ServiceRequest resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: based_on */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** The date (and perhaps time) when the prescription was initially written or authored on. */
+  authoredOn?: Maybe<Scalars['String']['output']>;
+  /** A plan or request that is fulfilled in whole or in part by this medication request. */
+  basedOn?: Maybe<Array<Maybe<Reference>>>;
+  /** Indicates the type of medication request (for example, where the medication is expected to be consumed or administered (i.e. inpatient or outpatient)). */
+  category?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** The description of the overall patte3rn of the administration of the medication to the patient. */
+  courseOfTherapyType?: Maybe<CodeableConcept>;
+  /** Indicates an actual or potential clinical issue with or between one or more active or proposed clinical actions for a patient; e.g. Drug-drug interaction, duplicate therapy, dosage alert etc. */
+  detectedIssue?: Maybe<Array<Maybe<Reference>>>;
+  /** Indicates the specific details for the dispense or medication supply part of a medication request (also known as a Medication Prescription or Medication Order).  Note that this information is not always sent with the order.  There may be in some settings (e.g. hospitals) institutional or system s... */
+  dispenseRequest?: Maybe<MedicationRequestDispenseRequest>;
+  /** If true indicates that the provider is asking for the medication request not to occur. */
+  doNotPerform?: Maybe<Scalars['Boolean']['output']>;
+  /** Indicates how the medication is to be used by the patient. */
+  dosageInstruction?: Maybe<Array<Maybe<Dosage>>>;
+  /** The Encounter during which this [x] was created or to which the creation of this record is tightly associated. */
+  encounter?: Maybe<Reference>;
+  /** Links to Provenance records for past versions of this resource or fulfilling request or event resources that identify key state transitions or updates that are likely to be relevant to a user looking at the current version of the resource. */
+  eventHistory?: Maybe<Array<Maybe<Reference>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A shared identifier common to all requests that were authorized more or less simultaneously by a single author, representing the identifier of the requisition or prescription. */
+  groupIdentifier?: Maybe<Identifier>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Identifiers associated with this medication request that are defined by business processes and/or used to refer to it when a direct URL reference to the resource itself is not appropriate. They are business identifiers assigned to this resource by the performer or other systems and remain constan... */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The URL pointing to a protocol, guideline, orderset, or other definition that is adhered to in whole or in part by this MedicationRequest. */
+  instantiatesCanonical?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** The URL pointing to an externally maintained protocol, guideline, orderset or other definition that is adhered to in whole or in part by this MedicationRequest. */
+  instantiatesUri?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** Insurance plans, coverage extensions, pre-authorizations and/or pre-determinations that may be required for delivering the requested service. */
+  insurance?: Maybe<Array<Maybe<Reference>>>;
+  /** Whether the request is a proposal, plan, or an original order. */
+  intent?: Maybe<Scalars['String']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Identifies the medication being requested. This is a link to a resource that represents the medication which may be the details of the medication or simply an attribute carrying a code that identifies the medication from a known list of medications. */
+  medicationCodeableConcept?: Maybe<CodeableConcept>;
+  /** Identifies the medication being requested. This is a link to a resource that represents the medication which may be the details of the medication or simply an attribute carrying a code that identifies the medication from a known list of medications. */
+  medicationReference?: Maybe<Reference>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Extra information about the prescription that could not be conveyed by the other attributes. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** The specified desired performer of the medication treatment (e.g. the performer of the medication administration). */
+  performer?: Maybe<Reference>;
+  /** Indicates the type of performer of the administration of the medication. */
+  performerType?: Maybe<CodeableConcept>;
+  /** A link to a resource representing an earlier order related order or prescription. */
+  priorPrescription?: Maybe<Reference>;
+  /** Indicates how quickly the Medication Request should be addressed with respect to other requests. */
+  priority?: Maybe<Scalars['String']['output']>;
+  /** The reason or the indication for ordering or not ordering the medication. */
+  reasonCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Condition or observation that supports why the medication was ordered. */
+  reasonReference?: Maybe<Array<Maybe<Reference>>>;
+  /** The person who entered the order on behalf of another individual for example in the case of a verbal or a telephone order. */
+  recorder?: Maybe<Reference>;
+  /** Indicates if this record was captured as a secondary 'reported' record rather than as an original primary source-of-truth record.  It may also indicate the source of the report. */
+  reportedBoolean?: Maybe<Scalars['Boolean']['output']>;
+  /** Indicates if this record was captured as a secondary 'reported' record rather than as an original primary source-of-truth record.  It may also indicate the source of the report. */
+  reportedReference?: Maybe<Reference>;
+  /** The individual, organization, or device that initiated the request and has responsibility for its activation. */
+  requester?: Maybe<Reference>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** A code specifying the current state of the order.  Generally, this will be active or completed state. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Captures the reason for the current state of the MedicationRequest. */
+  statusReason?: Maybe<CodeableConcept>;
+  /** A link to a resource representing the person or set of individuals to whom the medication will be given. */
+  subject?: Maybe<Reference>;
+  /** Indicates whether or not substitution can or should be part of the dispense. In some cases, substitution must happen, in other cases substitution must not happen. This block explains the prescriber's intent. If nothing is specified substitution may be done. */
+  substitution?: Maybe<MedicationRequestSubstitution>;
+  /** Include additional information (for example, patient height and weight) that supports the ordering of the medication. */
+  supportingInformation?: Maybe<Array<Maybe<Reference>>>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+};
+
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestDiagnosticReportListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestServiceRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Indicates the specific details for the dispense or medication supply part of a medication request (also known as a Medication Prescription or Medication Order).  Note that this information is not always sent with the order.  There may be in some settings (e.g. hospitals) institutional or system s... */
+export type MedicationRequestDispenseRequest = {
+  __typename?: 'MedicationRequestDispenseRequest';
+  /** The minimum period of time that must occur between dispenses of the medication. */
+  dispenseInterval?: Maybe<Duration>;
+  /** Identifies the period time over which the supplied product is expected to be used, or the length of time the dispense is expected to last. */
+  expectedSupplyDuration?: Maybe<Duration>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Indicates the quantity or duration for the first dispense of the medication. */
+  initialFill?: Maybe<MedicationRequestDispenseRequestInitialFill>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** An integer indicating the number of times, in addition to the original dispense, (aka refills or repeats) that the patient can receive the prescribed medication. Usage Notes: This integer does not include the original order dispense. This means that if an order indicates dispense 30 tablets plus ... */
+  numberOfRepeatsAllowed?: Maybe<Scalars['Int']['output']>;
+  /** Indicates the intended dispensing Organization specified by the prescriber. */
+  performer?: Maybe<Reference>;
+  /** The amount that is to be dispensed for one fill. */
+  quantity?: Maybe<Quantity>;
+  /** This indicates the validity period of a prescription (stale dating the Prescription). */
+  validityPeriod?: Maybe<Period>;
+};
+
+/** Indicates the quantity or duration for the first dispense of the medication. */
+export type MedicationRequestDispenseRequestInitialFill = {
+  __typename?: 'MedicationRequestDispenseRequestInitialFill';
+  /** The length of time that the first dispense is expected to last. */
+  duration?: Maybe<Duration>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The amount or quantity to provide as part of the first dispense. */
+  quantity?: Maybe<Quantity>;
+};
+
+export type MedicationRequestDispenseRequestInitialFillInput = {
+  duration?: InputMaybe<DurationInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  quantity?: InputMaybe<QuantityInput>;
+};
+
+export type MedicationRequestDispenseRequestInput = {
+  dispenseInterval?: InputMaybe<DurationInput>;
+  expectedSupplyDuration?: InputMaybe<DurationInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  initialFill?: InputMaybe<MedicationRequestDispenseRequestInitialFillInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  numberOfRepeatsAllowed?: InputMaybe<Scalars['Int']['input']>;
+  performer?: InputMaybe<ReferenceInput>;
+  quantity?: InputMaybe<QuantityInput>;
+  validityPeriod?: InputMaybe<PeriodInput>;
+};
+
+export type MedicationRequestInput = {
+  authoredOn?: InputMaybe<Scalars['String']['input']>;
+  basedOn?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  category?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  courseOfTherapyType?: InputMaybe<CodeableConceptInput>;
+  detectedIssue?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  dispenseRequest?: InputMaybe<MedicationRequestDispenseRequestInput>;
+  doNotPerform?: InputMaybe<Scalars['Boolean']['input']>;
+  dosageInstruction?: InputMaybe<Array<InputMaybe<DosageInput>>>;
+  encounter?: InputMaybe<ReferenceInput>;
+  eventHistory?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  groupIdentifier?: InputMaybe<IdentifierInput>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  instantiatesCanonical?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  instantiatesUri?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  insurance?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  medicationCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  medicationReference?: InputMaybe<ReferenceInput>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  performer?: InputMaybe<ReferenceInput>;
+  performerType?: InputMaybe<CodeableConceptInput>;
+  priorPrescription?: InputMaybe<ReferenceInput>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  reasonCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  reasonReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  recorder?: InputMaybe<ReferenceInput>;
+  reportedBoolean?: InputMaybe<Scalars['Boolean']['input']>;
+  reportedReference?: InputMaybe<ReferenceInput>;
+  requester?: InputMaybe<ReferenceInput>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  statusReason?: InputMaybe<CodeableConceptInput>;
+  subject?: InputMaybe<ReferenceInput>;
+  substitution?: InputMaybe<MedicationRequestSubstitutionInput>;
+  supportingInformation?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  text?: InputMaybe<NarrativeInput>;
+};
+
+/** Indicates whether or not substitution can or should be part of the dispense. In some cases, substitution must happen, in other cases substitution must not happen. This block explains the prescriber's intent. If nothing is specified substitution may be done. */
+export type MedicationRequestSubstitution = {
+  __typename?: 'MedicationRequestSubstitution';
+  /** True if the prescriber allows a different drug to be dispensed from what was prescribed. */
+  allowedBoolean?: Maybe<Scalars['Boolean']['output']>;
+  /** True if the prescriber allows a different drug to be dispensed from what was prescribed. */
+  allowedCodeableConcept?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Indicates the reason for the substitution, or why substitution must or must not be performed. */
+  reason?: Maybe<CodeableConcept>;
+};
+
+export type MedicationRequestSubstitutionInput = {
+  allowedBoolean?: InputMaybe<Scalars['Boolean']['input']>;
+  allowedCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  reason?: InputMaybe<CodeableConceptInput>;
+};
+
 /** The metadata about a resource. This is content in the resource that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
 export type Meta = {
   __typename?: 'Meta';
@@ -1322,6 +3594,18 @@ export type MoneyInput = {
 
 export type Mutation = {
   __typename?: 'Mutation';
+  /** Create a AllergyIntolerance; the hub assigns id and version */
+  AllergyIntoleranceCreate: AllergyIntolerance;
+  /** Delete a AllergyIntolerance; its versions stay in history */
+  AllergyIntoleranceDelete: DeleteResult;
+  /** Update a AllergyIntolerance; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  AllergyIntoleranceUpdate: AllergyIntolerance;
+  /** Create a Condition; the hub assigns id and version */
+  ConditionCreate: Condition;
+  /** Delete a Condition; its versions stay in history */
+  ConditionDelete: DeleteResult;
+  /** Update a Condition; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  ConditionUpdate: Condition;
   /** Create a DiagnosticReport; the hub assigns id and version */
   DiagnosticReportCreate: DiagnosticReport;
   /** Delete a DiagnosticReport; its versions stay in history */
@@ -1334,6 +3618,24 @@ export type Mutation = {
   EncounterDelete: DeleteResult;
   /** Update a Encounter; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   EncounterUpdate: Encounter;
+  /** Create a ImagingStudy; the hub assigns id and version */
+  ImagingStudyCreate: ImagingStudy;
+  /** Delete a ImagingStudy; its versions stay in history */
+  ImagingStudyDelete: DeleteResult;
+  /** Update a ImagingStudy; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  ImagingStudyUpdate: ImagingStudy;
+  /** Create a Location; the hub assigns id and version */
+  LocationCreate: Location;
+  /** Delete a Location; its versions stay in history */
+  LocationDelete: DeleteResult;
+  /** Update a Location; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  LocationUpdate: Location;
+  /** Create a MedicationRequest; the hub assigns id and version */
+  MedicationRequestCreate: MedicationRequest;
+  /** Delete a MedicationRequest; its versions stay in history */
+  MedicationRequestDelete: DeleteResult;
+  /** Update a MedicationRequest; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  MedicationRequestUpdate: MedicationRequest;
   /** Create a Observation; the hub assigns id and version */
   ObservationCreate: Observation;
   /** Delete a Observation; its versions stay in history */
@@ -1356,8 +3658,20 @@ export type Mutation = {
   PractitionerCreate: Practitioner;
   /** Delete a Practitioner; its versions stay in history */
   PractitionerDelete: DeleteResult;
+  /** Create a PractitionerRole; the hub assigns id and version */
+  PractitionerRoleCreate: PractitionerRole;
+  /** Delete a PractitionerRole; its versions stay in history */
+  PractitionerRoleDelete: DeleteResult;
+  /** Update a PractitionerRole; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  PractitionerRoleUpdate: PractitionerRole;
   /** Update a Practitioner; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   PractitionerUpdate: Practitioner;
+  /** Create a Procedure; the hub assigns id and version */
+  ProcedureCreate: Procedure;
+  /** Delete a Procedure; its versions stay in history */
+  ProcedureDelete: DeleteResult;
+  /** Update a Procedure; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  ProcedureUpdate: Procedure;
   /** Create a ServiceRequest; the hub assigns id and version */
   ServiceRequestCreate: ServiceRequest;
   /** Delete a ServiceRequest; its versions stay in history */
@@ -1372,6 +3686,42 @@ export type Mutation = {
   TaskUpdate: Task;
   /** No-op; resource mutations are TCreate, TUpdate and TDelete */
   _noop?: Maybe<Scalars['Boolean']['output']>;
+};
+
+
+export type MutationAllergyIntoleranceCreateArgs = {
+  res: AllergyIntoleranceInput;
+};
+
+
+export type MutationAllergyIntoleranceDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationAllergyIntoleranceUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: AllergyIntoleranceInput;
+};
+
+
+export type MutationConditionCreateArgs = {
+  res: ConditionInput;
+};
+
+
+export type MutationConditionDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationConditionUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: ConditionInput;
 };
 
 
@@ -1408,6 +3758,60 @@ export type MutationEncounterUpdateArgs = {
   id: Scalars['ID']['input'];
   ifMatch?: InputMaybe<Scalars['String']['input']>;
   res: EncounterInput;
+};
+
+
+export type MutationImagingStudyCreateArgs = {
+  res: ImagingStudyInput;
+};
+
+
+export type MutationImagingStudyDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationImagingStudyUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: ImagingStudyInput;
+};
+
+
+export type MutationLocationCreateArgs = {
+  res: LocationInput;
+};
+
+
+export type MutationLocationDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationLocationUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: LocationInput;
+};
+
+
+export type MutationMedicationRequestCreateArgs = {
+  res: MedicationRequestInput;
+};
+
+
+export type MutationMedicationRequestDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationMedicationRequestUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: MedicationRequestInput;
 };
 
 
@@ -1476,10 +3880,46 @@ export type MutationPractitionerDeleteArgs = {
 };
 
 
+export type MutationPractitionerRoleCreateArgs = {
+  res: PractitionerRoleInput;
+};
+
+
+export type MutationPractitionerRoleDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationPractitionerRoleUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: PractitionerRoleInput;
+};
+
+
 export type MutationPractitionerUpdateArgs = {
   id: Scalars['ID']['input'];
   ifMatch?: InputMaybe<Scalars['String']['input']>;
   res: PractitionerInput;
+};
+
+
+export type MutationProcedureCreateArgs = {
+  res: ProcedureInput;
+};
+
+
+export type MutationProcedureDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationProcedureUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: ProcedureInput;
 };
 
 
@@ -1541,6 +3981,18 @@ export type NarrativeInput = {
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type Observation = {
   __typename?: 'Observation';
+  /** Condition resources that refer to this Observation, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DiagnosticReport resources that refer to this Observation, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: result */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** Encounter resources that refer to this Observation, resolved in one batch per request. _reference names the Encounter search parameter that points here: reason_reference */
+  EncounterList: Array<Encounter>;
+  /** Observation resources that refer to this Observation, resolved in one batch per request. _reference names the Observation search parameter that points here: derived_from, focus, has_member */
+  ObservationList: Array<Observation>;
+  /** Procedure resources that refer to this Observation, resolved in one batch per request. _reference names the Procedure search parameter that points here: part_of, reason_reference */
+  ProcedureList: Array<Procedure>;
+  /** Task resources that refer to this Observation, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
   /** A plan, proposal or order that is fulfilled in whole or in part by this event.  For example, a MedicationRequest may require a patient to have laboratory test performed before  it is dispensed. */
   basedOn?: Maybe<Array<Maybe<Reference>>>;
   /** Indicates the site on the subject's body where the observation was made (i.e. the target site). */
@@ -1635,6 +4087,215 @@ export type Observation = {
   valueString?: Maybe<Scalars['String']['output']>;
   /** The information determined as a result of making the observation, if the information has a simple value. */
   valueTime?: Maybe<Scalars['String']['output']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationDiagnosticReportListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationEncounterListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** Some observations have multiple component observations.  These component observations are expressed as separate code value pairs that share the same attributes.  Examples include systolic and diastolic component observations for blood pressure measurement and multiple component observations for g... */
@@ -1786,6 +4447,32 @@ export type ObservationReferenceRangeInput = {
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type Organization = {
   __typename?: 'Organization';
+  /** Condition resources that refer to this Organization, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DiagnosticReport resources that refer to this Organization, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: performer, results_interpreter */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** Encounter resources that refer to this Organization, resolved in one batch per request. _reference names the Encounter search parameter that points here: service_provider */
+  EncounterList: Array<Encounter>;
+  /** ImagingStudy resources that refer to this Organization, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: performer */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** Location resources that refer to this Organization, resolved in one batch per request. _reference names the Location search parameter that points here: organization */
+  LocationList: Array<Location>;
+  /** MedicationRequest resources that refer to this Organization, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: intended_dispenser, intended_performer, requester */
+  MedicationRequestList: Array<MedicationRequest>;
+  /** Observation resources that refer to this Organization, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, performer */
+  ObservationList: Array<Observation>;
+  /** Organization resources that refer to this Organization, resolved in one batch per request. _reference names the Organization search parameter that points here: partof */
+  OrganizationList: Array<Organization>;
+  /** Patient resources that refer to this Organization, resolved in one batch per request. _reference names the Patient search parameter that points here: general_practitioner, organization */
+  PatientList: Array<Patient>;
+  /** PractitionerRole resources that refer to this Organization, resolved in one batch per request. _reference names the PractitionerRole search parameter that points here: organization */
+  PractitionerRoleList: Array<PractitionerRole>;
+  /** Procedure resources that refer to this Organization, resolved in one batch per request. _reference names the Procedure search parameter that points here: performer */
+  ProcedureList: Array<Procedure>;
+  /** ServiceRequest resources that refer to this Organization, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: performer, requester */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this Organization, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, owner, requester, subject */
+  TaskList: Array<Task>;
   /** Whether the organization's record is still in active use. */
   active?: Maybe<Scalars['Boolean']['output']>;
   /** An address for the organization. */
@@ -1826,6 +4513,438 @@ export type Organization = {
   text?: Maybe<Narrative>;
   /** The kind(s) of organization that this is. */
   type?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationDiagnosticReportListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationEncounterListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationImagingStudyListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationLocationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  operational_status?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  partof?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationMedicationRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authoredon?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intended_dispenser?: InputMaybe<Scalars['String']['input']>;
+  intended_performer?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationOrganizationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  partof?: InputMaybe<Scalars['String']['input']>;
+  phonetic?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationPatientListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  birthdate?: InputMaybe<Scalars['String']['input']>;
+  death_date?: InputMaybe<Scalars['String']['input']>;
+  deceased?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  family?: InputMaybe<Scalars['String']['input']>;
+  gender?: InputMaybe<Scalars['String']['input']>;
+  general_practitioner?: InputMaybe<Scalars['String']['input']>;
+  given?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  link?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  phonetic?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationPractitionerRoleListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  role?: InputMaybe<Scalars['String']['input']>;
+  service?: InputMaybe<Scalars['String']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationServiceRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** Contact for the organization for a certain purpose. */
@@ -1917,6 +5036,28 @@ export type ParameterDefinitionInput = {
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type Patient = {
   __typename?: 'Patient';
+  /** AllergyIntolerance resources that refer to this Patient, resolved in one batch per request. _reference names the AllergyIntolerance search parameter that points here: asserter, patient, recorder */
+  AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** Condition resources that refer to this Patient, resolved in one batch per request. _reference names the Condition search parameter that points here: asserter, evidence_detail, patient, subject */
+  ConditionList: Array<Condition>;
+  /** DiagnosticReport resources that refer to this Patient, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: patient, subject */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** Encounter resources that refer to this Patient, resolved in one batch per request. _reference names the Encounter search parameter that points here: patient, subject */
+  EncounterList: Array<Encounter>;
+  /** ImagingStudy resources that refer to this Patient, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: patient, performer, subject */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** MedicationRequest resources that refer to this Patient, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: intended_performer, patient, requester, subject */
+  MedicationRequestList: Array<MedicationRequest>;
+  /** Observation resources that refer to this Patient, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, patient, performer, subject */
+  ObservationList: Array<Observation>;
+  /** Patient resources that refer to this Patient, resolved in one batch per request. _reference names the Patient search parameter that points here: link */
+  PatientList: Array<Patient>;
+  /** Procedure resources that refer to this Patient, resolved in one batch per request. _reference names the Procedure search parameter that points here: patient, performer, subject */
+  ProcedureList: Array<Procedure>;
+  /** ServiceRequest resources that refer to this Patient, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: patient, performer, requester, subject */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this Patient, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, owner, patient, requester, subject */
+  TaskList: Array<Task>;
   /** Whether this patient record is in active use. */
   active?: Maybe<Scalars['Boolean']['output']>;
   /** An address for the individual. */
@@ -1973,6 +5114,384 @@ export type Patient = {
   telecom?: Maybe<Array<Maybe<ContactPoint>>>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientAllergyIntoleranceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  criticality?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  last_date?: InputMaybe<Scalars['String']['input']>;
+  manifestation?: InputMaybe<Scalars['String']['input']>;
+  onset?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorder?: InputMaybe<Scalars['String']['input']>;
+  route?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientDiagnosticReportListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientEncounterListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientImagingStudyListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientMedicationRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authoredon?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intended_dispenser?: InputMaybe<Scalars['String']['input']>;
+  intended_performer?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientPatientListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  birthdate?: InputMaybe<Scalars['String']['input']>;
+  death_date?: InputMaybe<Scalars['String']['input']>;
+  deceased?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  family?: InputMaybe<Scalars['String']['input']>;
+  gender?: InputMaybe<Scalars['String']['input']>;
+  general_practitioner?: InputMaybe<Scalars['String']['input']>;
+  given?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  link?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  phonetic?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientServiceRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** A language which may be used to communicate with the patient about his or her health. */
@@ -2112,6 +5631,30 @@ export type PeriodInput = {
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type Practitioner = {
   __typename?: 'Practitioner';
+  /** AllergyIntolerance resources that refer to this Practitioner, resolved in one batch per request. _reference names the AllergyIntolerance search parameter that points here: asserter, recorder */
+  AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** Condition resources that refer to this Practitioner, resolved in one batch per request. _reference names the Condition search parameter that points here: asserter, evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DiagnosticReport resources that refer to this Practitioner, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: performer, results_interpreter */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** Encounter resources that refer to this Practitioner, resolved in one batch per request. _reference names the Encounter search parameter that points here: participant, practitioner */
+  EncounterList: Array<Encounter>;
+  /** ImagingStudy resources that refer to this Practitioner, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: interpreter, performer, referrer */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** MedicationRequest resources that refer to this Practitioner, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: intended_performer, requester */
+  MedicationRequestList: Array<MedicationRequest>;
+  /** Observation resources that refer to this Practitioner, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, performer */
+  ObservationList: Array<Observation>;
+  /** Patient resources that refer to this Practitioner, resolved in one batch per request. _reference names the Patient search parameter that points here: general_practitioner */
+  PatientList: Array<Patient>;
+  /** PractitionerRole resources that refer to this Practitioner, resolved in one batch per request. _reference names the PractitionerRole search parameter that points here: practitioner */
+  PractitionerRoleList: Array<PractitionerRole>;
+  /** Procedure resources that refer to this Practitioner, resolved in one batch per request. _reference names the Procedure search parameter that points here: performer */
+  ProcedureList: Array<Procedure>;
+  /** ServiceRequest resources that refer to this Practitioner, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: performer, requester */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this Practitioner, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, owner, requester, subject */
+  TaskList: Array<Task>;
   /** Whether this practitioner's record is in active use. */
   active?: Maybe<Scalars['Boolean']['output']>;
   /**
@@ -2155,6 +5698,412 @@ export type Practitioner = {
   telecom?: Maybe<Array<Maybe<ContactPoint>>>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerAllergyIntoleranceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  criticality?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  last_date?: InputMaybe<Scalars['String']['input']>;
+  manifestation?: InputMaybe<Scalars['String']['input']>;
+  onset?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorder?: InputMaybe<Scalars['String']['input']>;
+  route?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerDiagnosticReportListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerEncounterListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerImagingStudyListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerMedicationRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authoredon?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intended_dispenser?: InputMaybe<Scalars['String']['input']>;
+  intended_performer?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerPatientListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  birthdate?: InputMaybe<Scalars['String']['input']>;
+  death_date?: InputMaybe<Scalars['String']['input']>;
+  deceased?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  family?: InputMaybe<Scalars['String']['input']>;
+  gender?: InputMaybe<Scalars['String']['input']>;
+  general_practitioner?: InputMaybe<Scalars['String']['input']>;
+  given?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  link?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  phonetic?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerPractitionerRoleListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  role?: InputMaybe<Scalars['String']['input']>;
+  service?: InputMaybe<Scalars['String']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerServiceRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 export type PractitionerInput = {
@@ -2208,6 +6157,907 @@ export type PractitionerQualificationInput = {
   period?: InputMaybe<PeriodInput>;
 };
 
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRole = {
+  __typename?: 'PractitionerRole';
+  /** AllergyIntolerance resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the AllergyIntolerance search parameter that points here: asserter, recorder */
+  AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** Condition resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Condition search parameter that points here: asserter, evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DiagnosticReport resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: performer, results_interpreter */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** Encounter resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Encounter search parameter that points here: participant */
+  EncounterList: Array<Encounter>;
+  /** ImagingStudy resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: interpreter, performer, referrer */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** MedicationRequest resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: intended_performer, requester */
+  MedicationRequestList: Array<MedicationRequest>;
+  /** Observation resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, performer */
+  ObservationList: Array<Observation>;
+  /** Patient resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Patient search parameter that points here: general_practitioner */
+  PatientList: Array<Patient>;
+  /** Procedure resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Procedure search parameter that points here: performer */
+  ProcedureList: Array<Procedure>;
+  /** ServiceRequest resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: performer, requester */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, owner, requester, subject */
+  TaskList: Array<Task>;
+  /** Whether this practitioner role record is in active use. */
+  active?: Maybe<Scalars['Boolean']['output']>;
+  /** A description of site availability exceptions, e.g. public holiday availability. Succinctly describing all possible exceptions to normal site availability as details in the available Times and not available Times. */
+  availabilityExceptions?: Maybe<Scalars['String']['output']>;
+  /** A collection of times the practitioner is available or performing this role at the location and/or healthcareservice. */
+  availableTime?: Maybe<Array<Maybe<PractitionerRoleAvailableTime>>>;
+  /** Roles which this practitioner is authorized to perform for the organization. */
+  code?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** Technical endpoints providing access to services operated for the practitioner with this role. */
+  endpoint?: Maybe<Array<Maybe<Reference>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** The list of healthcare services that this worker provides for this role's Organization/Location(s). */
+  healthcareService?: Maybe<Array<Maybe<Reference>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Business Identifiers that are specific to a role/location. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The location(s) at which this practitioner provides care. */
+  location?: Maybe<Array<Maybe<Reference>>>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The practitioner is not available or performing this role during this period of time due to the provided reason. */
+  notAvailable?: Maybe<Array<Maybe<PractitionerRoleNotAvailable>>>;
+  /** The organization where the Practitioner performs the roles associated. */
+  organization?: Maybe<Reference>;
+  /** The period during which the person is authorized to act as a practitioner in these role(s) for the organization. */
+  period?: Maybe<Period>;
+  /** Practitioner that is able to provide the defined services for the organization. */
+  practitioner?: Maybe<Reference>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** Specific specialty of the practitioner. */
+  specialty?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Contact details that are specific to the role/location/service. */
+  telecom?: Maybe<Array<Maybe<ContactPoint>>>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleAllergyIntoleranceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  criticality?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  last_date?: InputMaybe<Scalars['String']['input']>;
+  manifestation?: InputMaybe<Scalars['String']['input']>;
+  onset?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorder?: InputMaybe<Scalars['String']['input']>;
+  route?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleDiagnosticReportListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleEncounterListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleImagingStudyListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleMedicationRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authoredon?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intended_dispenser?: InputMaybe<Scalars['String']['input']>;
+  intended_performer?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRolePatientListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  birthdate?: InputMaybe<Scalars['String']['input']>;
+  death_date?: InputMaybe<Scalars['String']['input']>;
+  deceased?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  family?: InputMaybe<Scalars['String']['input']>;
+  gender?: InputMaybe<Scalars['String']['input']>;
+  general_practitioner?: InputMaybe<Scalars['String']['input']>;
+  given?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  link?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  phonetic?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleServiceRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A collection of times the practitioner is available or performing this role at the location and/or healthcareservice. */
+export type PractitionerRoleAvailableTime = {
+  __typename?: 'PractitionerRoleAvailableTime';
+  /** Is this always available? (hence times are irrelevant) e.g. 24 hour service. */
+  allDay?: Maybe<Scalars['Boolean']['output']>;
+  /** The closing time of day. Note: If the AllDay flag is set, then this time is ignored. */
+  availableEndTime?: Maybe<Scalars['String']['output']>;
+  /** The opening time of day. Note: If the AllDay flag is set, then this time is ignored. */
+  availableStartTime?: Maybe<Scalars['String']['output']>;
+  /** Indicates which days of the week are available between the start and end Times. */
+  daysOfWeek?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+};
+
+export type PractitionerRoleAvailableTimeInput = {
+  allDay?: InputMaybe<Scalars['Boolean']['input']>;
+  availableEndTime?: InputMaybe<Scalars['String']['input']>;
+  availableStartTime?: InputMaybe<Scalars['String']['input']>;
+  daysOfWeek?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+};
+
+export type PractitionerRoleInput = {
+  active?: InputMaybe<Scalars['Boolean']['input']>;
+  availabilityExceptions?: InputMaybe<Scalars['String']['input']>;
+  availableTime?: InputMaybe<Array<InputMaybe<PractitionerRoleAvailableTimeInput>>>;
+  code?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  endpoint?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  healthcareService?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  notAvailable?: InputMaybe<Array<InputMaybe<PractitionerRoleNotAvailableInput>>>;
+  organization?: InputMaybe<ReferenceInput>;
+  period?: InputMaybe<PeriodInput>;
+  practitioner?: InputMaybe<ReferenceInput>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  specialty?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  telecom?: InputMaybe<Array<InputMaybe<ContactPointInput>>>;
+  text?: InputMaybe<NarrativeInput>;
+};
+
+/** The practitioner is not available or performing this role during this period of time due to the provided reason. */
+export type PractitionerRoleNotAvailable = {
+  __typename?: 'PractitionerRoleNotAvailable';
+  /** The reason that can be presented to the user as to why this time is not available. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** Service is not available (seasonally or for a public holiday) from this date. */
+  during?: Maybe<Period>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+};
+
+export type PractitionerRoleNotAvailableInput = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  during?: InputMaybe<PeriodInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+};
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type Procedure = {
+  __typename?: 'Procedure';
+  /** Condition resources that refer to this Procedure, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** Encounter resources that refer to this Procedure, resolved in one batch per request. _reference names the Encounter search parameter that points here: diagnosis, reason_reference */
+  EncounterList: Array<Encounter>;
+  /** Observation resources that refer to this Procedure, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, part_of */
+  ObservationList: Array<Observation>;
+  /** Procedure resources that refer to this Procedure, resolved in one batch per request. _reference names the Procedure search parameter that points here: part_of, reason_reference */
+  ProcedureList: Array<Procedure>;
+  /** Task resources that refer to this Procedure, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Individual who is making the procedure statement. */
+  asserter?: Maybe<Reference>;
+  /** A reference to a resource that contains details of the request for this procedure. */
+  basedOn?: Maybe<Array<Maybe<Reference>>>;
+  /** Detailed and structured anatomical location information. Multiple locations are allowed - e.g. multiple punch biopsies of a lesion. */
+  bodySite?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** A code that classifies the procedure for searching, sorting and display purposes (e.g. "Surgical Procedure"). */
+  category?: Maybe<CodeableConcept>;
+  /** The specific procedure that is performed. Use text if the exact nature of the procedure cannot be coded (e.g. "Laparoscopic Appendectomy"). */
+  code?: Maybe<CodeableConcept>;
+  /** Any complications that occurred during the procedure, or in the immediate post-performance period. These are generally tracked separately from the notes, which will typically describe the procedure itself rather than any 'post procedure' issues. */
+  complication?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Any complications that occurred during the procedure, or in the immediate post-performance period. */
+  complicationDetail?: Maybe<Array<Maybe<Reference>>>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** The Encounter during which this Procedure was created or performed or to which the creation of this record is tightly associated. */
+  encounter?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A device that is implanted, removed or otherwise manipulated (calibration, battery replacement, fitting a prosthesis, attaching a wound-vac, etc.) as a focal portion of the Procedure. */
+  focalDevice?: Maybe<Array<Maybe<ProcedureFocalDevice>>>;
+  /** If the procedure required specific follow up - e.g. removal of sutures. The follow up may be represented as a simple note or could potentially be more complex, in which case the CarePlan resource can be used. */
+  followUp?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Business identifiers assigned to this procedure by the performer or other systems which remain constant as the resource is updated and is propagated from server to server. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The URL pointing to a FHIR-defined protocol, guideline, order set or other definition that is adhered to in whole or in part by this Procedure. */
+  instantiatesCanonical?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** The URL pointing to an externally maintained protocol, guideline, order set or other definition that is adhered to in whole or in part by this Procedure. */
+  instantiatesUri?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The location where the procedure actually happened.  E.g. a newborn at home, a tracheostomy at a restaurant. */
+  location?: Maybe<Reference>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Any other notes and comments about the procedure. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** The outcome of the procedure - did it resolve the reasons for the procedure being performed? */
+  outcome?: Maybe<CodeableConcept>;
+  /** A larger event of which this particular procedure is a component or step. */
+  partOf?: Maybe<Array<Maybe<Reference>>>;
+  /** Estimated or actual date, date-time, period, or age when the procedure was performed.  Allows a period to support complex procedures that span more than one date, and also allows for the length of the procedure to be captured. */
+  performedAge?: Maybe<Age>;
+  /** Estimated or actual date, date-time, period, or age when the procedure was performed.  Allows a period to support complex procedures that span more than one date, and also allows for the length of the procedure to be captured. */
+  performedDateTime?: Maybe<Scalars['String']['output']>;
+  /** Estimated or actual date, date-time, period, or age when the procedure was performed.  Allows a period to support complex procedures that span more than one date, and also allows for the length of the procedure to be captured. */
+  performedPeriod?: Maybe<Period>;
+  /** Estimated or actual date, date-time, period, or age when the procedure was performed.  Allows a period to support complex procedures that span more than one date, and also allows for the length of the procedure to be captured. */
+  performedRange?: Maybe<Range>;
+  /** Estimated or actual date, date-time, period, or age when the procedure was performed.  Allows a period to support complex procedures that span more than one date, and also allows for the length of the procedure to be captured. */
+  performedString?: Maybe<Scalars['String']['output']>;
+  /** Limited to "real" people rather than equipment. */
+  performer?: Maybe<Array<Maybe<ProcedurePerformer>>>;
+  /** The coded reason why the procedure was performed. This may be a coded entity of some type, or may simply be present as text. */
+  reasonCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The justification of why the procedure was performed. */
+  reasonReference?: Maybe<Array<Maybe<Reference>>>;
+  /** Individual who recorded the record and takes responsibility for its content. */
+  recorder?: Maybe<Reference>;
+  /** This could be a histology result, pathology report, surgical report, etc. */
+  report?: Maybe<Array<Maybe<Reference>>>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** A code specifying the state of the procedure. Generally, this will be the in-progress or completed state. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Captures the reason for the current state of the procedure. */
+  statusReason?: Maybe<CodeableConcept>;
+  /** The person, animal or group on which the procedure was performed. */
+  subject?: Maybe<Reference>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** Identifies coded items that were used as part of the procedure. */
+  usedCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Identifies medications, devices and any other substance used as part of the procedure. */
+  usedReference?: Maybe<Array<Maybe<Reference>>>;
+};
+
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type ProcedureConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type ProcedureEncounterListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type ProcedureObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type ProcedureProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type ProcedureTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A device that is implanted, removed or otherwise manipulated (calibration, battery replacement, fitting a prosthesis, attaching a wound-vac, etc.) as a focal portion of the Procedure. */
+export type ProcedureFocalDevice = {
+  __typename?: 'ProcedureFocalDevice';
+  /** The kind of change that happened to the device during the procedure. */
+  action?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** The device that was manipulated (changed) during the procedure. */
+  manipulated?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+};
+
+export type ProcedureFocalDeviceInput = {
+  action?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  manipulated?: InputMaybe<ReferenceInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+};
+
+export type ProcedureInput = {
+  asserter?: InputMaybe<ReferenceInput>;
+  basedOn?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  bodySite?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  category?: InputMaybe<CodeableConceptInput>;
+  code?: InputMaybe<CodeableConceptInput>;
+  complication?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  complicationDetail?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  encounter?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  focalDevice?: InputMaybe<Array<InputMaybe<ProcedureFocalDeviceInput>>>;
+  followUp?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  instantiatesCanonical?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  instantiatesUri?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<ReferenceInput>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  outcome?: InputMaybe<CodeableConceptInput>;
+  partOf?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  performedAge?: InputMaybe<AgeInput>;
+  performedDateTime?: InputMaybe<Scalars['String']['input']>;
+  performedPeriod?: InputMaybe<PeriodInput>;
+  performedRange?: InputMaybe<RangeInput>;
+  performedString?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Array<InputMaybe<ProcedurePerformerInput>>>;
+  reasonCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  reasonReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  recorder?: InputMaybe<ReferenceInput>;
+  report?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  statusReason?: InputMaybe<CodeableConceptInput>;
+  subject?: InputMaybe<ReferenceInput>;
+  text?: InputMaybe<NarrativeInput>;
+  usedCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  usedReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+};
+
+/** Limited to "real" people rather than equipment. */
+export type ProcedurePerformer = {
+  __typename?: 'ProcedurePerformer';
+  /** The practitioner who was involved in the procedure. */
+  actor?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Distinguishes the type of involvement of the performer in the procedure. For example, surgeon, anaesthetist, endoscopist. */
+  function?: Maybe<CodeableConcept>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The organization the device or practitioner was acting on behalf of. */
+  onBehalfOf?: Maybe<Reference>;
+};
+
+export type ProcedurePerformerInput = {
+  actor?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  function?: InputMaybe<CodeableConceptInput>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  onBehalfOf?: InputMaybe<ReferenceInput>;
+};
+
 /** A measured amount (or an amount that can potentially be measured). Note that measured amounts include amounts that are not precisely quantified, including amounts involving arbitrary units and floating currencies. */
 export type Quantity = {
   __typename?: 'Quantity';
@@ -2239,6 +7089,14 @@ export type QuantityInput = {
 
 export type Query = {
   __typename?: 'Query';
+  /** One AllergyIntolerance by id; NOT_FOUND error when there is none */
+  AllergyIntolerance?: Maybe<AllergyIntolerance>;
+  /** AllergyIntolerance resources matching FHIR search arguments */
+  AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** One Condition by id; NOT_FOUND error when there is none */
+  Condition?: Maybe<Condition>;
+  /** Condition resources matching FHIR search arguments */
+  ConditionList: Array<Condition>;
   /** One DiagnosticReport by id; NOT_FOUND error when there is none */
   DiagnosticReport?: Maybe<DiagnosticReport>;
   /** DiagnosticReport resources matching FHIR search arguments */
@@ -2247,6 +7105,18 @@ export type Query = {
   Encounter?: Maybe<Encounter>;
   /** Encounter resources matching FHIR search arguments */
   EncounterList: Array<Encounter>;
+  /** One ImagingStudy by id; NOT_FOUND error when there is none */
+  ImagingStudy?: Maybe<ImagingStudy>;
+  /** ImagingStudy resources matching FHIR search arguments */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** One Location by id; NOT_FOUND error when there is none */
+  Location?: Maybe<Location>;
+  /** Location resources matching FHIR search arguments */
+  LocationList: Array<Location>;
+  /** One MedicationRequest by id; NOT_FOUND error when there is none */
+  MedicationRequest?: Maybe<MedicationRequest>;
+  /** MedicationRequest resources matching FHIR search arguments */
+  MedicationRequestList: Array<MedicationRequest>;
   /** One Observation by id; NOT_FOUND error when there is none */
   Observation?: Maybe<Observation>;
   /** Observation resources matching FHIR search arguments */
@@ -2263,6 +7133,14 @@ export type Query = {
   Practitioner?: Maybe<Practitioner>;
   /** Practitioner resources matching FHIR search arguments */
   PractitionerList: Array<Practitioner>;
+  /** One PractitionerRole by id; NOT_FOUND error when there is none */
+  PractitionerRole?: Maybe<PractitionerRole>;
+  /** PractitionerRole resources matching FHIR search arguments */
+  PractitionerRoleList: Array<PractitionerRole>;
+  /** One Procedure by id; NOT_FOUND error when there is none */
+  Procedure?: Maybe<Procedure>;
+  /** Procedure resources matching FHIR search arguments */
+  ProcedureList: Array<Procedure>;
   /** One ServiceRequest by id; NOT_FOUND error when there is none */
   ServiceRequest?: Maybe<ServiceRequest>;
   /** ServiceRequest resources matching FHIR search arguments */
@@ -2273,6 +7151,77 @@ export type Query = {
   TaskList: Array<Task>;
   /** What this hub serves and whether its database answers */
   hubStatus: HubStatus;
+};
+
+
+export type QueryAllergyIntoleranceArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryAllergyIntoleranceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  criticality?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  last_date?: InputMaybe<Scalars['String']['input']>;
+  manifestation?: InputMaybe<Scalars['String']['input']>;
+  onset?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorder?: InputMaybe<Scalars['String']['input']>;
+  route?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryConditionArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -2347,6 +7296,107 @@ export type QueryEncounterListArgs = {
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
   type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryImagingStudyArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryImagingStudyListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryLocationArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryLocationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  operational_status?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  partof?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryMedicationRequestArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryMedicationRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authoredon?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intended_dispenser?: InputMaybe<Scalars['String']['input']>;
+  intended_performer?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -2499,6 +7549,71 @@ export type QueryPractitionerListArgs = {
   phone?: InputMaybe<Scalars['String']['input']>;
   phonetic?: InputMaybe<Scalars['String']['input']>;
   telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryPractitionerRoleArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryPractitionerRoleListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  role?: InputMaybe<Scalars['String']['input']>;
+  service?: InputMaybe<Scalars['String']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryProcedureArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -2726,6 +7841,22 @@ export type SampledDataInput = {
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequest = {
   __typename?: 'ServiceRequest';
+  /** Condition resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DiagnosticReport resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: based_on */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** Encounter resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Encounter search parameter that points here: based_on */
+  EncounterList: Array<Encounter>;
+  /** ImagingStudy resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: basedon */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** Observation resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Observation search parameter that points here: based_on, focus */
+  ObservationList: Array<Observation>;
+  /** Procedure resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Procedure search parameter that points here: based_on */
+  ProcedureList: Array<Procedure>;
+  /** ServiceRequest resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: based_on, replaces */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
   /** If a CodeableConcept is present, it indicates the pre-condition for performing the service.  For example "pain", "on flare-up", etc. */
   asNeededBoolean?: Maybe<Scalars['Boolean']['output']>;
   /** If a CodeableConcept is present, it indicates the pre-condition for performing the service.  For example "pain", "on flare-up", etc. */
@@ -2824,6 +7955,284 @@ export type ServiceRequest = {
   text?: Maybe<Narrative>;
 };
 
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestDiagnosticReportListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestEncounterListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestImagingStudyListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestServiceRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type ServiceRequestInput = {
   asNeededBoolean?: InputMaybe<Scalars['Boolean']['input']>;
   asNeededCodeableConcept?: InputMaybe<CodeableConceptInput>;
@@ -2912,6 +8321,14 @@ export type SignatureInput = {
 /** A task to be performed. */
 export type Task = {
   __typename?: 'Task';
+  /** Condition resources that refer to this Task, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** ImagingStudy resources that refer to this Task, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: basedon */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** Observation resources that refer to this Task, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this Task, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, part_of, subject */
+  TaskList: Array<Task>;
   /** The date and time this task was created. */
   authoredOn?: Maybe<Scalars['String']['output']>;
   /** BasedOn refers to a higher-level authorization that triggered the creation of the task.  It references a "request" resource such as a ServiceRequest, MedicationRequest, ServiceRequest, CarePlan, etc. which is distinct from the "request" resource the task is seeking to fulfill.  This latter resour... */
@@ -2994,6 +8411,148 @@ export type Task = {
   statusReason?: Maybe<CodeableConcept>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** A task to be performed. */
+export type TaskConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A task to be performed. */
+export type TaskImagingStudyListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A task to be performed. */
+export type TaskObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A task to be performed. */
+export type TaskTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 export type TaskInput = {
@@ -3640,6 +9199,10 @@ export type ResolversTypes = {
   AddressInput: ResolverTypeWrapper<Record<string, unknown>>;
   Age: ResolverTypeWrapper<Record<string, unknown>>;
   AgeInput: ResolverTypeWrapper<Record<string, unknown>>;
+  AllergyIntolerance: ResolverTypeWrapper<Record<string, unknown>>;
+  AllergyIntoleranceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  AllergyIntoleranceReaction: ResolverTypeWrapper<Record<string, unknown>>;
+  AllergyIntoleranceReactionInput: ResolverTypeWrapper<Record<string, unknown>>;
   Annotation: ResolverTypeWrapper<Record<string, unknown>>;
   AnnotationInput: ResolverTypeWrapper<Record<string, unknown>>;
   AnyResource: ResolverTypeWrapper<Record<string, unknown>>;
@@ -3650,6 +9213,12 @@ export type ResolversTypes = {
   CodeableConceptInput: ResolverTypeWrapper<Record<string, unknown>>;
   Coding: ResolverTypeWrapper<Record<string, unknown>>;
   CodingInput: ResolverTypeWrapper<Record<string, unknown>>;
+  Condition: ResolverTypeWrapper<Record<string, unknown>>;
+  ConditionEvidence: ResolverTypeWrapper<Record<string, unknown>>;
+  ConditionEvidenceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ConditionInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ConditionStage: ResolverTypeWrapper<Record<string, unknown>>;
+  ConditionStageInput: ResolverTypeWrapper<Record<string, unknown>>;
   ContactDetail: ResolverTypeWrapper<Record<string, unknown>>;
   ContactDetailInput: ResolverTypeWrapper<Record<string, unknown>>;
   ContactPoint: ResolverTypeWrapper<Record<string, unknown>>;
@@ -3704,8 +9273,30 @@ export type ResolversTypes = {
   ID: ResolverTypeWrapper<Record<string, unknown>>;
   Identifier: ResolverTypeWrapper<Record<string, unknown>>;
   IdentifierInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ImagingStudy: ResolverTypeWrapper<Record<string, unknown>>;
+  ImagingStudyInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ImagingStudySeries: ResolverTypeWrapper<Record<string, unknown>>;
+  ImagingStudySeriesInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ImagingStudySeriesInstance: ResolverTypeWrapper<Record<string, unknown>>;
+  ImagingStudySeriesInstanceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ImagingStudySeriesPerformer: ResolverTypeWrapper<Record<string, unknown>>;
+  ImagingStudySeriesPerformerInput: ResolverTypeWrapper<Record<string, unknown>>;
   Int: ResolverTypeWrapper<Record<string, unknown>>;
   JSON: ResolverTypeWrapper<Record<string, unknown>>;
+  Location: ResolverTypeWrapper<Record<string, unknown>>;
+  LocationHoursOfOperation: ResolverTypeWrapper<Record<string, unknown>>;
+  LocationHoursOfOperationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  LocationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  LocationPosition: ResolverTypeWrapper<Record<string, unknown>>;
+  LocationPositionInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationRequest: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationRequestDispenseRequest: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationRequestDispenseRequestInitialFill: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationRequestDispenseRequestInitialFillInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationRequestDispenseRequestInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationRequestInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationRequestSubstitution: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationRequestSubstitutionInput: ResolverTypeWrapper<Record<string, unknown>>;
   Meta: ResolverTypeWrapper<Record<string, unknown>>;
   MetaInput: ResolverTypeWrapper<Record<string, unknown>>;
   Money: ResolverTypeWrapper<Record<string, unknown>>;
@@ -3739,6 +9330,18 @@ export type ResolversTypes = {
   PractitionerInput: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerQualification: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerQualificationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  PractitionerRole: ResolverTypeWrapper<Record<string, unknown>>;
+  PractitionerRoleAvailableTime: ResolverTypeWrapper<Record<string, unknown>>;
+  PractitionerRoleAvailableTimeInput: ResolverTypeWrapper<Record<string, unknown>>;
+  PractitionerRoleInput: ResolverTypeWrapper<Record<string, unknown>>;
+  PractitionerRoleNotAvailable: ResolverTypeWrapper<Record<string, unknown>>;
+  PractitionerRoleNotAvailableInput: ResolverTypeWrapper<Record<string, unknown>>;
+  Procedure: ResolverTypeWrapper<Record<string, unknown>>;
+  ProcedureFocalDevice: ResolverTypeWrapper<Record<string, unknown>>;
+  ProcedureFocalDeviceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ProcedureInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ProcedurePerformer: ResolverTypeWrapper<Record<string, unknown>>;
+  ProcedurePerformerInput: ResolverTypeWrapper<Record<string, unknown>>;
   Quantity: ResolverTypeWrapper<Record<string, unknown>>;
   QuantityInput: ResolverTypeWrapper<Record<string, unknown>>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
@@ -3781,6 +9384,10 @@ export type ResolversParentTypes = {
   AddressInput: Record<string, unknown>;
   Age: Record<string, unknown>;
   AgeInput: Record<string, unknown>;
+  AllergyIntolerance: Record<string, unknown>;
+  AllergyIntoleranceInput: Record<string, unknown>;
+  AllergyIntoleranceReaction: Record<string, unknown>;
+  AllergyIntoleranceReactionInput: Record<string, unknown>;
   Annotation: Record<string, unknown>;
   AnnotationInput: Record<string, unknown>;
   AnyResource: Record<string, unknown>;
@@ -3791,6 +9398,12 @@ export type ResolversParentTypes = {
   CodeableConceptInput: Record<string, unknown>;
   Coding: Record<string, unknown>;
   CodingInput: Record<string, unknown>;
+  Condition: Record<string, unknown>;
+  ConditionEvidence: Record<string, unknown>;
+  ConditionEvidenceInput: Record<string, unknown>;
+  ConditionInput: Record<string, unknown>;
+  ConditionStage: Record<string, unknown>;
+  ConditionStageInput: Record<string, unknown>;
   ContactDetail: Record<string, unknown>;
   ContactDetailInput: Record<string, unknown>;
   ContactPoint: Record<string, unknown>;
@@ -3845,8 +9458,30 @@ export type ResolversParentTypes = {
   ID: Record<string, unknown>;
   Identifier: Record<string, unknown>;
   IdentifierInput: Record<string, unknown>;
+  ImagingStudy: Record<string, unknown>;
+  ImagingStudyInput: Record<string, unknown>;
+  ImagingStudySeries: Record<string, unknown>;
+  ImagingStudySeriesInput: Record<string, unknown>;
+  ImagingStudySeriesInstance: Record<string, unknown>;
+  ImagingStudySeriesInstanceInput: Record<string, unknown>;
+  ImagingStudySeriesPerformer: Record<string, unknown>;
+  ImagingStudySeriesPerformerInput: Record<string, unknown>;
   Int: Record<string, unknown>;
   JSON: Record<string, unknown>;
+  Location: Record<string, unknown>;
+  LocationHoursOfOperation: Record<string, unknown>;
+  LocationHoursOfOperationInput: Record<string, unknown>;
+  LocationInput: Record<string, unknown>;
+  LocationPosition: Record<string, unknown>;
+  LocationPositionInput: Record<string, unknown>;
+  MedicationRequest: Record<string, unknown>;
+  MedicationRequestDispenseRequest: Record<string, unknown>;
+  MedicationRequestDispenseRequestInitialFill: Record<string, unknown>;
+  MedicationRequestDispenseRequestInitialFillInput: Record<string, unknown>;
+  MedicationRequestDispenseRequestInput: Record<string, unknown>;
+  MedicationRequestInput: Record<string, unknown>;
+  MedicationRequestSubstitution: Record<string, unknown>;
+  MedicationRequestSubstitutionInput: Record<string, unknown>;
   Meta: Record<string, unknown>;
   MetaInput: Record<string, unknown>;
   Money: Record<string, unknown>;
@@ -3880,6 +9515,18 @@ export type ResolversParentTypes = {
   PractitionerInput: Record<string, unknown>;
   PractitionerQualification: Record<string, unknown>;
   PractitionerQualificationInput: Record<string, unknown>;
+  PractitionerRole: Record<string, unknown>;
+  PractitionerRoleAvailableTime: Record<string, unknown>;
+  PractitionerRoleAvailableTimeInput: Record<string, unknown>;
+  PractitionerRoleInput: Record<string, unknown>;
+  PractitionerRoleNotAvailable: Record<string, unknown>;
+  PractitionerRoleNotAvailableInput: Record<string, unknown>;
+  Procedure: Record<string, unknown>;
+  ProcedureFocalDevice: Record<string, unknown>;
+  ProcedureFocalDeviceInput: Record<string, unknown>;
+  ProcedureInput: Record<string, unknown>;
+  ProcedurePerformer: Record<string, unknown>;
+  ProcedurePerformerInput: Record<string, unknown>;
   Quantity: Record<string, unknown>;
   QuantityInput: Record<string, unknown>;
   Query: Record<PropertyKey, never>;
@@ -3941,6 +9588,56 @@ export type AgeResolvers<ContextType = RequestContext, ParentType extends Resolv
   value?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 };
 
+export type AllergyIntoleranceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AllergyIntolerance'] = ResolversParentTypes['AllergyIntolerance']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<AllergyIntoleranceConditionListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<AllergyIntoleranceObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<AllergyIntoleranceTaskListArgs, '_reference'>>;
+  asserter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  category?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  clinicalStatus?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  code?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  criticality?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  lastOccurrence?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType>;
+  onsetAge?: Resolver<Maybe<ResolversTypes['Age']>, ParentType, ContextType>;
+  onsetDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  onsetPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  onsetRange?: Resolver<Maybe<ResolversTypes['Range']>, ParentType, ContextType>;
+  onsetString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  reaction?: Resolver<Maybe<Array<Maybe<ResolversTypes['AllergyIntoleranceReaction']>>>, ParentType, ContextType>;
+  recordedDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  recorder?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  verificationStatus?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type AllergyIntoleranceReactionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AllergyIntoleranceReaction'] = ResolversParentTypes['AllergyIntoleranceReaction']> = {
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  exposureRoute?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  manifestation?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType>;
+  onset?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  severity?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  substance?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
+
 export type AnnotationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Annotation'] = ResolversParentTypes['Annotation']> = {
   authorReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
   authorString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -3951,7 +9648,7 @@ export type AnnotationResolvers<ContextType = RequestContext, ParentType extends
 };
 
 export type AnyResourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AnyResource'] = ResolversParentTypes['AnyResource']> = {
-  __resolveType: TypeResolveFn<'DiagnosticReport' | 'Encounter' | 'Observation' | 'Organization' | 'Patient' | 'Practitioner' | 'ServiceRequest' | 'Task', ParentType, ContextType>;
+  __resolveType: TypeResolveFn<'AllergyIntolerance' | 'Condition' | 'DiagnosticReport' | 'Encounter' | 'ImagingStudy' | 'Location' | 'MedicationRequest' | 'Observation' | 'Organization' | 'Patient' | 'Practitioner' | 'PractitionerRole' | 'Procedure' | 'ServiceRequest' | 'Task', ParentType, ContextType>;
 };
 
 export type AttachmentResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Attachment'] = ResolversParentTypes['Attachment']> = {
@@ -3982,6 +9679,67 @@ export type CodingResolvers<ContextType = RequestContext, ParentType extends Res
   system?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   userSelected?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
   version?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ConditionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Condition'] = ResolversParentTypes['Condition']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ConditionConditionListArgs, '_reference'>>;
+  EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<ConditionEncounterListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ConditionObservationListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<ConditionProcedureListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ConditionTaskListArgs, '_reference'>>;
+  abatementAge?: Resolver<Maybe<ResolversTypes['Age']>, ParentType, ContextType>;
+  abatementDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  abatementPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  abatementRange?: Resolver<Maybe<ResolversTypes['Range']>, ParentType, ContextType>;
+  abatementString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  asserter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  bodySite?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  category?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  clinicalStatus?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  code?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  evidence?: Resolver<Maybe<Array<Maybe<ResolversTypes['ConditionEvidence']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType>;
+  onsetAge?: Resolver<Maybe<ResolversTypes['Age']>, ParentType, ContextType>;
+  onsetDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  onsetPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  onsetRange?: Resolver<Maybe<ResolversTypes['Range']>, ParentType, ContextType>;
+  onsetString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  recordedDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  recorder?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  severity?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  stage?: Resolver<Maybe<Array<Maybe<ResolversTypes['ConditionStage']>>>, ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  verificationStatus?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type ConditionEvidenceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConditionEvidence'] = ResolversParentTypes['ConditionEvidence']> = {
+  code?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  detail?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
+export type ConditionStageResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConditionStage'] = ResolversParentTypes['ConditionStage']> = {
+  assessment?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  summary?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
 };
 
 export type ContactDetailResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ContactDetail'] = ResolversParentTypes['ContactDetail']> = {
@@ -4066,6 +9824,10 @@ export type DeleteResultResolvers<ContextType = RequestContext, ParentType exten
 };
 
 export type DiagnosticReportResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DiagnosticReport'] = ResolversParentTypes['DiagnosticReport']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<DiagnosticReportConditionListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<DiagnosticReportObservationListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<DiagnosticReportProcedureListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<DiagnosticReportTaskListArgs, '_reference'>>;
   basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
   category?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
   code?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
@@ -4158,6 +9920,15 @@ export type DurationResolvers<ContextType = RequestContext, ParentType extends R
 };
 
 export type EncounterResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Encounter'] = ResolversParentTypes['Encounter']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<EncounterConditionListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<EncounterDiagnosticReportListArgs, '_reference'>>;
+  EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<EncounterEncounterListArgs, '_reference'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<EncounterImagingStudyListArgs, '_reference'>>;
+  MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<EncounterMedicationRequestListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<EncounterObservationListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<EncounterProcedureListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<EncounterServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<EncounterTaskListArgs, '_reference'>>;
   account?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
   appointment?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
   basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
@@ -4350,9 +10121,224 @@ export type IdentifierResolvers<ContextType = RequestContext, ParentType extends
   value?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
+export type ImagingStudyResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImagingStudy'] = ResolversParentTypes['ImagingStudy']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ImagingStudyConditionListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ImagingStudyObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ImagingStudyTaskListArgs, '_reference'>>;
+  basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  endpoint?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  interpreter?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  location?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modality?: Resolver<Maybe<Array<Maybe<ResolversTypes['Coding']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType>;
+  numberOfInstances?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  numberOfSeries?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  procedureCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  procedureReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  reasonCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  reasonReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  referrer?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  series?: Resolver<Maybe<Array<Maybe<ResolversTypes['ImagingStudySeries']>>>, ParentType, ContextType>;
+  started?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type ImagingStudySeriesResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImagingStudySeries'] = ResolversParentTypes['ImagingStudySeries']> = {
+  bodySite?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  endpoint?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  instance?: Resolver<Maybe<Array<Maybe<ResolversTypes['ImagingStudySeriesInstance']>>>, ParentType, ContextType>;
+  laterality?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  modality?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  number?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  numberOfInstances?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  performer?: Resolver<Maybe<Array<Maybe<ResolversTypes['ImagingStudySeriesPerformer']>>>, ParentType, ContextType>;
+  specimen?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  started?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  uid?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ImagingStudySeriesInstanceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImagingStudySeriesInstance'] = ResolversParentTypes['ImagingStudySeriesInstance']> = {
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  number?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  sopClass?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  title?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  uid?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ImagingStudySeriesPerformerResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImagingStudySeriesPerformer'] = ResolversParentTypes['ImagingStudySeriesPerformer']> = {
+  actor?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  function?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
 export interface JsonScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['JSON'], any> {
   name: 'JSON';
 }
+
+export type LocationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Location'] = ResolversParentTypes['Location']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<LocationConditionListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<LocationDiagnosticReportListArgs, '_reference'>>;
+  EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<LocationEncounterListArgs, '_reference'>>;
+  LocationList?: Resolver<Array<ResolversTypes['Location']>, ParentType, ContextType, RequireFields<LocationLocationListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<LocationObservationListArgs, '_reference'>>;
+  PractitionerRoleList?: Resolver<Array<ResolversTypes['PractitionerRole']>, ParentType, ContextType, RequireFields<LocationPractitionerRoleListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<LocationProcedureListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<LocationServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<LocationTaskListArgs, '_reference'>>;
+  address?: Resolver<Maybe<ResolversTypes['Address']>, ParentType, ContextType>;
+  alias?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  availabilityExceptions?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  endpoint?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  hoursOfOperation?: Resolver<Maybe<Array<Maybe<ResolversTypes['LocationHoursOfOperation']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  managingOrganization?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  operationalStatus?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  partOf?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  physicalType?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  position?: Resolver<Maybe<ResolversTypes['LocationPosition']>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  telecom?: Resolver<Maybe<Array<Maybe<ResolversTypes['ContactPoint']>>>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type LocationHoursOfOperationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['LocationHoursOfOperation'] = ResolversParentTypes['LocationHoursOfOperation']> = {
+  allDay?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  closingTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  daysOfWeek?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  openingTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type LocationPositionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['LocationPosition'] = ResolversParentTypes['LocationPosition']> = {
+  altitude?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  latitude?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  longitude?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
+export type MedicationRequestResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationRequest'] = ResolversParentTypes['MedicationRequest']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<MedicationRequestConditionListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<MedicationRequestDiagnosticReportListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<MedicationRequestObservationListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<MedicationRequestServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<MedicationRequestTaskListArgs, '_reference'>>;
+  authoredOn?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  category?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  courseOfTherapyType?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  detectedIssue?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  dispenseRequest?: Resolver<Maybe<ResolversTypes['MedicationRequestDispenseRequest']>, ParentType, ContextType>;
+  doNotPerform?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  dosageInstruction?: Resolver<Maybe<Array<Maybe<ResolversTypes['Dosage']>>>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  eventHistory?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  groupIdentifier?: Resolver<Maybe<ResolversTypes['Identifier']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  instantiatesCanonical?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  instantiatesUri?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  insurance?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  intent?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  medicationCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  medicationReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType>;
+  performer?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  performerType?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  priorPrescription?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  priority?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  reasonCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  reasonReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  recorder?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  reportedBoolean?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  reportedReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  requester?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  statusReason?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  substitution?: Resolver<Maybe<ResolversTypes['MedicationRequestSubstitution']>, ParentType, ContextType>;
+  supportingInformation?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type MedicationRequestDispenseRequestResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationRequestDispenseRequest'] = ResolversParentTypes['MedicationRequestDispenseRequest']> = {
+  dispenseInterval?: Resolver<Maybe<ResolversTypes['Duration']>, ParentType, ContextType>;
+  expectedSupplyDuration?: Resolver<Maybe<ResolversTypes['Duration']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  initialFill?: Resolver<Maybe<ResolversTypes['MedicationRequestDispenseRequestInitialFill']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  numberOfRepeatsAllowed?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  performer?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  validityPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+};
+
+export type MedicationRequestDispenseRequestInitialFillResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationRequestDispenseRequestInitialFill'] = ResolversParentTypes['MedicationRequestDispenseRequestInitialFill']> = {
+  duration?: Resolver<Maybe<ResolversTypes['Duration']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+};
+
+export type MedicationRequestSubstitutionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationRequestSubstitution'] = ResolversParentTypes['MedicationRequestSubstitution']> = {
+  allowedBoolean?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  allowedCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  reason?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
 
 export type MetaResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Meta'] = ResolversParentTypes['Meta']> = {
   account?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
@@ -4379,12 +10365,27 @@ export type MoneyResolvers<ContextType = RequestContext, ParentType extends Reso
 };
 
 export type MutationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  AllergyIntoleranceCreate?: Resolver<ResolversTypes['AllergyIntolerance'], ParentType, ContextType, RequireFields<MutationAllergyIntoleranceCreateArgs, 'res'>>;
+  AllergyIntoleranceDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationAllergyIntoleranceDeleteArgs, 'id'>>;
+  AllergyIntoleranceUpdate?: Resolver<ResolversTypes['AllergyIntolerance'], ParentType, ContextType, RequireFields<MutationAllergyIntoleranceUpdateArgs, 'id' | 'res'>>;
+  ConditionCreate?: Resolver<ResolversTypes['Condition'], ParentType, ContextType, RequireFields<MutationConditionCreateArgs, 'res'>>;
+  ConditionDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationConditionDeleteArgs, 'id'>>;
+  ConditionUpdate?: Resolver<ResolversTypes['Condition'], ParentType, ContextType, RequireFields<MutationConditionUpdateArgs, 'id' | 'res'>>;
   DiagnosticReportCreate?: Resolver<ResolversTypes['DiagnosticReport'], ParentType, ContextType, RequireFields<MutationDiagnosticReportCreateArgs, 'res'>>;
   DiagnosticReportDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationDiagnosticReportDeleteArgs, 'id'>>;
   DiagnosticReportUpdate?: Resolver<ResolversTypes['DiagnosticReport'], ParentType, ContextType, RequireFields<MutationDiagnosticReportUpdateArgs, 'id' | 'res'>>;
   EncounterCreate?: Resolver<ResolversTypes['Encounter'], ParentType, ContextType, RequireFields<MutationEncounterCreateArgs, 'res'>>;
   EncounterDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationEncounterDeleteArgs, 'id'>>;
   EncounterUpdate?: Resolver<ResolversTypes['Encounter'], ParentType, ContextType, RequireFields<MutationEncounterUpdateArgs, 'id' | 'res'>>;
+  ImagingStudyCreate?: Resolver<ResolversTypes['ImagingStudy'], ParentType, ContextType, RequireFields<MutationImagingStudyCreateArgs, 'res'>>;
+  ImagingStudyDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationImagingStudyDeleteArgs, 'id'>>;
+  ImagingStudyUpdate?: Resolver<ResolversTypes['ImagingStudy'], ParentType, ContextType, RequireFields<MutationImagingStudyUpdateArgs, 'id' | 'res'>>;
+  LocationCreate?: Resolver<ResolversTypes['Location'], ParentType, ContextType, RequireFields<MutationLocationCreateArgs, 'res'>>;
+  LocationDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationLocationDeleteArgs, 'id'>>;
+  LocationUpdate?: Resolver<ResolversTypes['Location'], ParentType, ContextType, RequireFields<MutationLocationUpdateArgs, 'id' | 'res'>>;
+  MedicationRequestCreate?: Resolver<ResolversTypes['MedicationRequest'], ParentType, ContextType, RequireFields<MutationMedicationRequestCreateArgs, 'res'>>;
+  MedicationRequestDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationMedicationRequestDeleteArgs, 'id'>>;
+  MedicationRequestUpdate?: Resolver<ResolversTypes['MedicationRequest'], ParentType, ContextType, RequireFields<MutationMedicationRequestUpdateArgs, 'id' | 'res'>>;
   ObservationCreate?: Resolver<ResolversTypes['Observation'], ParentType, ContextType, RequireFields<MutationObservationCreateArgs, 'res'>>;
   ObservationDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationObservationDeleteArgs, 'id'>>;
   ObservationUpdate?: Resolver<ResolversTypes['Observation'], ParentType, ContextType, RequireFields<MutationObservationUpdateArgs, 'id' | 'res'>>;
@@ -4396,7 +10397,13 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   PatientUpdate?: Resolver<ResolversTypes['Patient'], ParentType, ContextType, RequireFields<MutationPatientUpdateArgs, 'id' | 'res'>>;
   PractitionerCreate?: Resolver<ResolversTypes['Practitioner'], ParentType, ContextType, RequireFields<MutationPractitionerCreateArgs, 'res'>>;
   PractitionerDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationPractitionerDeleteArgs, 'id'>>;
+  PractitionerRoleCreate?: Resolver<ResolversTypes['PractitionerRole'], ParentType, ContextType, RequireFields<MutationPractitionerRoleCreateArgs, 'res'>>;
+  PractitionerRoleDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationPractitionerRoleDeleteArgs, 'id'>>;
+  PractitionerRoleUpdate?: Resolver<ResolversTypes['PractitionerRole'], ParentType, ContextType, RequireFields<MutationPractitionerRoleUpdateArgs, 'id' | 'res'>>;
   PractitionerUpdate?: Resolver<ResolversTypes['Practitioner'], ParentType, ContextType, RequireFields<MutationPractitionerUpdateArgs, 'id' | 'res'>>;
+  ProcedureCreate?: Resolver<ResolversTypes['Procedure'], ParentType, ContextType, RequireFields<MutationProcedureCreateArgs, 'res'>>;
+  ProcedureDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationProcedureDeleteArgs, 'id'>>;
+  ProcedureUpdate?: Resolver<ResolversTypes['Procedure'], ParentType, ContextType, RequireFields<MutationProcedureUpdateArgs, 'id' | 'res'>>;
   ServiceRequestCreate?: Resolver<ResolversTypes['ServiceRequest'], ParentType, ContextType, RequireFields<MutationServiceRequestCreateArgs, 'res'>>;
   ServiceRequestDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationServiceRequestDeleteArgs, 'id'>>;
   ServiceRequestUpdate?: Resolver<ResolversTypes['ServiceRequest'], ParentType, ContextType, RequireFields<MutationServiceRequestUpdateArgs, 'id' | 'res'>>;
@@ -4414,6 +10421,12 @@ export type NarrativeResolvers<ContextType = RequestContext, ParentType extends 
 };
 
 export type ObservationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Observation'] = ResolversParentTypes['Observation']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ObservationConditionListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<ObservationDiagnosticReportListArgs, '_reference'>>;
+  EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<ObservationEncounterListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ObservationObservationListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<ObservationProcedureListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ObservationTaskListArgs, '_reference'>>;
   basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
   bodySite?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
   category?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
@@ -4498,6 +10511,19 @@ export type ObservationReferenceRangeResolvers<ContextType = RequestContext, Par
 };
 
 export type OrganizationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Organization'] = ResolversParentTypes['Organization']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<OrganizationConditionListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<OrganizationDiagnosticReportListArgs, '_reference'>>;
+  EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<OrganizationEncounterListArgs, '_reference'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<OrganizationImagingStudyListArgs, '_reference'>>;
+  LocationList?: Resolver<Array<ResolversTypes['Location']>, ParentType, ContextType, RequireFields<OrganizationLocationListArgs, '_reference'>>;
+  MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<OrganizationMedicationRequestListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<OrganizationObservationListArgs, '_reference'>>;
+  OrganizationList?: Resolver<Array<ResolversTypes['Organization']>, ParentType, ContextType, RequireFields<OrganizationOrganizationListArgs, '_reference'>>;
+  PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<OrganizationPatientListArgs, '_reference'>>;
+  PractitionerRoleList?: Resolver<Array<ResolversTypes['PractitionerRole']>, ParentType, ContextType, RequireFields<OrganizationPractitionerRoleListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<OrganizationProcedureListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<OrganizationServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<OrganizationTaskListArgs, '_reference'>>;
   active?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
   address?: Resolver<Maybe<Array<Maybe<ResolversTypes['Address']>>>, ParentType, ContextType>;
   alias?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
@@ -4544,6 +10570,17 @@ export type ParameterDefinitionResolvers<ContextType = RequestContext, ParentTyp
 };
 
 export type PatientResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Patient'] = ResolversParentTypes['Patient']> = {
+  AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<PatientAllergyIntoleranceListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<PatientConditionListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<PatientDiagnosticReportListArgs, '_reference'>>;
+  EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<PatientEncounterListArgs, '_reference'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<PatientImagingStudyListArgs, '_reference'>>;
+  MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<PatientMedicationRequestListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<PatientObservationListArgs, '_reference'>>;
+  PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<PatientPatientListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<PatientProcedureListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<PatientServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<PatientTaskListArgs, '_reference'>>;
   active?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
   address?: Resolver<Maybe<Array<Maybe<ResolversTypes['Address']>>>, ParentType, ContextType>;
   birthDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -4612,6 +10649,18 @@ export type PeriodResolvers<ContextType = RequestContext, ParentType extends Res
 };
 
 export type PractitionerResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Practitioner'] = ResolversParentTypes['Practitioner']> = {
+  AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<PractitionerAllergyIntoleranceListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<PractitionerConditionListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<PractitionerDiagnosticReportListArgs, '_reference'>>;
+  EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<PractitionerEncounterListArgs, '_reference'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<PractitionerImagingStudyListArgs, '_reference'>>;
+  MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<PractitionerMedicationRequestListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<PractitionerObservationListArgs, '_reference'>>;
+  PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<PractitionerPatientListArgs, '_reference'>>;
+  PractitionerRoleList?: Resolver<Array<ResolversTypes['PractitionerRole']>, ParentType, ContextType, RequireFields<PractitionerPractitionerRoleListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<PractitionerProcedureListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<PractitionerServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<PractitionerTaskListArgs, '_reference'>>;
   active?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
   address?: Resolver<Maybe<Array<Maybe<ResolversTypes['Address']>>>, ParentType, ContextType>;
   birthDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -4645,6 +10694,131 @@ export type PractitionerQualificationResolvers<ContextType = RequestContext, Par
   period?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
 };
 
+export type PractitionerRoleResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerRole'] = ResolversParentTypes['PractitionerRole']> = {
+  AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<PractitionerRoleAllergyIntoleranceListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<PractitionerRoleConditionListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<PractitionerRoleDiagnosticReportListArgs, '_reference'>>;
+  EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<PractitionerRoleEncounterListArgs, '_reference'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<PractitionerRoleImagingStudyListArgs, '_reference'>>;
+  MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<PractitionerRoleMedicationRequestListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<PractitionerRoleObservationListArgs, '_reference'>>;
+  PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<PractitionerRolePatientListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<PractitionerRoleProcedureListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<PractitionerRoleServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<PractitionerRoleTaskListArgs, '_reference'>>;
+  active?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  availabilityExceptions?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  availableTime?: Resolver<Maybe<Array<Maybe<ResolversTypes['PractitionerRoleAvailableTime']>>>, ParentType, ContextType>;
+  code?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  endpoint?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  healthcareService?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  location?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  notAvailable?: Resolver<Maybe<Array<Maybe<ResolversTypes['PractitionerRoleNotAvailable']>>>, ParentType, ContextType>;
+  organization?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  period?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  practitioner?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  specialty?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  telecom?: Resolver<Maybe<Array<Maybe<ResolversTypes['ContactPoint']>>>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type PractitionerRoleAvailableTimeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerRoleAvailableTime'] = ResolversParentTypes['PractitionerRoleAvailableTime']> = {
+  allDay?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  availableEndTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  availableStartTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  daysOfWeek?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
+export type PractitionerRoleNotAvailableResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerRoleNotAvailable'] = ResolversParentTypes['PractitionerRoleNotAvailable']> = {
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  during?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
+export type ProcedureResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Procedure'] = ResolversParentTypes['Procedure']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ProcedureConditionListArgs, '_reference'>>;
+  EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<ProcedureEncounterListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ProcedureObservationListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<ProcedureProcedureListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ProcedureTaskListArgs, '_reference'>>;
+  asserter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  bodySite?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  code?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  complication?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  complicationDetail?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  focalDevice?: Resolver<Maybe<Array<Maybe<ResolversTypes['ProcedureFocalDevice']>>>, ParentType, ContextType>;
+  followUp?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  instantiatesCanonical?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  instantiatesUri?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  location?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType>;
+  outcome?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  partOf?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  performedAge?: Resolver<Maybe<ResolversTypes['Age']>, ParentType, ContextType>;
+  performedDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  performedPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  performedRange?: Resolver<Maybe<ResolversTypes['Range']>, ParentType, ContextType>;
+  performedString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  performer?: Resolver<Maybe<Array<Maybe<ResolversTypes['ProcedurePerformer']>>>, ParentType, ContextType>;
+  reasonCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  reasonReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  recorder?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  report?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  statusReason?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  usedCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  usedReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type ProcedureFocalDeviceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ProcedureFocalDevice'] = ResolversParentTypes['ProcedureFocalDevice']> = {
+  action?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  manipulated?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
+export type ProcedurePerformerResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ProcedurePerformer'] = ResolversParentTypes['ProcedurePerformer']> = {
+  actor?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  function?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  onBehalfOf?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
 export type QuantityResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Quantity'] = ResolversParentTypes['Quantity']> = {
   code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   comparator?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -4656,10 +10830,20 @@ export type QuantityResolvers<ContextType = RequestContext, ParentType extends R
 };
 
 export type QueryResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
+  AllergyIntolerance?: Resolver<Maybe<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<QueryAllergyIntoleranceArgs, 'id'>>;
+  AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, Partial<QueryAllergyIntoleranceListArgs>>;
+  Condition?: Resolver<Maybe<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<QueryConditionArgs, 'id'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, Partial<QueryConditionListArgs>>;
   DiagnosticReport?: Resolver<Maybe<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<QueryDiagnosticReportArgs, 'id'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, Partial<QueryDiagnosticReportListArgs>>;
   Encounter?: Resolver<Maybe<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<QueryEncounterArgs, 'id'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, Partial<QueryEncounterListArgs>>;
+  ImagingStudy?: Resolver<Maybe<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<QueryImagingStudyArgs, 'id'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, Partial<QueryImagingStudyListArgs>>;
+  Location?: Resolver<Maybe<ResolversTypes['Location']>, ParentType, ContextType, RequireFields<QueryLocationArgs, 'id'>>;
+  LocationList?: Resolver<Array<ResolversTypes['Location']>, ParentType, ContextType, Partial<QueryLocationListArgs>>;
+  MedicationRequest?: Resolver<Maybe<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<QueryMedicationRequestArgs, 'id'>>;
+  MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, Partial<QueryMedicationRequestListArgs>>;
   Observation?: Resolver<Maybe<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<QueryObservationArgs, 'id'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, Partial<QueryObservationListArgs>>;
   Organization?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType, RequireFields<QueryOrganizationArgs, 'id'>>;
@@ -4668,6 +10852,10 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, Partial<QueryPatientListArgs>>;
   Practitioner?: Resolver<Maybe<ResolversTypes['Practitioner']>, ParentType, ContextType, RequireFields<QueryPractitionerArgs, 'id'>>;
   PractitionerList?: Resolver<Array<ResolversTypes['Practitioner']>, ParentType, ContextType, Partial<QueryPractitionerListArgs>>;
+  PractitionerRole?: Resolver<Maybe<ResolversTypes['PractitionerRole']>, ParentType, ContextType, RequireFields<QueryPractitionerRoleArgs, 'id'>>;
+  PractitionerRoleList?: Resolver<Array<ResolversTypes['PractitionerRole']>, ParentType, ContextType, Partial<QueryPractitionerRoleListArgs>>;
+  Procedure?: Resolver<Maybe<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<QueryProcedureArgs, 'id'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, Partial<QueryProcedureListArgs>>;
   ServiceRequest?: Resolver<Maybe<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<QueryServiceRequestArgs, 'id'>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, Partial<QueryServiceRequestListArgs>>;
   Task?: Resolver<Maybe<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<QueryTaskArgs, 'id'>>;
@@ -4724,6 +10912,14 @@ export type SampledDataResolvers<ContextType = RequestContext, ParentType extend
 };
 
 export type ServiceRequestResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ServiceRequest'] = ResolversParentTypes['ServiceRequest']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ServiceRequestConditionListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<ServiceRequestDiagnosticReportListArgs, '_reference'>>;
+  EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<ServiceRequestEncounterListArgs, '_reference'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<ServiceRequestImagingStudyListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ServiceRequestObservationListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<ServiceRequestProcedureListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<ServiceRequestServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ServiceRequestTaskListArgs, '_reference'>>;
   asNeededBoolean?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
   asNeededCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
   authoredOn?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -4788,6 +10984,10 @@ export type SignatureResolvers<ContextType = RequestContext, ParentType extends 
 };
 
 export type TaskResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Task'] = ResolversParentTypes['Task']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<TaskConditionListArgs, '_reference'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<TaskImagingStudyListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<TaskObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<TaskTaskListArgs, '_reference'>>;
   authoredOn?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
   businessStatus?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
@@ -5012,11 +11212,16 @@ export type UsageContextResolvers<ContextType = RequestContext, ParentType exten
 export type Resolvers<ContextType = RequestContext> = {
   Address?: AddressResolvers<ContextType>;
   Age?: AgeResolvers<ContextType>;
+  AllergyIntolerance?: AllergyIntoleranceResolvers<ContextType>;
+  AllergyIntoleranceReaction?: AllergyIntoleranceReactionResolvers<ContextType>;
   Annotation?: AnnotationResolvers<ContextType>;
   AnyResource?: AnyResourceResolvers<ContextType>;
   Attachment?: AttachmentResolvers<ContextType>;
   CodeableConcept?: CodeableConceptResolvers<ContextType>;
   Coding?: CodingResolvers<ContextType>;
+  Condition?: ConditionResolvers<ContextType>;
+  ConditionEvidence?: ConditionEvidenceResolvers<ContextType>;
+  ConditionStage?: ConditionStageResolvers<ContextType>;
   ContactDetail?: ContactDetailResolvers<ContextType>;
   ContactPoint?: ContactPointResolvers<ContextType>;
   Contributor?: ContributorResolvers<ContextType>;
@@ -5044,7 +11249,18 @@ export type Resolvers<ContextType = RequestContext> = {
   HubStatus?: HubStatusResolvers<ContextType>;
   HumanName?: HumanNameResolvers<ContextType>;
   Identifier?: IdentifierResolvers<ContextType>;
+  ImagingStudy?: ImagingStudyResolvers<ContextType>;
+  ImagingStudySeries?: ImagingStudySeriesResolvers<ContextType>;
+  ImagingStudySeriesInstance?: ImagingStudySeriesInstanceResolvers<ContextType>;
+  ImagingStudySeriesPerformer?: ImagingStudySeriesPerformerResolvers<ContextType>;
   JSON?: GraphQLScalarType;
+  Location?: LocationResolvers<ContextType>;
+  LocationHoursOfOperation?: LocationHoursOfOperationResolvers<ContextType>;
+  LocationPosition?: LocationPositionResolvers<ContextType>;
+  MedicationRequest?: MedicationRequestResolvers<ContextType>;
+  MedicationRequestDispenseRequest?: MedicationRequestDispenseRequestResolvers<ContextType>;
+  MedicationRequestDispenseRequestInitialFill?: MedicationRequestDispenseRequestInitialFillResolvers<ContextType>;
+  MedicationRequestSubstitution?: MedicationRequestSubstitutionResolvers<ContextType>;
   Meta?: MetaResolvers<ContextType>;
   Money?: MoneyResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
@@ -5062,6 +11278,12 @@ export type Resolvers<ContextType = RequestContext> = {
   Period?: PeriodResolvers<ContextType>;
   Practitioner?: PractitionerResolvers<ContextType>;
   PractitionerQualification?: PractitionerQualificationResolvers<ContextType>;
+  PractitionerRole?: PractitionerRoleResolvers<ContextType>;
+  PractitionerRoleAvailableTime?: PractitionerRoleAvailableTimeResolvers<ContextType>;
+  PractitionerRoleNotAvailable?: PractitionerRoleNotAvailableResolvers<ContextType>;
+  Procedure?: ProcedureResolvers<ContextType>;
+  ProcedureFocalDevice?: ProcedureFocalDeviceResolvers<ContextType>;
+  ProcedurePerformer?: ProcedurePerformerResolvers<ContextType>;
   Quantity?: QuantityResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   Range?: RangeResolvers<ContextType>;

@@ -1,5 +1,6 @@
 import DataLoader from 'dataloader';
 import type { Resource } from '@medplum/fhirtypes';
+import type { SearchArguments } from '../fhir/search-query.ts';
 import type { FhirStore } from '../fhir/store.ts';
 
 /** Per-request state: the store and the loaders that batch reference resolution within one request. */
@@ -7,6 +8,8 @@ export interface RequestContext {
   store: FhirStore;
   /** Loads `Type/id` keys; all keys asked for in one tick become one query per resource type. */
   resources: DataLoader<string, Resource | null>;
+  /** Loads reverse references (`XList(_reference: ...)` inside a resource), one query per type, parameter and arguments. */
+  referencing: DataLoader<ReverseReferenceKey, Resource[]>;
   /** Whether the database answered a ping, for hubStatus. */
   databaseReachable: () => Promise<boolean>;
 }
@@ -28,6 +31,41 @@ export function createResourceLoader(store: FhirStore): DataLoader<string, Resou
   });
 }
 
+export interface ReverseReferenceKey {
+  type: string;
+  parameter: string;
+  /** `Patient/123` */
+  target: string;
+  args: SearchArguments;
+}
+
+/** Batches reverse references: every key with the same type, parameter and arguments becomes one `$in` query. */
+export function createReverseReferenceLoader(store: FhirStore): DataLoader<ReverseReferenceKey, Resource[]> {
+  return new DataLoader<ReverseReferenceKey, Resource[], string>(
+    async (keys) => {
+      const groups = new Map<string, ReverseReferenceKey[]>();
+      for (const key of keys) {
+        const group = JSON.stringify([key.type, key.parameter, key.args]);
+        groups.set(group, [...(groups.get(group) ?? []), key]);
+      }
+      const answers = new Map<ReverseReferenceKey, Resource[] | Error>();
+      await Promise.all(
+        [...groups.values()].map(async (group) => {
+          const first = group[0]!;
+          try {
+            const found = await store.searchReferencing(first.type, first.parameter, group.map((key) => key.target), first.args);
+            for (const key of group) answers.set(key, found.get(key.target) ?? []);
+          } catch (error) {
+            for (const key of group) answers.set(key, error as Error);
+          }
+        }),
+      );
+      return keys.map((key) => answers.get(key) ?? []);
+    },
+    { cacheKeyFn: (key) => JSON.stringify([key.type, key.parameter, key.target, key.args]) },
+  );
+}
+
 export function createRequestContext(store: FhirStore, databaseReachable: () => Promise<boolean>): RequestContext {
-  return { store, resources: createResourceLoader(store), databaseReachable };
+  return { store, resources: createResourceLoader(store), referencing: createReverseReferenceLoader(store), databaseReachable };
 }

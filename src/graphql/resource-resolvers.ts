@@ -7,6 +7,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { badInput, notFound } from '../errors.ts';
 import { servedResourceTypes } from '../fhir/resource-types.ts';
 import { normalizeReference } from '../fhir/search-index.ts';
+import { searchParametersOf } from '../fhir/search-parameters.ts';
 import type { SearchArguments } from '../fhir/search-query.ts';
 import type { RequestContext } from './context.ts';
 
@@ -39,6 +40,31 @@ async function readOne(context: RequestContext, type: string, id: string): Promi
   return resource ?? context.store.read(type, id);
 }
 
+/** `XList(_reference: param, ...)` fields of a resource type: resources of type X pointing at it, batched. */
+function reverseReferenceResolvers(target: string): Record<string, Resolver> {
+  const resolvers: Record<string, Resolver> = {};
+  for (const type of servedResourceTypes) {
+    const pointing = [...searchParametersOf(type).values()].filter((p) => p.type === 'reference' && p.targets.includes(target));
+    if (pointing.length === 0) continue;
+    resolvers[`${type}List`] = async (parent, args, context) => {
+      const { _reference, ...search } = args as { _reference: string } & SearchArguments;
+      const parameter = pointing.find((p) => p.key === _reference || p.code === _reference);
+      if (!parameter) {
+        throw badInput(`_reference "${_reference}" is not a ${type} search parameter that points to ${target}; use one of ${pointing.map((p) => p.key).join(', ')}`, ['_reference']);
+      }
+      const id = (parent as Resource).id;
+      const found = await context.referencing.load({ type, parameter: parameter.code, target: `${target}/${id}`, args: definedOnly(search) });
+      return found;
+    };
+  }
+  return resolvers;
+}
+
+/** Arguments the caller actually gave (GraphQL passes no key for omitted arguments, but variables may carry null). */
+function definedOnly(args: SearchArguments): SearchArguments {
+  return Object.fromEntries(Object.entries(args).filter(([, value]) => value !== null && value !== undefined));
+}
+
 export function resourceResolvers(): { Query: Record<string, Resolver>; Mutation: Record<string, Resolver>; rest: Record<string, unknown> } {
   const Query: Record<string, Resolver> = {};
   const Mutation: Record<string, Resolver> = {};
@@ -59,7 +85,7 @@ export function resourceResolvers(): { Query: Record<string, Resolver>; Mutation
       const versionId = await context.store.delete(type, id, args.ifMatch ? { ifMatch: String(args.ifMatch) } : {});
       return { resourceType: type, id, versionId };
     };
-    rest[type] = { json: (resource: Resource) => resource };
+    rest[type] = { json: (resource: Resource) => resource, ...reverseReferenceResolvers(type) };
   }
   rest.AnyResource = { __resolveType: (resource: Resource) => resource.resourceType };
   rest.Reference = {
