@@ -141,10 +141,14 @@ function referencingParameters(target: string): Map<string, string[]> {
 function reverseReferenceFields(target: string): string[] {
   return [...referencingParameters(target)].map(([type, keys]) => {
     const description = `${type} resources that refer to this ${target}, resolved in one batch per request. _reference names the ${type} search parameter that points here: ${keys.join(', ')}`;
-    // Argument descriptions stand once, on the top-level TList; repeating them here would double the schema.
-    const args = searchArguments(type).replace(/^\s*(".*"|""".*""")\n/gm, '');
+    const args = withoutDescriptions(searchArguments(type));
     return `  "${description}"\n  ${type}List(\n    _reference: String!\n${args}\n  ): [${type}!]!`;
   });
+}
+
+/** Argument descriptions stand once, on the top-level TList; repeating them everywhere would double the schema. */
+function withoutDescriptions(args: string): string {
+  return args.replace(/^\s*(".*"|""".*""")\n/gm, '');
 }
 
 function searchArguments(type: string): string {
@@ -164,7 +168,17 @@ for (const type of servedResourceTypes) emit(type);
 const queries = servedResourceTypes.map(
   (type) =>
     `  "One ${type} by id; NOT_FOUND error when there is none"\n  ${type}(id: ID!): ${type}\n` +
-    `  "${type} resources matching FHIR search arguments"\n  ${type}List(\n${searchArguments(type)}\n  ): [${type}!]!`,
+    `  "${type} resources matching FHIR search arguments"\n  ${type}List(\n${searchArguments(type)}\n  ): [${type}!]!\n` +
+    `  "${type} resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor"\n  ${type}Connection(\n` +
+    `${withoutDescriptions(searchArguments(type)).replace(/^\s*_offset: Int\n/m, '')}\n    "A cursor from a previous page (first, previous, next or last)"\n    _cursor: String\n  ): ${type}Connection!`,
+);
+const connectionTypes = servedResourceTypes.map(
+  (type) =>
+    `"A page of ${type} search results"\ntype ${type}Connection {\n` +
+    `  "Total number of matches (counted only when asked for)"\n  count: Int\n` +
+    `  "Position of the first resource of this page; null on the last page"\n  offset: Int\n  pagesize: Int\n` +
+    `  "Cursors for _cursor: first page, previous, next (null at the end) and last page"\n  first: String\n  previous: String\n  next: String\n  last: String\n` +
+    `  edges: [${type}ConnectionEdge!]!\n}\n\ntype ${type}ConnectionEdge {\n  "match"\n  mode: String\n  score: Float\n  resource: ${type}!\n}\n`,
 );
 const mutations = servedResourceTypes.map(
   (type) =>
@@ -187,6 +201,7 @@ extend type Mutation {
 ${mutations.join('\n')}
 }
 
+${connectionTypes.join('\n')}
 ${outputTypes.join('\n')}
 ${inputTypes.join('\n')}`;
 

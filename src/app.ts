@@ -94,7 +94,8 @@ export async function startHub(
     maxBodyBytes: config.MAX_BODY_BYTES,
     playgroundEnabled: config.PLAYGROUND_ENABLED,
     apollo,
-    createContext: () => createRequestContext(store, database.ping),
+    createContext: () =>
+      createRequestContext(store, database.ping, { defaultCount: config.DEFAULT_COUNT, maxCount: config.LIST_MAX_RESULTS }),
     databaseReachable: database.ping,
     log,
   });

@@ -28,7 +28,7 @@ const configSchema = z.object({
   SEED_DEMO: booleanFlag.default(true),
   /** A list (`TList`) refuses with an error when more resources than this match. */
   LIST_MAX_RESULTS: z.coerce.number().int().min(1).max(10_000).default(1000),
-  /** `_count` default and cap for lists. */
+  /** Page size of a connection when `_count` is not given (the largest is LIST_MAX_RESULTS). */
   DEFAULT_COUNT: z.coerce.number().int().min(1).max(10_000).default(100),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
   PLAYGROUND_ENABLED: booleanFlag.default(true),

@@ -463,6 +463,28 @@ export class FhirStore {
     });
   }
 
+  /** One page for keyset paging: resources matching `filter` in `sort` order, with the values of the sort fields. */
+  async findPage(
+    type: string,
+    filter: Filter<ResourceDocument>,
+    sort: Record<string, 1 | -1>,
+    limit: number,
+  ): Promise<{ resource: Resource; sortValues: unknown[] }[]> {
+    return this.guard(async () => {
+      const fields = Object.keys(sort);
+      const projection = Object.fromEntries([['json', 1], ...fields.filter((f) => f !== '_id').map((f) => [f, 1])]);
+      const documents = await this.current(type).find(filter, { projection, limit, batchSize: limit + 1 }).sort(sort).toArray();
+      return documents.map((document) => ({
+        resource: parseResource(document.json),
+        sortValues: fields.map((field) => field.split('.').reduce<unknown>((value, part) => (value as Record<string, unknown> | undefined)?.[part], document) ?? null),
+      }));
+    });
+  }
+
+  async countMatching(type: string, filter: Filter<ResourceDocument>): Promise<number> {
+    return this.guard(() => this.current(type).countDocuments(filter));
+  }
+
   async count(type: string, args: SearchArguments = {}): Promise<number> {
     return this.guard(async () => {
       const { filter } = compileSearch(type, args);

@@ -270,6 +270,30 @@ export type AllergyIntoleranceTaskListArgs = {
   subject?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** A page of AllergyIntolerance search results */
+export type AllergyIntoleranceConnection = {
+  __typename?: 'AllergyIntoleranceConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<AllergyIntoleranceConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type AllergyIntoleranceConnectionEdge = {
+  __typename?: 'AllergyIntoleranceConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: AllergyIntolerance;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
 export type AllergyIntoleranceInput = {
   asserter?: InputMaybe<ReferenceInput>;
   category?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
@@ -717,6 +741,30 @@ export type ConditionTaskListArgs = {
   requester?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A page of Condition search results */
+export type ConditionConnection = {
+  __typename?: 'ConditionConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<ConditionConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type ConditionConnectionEdge = {
+  __typename?: 'ConditionConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Condition;
+  score?: Maybe<Scalars['Float']['output']>;
 };
 
 /** Supporting evidence / manifestations that are the basis of the Condition's verification status, such as evidence that confirmed or refuted the condition. */
@@ -1241,6 +1289,30 @@ export type DiagnosticReportTaskListArgs = {
   requester?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A page of DiagnosticReport search results */
+export type DiagnosticReportConnection = {
+  __typename?: 'DiagnosticReportConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<DiagnosticReportConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type DiagnosticReportConnectionEdge = {
+  __typename?: 'DiagnosticReportConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: DiagnosticReport;
+  score?: Maybe<Scalars['Float']['output']>;
 };
 
 export type DiagnosticReportInput = {
@@ -1865,6 +1937,30 @@ export type EncounterClassHistoryInput = {
   id?: InputMaybe<Scalars['String']['input']>;
   modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
   period?: InputMaybe<PeriodInput>;
+};
+
+/** A page of Encounter search results */
+export type EncounterConnection = {
+  __typename?: 'EncounterConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<EncounterConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type EncounterConnectionEdge = {
+  __typename?: 'EncounterConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Encounter;
+  score?: Maybe<Scalars['Float']['output']>;
 };
 
 /** The list of diagnosis relevant to this encounter. */
@@ -2507,6 +2603,30 @@ export type ImagingStudyTaskListArgs = {
   subject?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** A page of ImagingStudy search results */
+export type ImagingStudyConnection = {
+  __typename?: 'ImagingStudyConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<ImagingStudyConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type ImagingStudyConnectionEdge = {
+  __typename?: 'ImagingStudyConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: ImagingStudy;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
 export type ImagingStudyInput = {
   basedOn?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
   contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
@@ -3024,6 +3144,30 @@ export type LocationTaskListArgs = {
   subject?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** A page of Location search results */
+export type LocationConnection = {
+  __typename?: 'LocationConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<LocationConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type LocationConnectionEdge = {
+  __typename?: 'LocationConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Location;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
 /** What days/times during a week is this location usually open. */
 export type LocationHoursOfOperation = {
   __typename?: 'LocationHoursOfOperation';
@@ -3387,6 +3531,30 @@ export type MedicationRequestTaskListArgs = {
   requester?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A page of MedicationRequest search results */
+export type MedicationRequestConnection = {
+  __typename?: 'MedicationRequestConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<MedicationRequestConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type MedicationRequestConnectionEdge = {
+  __typename?: 'MedicationRequestConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: MedicationRequest;
+  score?: Maybe<Scalars['Float']['output']>;
 };
 
 /** Indicates the specific details for the dispense or medication supply part of a medication request (also known as a Medication Prescription or Medication Order).  Note that this information is not always sent with the order.  There may be in some settings (e.g. hospitals) institutional or system s... */
@@ -4360,6 +4528,30 @@ export type ObservationComponentInput = {
   valueTime?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** A page of Observation search results */
+export type ObservationConnection = {
+  __typename?: 'ObservationConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<ObservationConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type ObservationConnectionEdge = {
+  __typename?: 'ObservationConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Observation;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
 export type ObservationInput = {
   basedOn?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
   bodySite?: InputMaybe<CodeableConceptInput>;
@@ -4947,6 +5139,30 @@ export type OrganizationTaskListArgs = {
   subject?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** A page of Organization search results */
+export type OrganizationConnection = {
+  __typename?: 'OrganizationConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<OrganizationConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type OrganizationConnectionEdge = {
+  __typename?: 'OrganizationConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Organization;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
 /** Contact for the organization for a certain purpose. */
 export type OrganizationContact = {
   __typename?: 'OrganizationContact';
@@ -5515,6 +5731,30 @@ export type PatientCommunicationInput = {
   language?: InputMaybe<CodeableConceptInput>;
   modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
   preferred?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+/** A page of Patient search results */
+export type PatientConnection = {
+  __typename?: 'PatientConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<PatientConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type PatientConnectionEdge = {
+  __typename?: 'PatientConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Patient;
+  score?: Maybe<Scalars['Float']['output']>;
 };
 
 /** A contact party (e.g. guardian, partner, friend) for the patient. */
@@ -6106,6 +6346,30 @@ export type PractitionerTaskListArgs = {
   subject?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** A page of Practitioner search results */
+export type PractitionerConnection = {
+  __typename?: 'PractitionerConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<PractitionerConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type PractitionerConnectionEdge = {
+  __typename?: 'PractitionerConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Practitioner;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
 export type PractitionerInput = {
   active?: InputMaybe<Scalars['Boolean']['input']>;
   address?: InputMaybe<Array<InputMaybe<AddressInput>>>;
@@ -6639,6 +6903,30 @@ export type PractitionerRoleAvailableTimeInput = {
   modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
 };
 
+/** A page of PractitionerRole search results */
+export type PractitionerRoleConnection = {
+  __typename?: 'PractitionerRoleConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<PractitionerRoleConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type PractitionerRoleConnectionEdge = {
+  __typename?: 'PractitionerRoleConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: PractitionerRole;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
 export type PractitionerRoleInput = {
   active?: InputMaybe<Scalars['Boolean']['input']>;
   availabilityExceptions?: InputMaybe<Scalars['String']['input']>;
@@ -6965,6 +7253,30 @@ export type ProcedureTaskListArgs = {
   subject?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** A page of Procedure search results */
+export type ProcedureConnection = {
+  __typename?: 'ProcedureConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<ProcedureConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type ProcedureConnectionEdge = {
+  __typename?: 'ProcedureConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Procedure;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
 /** A device that is implanted, removed or otherwise manipulated (calibration, battery replacement, fitting a prosthesis, attaching a wound-vac, etc.) as a focal portion of the Procedure. */
 export type ProcedureFocalDevice = {
   __typename?: 'ProcedureFocalDevice';
@@ -7091,62 +7403,92 @@ export type Query = {
   __typename?: 'Query';
   /** One AllergyIntolerance by id; NOT_FOUND error when there is none */
   AllergyIntolerance?: Maybe<AllergyIntolerance>;
+  /** AllergyIntolerance resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  AllergyIntoleranceConnection: AllergyIntoleranceConnection;
   /** AllergyIntolerance resources matching FHIR search arguments */
   AllergyIntoleranceList: Array<AllergyIntolerance>;
   /** One Condition by id; NOT_FOUND error when there is none */
   Condition?: Maybe<Condition>;
+  /** Condition resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ConditionConnection: ConditionConnection;
   /** Condition resources matching FHIR search arguments */
   ConditionList: Array<Condition>;
   /** One DiagnosticReport by id; NOT_FOUND error when there is none */
   DiagnosticReport?: Maybe<DiagnosticReport>;
+  /** DiagnosticReport resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  DiagnosticReportConnection: DiagnosticReportConnection;
   /** DiagnosticReport resources matching FHIR search arguments */
   DiagnosticReportList: Array<DiagnosticReport>;
   /** One Encounter by id; NOT_FOUND error when there is none */
   Encounter?: Maybe<Encounter>;
+  /** Encounter resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  EncounterConnection: EncounterConnection;
   /** Encounter resources matching FHIR search arguments */
   EncounterList: Array<Encounter>;
   /** One ImagingStudy by id; NOT_FOUND error when there is none */
   ImagingStudy?: Maybe<ImagingStudy>;
+  /** ImagingStudy resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ImagingStudyConnection: ImagingStudyConnection;
   /** ImagingStudy resources matching FHIR search arguments */
   ImagingStudyList: Array<ImagingStudy>;
   /** One Location by id; NOT_FOUND error when there is none */
   Location?: Maybe<Location>;
+  /** Location resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  LocationConnection: LocationConnection;
   /** Location resources matching FHIR search arguments */
   LocationList: Array<Location>;
   /** One MedicationRequest by id; NOT_FOUND error when there is none */
   MedicationRequest?: Maybe<MedicationRequest>;
+  /** MedicationRequest resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  MedicationRequestConnection: MedicationRequestConnection;
   /** MedicationRequest resources matching FHIR search arguments */
   MedicationRequestList: Array<MedicationRequest>;
   /** One Observation by id; NOT_FOUND error when there is none */
   Observation?: Maybe<Observation>;
+  /** Observation resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ObservationConnection: ObservationConnection;
   /** Observation resources matching FHIR search arguments */
   ObservationList: Array<Observation>;
   /** One Organization by id; NOT_FOUND error when there is none */
   Organization?: Maybe<Organization>;
+  /** Organization resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  OrganizationConnection: OrganizationConnection;
   /** Organization resources matching FHIR search arguments */
   OrganizationList: Array<Organization>;
   /** One Patient by id; NOT_FOUND error when there is none */
   Patient?: Maybe<Patient>;
+  /** Patient resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  PatientConnection: PatientConnection;
   /** Patient resources matching FHIR search arguments */
   PatientList: Array<Patient>;
   /** One Practitioner by id; NOT_FOUND error when there is none */
   Practitioner?: Maybe<Practitioner>;
+  /** Practitioner resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  PractitionerConnection: PractitionerConnection;
   /** Practitioner resources matching FHIR search arguments */
   PractitionerList: Array<Practitioner>;
   /** One PractitionerRole by id; NOT_FOUND error when there is none */
   PractitionerRole?: Maybe<PractitionerRole>;
+  /** PractitionerRole resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  PractitionerRoleConnection: PractitionerRoleConnection;
   /** PractitionerRole resources matching FHIR search arguments */
   PractitionerRoleList: Array<PractitionerRole>;
   /** One Procedure by id; NOT_FOUND error when there is none */
   Procedure?: Maybe<Procedure>;
+  /** Procedure resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ProcedureConnection: ProcedureConnection;
   /** Procedure resources matching FHIR search arguments */
   ProcedureList: Array<Procedure>;
   /** One ServiceRequest by id; NOT_FOUND error when there is none */
   ServiceRequest?: Maybe<ServiceRequest>;
+  /** ServiceRequest resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ServiceRequestConnection: ServiceRequestConnection;
   /** ServiceRequest resources matching FHIR search arguments */
   ServiceRequestList: Array<ServiceRequest>;
   /** One Task by id; NOT_FOUND error when there is none */
   Task?: Maybe<Task>;
+  /** Task resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  TaskConnection: TaskConnection;
   /** Task resources matching FHIR search arguments */
   TaskList: Array<Task>;
   /** What this hub serves and whether its database answers */
@@ -7156,6 +7498,35 @@ export type Query = {
 
 export type QueryAllergyIntoleranceArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QueryAllergyIntoleranceConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  criticality?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  last_date?: InputMaybe<Scalars['String']['input']>;
+  manifestation?: InputMaybe<Scalars['String']['input']>;
+  onset?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorder?: InputMaybe<Scalars['String']['input']>;
+  route?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -7190,6 +7561,38 @@ export type QueryAllergyIntoleranceListArgs = {
 
 export type QueryConditionArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QueryConditionConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -7230,6 +7633,35 @@ export type QueryDiagnosticReportArgs = {
 };
 
 
+export type QueryDiagnosticReportConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
 export type QueryDiagnosticReportListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -7261,6 +7693,41 @@ export type QueryDiagnosticReportListArgs = {
 
 export type QueryEncounterArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QueryEncounterConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  account?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  class?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Scalars['String']['input']>;
+  episode_of_care?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_period?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_type?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  service_provider?: InputMaybe<Scalars['String']['input']>;
+  special_arrangement?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -7304,6 +7771,36 @@ export type QueryImagingStudyArgs = {
 };
 
 
+export type QueryImagingStudyConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
 export type QueryImagingStudyListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -7339,6 +7836,33 @@ export type QueryLocationArgs = {
 };
 
 
+export type QueryLocationConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  operational_status?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  partof?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
 export type QueryLocationListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -7368,6 +7892,35 @@ export type QueryLocationListArgs = {
 
 export type QueryMedicationRequestArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QueryMedicationRequestConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authoredon?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intended_dispenser?: InputMaybe<Scalars['String']['input']>;
+  intended_performer?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -7402,6 +7955,46 @@ export type QueryMedicationRequestListArgs = {
 
 export type QueryObservationArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QueryObservationConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -7450,6 +8043,32 @@ export type QueryOrganizationArgs = {
 };
 
 
+export type QueryOrganizationConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  partof?: InputMaybe<Scalars['String']['input']>;
+  phonetic?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
 export type QueryOrganizationListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -7478,6 +8097,42 @@ export type QueryOrganizationListArgs = {
 
 export type QueryPatientArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QueryPatientConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  birthdate?: InputMaybe<Scalars['String']['input']>;
+  death_date?: InputMaybe<Scalars['String']['input']>;
+  deceased?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  family?: InputMaybe<Scalars['String']['input']>;
+  gender?: InputMaybe<Scalars['String']['input']>;
+  general_practitioner?: InputMaybe<Scalars['String']['input']>;
+  given?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  link?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  phonetic?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -7522,6 +8177,36 @@ export type QueryPractitionerArgs = {
 };
 
 
+export type QueryPractitionerConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_city?: InputMaybe<Scalars['String']['input']>;
+  address_country?: InputMaybe<Scalars['String']['input']>;
+  address_postalcode?: InputMaybe<Scalars['String']['input']>;
+  address_state?: InputMaybe<Scalars['String']['input']>;
+  address_use?: InputMaybe<Scalars['String']['input']>;
+  communication?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  family?: InputMaybe<Scalars['String']['input']>;
+  gender?: InputMaybe<Scalars['String']['input']>;
+  given?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  phonetic?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
 export type QueryPractitionerListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -7557,6 +8242,32 @@ export type QueryPractitionerRoleArgs = {
 };
 
 
+export type QueryPractitionerRoleConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  phone?: InputMaybe<Scalars['String']['input']>;
+  practitioner?: InputMaybe<Scalars['String']['input']>;
+  role?: InputMaybe<Scalars['String']['input']>;
+  service?: InputMaybe<Scalars['String']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  telecom?: InputMaybe<Scalars['String']['input']>;
+};
+
+
 export type QueryPractitionerRoleListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -7585,6 +8296,35 @@ export type QueryPractitionerRoleListArgs = {
 
 export type QueryProcedureArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QueryProcedureConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -7619,6 +8359,41 @@ export type QueryProcedureListArgs = {
 
 export type QueryServiceRequestArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QueryServiceRequestConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -7659,6 +8434,38 @@ export type QueryServiceRequestListArgs = {
 
 export type QueryTaskArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QueryTaskConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -8233,6 +9040,30 @@ export type ServiceRequestTaskListArgs = {
   subject?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** A page of ServiceRequest search results */
+export type ServiceRequestConnection = {
+  __typename?: 'ServiceRequestConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<ServiceRequestConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type ServiceRequestConnectionEdge = {
+  __typename?: 'ServiceRequestConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: ServiceRequest;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
 export type ServiceRequestInput = {
   asNeededBoolean?: InputMaybe<Scalars['Boolean']['input']>;
   asNeededCodeableConcept?: InputMaybe<CodeableConceptInput>;
@@ -8553,6 +9384,30 @@ export type TaskTaskListArgs = {
   requester?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A page of Task search results */
+export type TaskConnection = {
+  __typename?: 'TaskConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<TaskConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type TaskConnectionEdge = {
+  __typename?: 'TaskConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Task;
+  score?: Maybe<Scalars['Float']['output']>;
 };
 
 export type TaskInput = {
@@ -9200,6 +10055,8 @@ export type ResolversTypes = {
   Age: ResolverTypeWrapper<Record<string, unknown>>;
   AgeInput: ResolverTypeWrapper<Record<string, unknown>>;
   AllergyIntolerance: ResolverTypeWrapper<Record<string, unknown>>;
+  AllergyIntoleranceConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  AllergyIntoleranceConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   AllergyIntoleranceInput: ResolverTypeWrapper<Record<string, unknown>>;
   AllergyIntoleranceReaction: ResolverTypeWrapper<Record<string, unknown>>;
   AllergyIntoleranceReactionInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -9214,6 +10071,8 @@ export type ResolversTypes = {
   Coding: ResolverTypeWrapper<Record<string, unknown>>;
   CodingInput: ResolverTypeWrapper<Record<string, unknown>>;
   Condition: ResolverTypeWrapper<Record<string, unknown>>;
+  ConditionConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ConditionConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   ConditionEvidence: ResolverTypeWrapper<Record<string, unknown>>;
   ConditionEvidenceInput: ResolverTypeWrapper<Record<string, unknown>>;
   ConditionInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -9237,6 +10096,8 @@ export type ResolversTypes = {
   DataRequirementSortInput: ResolverTypeWrapper<Record<string, unknown>>;
   DeleteResult: ResolverTypeWrapper<Record<string, unknown>>;
   DiagnosticReport: ResolverTypeWrapper<Record<string, unknown>>;
+  DiagnosticReportConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  DiagnosticReportConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   DiagnosticReportInput: ResolverTypeWrapper<Record<string, unknown>>;
   DiagnosticReportMedia: ResolverTypeWrapper<Record<string, unknown>>;
   DiagnosticReportMediaInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -9251,6 +10112,8 @@ export type ResolversTypes = {
   Encounter: ResolverTypeWrapper<Record<string, unknown>>;
   EncounterClassHistory: ResolverTypeWrapper<Record<string, unknown>>;
   EncounterClassHistoryInput: ResolverTypeWrapper<Record<string, unknown>>;
+  EncounterConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  EncounterConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   EncounterDiagnosis: ResolverTypeWrapper<Record<string, unknown>>;
   EncounterDiagnosisInput: ResolverTypeWrapper<Record<string, unknown>>;
   EncounterHospitalization: ResolverTypeWrapper<Record<string, unknown>>;
@@ -9274,6 +10137,8 @@ export type ResolversTypes = {
   Identifier: ResolverTypeWrapper<Record<string, unknown>>;
   IdentifierInput: ResolverTypeWrapper<Record<string, unknown>>;
   ImagingStudy: ResolverTypeWrapper<Record<string, unknown>>;
+  ImagingStudyConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ImagingStudyConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   ImagingStudyInput: ResolverTypeWrapper<Record<string, unknown>>;
   ImagingStudySeries: ResolverTypeWrapper<Record<string, unknown>>;
   ImagingStudySeriesInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -9284,12 +10149,16 @@ export type ResolversTypes = {
   Int: ResolverTypeWrapper<Record<string, unknown>>;
   JSON: ResolverTypeWrapper<Record<string, unknown>>;
   Location: ResolverTypeWrapper<Record<string, unknown>>;
+  LocationConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  LocationConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   LocationHoursOfOperation: ResolverTypeWrapper<Record<string, unknown>>;
   LocationHoursOfOperationInput: ResolverTypeWrapper<Record<string, unknown>>;
   LocationInput: ResolverTypeWrapper<Record<string, unknown>>;
   LocationPosition: ResolverTypeWrapper<Record<string, unknown>>;
   LocationPositionInput: ResolverTypeWrapper<Record<string, unknown>>;
   MedicationRequest: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationRequestConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationRequestConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   MedicationRequestDispenseRequest: ResolverTypeWrapper<Record<string, unknown>>;
   MedicationRequestDispenseRequestInitialFill: ResolverTypeWrapper<Record<string, unknown>>;
   MedicationRequestDispenseRequestInitialFillInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -9307,10 +10176,14 @@ export type ResolversTypes = {
   Observation: ResolverTypeWrapper<Record<string, unknown>>;
   ObservationComponent: ResolverTypeWrapper<Record<string, unknown>>;
   ObservationComponentInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ObservationConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ObservationConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   ObservationInput: ResolverTypeWrapper<Record<string, unknown>>;
   ObservationReferenceRange: ResolverTypeWrapper<Record<string, unknown>>;
   ObservationReferenceRangeInput: ResolverTypeWrapper<Record<string, unknown>>;
   Organization: ResolverTypeWrapper<Record<string, unknown>>;
+  OrganizationConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  OrganizationConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   OrganizationContact: ResolverTypeWrapper<Record<string, unknown>>;
   OrganizationContactInput: ResolverTypeWrapper<Record<string, unknown>>;
   OrganizationInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -9319,6 +10192,8 @@ export type ResolversTypes = {
   Patient: ResolverTypeWrapper<Record<string, unknown>>;
   PatientCommunication: ResolverTypeWrapper<Record<string, unknown>>;
   PatientCommunicationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  PatientConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  PatientConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   PatientContact: ResolverTypeWrapper<Record<string, unknown>>;
   PatientContactInput: ResolverTypeWrapper<Record<string, unknown>>;
   PatientInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -9327,16 +10202,22 @@ export type ResolversTypes = {
   Period: ResolverTypeWrapper<Record<string, unknown>>;
   PeriodInput: ResolverTypeWrapper<Record<string, unknown>>;
   Practitioner: ResolverTypeWrapper<Record<string, unknown>>;
+  PractitionerConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  PractitionerConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerInput: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerQualification: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerQualificationInput: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerRole: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerRoleAvailableTime: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerRoleAvailableTimeInput: ResolverTypeWrapper<Record<string, unknown>>;
+  PractitionerRoleConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  PractitionerRoleConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerRoleInput: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerRoleNotAvailable: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerRoleNotAvailableInput: ResolverTypeWrapper<Record<string, unknown>>;
   Procedure: ResolverTypeWrapper<Record<string, unknown>>;
+  ProcedureConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ProcedureConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   ProcedureFocalDevice: ResolverTypeWrapper<Record<string, unknown>>;
   ProcedureFocalDeviceInput: ResolverTypeWrapper<Record<string, unknown>>;
   ProcedureInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -9356,11 +10237,15 @@ export type ResolversTypes = {
   SampledData: ResolverTypeWrapper<Record<string, unknown>>;
   SampledDataInput: ResolverTypeWrapper<Record<string, unknown>>;
   ServiceRequest: ResolverTypeWrapper<Record<string, unknown>>;
+  ServiceRequestConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ServiceRequestConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   ServiceRequestInput: ResolverTypeWrapper<Record<string, unknown>>;
   Signature: ResolverTypeWrapper<Record<string, unknown>>;
   SignatureInput: ResolverTypeWrapper<Record<string, unknown>>;
   String: ResolverTypeWrapper<Record<string, unknown>>;
   Task: ResolverTypeWrapper<Record<string, unknown>>;
+  TaskConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  TaskConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   TaskInput: ResolverTypeWrapper<Record<string, unknown>>;
   TaskInputParameter: ResolverTypeWrapper<Record<string, unknown>>;
   TaskInputParameterInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -9385,6 +10270,8 @@ export type ResolversParentTypes = {
   Age: Record<string, unknown>;
   AgeInput: Record<string, unknown>;
   AllergyIntolerance: Record<string, unknown>;
+  AllergyIntoleranceConnection: Record<string, unknown>;
+  AllergyIntoleranceConnectionEdge: Record<string, unknown>;
   AllergyIntoleranceInput: Record<string, unknown>;
   AllergyIntoleranceReaction: Record<string, unknown>;
   AllergyIntoleranceReactionInput: Record<string, unknown>;
@@ -9399,6 +10286,8 @@ export type ResolversParentTypes = {
   Coding: Record<string, unknown>;
   CodingInput: Record<string, unknown>;
   Condition: Record<string, unknown>;
+  ConditionConnection: Record<string, unknown>;
+  ConditionConnectionEdge: Record<string, unknown>;
   ConditionEvidence: Record<string, unknown>;
   ConditionEvidenceInput: Record<string, unknown>;
   ConditionInput: Record<string, unknown>;
@@ -9422,6 +10311,8 @@ export type ResolversParentTypes = {
   DataRequirementSortInput: Record<string, unknown>;
   DeleteResult: Record<string, unknown>;
   DiagnosticReport: Record<string, unknown>;
+  DiagnosticReportConnection: Record<string, unknown>;
+  DiagnosticReportConnectionEdge: Record<string, unknown>;
   DiagnosticReportInput: Record<string, unknown>;
   DiagnosticReportMedia: Record<string, unknown>;
   DiagnosticReportMediaInput: Record<string, unknown>;
@@ -9436,6 +10327,8 @@ export type ResolversParentTypes = {
   Encounter: Record<string, unknown>;
   EncounterClassHistory: Record<string, unknown>;
   EncounterClassHistoryInput: Record<string, unknown>;
+  EncounterConnection: Record<string, unknown>;
+  EncounterConnectionEdge: Record<string, unknown>;
   EncounterDiagnosis: Record<string, unknown>;
   EncounterDiagnosisInput: Record<string, unknown>;
   EncounterHospitalization: Record<string, unknown>;
@@ -9459,6 +10352,8 @@ export type ResolversParentTypes = {
   Identifier: Record<string, unknown>;
   IdentifierInput: Record<string, unknown>;
   ImagingStudy: Record<string, unknown>;
+  ImagingStudyConnection: Record<string, unknown>;
+  ImagingStudyConnectionEdge: Record<string, unknown>;
   ImagingStudyInput: Record<string, unknown>;
   ImagingStudySeries: Record<string, unknown>;
   ImagingStudySeriesInput: Record<string, unknown>;
@@ -9469,12 +10364,16 @@ export type ResolversParentTypes = {
   Int: Record<string, unknown>;
   JSON: Record<string, unknown>;
   Location: Record<string, unknown>;
+  LocationConnection: Record<string, unknown>;
+  LocationConnectionEdge: Record<string, unknown>;
   LocationHoursOfOperation: Record<string, unknown>;
   LocationHoursOfOperationInput: Record<string, unknown>;
   LocationInput: Record<string, unknown>;
   LocationPosition: Record<string, unknown>;
   LocationPositionInput: Record<string, unknown>;
   MedicationRequest: Record<string, unknown>;
+  MedicationRequestConnection: Record<string, unknown>;
+  MedicationRequestConnectionEdge: Record<string, unknown>;
   MedicationRequestDispenseRequest: Record<string, unknown>;
   MedicationRequestDispenseRequestInitialFill: Record<string, unknown>;
   MedicationRequestDispenseRequestInitialFillInput: Record<string, unknown>;
@@ -9492,10 +10391,14 @@ export type ResolversParentTypes = {
   Observation: Record<string, unknown>;
   ObservationComponent: Record<string, unknown>;
   ObservationComponentInput: Record<string, unknown>;
+  ObservationConnection: Record<string, unknown>;
+  ObservationConnectionEdge: Record<string, unknown>;
   ObservationInput: Record<string, unknown>;
   ObservationReferenceRange: Record<string, unknown>;
   ObservationReferenceRangeInput: Record<string, unknown>;
   Organization: Record<string, unknown>;
+  OrganizationConnection: Record<string, unknown>;
+  OrganizationConnectionEdge: Record<string, unknown>;
   OrganizationContact: Record<string, unknown>;
   OrganizationContactInput: Record<string, unknown>;
   OrganizationInput: Record<string, unknown>;
@@ -9504,6 +10407,8 @@ export type ResolversParentTypes = {
   Patient: Record<string, unknown>;
   PatientCommunication: Record<string, unknown>;
   PatientCommunicationInput: Record<string, unknown>;
+  PatientConnection: Record<string, unknown>;
+  PatientConnectionEdge: Record<string, unknown>;
   PatientContact: Record<string, unknown>;
   PatientContactInput: Record<string, unknown>;
   PatientInput: Record<string, unknown>;
@@ -9512,16 +10417,22 @@ export type ResolversParentTypes = {
   Period: Record<string, unknown>;
   PeriodInput: Record<string, unknown>;
   Practitioner: Record<string, unknown>;
+  PractitionerConnection: Record<string, unknown>;
+  PractitionerConnectionEdge: Record<string, unknown>;
   PractitionerInput: Record<string, unknown>;
   PractitionerQualification: Record<string, unknown>;
   PractitionerQualificationInput: Record<string, unknown>;
   PractitionerRole: Record<string, unknown>;
   PractitionerRoleAvailableTime: Record<string, unknown>;
   PractitionerRoleAvailableTimeInput: Record<string, unknown>;
+  PractitionerRoleConnection: Record<string, unknown>;
+  PractitionerRoleConnectionEdge: Record<string, unknown>;
   PractitionerRoleInput: Record<string, unknown>;
   PractitionerRoleNotAvailable: Record<string, unknown>;
   PractitionerRoleNotAvailableInput: Record<string, unknown>;
   Procedure: Record<string, unknown>;
+  ProcedureConnection: Record<string, unknown>;
+  ProcedureConnectionEdge: Record<string, unknown>;
   ProcedureFocalDevice: Record<string, unknown>;
   ProcedureFocalDeviceInput: Record<string, unknown>;
   ProcedureInput: Record<string, unknown>;
@@ -9541,11 +10452,15 @@ export type ResolversParentTypes = {
   SampledData: Record<string, unknown>;
   SampledDataInput: Record<string, unknown>;
   ServiceRequest: Record<string, unknown>;
+  ServiceRequestConnection: Record<string, unknown>;
+  ServiceRequestConnectionEdge: Record<string, unknown>;
   ServiceRequestInput: Record<string, unknown>;
   Signature: Record<string, unknown>;
   SignatureInput: Record<string, unknown>;
   String: Record<string, unknown>;
   Task: Record<string, unknown>;
+  TaskConnection: Record<string, unknown>;
+  TaskConnectionEdge: Record<string, unknown>;
   TaskInput: Record<string, unknown>;
   TaskInputParameter: Record<string, unknown>;
   TaskInputParameterInput: Record<string, unknown>;
@@ -9623,6 +10538,23 @@ export type AllergyIntoleranceResolvers<ContextType = RequestContext, ParentType
   type?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   verificationStatus?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type AllergyIntoleranceConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AllergyIntoleranceConnection'] = ResolversParentTypes['AllergyIntoleranceConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['AllergyIntoleranceConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type AllergyIntoleranceConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AllergyIntoleranceConnectionEdge'] = ResolversParentTypes['AllergyIntoleranceConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['AllergyIntolerance'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 };
 
 export type AllergyIntoleranceReactionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AllergyIntoleranceReaction'] = ResolversParentTypes['AllergyIntoleranceReaction']> = {
@@ -9723,6 +10655,23 @@ export type ConditionResolvers<ContextType = RequestContext, ParentType extends 
   text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
   verificationStatus?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type ConditionConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConditionConnection'] = ResolversParentTypes['ConditionConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ConditionConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ConditionConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConditionConnectionEdge'] = ResolversParentTypes['ConditionConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Condition'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 };
 
 export type ConditionEvidenceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConditionEvidence'] = ResolversParentTypes['ConditionEvidence']> = {
@@ -9860,6 +10809,23 @@ export type DiagnosticReportResolvers<ContextType = RequestContext, ParentType e
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
+export type DiagnosticReportConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DiagnosticReportConnection'] = ResolversParentTypes['DiagnosticReportConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['DiagnosticReportConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type DiagnosticReportConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DiagnosticReportConnectionEdge'] = ResolversParentTypes['DiagnosticReportConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['DiagnosticReport'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
 export type DiagnosticReportMediaResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DiagnosticReportMedia'] = ResolversParentTypes['DiagnosticReportMedia']> = {
   comment?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
@@ -9971,6 +10937,23 @@ export type EncounterClassHistoryResolvers<ContextType = RequestContext, ParentT
   id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
   period?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+};
+
+export type EncounterConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['EncounterConnection'] = ResolversParentTypes['EncounterConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['EncounterConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type EncounterConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['EncounterConnectionEdge'] = ResolversParentTypes['EncounterConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Encounter'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 };
 
 export type EncounterDiagnosisResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['EncounterDiagnosis'] = ResolversParentTypes['EncounterDiagnosis']> = {
@@ -10158,6 +11141,23 @@ export type ImagingStudyResolvers<ContextType = RequestContext, ParentType exten
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
+export type ImagingStudyConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImagingStudyConnection'] = ResolversParentTypes['ImagingStudyConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ImagingStudyConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ImagingStudyConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImagingStudyConnectionEdge'] = ResolversParentTypes['ImagingStudyConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['ImagingStudy'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
 export type ImagingStudySeriesResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImagingStudySeries'] = ResolversParentTypes['ImagingStudySeries']> = {
   bodySite?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
   description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -10238,6 +11238,23 @@ export type LocationResolvers<ContextType = RequestContext, ParentType extends R
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
+export type LocationConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['LocationConnection'] = ResolversParentTypes['LocationConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['LocationConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type LocationConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['LocationConnectionEdge'] = ResolversParentTypes['LocationConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Location'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
 export type LocationHoursOfOperationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['LocationHoursOfOperation'] = ResolversParentTypes['LocationHoursOfOperation']> = {
   allDay?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
   closingTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -10308,6 +11325,23 @@ export type MedicationRequestResolvers<ContextType = RequestContext, ParentType 
   supportingInformation?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
   text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type MedicationRequestConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationRequestConnection'] = ResolversParentTypes['MedicationRequestConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['MedicationRequestConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type MedicationRequestConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationRequestConnectionEdge'] = ResolversParentTypes['MedicationRequestConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['MedicationRequest'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 };
 
 export type MedicationRequestDispenseRequestResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationRequestDispenseRequest'] = ResolversParentTypes['MedicationRequestDispenseRequest']> = {
@@ -10498,6 +11532,23 @@ export type ObservationComponentResolvers<ContextType = RequestContext, ParentTy
   valueTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
+export type ObservationConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ObservationConnection'] = ResolversParentTypes['ObservationConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ObservationConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ObservationConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ObservationConnectionEdge'] = ResolversParentTypes['ObservationConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Observation'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
 export type ObservationReferenceRangeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ObservationReferenceRange'] = ResolversParentTypes['ObservationReferenceRange']> = {
   age?: Resolver<Maybe<ResolversTypes['Range']>, ParentType, ContextType>;
   appliesTo?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
@@ -10545,6 +11596,23 @@ export type OrganizationResolvers<ContextType = RequestContext, ParentType exten
   text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
   type?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type OrganizationConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['OrganizationConnection'] = ResolversParentTypes['OrganizationConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['OrganizationConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type OrganizationConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['OrganizationConnectionEdge'] = ResolversParentTypes['OrganizationConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Organization'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 };
 
 export type OrganizationContactResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['OrganizationContact'] = ResolversParentTypes['OrganizationContact']> = {
@@ -10620,6 +11688,23 @@ export type PatientCommunicationResolvers<ContextType = RequestContext, ParentTy
   preferred?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
 };
 
+export type PatientConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PatientConnection'] = ResolversParentTypes['PatientConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['PatientConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type PatientConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PatientConnectionEdge'] = ResolversParentTypes['PatientConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
 export type PatientContactResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PatientContact'] = ResolversParentTypes['PatientContact']> = {
   address?: Resolver<Maybe<ResolversTypes['Address']>, ParentType, ContextType>;
   extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
@@ -10684,6 +11769,23 @@ export type PractitionerResolvers<ContextType = RequestContext, ParentType exten
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
+export type PractitionerConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerConnection'] = ResolversParentTypes['PractitionerConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['PractitionerConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type PractitionerConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerConnectionEdge'] = ResolversParentTypes['PractitionerConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Practitioner'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
 export type PractitionerQualificationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerQualification'] = ResolversParentTypes['PractitionerQualification']> = {
   code?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
   extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
@@ -10741,6 +11843,23 @@ export type PractitionerRoleAvailableTimeResolvers<ContextType = RequestContext,
   extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
   id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
+export type PractitionerRoleConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerRoleConnection'] = ResolversParentTypes['PractitionerRoleConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['PractitionerRoleConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type PractitionerRoleConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerRoleConnectionEdge'] = ResolversParentTypes['PractitionerRoleConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['PractitionerRole'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 };
 
 export type PractitionerRoleNotAvailableResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerRoleNotAvailable'] = ResolversParentTypes['PractitionerRoleNotAvailable']> = {
@@ -10802,6 +11921,23 @@ export type ProcedureResolvers<ContextType = RequestContext, ParentType extends 
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
+export type ProcedureConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ProcedureConnection'] = ResolversParentTypes['ProcedureConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ProcedureConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ProcedureConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ProcedureConnectionEdge'] = ResolversParentTypes['ProcedureConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Procedure'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
 export type ProcedureFocalDeviceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ProcedureFocalDevice'] = ResolversParentTypes['ProcedureFocalDevice']> = {
   action?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
   extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
@@ -10831,34 +11967,49 @@ export type QuantityResolvers<ContextType = RequestContext, ParentType extends R
 
 export type QueryResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
   AllergyIntolerance?: Resolver<Maybe<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<QueryAllergyIntoleranceArgs, 'id'>>;
+  AllergyIntoleranceConnection?: Resolver<ResolversTypes['AllergyIntoleranceConnection'], ParentType, ContextType, Partial<QueryAllergyIntoleranceConnectionArgs>>;
   AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, Partial<QueryAllergyIntoleranceListArgs>>;
   Condition?: Resolver<Maybe<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<QueryConditionArgs, 'id'>>;
+  ConditionConnection?: Resolver<ResolversTypes['ConditionConnection'], ParentType, ContextType, Partial<QueryConditionConnectionArgs>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, Partial<QueryConditionListArgs>>;
   DiagnosticReport?: Resolver<Maybe<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<QueryDiagnosticReportArgs, 'id'>>;
+  DiagnosticReportConnection?: Resolver<ResolversTypes['DiagnosticReportConnection'], ParentType, ContextType, Partial<QueryDiagnosticReportConnectionArgs>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, Partial<QueryDiagnosticReportListArgs>>;
   Encounter?: Resolver<Maybe<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<QueryEncounterArgs, 'id'>>;
+  EncounterConnection?: Resolver<ResolversTypes['EncounterConnection'], ParentType, ContextType, Partial<QueryEncounterConnectionArgs>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, Partial<QueryEncounterListArgs>>;
   ImagingStudy?: Resolver<Maybe<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<QueryImagingStudyArgs, 'id'>>;
+  ImagingStudyConnection?: Resolver<ResolversTypes['ImagingStudyConnection'], ParentType, ContextType, Partial<QueryImagingStudyConnectionArgs>>;
   ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, Partial<QueryImagingStudyListArgs>>;
   Location?: Resolver<Maybe<ResolversTypes['Location']>, ParentType, ContextType, RequireFields<QueryLocationArgs, 'id'>>;
+  LocationConnection?: Resolver<ResolversTypes['LocationConnection'], ParentType, ContextType, Partial<QueryLocationConnectionArgs>>;
   LocationList?: Resolver<Array<ResolversTypes['Location']>, ParentType, ContextType, Partial<QueryLocationListArgs>>;
   MedicationRequest?: Resolver<Maybe<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<QueryMedicationRequestArgs, 'id'>>;
+  MedicationRequestConnection?: Resolver<ResolversTypes['MedicationRequestConnection'], ParentType, ContextType, Partial<QueryMedicationRequestConnectionArgs>>;
   MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, Partial<QueryMedicationRequestListArgs>>;
   Observation?: Resolver<Maybe<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<QueryObservationArgs, 'id'>>;
+  ObservationConnection?: Resolver<ResolversTypes['ObservationConnection'], ParentType, ContextType, Partial<QueryObservationConnectionArgs>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, Partial<QueryObservationListArgs>>;
   Organization?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType, RequireFields<QueryOrganizationArgs, 'id'>>;
+  OrganizationConnection?: Resolver<ResolversTypes['OrganizationConnection'], ParentType, ContextType, Partial<QueryOrganizationConnectionArgs>>;
   OrganizationList?: Resolver<Array<ResolversTypes['Organization']>, ParentType, ContextType, Partial<QueryOrganizationListArgs>>;
   Patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<QueryPatientArgs, 'id'>>;
+  PatientConnection?: Resolver<ResolversTypes['PatientConnection'], ParentType, ContextType, Partial<QueryPatientConnectionArgs>>;
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, Partial<QueryPatientListArgs>>;
   Practitioner?: Resolver<Maybe<ResolversTypes['Practitioner']>, ParentType, ContextType, RequireFields<QueryPractitionerArgs, 'id'>>;
+  PractitionerConnection?: Resolver<ResolversTypes['PractitionerConnection'], ParentType, ContextType, Partial<QueryPractitionerConnectionArgs>>;
   PractitionerList?: Resolver<Array<ResolversTypes['Practitioner']>, ParentType, ContextType, Partial<QueryPractitionerListArgs>>;
   PractitionerRole?: Resolver<Maybe<ResolversTypes['PractitionerRole']>, ParentType, ContextType, RequireFields<QueryPractitionerRoleArgs, 'id'>>;
+  PractitionerRoleConnection?: Resolver<ResolversTypes['PractitionerRoleConnection'], ParentType, ContextType, Partial<QueryPractitionerRoleConnectionArgs>>;
   PractitionerRoleList?: Resolver<Array<ResolversTypes['PractitionerRole']>, ParentType, ContextType, Partial<QueryPractitionerRoleListArgs>>;
   Procedure?: Resolver<Maybe<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<QueryProcedureArgs, 'id'>>;
+  ProcedureConnection?: Resolver<ResolversTypes['ProcedureConnection'], ParentType, ContextType, Partial<QueryProcedureConnectionArgs>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, Partial<QueryProcedureListArgs>>;
   ServiceRequest?: Resolver<Maybe<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<QueryServiceRequestArgs, 'id'>>;
+  ServiceRequestConnection?: Resolver<ResolversTypes['ServiceRequestConnection'], ParentType, ContextType, Partial<QueryServiceRequestConnectionArgs>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, Partial<QueryServiceRequestListArgs>>;
   Task?: Resolver<Maybe<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<QueryTaskArgs, 'id'>>;
+  TaskConnection?: Resolver<ResolversTypes['TaskConnection'], ParentType, ContextType, Partial<QueryTaskConnectionArgs>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, Partial<QueryTaskListArgs>>;
   hubStatus?: Resolver<ResolversTypes['HubStatus'], ParentType, ContextType>;
 };
@@ -10971,6 +12122,23 @@ export type ServiceRequestResolvers<ContextType = RequestContext, ParentType ext
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
+export type ServiceRequestConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ServiceRequestConnection'] = ResolversParentTypes['ServiceRequestConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ServiceRequestConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ServiceRequestConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ServiceRequestConnectionEdge'] = ResolversParentTypes['ServiceRequestConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['ServiceRequest'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
 export type SignatureResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Signature'] = ResolversParentTypes['Signature']> = {
   data?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
@@ -11030,6 +12198,23 @@ export type TaskResolvers<ContextType = RequestContext, ParentType extends Resol
   statusReason?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
   text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type TaskConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['TaskConnection'] = ResolversParentTypes['TaskConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['TaskConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type TaskConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['TaskConnectionEdge'] = ResolversParentTypes['TaskConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Task'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 };
 
 export type TaskInputParameterResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['TaskInputParameter'] = ResolversParentTypes['TaskInputParameter']> = {
@@ -11213,6 +12398,8 @@ export type Resolvers<ContextType = RequestContext> = {
   Address?: AddressResolvers<ContextType>;
   Age?: AgeResolvers<ContextType>;
   AllergyIntolerance?: AllergyIntoleranceResolvers<ContextType>;
+  AllergyIntoleranceConnection?: AllergyIntoleranceConnectionResolvers<ContextType>;
+  AllergyIntoleranceConnectionEdge?: AllergyIntoleranceConnectionEdgeResolvers<ContextType>;
   AllergyIntoleranceReaction?: AllergyIntoleranceReactionResolvers<ContextType>;
   Annotation?: AnnotationResolvers<ContextType>;
   AnyResource?: AnyResourceResolvers<ContextType>;
@@ -11220,6 +12407,8 @@ export type Resolvers<ContextType = RequestContext> = {
   CodeableConcept?: CodeableConceptResolvers<ContextType>;
   Coding?: CodingResolvers<ContextType>;
   Condition?: ConditionResolvers<ContextType>;
+  ConditionConnection?: ConditionConnectionResolvers<ContextType>;
+  ConditionConnectionEdge?: ConditionConnectionEdgeResolvers<ContextType>;
   ConditionEvidence?: ConditionEvidenceResolvers<ContextType>;
   ConditionStage?: ConditionStageResolvers<ContextType>;
   ContactDetail?: ContactDetailResolvers<ContextType>;
@@ -11232,6 +12421,8 @@ export type Resolvers<ContextType = RequestContext> = {
   DataRequirementSort?: DataRequirementSortResolvers<ContextType>;
   DeleteResult?: DeleteResultResolvers<ContextType>;
   DiagnosticReport?: DiagnosticReportResolvers<ContextType>;
+  DiagnosticReportConnection?: DiagnosticReportConnectionResolvers<ContextType>;
+  DiagnosticReportConnectionEdge?: DiagnosticReportConnectionEdgeResolvers<ContextType>;
   DiagnosticReportMedia?: DiagnosticReportMediaResolvers<ContextType>;
   Distance?: DistanceResolvers<ContextType>;
   Dosage?: DosageResolvers<ContextType>;
@@ -11239,6 +12430,8 @@ export type Resolvers<ContextType = RequestContext> = {
   Duration?: DurationResolvers<ContextType>;
   Encounter?: EncounterResolvers<ContextType>;
   EncounterClassHistory?: EncounterClassHistoryResolvers<ContextType>;
+  EncounterConnection?: EncounterConnectionResolvers<ContextType>;
+  EncounterConnectionEdge?: EncounterConnectionEdgeResolvers<ContextType>;
   EncounterDiagnosis?: EncounterDiagnosisResolvers<ContextType>;
   EncounterHospitalization?: EncounterHospitalizationResolvers<ContextType>;
   EncounterLocation?: EncounterLocationResolvers<ContextType>;
@@ -11250,14 +12443,20 @@ export type Resolvers<ContextType = RequestContext> = {
   HumanName?: HumanNameResolvers<ContextType>;
   Identifier?: IdentifierResolvers<ContextType>;
   ImagingStudy?: ImagingStudyResolvers<ContextType>;
+  ImagingStudyConnection?: ImagingStudyConnectionResolvers<ContextType>;
+  ImagingStudyConnectionEdge?: ImagingStudyConnectionEdgeResolvers<ContextType>;
   ImagingStudySeries?: ImagingStudySeriesResolvers<ContextType>;
   ImagingStudySeriesInstance?: ImagingStudySeriesInstanceResolvers<ContextType>;
   ImagingStudySeriesPerformer?: ImagingStudySeriesPerformerResolvers<ContextType>;
   JSON?: GraphQLScalarType;
   Location?: LocationResolvers<ContextType>;
+  LocationConnection?: LocationConnectionResolvers<ContextType>;
+  LocationConnectionEdge?: LocationConnectionEdgeResolvers<ContextType>;
   LocationHoursOfOperation?: LocationHoursOfOperationResolvers<ContextType>;
   LocationPosition?: LocationPositionResolvers<ContextType>;
   MedicationRequest?: MedicationRequestResolvers<ContextType>;
+  MedicationRequestConnection?: MedicationRequestConnectionResolvers<ContextType>;
+  MedicationRequestConnectionEdge?: MedicationRequestConnectionEdgeResolvers<ContextType>;
   MedicationRequestDispenseRequest?: MedicationRequestDispenseRequestResolvers<ContextType>;
   MedicationRequestDispenseRequestInitialFill?: MedicationRequestDispenseRequestInitialFillResolvers<ContextType>;
   MedicationRequestSubstitution?: MedicationRequestSubstitutionResolvers<ContextType>;
@@ -11267,21 +12466,33 @@ export type Resolvers<ContextType = RequestContext> = {
   Narrative?: NarrativeResolvers<ContextType>;
   Observation?: ObservationResolvers<ContextType>;
   ObservationComponent?: ObservationComponentResolvers<ContextType>;
+  ObservationConnection?: ObservationConnectionResolvers<ContextType>;
+  ObservationConnectionEdge?: ObservationConnectionEdgeResolvers<ContextType>;
   ObservationReferenceRange?: ObservationReferenceRangeResolvers<ContextType>;
   Organization?: OrganizationResolvers<ContextType>;
+  OrganizationConnection?: OrganizationConnectionResolvers<ContextType>;
+  OrganizationConnectionEdge?: OrganizationConnectionEdgeResolvers<ContextType>;
   OrganizationContact?: OrganizationContactResolvers<ContextType>;
   ParameterDefinition?: ParameterDefinitionResolvers<ContextType>;
   Patient?: PatientResolvers<ContextType>;
   PatientCommunication?: PatientCommunicationResolvers<ContextType>;
+  PatientConnection?: PatientConnectionResolvers<ContextType>;
+  PatientConnectionEdge?: PatientConnectionEdgeResolvers<ContextType>;
   PatientContact?: PatientContactResolvers<ContextType>;
   PatientLink?: PatientLinkResolvers<ContextType>;
   Period?: PeriodResolvers<ContextType>;
   Practitioner?: PractitionerResolvers<ContextType>;
+  PractitionerConnection?: PractitionerConnectionResolvers<ContextType>;
+  PractitionerConnectionEdge?: PractitionerConnectionEdgeResolvers<ContextType>;
   PractitionerQualification?: PractitionerQualificationResolvers<ContextType>;
   PractitionerRole?: PractitionerRoleResolvers<ContextType>;
   PractitionerRoleAvailableTime?: PractitionerRoleAvailableTimeResolvers<ContextType>;
+  PractitionerRoleConnection?: PractitionerRoleConnectionResolvers<ContextType>;
+  PractitionerRoleConnectionEdge?: PractitionerRoleConnectionEdgeResolvers<ContextType>;
   PractitionerRoleNotAvailable?: PractitionerRoleNotAvailableResolvers<ContextType>;
   Procedure?: ProcedureResolvers<ContextType>;
+  ProcedureConnection?: ProcedureConnectionResolvers<ContextType>;
+  ProcedureConnectionEdge?: ProcedureConnectionEdgeResolvers<ContextType>;
   ProcedureFocalDevice?: ProcedureFocalDeviceResolvers<ContextType>;
   ProcedurePerformer?: ProcedurePerformerResolvers<ContextType>;
   Quantity?: QuantityResolvers<ContextType>;
@@ -11292,8 +12503,12 @@ export type Resolvers<ContextType = RequestContext> = {
   RelatedArtifact?: RelatedArtifactResolvers<ContextType>;
   SampledData?: SampledDataResolvers<ContextType>;
   ServiceRequest?: ServiceRequestResolvers<ContextType>;
+  ServiceRequestConnection?: ServiceRequestConnectionResolvers<ContextType>;
+  ServiceRequestConnectionEdge?: ServiceRequestConnectionEdgeResolvers<ContextType>;
   Signature?: SignatureResolvers<ContextType>;
   Task?: TaskResolvers<ContextType>;
+  TaskConnection?: TaskConnectionResolvers<ContextType>;
+  TaskConnectionEdge?: TaskConnectionEdgeResolvers<ContextType>;
   TaskInputParameter?: TaskInputParameterResolvers<ContextType>;
   TaskOutput?: TaskOutputResolvers<ContextType>;
   TaskRestriction?: TaskRestrictionResolvers<ContextType>;

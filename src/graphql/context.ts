@@ -10,6 +10,8 @@ export interface RequestContext {
   resources: DataLoader<string, Resource | null>;
   /** Loads reverse references (`XList(_reference: ...)` inside a resource), one query per type, parameter and arguments. */
   referencing: DataLoader<ReverseReferenceKey, Resource[]>;
+  /** Page sizes of connections: the default and the largest allowed. */
+  paging: { defaultCount: number; maxCount: number };
   /** Whether the database answered a ping, for hubStatus. */
   databaseReachable: () => Promise<boolean>;
 }
@@ -66,6 +68,10 @@ export function createReverseReferenceLoader(store: FhirStore): DataLoader<Rever
   );
 }
 
-export function createRequestContext(store: FhirStore, databaseReachable: () => Promise<boolean>): RequestContext {
-  return { store, resources: createResourceLoader(store), referencing: createReverseReferenceLoader(store), databaseReachable };
+export function createRequestContext(
+  store: FhirStore,
+  databaseReachable: () => Promise<boolean>,
+  paging: RequestContext['paging'],
+): RequestContext {
+  return { store, resources: createResourceLoader(store), referencing: createReverseReferenceLoader(store), paging, databaseReachable };
 }

@@ -6,6 +6,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { badInput, notFound } from '../errors.ts';
 import { servedResourceTypes } from '../fhir/resource-types.ts';
+import { searchConnection } from '../fhir/connection.ts';
 import { normalizeReference } from '../fhir/search-index.ts';
 import { searchParametersOf } from '../fhir/search-parameters.ts';
 import type { SearchArguments } from '../fhir/search-query.ts';
@@ -73,6 +74,8 @@ export function resourceResolvers(): { Query: Record<string, Resolver>; Mutation
     Query[type] = (_parent, args, context) => readOne(context, type, String(args.id));
     Query[`${type}List`] = async (_parent, args, context) =>
       (await context.store.search(type, args as SearchArguments)).resources;
+    Query[`${type}Connection`] = (_parent, args, context) =>
+      searchConnection(context.store, type, args as SearchArguments, context.paging);
     Mutation[`${type}Create`] = (_parent, args, context) => context.store.create(inputResource(type, args.res));
     Mutation[`${type}Update`] = (_parent, args, context) => {
       const resource = inputResource(type, args.res);

@@ -1,0 +1,151 @@
+/**
+ * `TConnection`: paged search with opaque cursors that stay correct when resources are inserted between
+ * pages. Paging is by key (the sort values and id of the last resource seen), never by offset, so a new
+ * resource moves no existing one to another page. A cursor carries the search arguments, the sort, the
+ * direction and the key; it is base64url JSON, opaque to clients.
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import type { Filter } from 'mongodb';
+import { badInput } from '../errors.ts';
+import { compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
+import type { FhirStore } from './store.ts';
+
+export interface ConnectionPage {
+  /** Total matches, counted only when asked for. */
+  count: () => Promise<number>;
+  /** Position of the page's first resource; null for the last page (not known without counting). */
+  offset: number | null;
+  pagesize: number;
+  first: string;
+  previous: string | null;
+  next: string | null;
+  last: string;
+  edges: { mode: 'match'; score: null; resource: Resource }[];
+}
+
+interface Cursor {
+  /** search arguments without paging */
+  a: SearchArguments;
+  /** page size */
+  n: number;
+  /** where: start, end, after a key, before a key */
+  w: 's' | 'e' | 'a' | 'b';
+  /** the key: sort values, the id last (dates as `{ d: iso }`) */
+  k?: unknown[];
+  /** offset of the page this cursor leads to, as far as known */
+  o: number;
+}
+
+const MAX_CURSOR_LENGTH = 8192;
+
+function encodeCursor(cursor: Cursor): string {
+  const key = cursor.k?.map((value) => (value instanceof Date ? { d: value.toISOString() } : value));
+  return Buffer.from(JSON.stringify({ ...cursor, k: key })).toString('base64url');
+}
+
+function decodeKeyValue(value: unknown): unknown {
+  if (value && typeof value === 'object' && typeof (value as { d?: unknown }).d === 'string') {
+    const date = new Date((value as { d: string }).d);
+    if (Number.isNaN(date.getTime())) throw badInput('_cursor is not a cursor this hub issued', ['_cursor']);
+    return date;
+  }
+  if (value !== null && typeof value !== 'string' && typeof value !== 'number') throw badInput('_cursor is not a cursor this hub issued', ['_cursor']);
+  return value;
+}
+
+function decodeCursor(text: string): Cursor {
+  if (text.length > MAX_CURSOR_LENGTH || !/^[A-Za-z0-9_-]+$/.test(text)) throw badInput('_cursor is not a cursor this hub issued', ['_cursor']);
+  let cursor: Cursor;
+  try {
+    cursor = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Cursor;
+  } catch {
+    throw badInput('_cursor is not a cursor this hub issued', ['_cursor']);
+  }
+  const valid =
+    cursor && typeof cursor === 'object' && typeof cursor.a === 'object' && cursor.a !== null && !Array.isArray(cursor.a) &&
+    Number.isInteger(cursor.n) && cursor.n > 0 && ['s', 'e', 'a', 'b'].includes(cursor.w) && Number.isInteger(cursor.o) &&
+    (cursor.k === undefined || Array.isArray(cursor.k)) &&
+    Object.values(cursor.a).every((value) => typeof value === 'string');
+  if (!valid) throw badInput('_cursor is not a cursor this hub issued', ['_cursor']);
+  return { ...cursor, k: cursor.k?.map(decodeKeyValue) };
+}
+
+/** Keys usable for keyset paging: one value per resource (not arrays of tokens). */
+function sortFields(type: string, sortArgument: string | undefined): Record<string, 1 | -1> {
+  const { sort } = compileSearch(type, sortArgument ? { _sort: sortArgument } : {});
+  for (const field of Object.keys(sort)) {
+    if (field !== '_id' && field !== 'ts' && !field.endsWith('.lo')) {
+      throw badInput('A connection sorts by _id, _lastUpdated or date parameters', ['_sort']);
+    }
+  }
+  return sort as Record<string, 1 | -1>;
+}
+
+/** The filter of resources strictly after `key` in `sort` order (missing values sort first, as in MongoDB). */
+function after(sort: Record<string, 1 | -1>, key: unknown[]): Filter<ResourceDocument> {
+  const fields = Object.keys(sort);
+  const branches: Filter<ResourceDocument>[] = [];
+  for (let i = 0; i < fields.length; i++) {
+    const equalBefore = Object.fromEntries(fields.slice(0, i).map((field, j) => [field, key[j] ?? null]));
+    const field = fields[i]!;
+    const value = key[i] ?? null;
+    let beyond: Filter<ResourceDocument> | undefined;
+    if (sort[field] === 1) beyond = value === null ? { [field]: { $ne: null } } : { [field]: { $gt: value } };
+    else beyond = value === null ? undefined : { $or: [{ [field]: { $lt: value } }, { [field]: null }] };
+    if (beyond) branches.push({ ...equalBefore, ...beyond } as Filter<ResourceDocument>);
+  }
+  return branches.length === 1 ? branches[0]! : { $or: branches };
+}
+
+const reversed = (sort: Record<string, 1 | -1>): Record<string, 1 | -1> =>
+  Object.fromEntries(Object.entries(sort).map(([field, direction]) => [field, direction === 1 ? -1 : 1])) as Record<string, 1 | -1>;
+
+export async function searchConnection(
+  store: FhirStore,
+  type: string,
+  args: SearchArguments & { _cursor?: string | null },
+  options: { defaultCount: number; maxCount: number },
+): Promise<ConnectionPage> {
+  const { _cursor, _count, ...given } = args;
+  const searchArgs = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== null && value !== undefined)) as SearchArguments;
+  if ('_offset' in searchArgs) throw badInput('A connection pages with _cursor, not _offset', ['_offset']);
+  let cursor: Cursor;
+  if (_cursor) {
+    cursor = decodeCursor(_cursor);
+    for (const [name, value] of Object.entries(searchArgs)) {
+      if (cursor.a[name] !== value) throw badInput(`${name} differs from the search the cursor belongs to`, [name]);
+    }
+    if (typeof _count === 'number') cursor.n = _count;
+  } else {
+    cursor = { a: searchArgs, n: typeof _count === 'number' ? _count : options.defaultCount, w: 's', o: 0 };
+  }
+  if (cursor.n < 1 || cursor.n > options.maxCount) throw badInput(`_count must be between 1 and ${options.maxCount}`, ['_count']);
+
+  const { filter } = compileSearch(type, cursor.a);
+  const sort = sortFields(type, cursor.a._sort as string | undefined);
+  const backwards = cursor.w === 'b' || cursor.w === 'e';
+  const order = backwards ? reversed(sort) : sort;
+  const conditions: Filter<ResourceDocument>[] = [filter];
+  if ((cursor.w === 'a' || cursor.w === 'b') && cursor.k) conditions.push(after(order, cursor.k));
+  const rows = await store.findPage(type, conditions.length === 1 ? filter : { $and: conditions }, order, cursor.n + 1);
+  const more = rows.length > cursor.n;
+  const page = rows.slice(0, cursor.n);
+  if (backwards) page.reverse();
+
+  const base = { a: cursor.a, n: cursor.n };
+  const countMatches = (): Promise<number> => store.countMatching(type, filter);
+  const firstKey = page[0]?.sortValues;
+  const lastKey = page.at(-1)?.sortValues;
+  const hasNext = backwards ? cursor.w === 'b' : more;
+  const hasPrevious = backwards ? more : cursor.w === 'a';
+  return {
+    count: countMatches,
+    offset: cursor.w === 'e' ? null : cursor.o,
+    pagesize: cursor.n,
+    first: encodeCursor({ ...base, w: 's', o: 0 }),
+    previous: hasPrevious && firstKey ? encodeCursor({ ...base, w: 'b', k: firstKey, o: Math.max(cursor.o - cursor.n, 0) }) : null,
+    next: hasNext && lastKey ? encodeCursor({ ...base, w: 'a', k: lastKey, o: cursor.o + page.length }) : null,
+    last: encodeCursor({ ...base, w: 'e', o: 0 }),
+    edges: page.map((row) => ({ mode: 'match', score: null, resource: row.resource })),
+  };
+}
