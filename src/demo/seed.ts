@@ -11,7 +11,7 @@ import type { FhirStore, WriteOutcome } from '../fhir/store.ts';
 
 export const demoConsortiumFile = join(projectRoot, 'fixtures', 'demo-consortium.json');
 
-export type SeedSummary = Record<WriteOutcome['outcome'], number>;
+export type SeedSummary = Record<Exclude<WriteOutcome['outcome'], 'failed'>, number>;
 
 export function demoResources(): Resource[] {
   const bundle = JSON.parse(readFileSync(demoConsortiumFile, 'utf8')) as Bundle;
@@ -22,6 +22,6 @@ export function demoResources(): Resource[] {
 export async function seedDemoConsortium(store: FhirStore, options: { onlyIfEmpty?: boolean } = {}): Promise<SeedSummary | undefined> {
   if (options.onlyIfEmpty && (await store.count('Organization')) > 0) return undefined;
   const summary: SeedSummary = { created: 0, updated: 0, unchanged: 0 };
-  for (const { outcome } of await store.putMany(demoResources())) summary[outcome]++;
+  for (const { outcome } of await store.putMany(demoResources())) if (outcome !== 'failed') summary[outcome]++;
   return summary;
 }

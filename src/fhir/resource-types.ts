@@ -18,6 +18,14 @@ export const servedResourceTypes = [
   'MedicationRequest',
   'AllergyIntolerance',
   'ImagingStudy',
+  // Also in the Synthea feeds that must import completely:
+  'Immunization',
+  'CarePlan',
+  'Goal',
+  'DocumentReference',
+  'Provenance',
+  'Claim',
+  'ExplanationOfBenefit',
 ] as const;
 
 export type ServedResourceType = (typeof servedResourceTypes)[number];

@@ -44,7 +44,9 @@ export interface SearchResult {
 
 export interface WriteOutcome {
   resource: Resource;
-  outcome: 'created' | 'updated' | 'unchanged';
+  outcome: 'created' | 'updated' | 'unchanged' | 'failed';
+  /** Why a resource failed (putMany with atomic: false). */
+  error?: HubError;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -327,57 +329,116 @@ export class FhirStore {
     });
   }
 
+  /** `put` for many resources (see writeMany). */
+  async putMany(resources: Resource[], options: { atomic?: boolean; labels?: string[] } = {}): Promise<WriteOutcome[]> {
+    return this.writeMany(resources.map((resource) => ({ resource, mode: 'put' as const })), options);
+  }
+
   /**
-   * `put` for many resources with few round trips: per type one read of what exists, then the new ones
-   * are written with two bulk inserts (history, then current). Changed ones go through `update`.
-   * If a bulk insert meets a concurrent writer, the affected resources are retried one by one.
+   * Writes many resources with ids with a few bulk operations per resource type.
+   *
+   * - `create` (create if absent, as a POST with a stable id): two bulk inserts, history then current, and
+   *   no read at all; an id that exists already is `unchanged` (the unique keys say so), never overwritten.
+   * - `put` (create or update): one read of what exists, bulk inserts for the new ones, `update` for those
+   *   whose content changed, `unchanged` for the rest.
+   *
+   * Atomic (the default): every resource is validated before anything is written, and the first invalid one
+   * refuses the whole call, named by its label. Not atomic: invalid resources get a `failed` outcome and the
+   * others are written.
    */
-  async putMany(resources: Resource[]): Promise<WriteOutcome[]> {
+  async writeMany(
+    items: { resource: Resource; mode: 'create' | 'put' }[],
+    options: { atomic?: boolean; labels?: string[] } = {},
+  ): Promise<WriteOutcome[]> {
     return this.guard(async () => {
-      const valid = resources.map((resource) => {
-        const checked = validateFhirResource(resource);
-        if (!checked.id) throw badInput(`A ${checked.resourceType} to put has no id`, ['id']);
-        assertValidId(checked.id);
-        return checked;
-      });
+      const atomic = options.atomic ?? true;
       const outcomes = new Map<Resource, WriteOutcome>();
-      const byType = new Map<string, Resource[]>();
-      for (const resource of valid) byType.set(resource.resourceType, [...(byType.get(resource.resourceType) ?? []), resource]);
-      for (const [type, group] of byType) {
-        const existing = new Map<string, ResourceDocument>();
-        for await (const document of this.current(type).find({ _id: { $in: group.map((r) => r.id as string) } }, { limit: group.length, batchSize: group.length + 1 })) {
-          existing.set(document._id, document);
-        }
-        const fresh: Resource[] = [];
-        for (const resource of group) {
-          const document = existing.get(resource.id as string);
-          if (!document) fresh.push(resource);
-          else {
-            const stored = parseResource(document.json);
-            outcomes.set(resource, sameContent(stored, resource) ? { resource: stored, outcome: 'unchanged' } : await this.put(resource));
-          }
-        }
-        if (fresh.length === 0) continue;
-        const ts = new Date();
-        const prepared = fresh.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
-        const json = prepared.map((resource) => JSON.stringify(resource));
+      const valid: { resource: Resource; mode: 'create' | 'put' }[] = [];
+      items.forEach(({ resource, mode }, index) => {
         try {
-          await this.versions(type).insertMany(
-            prepared.map((resource, i) => ({ _id: `${resource.id}/1`, rid: resource.id as string, v: 1, ts, json: json[i]!, op: 'create' as const })),
-            { ordered: false },
-          );
-          await this.current(type).insertMany(
-            prepared.map((resource, i) => ({ _id: resource.id as string, v: 1, ts, json: json[i]!, sp: extractSearchValues(resource) })),
-            { ordered: false },
-          );
-          prepared.forEach((resource, i) => outcomes.set(fresh[i]!, { resource, outcome: 'created' }));
+          const checked = validateFhirResource(resource);
+          if (!checked.id) throw badInput(`A ${checked.resourceType} to write has no id`, ['id']);
+          assertValidId(checked.id);
+          valid.push({ resource: checked, mode });
         } catch (error) {
-          if (!isDuplicateKey(error) && (error as { name?: string }).name !== 'MongoBulkWriteError') throw error;
-          for (const resource of fresh) outcomes.set(resource, await this.putWithRetry(resource));
+          const label = options.labels?.[index];
+          const named =
+            error instanceof HubError && label ? new HubError(error.code, `${label}: ${error.message}`, error.outcome) : error;
+          if (atomic || !(named instanceof HubError)) throw named;
+          outcomes.set(resource, { resource, outcome: 'failed', error: named });
         }
+      });
+      const groups = new Map<string, { create: Resource[]; put: Resource[] }>();
+      for (const { resource, mode } of valid) {
+        const group = groups.get(resource.resourceType) ?? { create: [], put: [] };
+        group[mode].push(resource);
+        groups.set(resource.resourceType, group);
       }
-      return valid.map((resource) => outcomes.get(resource)!);
+      for (const [type, group] of groups) {
+        if (group.create.length > 0) await this.createIfAbsent(type, group.create, outcomes);
+        if (group.put.length > 0) await this.putGroup(type, group.put, outcomes);
+      }
+      return items.map(({ resource }) => outcomes.get(resource)!);
     });
+  }
+
+  private async createIfAbsent(type: string, resources: Resource[], outcomes: Map<Resource, WriteOutcome>): Promise<void> {
+    const ts = new Date();
+    const prepared = resources.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
+    const json = prepared.map((resource) => JSON.stringify(resource));
+    const historyFailed = await insertManyReportingDuplicates(
+      this.versions(type),
+      prepared.map((resource, i) => ({ _id: `${resource.id}/1`, rid: resource.id as string, v: 1, ts, json: json[i]!, op: 'create' as const })),
+    );
+    const currentFailed = await insertManyReportingDuplicates(
+      this.current(type),
+      prepared.map((resource, i) => ({ _id: resource.id as string, v: 1, ts, json: json[i]!, sp: extractSearchValues(resource) })),
+    );
+    for (const [i, resource] of resources.entries()) {
+      if (!historyFailed.has(i)) outcomes.set(resource, { resource: prepared[i]!, outcome: 'created' });
+      else if (currentFailed.has(i)) outcomes.set(resource, { resource, outcome: 'unchanged' });
+      else {
+        // History had version 1 but the current document was missing: an earlier write was cut off. The
+        // current document must hold what history holds, so roll forward from history.
+        await this.current(type).deleteOne({ _id: resource.id as string, v: 1 });
+        await this.rollForward(type, resource.id as string);
+        outcomes.set(resource, { resource, outcome: 'unchanged' });
+      }
+    }
+  }
+
+  private async putGroup(type: string, group: Resource[], outcomes: Map<Resource, WriteOutcome>): Promise<void> {
+    const existing = new Map<string, ResourceDocument>();
+    for await (const document of this.current(type).find({ _id: { $in: group.map((r) => r.id as string) } }, { limit: group.length, batchSize: group.length + 1 })) {
+      existing.set(document._id, document);
+    }
+    const fresh: Resource[] = [];
+    for (const resource of group) {
+      const document = existing.get(resource.id as string);
+      if (!document) fresh.push(resource);
+      else {
+        const stored = parseResource(document.json);
+        outcomes.set(resource, sameContent(stored, resource) ? { resource: stored, outcome: 'unchanged' } : await this.put(resource));
+      }
+    }
+    if (fresh.length === 0) return;
+    const ts = new Date();
+    const prepared = fresh.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
+    const json = prepared.map((resource) => JSON.stringify(resource));
+    try {
+      await this.versions(type).insertMany(
+        prepared.map((resource, i) => ({ _id: `${resource.id}/1`, rid: resource.id as string, v: 1, ts, json: json[i]!, op: 'create' as const })),
+        { ordered: false },
+      );
+      await this.current(type).insertMany(
+        prepared.map((resource, i) => ({ _id: resource.id as string, v: 1, ts, json: json[i]!, sp: extractSearchValues(resource) })),
+        { ordered: false },
+      );
+      prepared.forEach((resource, i) => outcomes.set(fresh[i]!, { resource, outcome: 'created' }));
+    } catch (error) {
+      if (!isDuplicateKey(error) && (error as { name?: string }).name !== 'MongoBulkWriteError') throw error;
+      for (const resource of fresh) outcomes.set(resource, await this.putWithRetry(resource));
+    }
   }
 
   private async putWithRetry(resource: Resource): Promise<WriteOutcome> {
@@ -463,6 +524,26 @@ export class FhirStore {
     });
   }
 
+  /**
+   * For many values of one token, reference or uri parameter (`identifier` = `system|value`, ...): the ids of
+   * the resources holding each value, in one query. Used to answer many conditional creates at once.
+   */
+  async idsByParameterValues(type: string, parameterName: string, values: string[]): Promise<Map<string, string[]> | undefined> {
+    return this.guard(async () => {
+      const parameter = findSearchParameter(type, parameterName);
+      if (!parameter || !['token', 'reference', 'uri'].includes(parameter.type)) return undefined;
+      const field = `sp.${parameter.key}`;
+      const wanted = new Set(values);
+      const found = new Map<string, string[]>(values.map((value) => [value, []]));
+      const documents = await this.current(type).find({ [field]: { $in: [...wanted] } }, { projection: { [field]: 1 } }).toArray();
+      for (const document of documents) {
+        const held = (document.sp as Record<string, unknown> | undefined)?.[parameter.key];
+        for (const value of Array.isArray(held) ? held : []) if (wanted.has(value as string)) found.get(value as string)!.push(document._id);
+      }
+      return found;
+    });
+  }
+
   /** One page for keyset paging: resources matching `filter` in `sort` order, with the values of the sort fields. */
   async findPage(
     type: string,
@@ -498,6 +579,19 @@ export class FhirStore {
     } catch (error) {
       throw translateDatabaseError(error);
     }
+  }
+}
+
+/** Inserts with ordered: false; returns the indexes refused as duplicates. Any other failure is thrown. */
+async function insertManyReportingDuplicates<T extends { _id: string }>(collection: Collection<T>, documents: T[]): Promise<Set<number>> {
+  try {
+    await collection.insertMany(documents as never, { ordered: false });
+    return new Set();
+  } catch (error) {
+    const writeErrors = (error as { writeErrors?: { code?: number; index: number }[] | { code?: number; index: number } }).writeErrors;
+    const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
+    if (list.length === 0 || list.some((writeError) => writeError.code !== 11000)) throw error;
+    return new Set(list.map((writeError) => writeError.index));
   }
 }
 

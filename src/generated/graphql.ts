@@ -94,8 +94,12 @@ export type AllergyIntolerance = {
   __typename?: 'AllergyIntolerance';
   /** Condition resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Observation resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
   ObservationList: Array<Observation>;
+  /** Provenance resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
   /** Task resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
   TaskList: Array<Task>;
   /** The source of the information about the allergy that is recorded. */
@@ -196,6 +200,45 @@ export type AllergyIntoleranceConditionListArgs = {
 
 
 /** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
+export type AllergyIntoleranceDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
 export type AllergyIntoleranceObservationListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -234,6 +277,31 @@ export type AllergyIntoleranceObservationListArgs = {
   value_concept?: InputMaybe<Scalars['String']['input']>;
   value_date?: InputMaybe<Scalars['String']['input']>;
   value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
+export type AllergyIntoleranceProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -391,7 +459,7 @@ export type AnnotationInput = {
 };
 
 /** A resource of any served type */
-export type AnyResource = AllergyIntolerance | Condition | DiagnosticReport | Encounter | ImagingStudy | Location | MedicationRequest | Observation | Organization | Patient | Practitioner | PractitionerRole | Procedure | ServiceRequest | Task;
+export type AnyResource = AllergyIntolerance | CarePlan | Claim | Condition | DiagnosticReport | DocumentReference | Encounter | ExplanationOfBenefit | Goal | ImagingStudy | Immunization | Location | MedicationRequest | Observation | Organization | Patient | Practitioner | PractitionerRole | Procedure | Provenance | ServiceRequest | Task;
 
 /** For referring to data content defined in other formats. */
 export type Attachment = {
@@ -429,6 +497,1445 @@ export type AttachmentInput = {
   size?: InputMaybe<Scalars['Int']['input']>;
   title?: InputMaybe<Scalars['String']['input']>;
   url?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type BundleEntryResult = {
+  __typename?: 'BundleEntryResult';
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Position of the entry in Bundle.entry */
+  index: Scalars['Int']['output'];
+  message?: Maybe<Scalars['String']['output']>;
+  /** created, updated, unchanged or failed */
+  outcome: Scalars['String']['output'];
+  resourceType: Scalars['String']['output'];
+};
+
+export type BundleImportResult = {
+  __typename?: 'BundleImportResult';
+  byType: Array<TypeImportCounts>;
+  entries: Array<BundleEntryResult>;
+  summary: ImportCounts;
+  /** transaction or batch */
+  type: Scalars['String']['output'];
+};
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlan = {
+  __typename?: 'CarePlan';
+  /** CarePlan resources that refer to this CarePlan, resolved in one batch per request. _reference names the CarePlan search parameter that points here: based_on, part_of, replaces */
+  CarePlanList: Array<CarePlan>;
+  /** Condition resources that refer to this CarePlan, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DiagnosticReport resources that refer to this CarePlan, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: based_on */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** DocumentReference resources that refer to this CarePlan, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** ImagingStudy resources that refer to this CarePlan, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: basedon */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** Observation resources that refer to this CarePlan, resolved in one batch per request. _reference names the Observation search parameter that points here: based_on, focus */
+  ObservationList: Array<Observation>;
+  /** Procedure resources that refer to this CarePlan, resolved in one batch per request. _reference names the Procedure search parameter that points here: based_on */
+  ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this CarePlan, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** ServiceRequest resources that refer to this CarePlan, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: based_on */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this CarePlan, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Identifies a planned action to occur as part of the plan.  For example, a medication to be used, lab tests to perform, self-monitoring, education, etc. */
+  activity?: Maybe<Array<Maybe<CarePlanActivity>>>;
+  /** Identifies the conditions/problems/concerns/diagnoses/etc. whose management and/or mitigation are handled by this plan. */
+  addresses?: Maybe<Array<Maybe<Reference>>>;
+  /** When populated, the author is responsible for the care plan.  The care plan is attributed to the author. */
+  author?: Maybe<Reference>;
+  /** A care plan that is fulfilled in whole or in part by this care plan. */
+  basedOn?: Maybe<Array<Maybe<Reference>>>;
+  /** Identifies all people and organizations who are expected to be involved in the care envisioned by this plan. */
+  careTeam?: Maybe<Array<Maybe<Reference>>>;
+  /** Identifies what "kind" of plan this is to support differentiation between multiple co-existing plans; e.g. "Home health", "psychiatric", "asthma", "disease management", "wellness plan", etc. */
+  category?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** Identifies the individual(s) or organization who provided the contents of the care plan. */
+  contributor?: Maybe<Array<Maybe<Reference>>>;
+  /** Represents when this particular CarePlan record was created in the system, which is often a system-generated date. */
+  created?: Maybe<Scalars['String']['output']>;
+  /** A description of the scope and nature of the plan. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** The Encounter during which this CarePlan was created or to which the creation of this record is tightly associated. */
+  encounter?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Describes the intended objective(s) of carrying out the care plan. */
+  goal?: Maybe<Array<Maybe<Reference>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Business identifiers assigned to this care plan by the performer or other systems which remain constant as the resource is updated and propagates from server to server. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The URL pointing to a FHIR-defined protocol, guideline, questionnaire or other definition that is adhered to in whole or in part by this CarePlan. */
+  instantiatesCanonical?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** The URL pointing to an externally maintained protocol, guideline, questionnaire or other definition that is adhered to in whole or in part by this CarePlan. */
+  instantiatesUri?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** Indicates the level of authority/intentionality associated with the care plan and where the care plan fits into the workflow chain. */
+  intent?: Maybe<Scalars['String']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** General notes about the care plan not covered elsewhere. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** A larger care plan of which this particular care plan is a component or step. */
+  partOf?: Maybe<Array<Maybe<Reference>>>;
+  /** Indicates when the plan did (or is intended to) come into effect and end. */
+  period?: Maybe<Period>;
+  /** Completed or terminated care plan whose function is taken by this new care plan. */
+  replaces?: Maybe<Array<Maybe<Reference>>>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** Indicates whether the plan is currently being acted upon, represents future intentions or is now a historical record. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Identifies the patient or group whose intended care is described by the plan. */
+  subject?: Maybe<Reference>;
+  /** Identifies portions of the patient's record that specifically influenced the formation of the plan.  These might include comorbidities, recent procedures, limitations, recent assessments, etc. */
+  supportingInfo?: Maybe<Array<Maybe<Reference>>>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** Human-friendly name for the care plan. */
+  title?: Maybe<Scalars['String']['output']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanDiagnosticReportListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanImagingStudyListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanServiceRequestListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Identifies a planned action to occur as part of the plan.  For example, a medication to be used, lab tests to perform, self-monitoring, education, etc. */
+export type CarePlanActivity = {
+  __typename?: 'CarePlanActivity';
+  /** A simple summary of a planned activity suitable for a general care plan system (e.g. form driven) that doesn't know about specific resources such as procedure etc. */
+  detail?: Maybe<CarePlanActivityDetail>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Identifies the outcome at the point when the status of the activity is assessed.  For example, the outcome of an education activity could be patient understands (or not). */
+  outcomeCodeableConcept?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Details of the outcome or action resulting from the activity.  The reference to an "event" resource, such as Procedure or Encounter or Observation, is the result/outcome of the activity itself.  The activity can be conveyed using CarePlan.activity.detail OR using the CarePlan.activity.reference (... */
+  outcomeReference?: Maybe<Array<Maybe<Reference>>>;
+  /** Notes about the adherence/status/progress of the activity. */
+  progress?: Maybe<Array<Maybe<Annotation>>>;
+  /** The details of the proposed activity represented in a specific resource. */
+  reference?: Maybe<Reference>;
+};
+
+/** A simple summary of a planned activity suitable for a general care plan system (e.g. form driven) that doesn't know about specific resources such as procedure etc. */
+export type CarePlanActivityDetail = {
+  __typename?: 'CarePlanActivityDetail';
+  /** Detailed description of the type of planned activity; e.g. what lab test, what procedure, what kind of encounter. */
+  code?: Maybe<CodeableConcept>;
+  /** Identifies the quantity expected to be consumed in a given day. */
+  dailyAmount?: Maybe<Quantity>;
+  /** This provides a textual description of constraints on the intended activity occurrence, including relation to other activities.  It may also include objectives, pre-conditions and end-conditions.  Finally, it may convey specifics about the activity such as body site, method, route, etc. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** If true, indicates that the described activity is one that must NOT be engaged in when following the plan.  If false, or missing, indicates that the described activity is one that should be engaged in when following the plan. */
+  doNotPerform?: Maybe<Scalars['Boolean']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Internal reference that identifies the goals that this activity is intended to contribute towards meeting. */
+  goal?: Maybe<Array<Maybe<Reference>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** The URL pointing to a FHIR-defined protocol, guideline, questionnaire or other definition that is adhered to in whole or in part by this CarePlan activity. */
+  instantiatesCanonical?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** The URL pointing to an externally maintained protocol, guideline, questionnaire or other definition that is adhered to in whole or in part by this CarePlan activity. */
+  instantiatesUri?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** A description of the kind of resource the in-line definition of a care plan activity is representing.  The CarePlan.activity.detail is an in-line definition when a resource is not referenced using CarePlan.activity.reference.  For example, a MedicationRequest, a ServiceRequest, or a Communication... */
+  kind?: Maybe<Scalars['String']['output']>;
+  /** Identifies the facility where the activity will occur; e.g. home, hospital, specific clinic, etc. */
+  location?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Identifies who's expected to be involved in the activity. */
+  performer?: Maybe<Array<Maybe<Reference>>>;
+  /** Identifies the food, drug or other product to be consumed or supplied in the activity. */
+  productCodeableConcept?: Maybe<CodeableConcept>;
+  /** Identifies the food, drug or other product to be consumed or supplied in the activity. */
+  productReference?: Maybe<Reference>;
+  /** Identifies the quantity expected to be supplied, administered or consumed by the subject. */
+  quantity?: Maybe<Quantity>;
+  /** Provides the rationale that drove the inclusion of this particular activity as part of the plan or the reason why the activity was prohibited. */
+  reasonCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Indicates another resource, such as the health condition(s), whose existence justifies this request and drove the inclusion of this particular activity as part of the plan. */
+  reasonReference?: Maybe<Array<Maybe<Reference>>>;
+  /** The period, timing or frequency upon which the described activity is to occur. */
+  scheduledPeriod?: Maybe<Period>;
+  /** The period, timing or frequency upon which the described activity is to occur. */
+  scheduledString?: Maybe<Scalars['String']['output']>;
+  /** The period, timing or frequency upon which the described activity is to occur. */
+  scheduledTiming?: Maybe<Timing>;
+  /** Identifies what progress is being made for the specific activity. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Provides reason why the activity isn't yet started, is on hold, was cancelled, etc. */
+  statusReason?: Maybe<CodeableConcept>;
+};
+
+export type CarePlanActivityDetailInput = {
+  code?: InputMaybe<CodeableConceptInput>;
+  dailyAmount?: InputMaybe<QuantityInput>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  doNotPerform?: InputMaybe<Scalars['Boolean']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  goal?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  instantiatesCanonical?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  instantiatesUri?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  kind?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<ReferenceInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  performer?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  productCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  productReference?: InputMaybe<ReferenceInput>;
+  quantity?: InputMaybe<QuantityInput>;
+  reasonCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  reasonReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  scheduledPeriod?: InputMaybe<PeriodInput>;
+  scheduledString?: InputMaybe<Scalars['String']['input']>;
+  scheduledTiming?: InputMaybe<TimingInput>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  statusReason?: InputMaybe<CodeableConceptInput>;
+};
+
+export type CarePlanActivityInput = {
+  detail?: InputMaybe<CarePlanActivityDetailInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  outcomeCodeableConcept?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  outcomeReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  progress?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  reference?: InputMaybe<ReferenceInput>;
+};
+
+/** A page of CarePlan search results */
+export type CarePlanConnection = {
+  __typename?: 'CarePlanConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<CarePlanConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type CarePlanConnectionEdge = {
+  __typename?: 'CarePlanConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: CarePlan;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
+export type CarePlanInput = {
+  activity?: InputMaybe<Array<InputMaybe<CarePlanActivityInput>>>;
+  addresses?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  author?: InputMaybe<ReferenceInput>;
+  basedOn?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  careTeam?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  category?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  contributor?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  goal?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  instantiatesCanonical?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  instantiatesUri?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  partOf?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  period?: InputMaybe<PeriodInput>;
+  replaces?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<ReferenceInput>;
+  supportingInfo?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  text?: InputMaybe<NarrativeInput>;
+  title?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
+export type Claim = {
+  __typename?: 'Claim';
+  /** Condition resources that refer to this Claim, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Claim, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** ExplanationOfBenefit resources that refer to this Claim, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: claim */
+  ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** Observation resources that refer to this Claim, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Provenance resources that refer to this Claim, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** Task resources that refer to this Claim, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Details of an accident which resulted in injuries which required the products and services listed in the claim. */
+  accident?: Maybe<ClaimAccident>;
+  /** The period for which charges are being submitted. */
+  billablePeriod?: Maybe<Period>;
+  /** The members of the team who provided the products and services. */
+  careTeam?: Maybe<Array<Maybe<ClaimCareTeam>>>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** The date this resource was created. */
+  created?: Maybe<Scalars['String']['output']>;
+  /** Information about diagnoses relevant to the claim items. */
+  diagnosis?: Maybe<Array<Maybe<ClaimDiagnosis>>>;
+  /** Individual who created the claim, predetermination or preauthorization. */
+  enterer?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Facility where the services were provided. */
+  facility?: Maybe<Reference>;
+  /** A code to indicate whether and for whom funds are to be reserved for future claims. */
+  fundsReserve?: Maybe<CodeableConcept>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** A unique identifier assigned to this claim. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Financial instruments for reimbursement for the health care products and services specified on the claim. */
+  insurance?: Maybe<Array<Maybe<ClaimInsurance>>>;
+  /** The Insurer who is target of the request. */
+  insurer?: Maybe<Reference>;
+  /** A claim line. Either a simple  product or service or a 'group' of details which can each be a simple items or groups of sub-details. */
+  item?: Maybe<Array<Maybe<ClaimItem>>>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Original prescription which has been superseded by this prescription to support the dispensing of pharmacy services, medications or products. */
+  originalPrescription?: Maybe<Reference>;
+  /** The party to whom the professional services and/or products have been supplied or are being considered and for whom actual or forecast reimbursement is sought. */
+  patient?: Maybe<Reference>;
+  /** The party to be reimbursed for cost of the products and services according to the terms of the policy. */
+  payee?: Maybe<ClaimPayee>;
+  /** Prescription to support the dispensing of pharmacy, device or vision products. */
+  prescription?: Maybe<Reference>;
+  /** The provider-required urgency of processing the request. Typical values include: stat, routine deferred. */
+  priority?: Maybe<CodeableConcept>;
+  /** Procedures performed on the patient relevant to the billing items with the claim. */
+  procedure?: Maybe<Array<Maybe<ClaimProcedure>>>;
+  /** The provider which is responsible for the claim, predetermination or preauthorization. */
+  provider?: Maybe<Reference>;
+  /** A reference to a referral resource. */
+  referral?: Maybe<Reference>;
+  /** Other claims which are related to this claim such as prior submissions or claims for related services or for the same event. */
+  related?: Maybe<Array<Maybe<ClaimRelated>>>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The status of the resource instance. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** A finer grained suite of claim type codes which may convey additional information such as Inpatient vs Outpatient and/or a specialty service. */
+  subType?: Maybe<CodeableConcept>;
+  /** Additional information codes regarding exceptions, special considerations, the condition, situation, prior or concurrent issues. */
+  supportingInfo?: Maybe<Array<Maybe<ClaimSupportingInfo>>>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** The total value of the all the items in the claim. */
+  total?: Maybe<Money>;
+  /** The category of claim, e.g. oral, pharmacy, vision, institutional, professional. */
+  type?: Maybe<CodeableConcept>;
+  /** A code to indicate whether the nature of the request is: to request adjudication of products and services previously rendered; or requesting authorization and adjudication for provision in the future; or requesting the non-binding adjudication of the listed products and services which could be pr... */
+  use?: Maybe<Scalars['String']['output']>;
+};
+
+
+/** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
+export type ClaimConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
+export type ClaimDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
+export type ClaimExplanationOfBenefitListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  claim?: InputMaybe<Scalars['String']['input']>;
+  coverage?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
+export type ClaimObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
+export type ClaimProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
+export type ClaimTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Details of an accident which resulted in injuries which required the products and services listed in the claim. */
+export type ClaimAccident = {
+  __typename?: 'ClaimAccident';
+  /** Date of an accident event  related to the products and services contained in the claim. */
+  date?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** The physical location of the accident event. */
+  locationAddress?: Maybe<Address>;
+  /** The physical location of the accident event. */
+  locationReference?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The type or context of the accident event for the purposes of selection of potential insurance coverages and determination of coordination between insurers. */
+  type?: Maybe<CodeableConcept>;
+};
+
+export type ClaimAccidentInput = {
+  date?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  locationAddress?: InputMaybe<AddressInput>;
+  locationReference?: InputMaybe<ReferenceInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  type?: InputMaybe<CodeableConceptInput>;
+};
+
+/** The members of the team who provided the products and services. */
+export type ClaimCareTeam = {
+  __typename?: 'ClaimCareTeam';
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Member of the team who provided the product or service. */
+  provider?: Maybe<Reference>;
+  /** The qualification of the practitioner which is applicable for this service. */
+  qualification?: Maybe<CodeableConcept>;
+  /** The party who is billing and/or responsible for the claimed products or services. */
+  responsible?: Maybe<Scalars['Boolean']['output']>;
+  /** The lead, assisting or supervising practitioner and their discipline if a multidisciplinary team. */
+  role?: Maybe<CodeableConcept>;
+  /** A number to uniquely identify care team entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+};
+
+export type ClaimCareTeamInput = {
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  provider?: InputMaybe<ReferenceInput>;
+  qualification?: InputMaybe<CodeableConceptInput>;
+  responsible?: InputMaybe<Scalars['Boolean']['input']>;
+  role?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+};
+
+/** A page of Claim search results */
+export type ClaimConnection = {
+  __typename?: 'ClaimConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<ClaimConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type ClaimConnectionEdge = {
+  __typename?: 'ClaimConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Claim;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
+/** Information about diagnoses relevant to the claim items. */
+export type ClaimDiagnosis = {
+  __typename?: 'ClaimDiagnosis';
+  /** The nature of illness or problem in a coded form or as a reference to an external defined Condition. */
+  diagnosisCodeableConcept?: Maybe<CodeableConcept>;
+  /** The nature of illness or problem in a coded form or as a reference to an external defined Condition. */
+  diagnosisReference?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Indication of whether the diagnosis was present on admission to a facility. */
+  onAdmission?: Maybe<CodeableConcept>;
+  /** A package billing code or bundle code used to group products and services to a particular health condition (such as heart attack) which is based on a predetermined grouping code system. */
+  packageCode?: Maybe<CodeableConcept>;
+  /** A number to uniquely identify diagnosis entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** When the condition was observed or the relative ranking. */
+  type?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+export type ClaimDiagnosisInput = {
+  diagnosisCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  diagnosisReference?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  onAdmission?: InputMaybe<CodeableConceptInput>;
+  packageCode?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  type?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+};
+
+export type ClaimInput = {
+  accident?: InputMaybe<ClaimAccidentInput>;
+  billablePeriod?: InputMaybe<PeriodInput>;
+  careTeam?: InputMaybe<Array<InputMaybe<ClaimCareTeamInput>>>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Array<InputMaybe<ClaimDiagnosisInput>>>;
+  enterer?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  facility?: InputMaybe<ReferenceInput>;
+  fundsReserve?: InputMaybe<CodeableConceptInput>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  insurance?: InputMaybe<Array<InputMaybe<ClaimInsuranceInput>>>;
+  insurer?: InputMaybe<ReferenceInput>;
+  item?: InputMaybe<Array<InputMaybe<ClaimItemInput>>>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  originalPrescription?: InputMaybe<ReferenceInput>;
+  patient?: InputMaybe<ReferenceInput>;
+  payee?: InputMaybe<ClaimPayeeInput>;
+  prescription?: InputMaybe<ReferenceInput>;
+  priority?: InputMaybe<CodeableConceptInput>;
+  procedure?: InputMaybe<Array<InputMaybe<ClaimProcedureInput>>>;
+  provider?: InputMaybe<ReferenceInput>;
+  referral?: InputMaybe<ReferenceInput>;
+  related?: InputMaybe<Array<InputMaybe<ClaimRelatedInput>>>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subType?: InputMaybe<CodeableConceptInput>;
+  supportingInfo?: InputMaybe<Array<InputMaybe<ClaimSupportingInfoInput>>>;
+  text?: InputMaybe<NarrativeInput>;
+  total?: InputMaybe<MoneyInput>;
+  type?: InputMaybe<CodeableConceptInput>;
+  use?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Financial instruments for reimbursement for the health care products and services specified on the claim. */
+export type ClaimInsurance = {
+  __typename?: 'ClaimInsurance';
+  /** A business agreement number established between the provider and the insurer for special business processing purposes. */
+  businessArrangement?: Maybe<Scalars['String']['output']>;
+  /** The result of the adjudication of the line items for the Coverage specified in this insurance. */
+  claimResponse?: Maybe<Reference>;
+  /** Reference to the insurance card level information contained in the Coverage resource. The coverage issuing insurer will use these details to locate the patient's actual coverage within the insurer's information system. */
+  coverage?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A flag to indicate that this Coverage is to be used for adjudication of this claim when set to true. */
+  focal?: Maybe<Scalars['Boolean']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** The business identifier to be used when the claim is sent for adjudication against this insurance policy. */
+  identifier?: Maybe<Identifier>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Reference numbers previously provided by the insurer to the provider to be quoted on subsequent claims containing services or products related to the prior authorization. */
+  preAuthRef?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** A number to uniquely identify insurance entries and provide a sequence of coverages to convey coordination of benefit order. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+};
+
+export type ClaimInsuranceInput = {
+  businessArrangement?: InputMaybe<Scalars['String']['input']>;
+  claimResponse?: InputMaybe<ReferenceInput>;
+  coverage?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  focal?: InputMaybe<Scalars['Boolean']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<IdentifierInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  preAuthRef?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+};
+
+/** A claim line. Either a simple  product or service or a 'group' of details which can each be a simple items or groups of sub-details. */
+export type ClaimItem = {
+  __typename?: 'ClaimItem';
+  /** Physical service site on the patient (limb, tooth, etc.). */
+  bodySite?: Maybe<CodeableConcept>;
+  /** CareTeam members related to this service or product. */
+  careTeamSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** Code to identify the general type of benefits under which products and services are provided. */
+  category?: Maybe<CodeableConcept>;
+  /** A claim detail line. Either a simple (a product or service) or a 'group' of sub-details which are simple items. */
+  detail?: Maybe<Array<Maybe<ClaimItemDetail>>>;
+  /** Diagnosis applicable for this service or product. */
+  diagnosisSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** The Encounters during which this Claim was created or to which the creation of this record is tightly associated. */
+  encounter?: Maybe<Array<Maybe<Reference>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A real number that represents a multiplier used in determining the overall value of services delivered and/or goods received. The concept of a Factor allows for a discount or surcharge multiplier to be applied to a monetary amount. */
+  factor?: Maybe<Scalars['Float']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Exceptions, special conditions and supporting information applicable for this service or product. */
+  informationSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** Where the product or service was provided. */
+  locationAddress?: Maybe<Address>;
+  /** Where the product or service was provided. */
+  locationCodeableConcept?: Maybe<CodeableConcept>;
+  /** Where the product or service was provided. */
+  locationReference?: Maybe<Reference>;
+  /** Item typification or modifiers codes to convey additional context for the product or service. */
+  modifier?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The quantity times the unit price for an additional service or product or charge. */
+  net?: Maybe<Money>;
+  /** Procedures applicable for this service or product. */
+  procedureSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** When the value is a group code then this item collects a set of related claim details, otherwise this contains the product, service, drug or other billing code for the item. */
+  productOrService?: Maybe<CodeableConcept>;
+  /** Identifies the program under which this may be recovered. */
+  programCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The number of repetitions of a service or product. */
+  quantity?: Maybe<Quantity>;
+  /** The type of revenue or cost center providing the product and/or service. */
+  revenue?: Maybe<CodeableConcept>;
+  /** A number to uniquely identify item entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** The date or dates when the service or product was supplied, performed or completed. */
+  servicedDate?: Maybe<Scalars['String']['output']>;
+  /** The date or dates when the service or product was supplied, performed or completed. */
+  servicedPeriod?: Maybe<Period>;
+  /** A region or surface of the bodySite, e.g. limb region or tooth surface(s). */
+  subSite?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Unique Device Identifiers associated with this line item. */
+  udi?: Maybe<Array<Maybe<Reference>>>;
+  /** If the item is not a group then this is the fee for the product or service, otherwise this is the total of the fees for the details of the group. */
+  unitPrice?: Maybe<Money>;
+};
+
+/** A claim detail line. Either a simple (a product or service) or a 'group' of sub-details which are simple items. */
+export type ClaimItemDetail = {
+  __typename?: 'ClaimItemDetail';
+  /** Code to identify the general type of benefits under which products and services are provided. */
+  category?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A real number that represents a multiplier used in determining the overall value of services delivered and/or goods received. The concept of a Factor allows for a discount or surcharge multiplier to be applied to a monetary amount. */
+  factor?: Maybe<Scalars['Float']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Item typification or modifiers codes to convey additional context for the product or service. */
+  modifier?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The quantity times the unit price for an additional service or product or charge. */
+  net?: Maybe<Money>;
+  /** When the value is a group code then this item collects a set of related claim details, otherwise this contains the product, service, drug or other billing code for the item. */
+  productOrService?: Maybe<CodeableConcept>;
+  /** Identifies the program under which this may be recovered. */
+  programCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The number of repetitions of a service or product. */
+  quantity?: Maybe<Quantity>;
+  /** The type of revenue or cost center providing the product and/or service. */
+  revenue?: Maybe<CodeableConcept>;
+  /** A number to uniquely identify item entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** A claim detail line. Either a simple (a product or service) or a 'group' of sub-details which are simple items. */
+  subDetail?: Maybe<Array<Maybe<ClaimItemDetailSubDetail>>>;
+  /** Unique Device Identifiers associated with this line item. */
+  udi?: Maybe<Array<Maybe<Reference>>>;
+  /** If the item is not a group then this is the fee for the product or service, otherwise this is the total of the fees for the details of the group. */
+  unitPrice?: Maybe<Money>;
+};
+
+export type ClaimItemDetailInput = {
+  category?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  factor?: InputMaybe<Scalars['Float']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifier?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  net?: InputMaybe<MoneyInput>;
+  productOrService?: InputMaybe<CodeableConceptInput>;
+  programCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  quantity?: InputMaybe<QuantityInput>;
+  revenue?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  subDetail?: InputMaybe<Array<InputMaybe<ClaimItemDetailSubDetailInput>>>;
+  udi?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  unitPrice?: InputMaybe<MoneyInput>;
+};
+
+/** A claim detail line. Either a simple (a product or service) or a 'group' of sub-details which are simple items. */
+export type ClaimItemDetailSubDetail = {
+  __typename?: 'ClaimItemDetailSubDetail';
+  /** Code to identify the general type of benefits under which products and services are provided. */
+  category?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A real number that represents a multiplier used in determining the overall value of services delivered and/or goods received. The concept of a Factor allows for a discount or surcharge multiplier to be applied to a monetary amount. */
+  factor?: Maybe<Scalars['Float']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Item typification or modifiers codes to convey additional context for the product or service. */
+  modifier?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The quantity times the unit price for an additional service or product or charge. */
+  net?: Maybe<Money>;
+  /** When the value is a group code then this item collects a set of related claim details, otherwise this contains the product, service, drug or other billing code for the item. */
+  productOrService?: Maybe<CodeableConcept>;
+  /** Identifies the program under which this may be recovered. */
+  programCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The number of repetitions of a service or product. */
+  quantity?: Maybe<Quantity>;
+  /** The type of revenue or cost center providing the product and/or service. */
+  revenue?: Maybe<CodeableConcept>;
+  /** A number to uniquely identify item entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** Unique Device Identifiers associated with this line item. */
+  udi?: Maybe<Array<Maybe<Reference>>>;
+  /** If the item is not a group then this is the fee for the product or service, otherwise this is the total of the fees for the details of the group. */
+  unitPrice?: Maybe<Money>;
+};
+
+export type ClaimItemDetailSubDetailInput = {
+  category?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  factor?: InputMaybe<Scalars['Float']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifier?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  net?: InputMaybe<MoneyInput>;
+  productOrService?: InputMaybe<CodeableConceptInput>;
+  programCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  quantity?: InputMaybe<QuantityInput>;
+  revenue?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  udi?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  unitPrice?: InputMaybe<MoneyInput>;
+};
+
+export type ClaimItemInput = {
+  bodySite?: InputMaybe<CodeableConceptInput>;
+  careTeamSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  category?: InputMaybe<CodeableConceptInput>;
+  detail?: InputMaybe<Array<InputMaybe<ClaimItemDetailInput>>>;
+  diagnosisSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  encounter?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  factor?: InputMaybe<Scalars['Float']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  informationSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  locationAddress?: InputMaybe<AddressInput>;
+  locationCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  locationReference?: InputMaybe<ReferenceInput>;
+  modifier?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  net?: InputMaybe<MoneyInput>;
+  procedureSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  productOrService?: InputMaybe<CodeableConceptInput>;
+  programCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  quantity?: InputMaybe<QuantityInput>;
+  revenue?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  servicedDate?: InputMaybe<Scalars['String']['input']>;
+  servicedPeriod?: InputMaybe<PeriodInput>;
+  subSite?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  udi?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  unitPrice?: InputMaybe<MoneyInput>;
+};
+
+/** The party to be reimbursed for cost of the products and services according to the terms of the policy. */
+export type ClaimPayee = {
+  __typename?: 'ClaimPayee';
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Reference to the individual or organization to whom any payment will be made. */
+  party?: Maybe<Reference>;
+  /** Type of Party to be reimbursed: subscriber, provider, other. */
+  type?: Maybe<CodeableConcept>;
+};
+
+export type ClaimPayeeInput = {
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  party?: InputMaybe<ReferenceInput>;
+  type?: InputMaybe<CodeableConceptInput>;
+};
+
+/** Procedures performed on the patient relevant to the billing items with the claim. */
+export type ClaimProcedure = {
+  __typename?: 'ClaimProcedure';
+  /** Date and optionally time the procedure was performed. */
+  date?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The code or reference to a Procedure resource which identifies the clinical intervention performed. */
+  procedureCodeableConcept?: Maybe<CodeableConcept>;
+  /** The code or reference to a Procedure resource which identifies the clinical intervention performed. */
+  procedureReference?: Maybe<Reference>;
+  /** A number to uniquely identify procedure entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** When the condition was observed or the relative ranking. */
+  type?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Unique Device Identifiers associated with this line item. */
+  udi?: Maybe<Array<Maybe<Reference>>>;
+};
+
+export type ClaimProcedureInput = {
+  date?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  procedureCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  procedureReference?: InputMaybe<ReferenceInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  type?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  udi?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+};
+
+/** Other claims which are related to this claim such as prior submissions or claims for related services or for the same event. */
+export type ClaimRelated = {
+  __typename?: 'ClaimRelated';
+  /** Reference to a related claim. */
+  claim?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** An alternate organizational reference to the case or file to which this particular claim pertains. */
+  reference?: Maybe<Identifier>;
+  /** A code to convey how the claims are related. */
+  relationship?: Maybe<CodeableConcept>;
+};
+
+export type ClaimRelatedInput = {
+  claim?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  reference?: InputMaybe<IdentifierInput>;
+  relationship?: InputMaybe<CodeableConceptInput>;
+};
+
+/** Additional information codes regarding exceptions, special considerations, the condition, situation, prior or concurrent issues. */
+export type ClaimSupportingInfo = {
+  __typename?: 'ClaimSupportingInfo';
+  /** The general class of the information supplied: information; exception; accident, employment; onset, etc. */
+  category?: Maybe<CodeableConcept>;
+  /** System and code pertaining to the specific information regarding special conditions relating to the setting, treatment or patient  for which care is sought. */
+  code?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Provides the reason in the situation where a reason code is required in addition to the content. */
+  reason?: Maybe<CodeableConcept>;
+  /** A number to uniquely identify supporting information entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** The date when or period to which this information refers. */
+  timingDate?: Maybe<Scalars['String']['output']>;
+  /** The date when or period to which this information refers. */
+  timingPeriod?: Maybe<Period>;
+  /** Additional data or information such as resources, documents, images etc. including references to the data or the actual inclusion of the data. */
+  valueAttachment?: Maybe<Attachment>;
+  /** Additional data or information such as resources, documents, images etc. including references to the data or the actual inclusion of the data. */
+  valueBoolean?: Maybe<Scalars['Boolean']['output']>;
+  /** Additional data or information such as resources, documents, images etc. including references to the data or the actual inclusion of the data. */
+  valueQuantity?: Maybe<Quantity>;
+  /** Additional data or information such as resources, documents, images etc. including references to the data or the actual inclusion of the data. */
+  valueReference?: Maybe<Reference>;
+  /** Additional data or information such as resources, documents, images etc. including references to the data or the actual inclusion of the data. */
+  valueString?: Maybe<Scalars['String']['output']>;
+};
+
+export type ClaimSupportingInfoInput = {
+  category?: InputMaybe<CodeableConceptInput>;
+  code?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  reason?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  timingDate?: InputMaybe<Scalars['String']['input']>;
+  timingPeriod?: InputMaybe<PeriodInput>;
+  valueAttachment?: InputMaybe<AttachmentInput>;
+  valueBoolean?: InputMaybe<Scalars['Boolean']['input']>;
+  valueQuantity?: InputMaybe<QuantityInput>;
+  valueReference?: InputMaybe<ReferenceInput>;
+  valueString?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** A concept that may be defined by a formal reference to a terminology or ontology or may be provided by text. */
@@ -483,14 +1990,22 @@ export type CodingInput = {
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type Condition = {
   __typename?: 'Condition';
+  /** CarePlan resources that refer to this Condition, resolved in one batch per request. _reference names the CarePlan search parameter that points here: condition */
+  CarePlanList: Array<CarePlan>;
   /** Condition resources that refer to this Condition, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Condition, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Encounter resources that refer to this Condition, resolved in one batch per request. _reference names the Encounter search parameter that points here: diagnosis, reason_reference */
   EncounterList: Array<Encounter>;
+  /** Immunization resources that refer to this Condition, resolved in one batch per request. _reference names the Immunization search parameter that points here: reason_reference */
+  ImmunizationList: Array<Immunization>;
   /** Observation resources that refer to this Condition, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
   ObservationList: Array<Observation>;
   /** Procedure resources that refer to this Condition, resolved in one batch per request. _reference names the Procedure search parameter that points here: reason_reference */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this Condition, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
   /** Task resources that refer to this Condition, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
   TaskList: Array<Task>;
   /** The date or estimated date that the condition resolved or went into remission. This is called "abatement" because of the many overloaded connotations associated with "remission" or "resolution" - Conditions are never really resolved, but they can abate. */
@@ -567,6 +2082,41 @@ export type Condition = {
 
 
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type ConditionConditionListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -597,6 +2147,45 @@ export type ConditionConditionListArgs = {
   stage?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
   verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -634,6 +2223,37 @@ export type ConditionEncounterListArgs = {
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
   type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionImmunizationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reaction?: InputMaybe<Scalars['String']['input']>;
+  reaction_date?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_reason?: InputMaybe<Scalars['String']['input']>;
+  target_disease?: InputMaybe<Scalars['String']['input']>;
+  vaccine_code?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -707,6 +2327,31 @@ export type ConditionProcedureListArgs = {
   reason_reference?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -1084,10 +2729,16 @@ export type DiagnosticReport = {
   __typename?: 'DiagnosticReport';
   /** Condition resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Immunization resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Immunization search parameter that points here: reason_reference */
+  ImmunizationList: Array<Immunization>;
   /** Observation resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
   ObservationList: Array<Observation>;
   /** Procedure resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Procedure search parameter that points here: reason_reference */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
   /** Task resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
   TaskList: Array<Task>;
   /** Details concerning a service requested. */
@@ -1186,6 +2837,76 @@ export type DiagnosticReportConditionListArgs = {
 
 
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportImmunizationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reaction?: InputMaybe<Scalars['String']['input']>;
+  reaction_date?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_reason?: InputMaybe<Scalars['String']['input']>;
+  target_disease?: InputMaybe<Scalars['String']['input']>;
+  vaccine_code?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReportObservationListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -1255,6 +2976,31 @@ export type DiagnosticReportProcedureListArgs = {
   reason_reference?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -1398,6 +3144,416 @@ export type DistanceInput = {
   value?: InputMaybe<Scalars['Float']['input']>;
 };
 
+/** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
+export type DocumentReference = {
+  __typename?: 'DocumentReference';
+  /** Condition resources that refer to this DocumentReference, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this DocumentReference, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related, relatesto */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Observation resources that refer to this DocumentReference, resolved in one batch per request. _reference names the Observation search parameter that points here: derived_from, focus */
+  ObservationList: Array<Observation>;
+  /** Procedure resources that refer to this DocumentReference, resolved in one batch per request. _reference names the Procedure search parameter that points here: reason_reference */
+  ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this DocumentReference, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** Task resources that refer to this DocumentReference, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Which person or organization authenticates that this document is valid. */
+  authenticator?: Maybe<Reference>;
+  /** Identifies who is responsible for adding the information to the document. */
+  author?: Maybe<Array<Maybe<Reference>>>;
+  /** A categorization for the type of document referenced - helps for indexing and searching. This may be implied by or derived from the code specified in the DocumentReference.type. */
+  category?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** The document and format referenced. There may be multiple content element repetitions, each with a different format. */
+  content?: Maybe<Array<Maybe<DocumentReferenceContent>>>;
+  /** The clinical context in which the document was prepared. */
+  context?: Maybe<DocumentReferenceContext>;
+  /** Identifies the organization or group who is responsible for ongoing maintenance of and access to the document. */
+  custodian?: Maybe<Reference>;
+  /** When the document reference was created. */
+  date?: Maybe<Scalars['String']['output']>;
+  /** Human-readable description of the source document. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** The status of the underlying document. */
+  docStatus?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Other identifiers associated with the document, including version independent identifiers. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Document identifier as assigned by the source of the document. This identifier is specific to this version of the document. This unique identifier may be used elsewhere to identify this version of the document. */
+  masterIdentifier?: Maybe<Identifier>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Relationships that this document has with other document references that already exist. */
+  relatesTo?: Maybe<Array<Maybe<DocumentReferenceRelatesTo>>>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** A set of Security-Tag codes specifying the level of privacy/security of the Document. Note that DocumentReference.meta.security contains the security labels of the "reference" to the document, while DocumentReference.securityLabel contains a snapshot of the security labels on the document the ref... */
+  securityLabel?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The status of this document reference. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Who or what the document is about. The document can be about a person, (patient or healthcare practitioner), a device (e.g. a machine) or even a group of subjects (such as a document about a herd of farm animals, or a set of patients that share a common exposure). */
+  subject?: Maybe<Reference>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** Specifies the particular kind of document referenced  (e.g. History and Physical, Discharge Summary, Progress Note). This usually equates to the purpose of making the document referenced. */
+  type?: Maybe<CodeableConcept>;
+};
+
+
+/** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
+export type DocumentReferenceConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
+export type DocumentReferenceDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
+export type DocumentReferenceObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
+export type DocumentReferenceProcedureListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
+export type DocumentReferenceProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
+export type DocumentReferenceTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A page of DocumentReference search results */
+export type DocumentReferenceConnection = {
+  __typename?: 'DocumentReferenceConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<DocumentReferenceConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type DocumentReferenceConnectionEdge = {
+  __typename?: 'DocumentReferenceConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: DocumentReference;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
+/** The document and format referenced. There may be multiple content element repetitions, each with a different format. */
+export type DocumentReferenceContent = {
+  __typename?: 'DocumentReferenceContent';
+  /** The document or URL of the document along with critical metadata to prove content has integrity. */
+  attachment?: Maybe<Attachment>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** An identifier of the document encoding, structure, and template that the document conforms to beyond the base format indicated in the mimeType. */
+  format?: Maybe<Coding>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+};
+
+export type DocumentReferenceContentInput = {
+  attachment?: InputMaybe<AttachmentInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  format?: InputMaybe<CodingInput>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+};
+
+/** The clinical context in which the document was prepared. */
+export type DocumentReferenceContext = {
+  __typename?: 'DocumentReferenceContext';
+  /** Describes the clinical encounter or type of care that the document content is associated with. */
+  encounter?: Maybe<Array<Maybe<Reference>>>;
+  /** This list of codes represents the main clinical acts, such as a colonoscopy or an appendectomy, being documented. In some cases, the event is inherent in the type Code, such as a "History and Physical Report" in which the procedure being documented is necessarily a "History and Physical" act. */
+  event?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** The kind of facility where the patient was seen. */
+  facilityType?: Maybe<CodeableConcept>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The time period over which the service that is described by the document was provided. */
+  period?: Maybe<Period>;
+  /** This property may convey specifics about the practice setting where the content was created, often reflecting the clinical specialty. */
+  practiceSetting?: Maybe<CodeableConcept>;
+  /** Related identifiers or resources associated with the DocumentReference. */
+  related?: Maybe<Array<Maybe<Reference>>>;
+  /** The Patient Information as known when the document was published. May be a reference to a version specific, or contained. */
+  sourcePatientInfo?: Maybe<Reference>;
+};
+
+export type DocumentReferenceContextInput = {
+  encounter?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  event?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  facilityType?: InputMaybe<CodeableConceptInput>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  period?: InputMaybe<PeriodInput>;
+  practiceSetting?: InputMaybe<CodeableConceptInput>;
+  related?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  sourcePatientInfo?: InputMaybe<ReferenceInput>;
+};
+
+export type DocumentReferenceInput = {
+  authenticator?: InputMaybe<ReferenceInput>;
+  author?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  category?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  content?: InputMaybe<Array<InputMaybe<DocumentReferenceContentInput>>>;
+  context?: InputMaybe<DocumentReferenceContextInput>;
+  custodian?: InputMaybe<ReferenceInput>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  docStatus?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  masterIdentifier?: InputMaybe<IdentifierInput>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  relatesTo?: InputMaybe<Array<InputMaybe<DocumentReferenceRelatesToInput>>>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  securityLabel?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<ReferenceInput>;
+  text?: InputMaybe<NarrativeInput>;
+  type?: InputMaybe<CodeableConceptInput>;
+};
+
+/** Relationships that this document has with other document references that already exist. */
+export type DocumentReferenceRelatesTo = {
+  __typename?: 'DocumentReferenceRelatesTo';
+  /** The type of relationship that this document has with anther document. */
+  code?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The target document of this relationship. */
+  target?: Maybe<Reference>;
+};
+
+export type DocumentReferenceRelatesToInput = {
+  code?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  target?: InputMaybe<ReferenceInput>;
+};
+
 /** Indicates how the medication is/was taken or should be taken by the patient. */
 export type Dosage = {
   __typename?: 'Dosage';
@@ -1521,12 +3677,20 @@ export type DurationInput = {
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type Encounter = {
   __typename?: 'Encounter';
+  /** CarePlan resources that refer to this Encounter, resolved in one batch per request. _reference names the CarePlan search parameter that points here: encounter */
+  CarePlanList: Array<CarePlan>;
+  /** Claim resources that refer to this Encounter, resolved in one batch per request. _reference names the Claim search parameter that points here: encounter */
+  ClaimList: Array<Claim>;
   /** Condition resources that refer to this Encounter, resolved in one batch per request. _reference names the Condition search parameter that points here: encounter, evidence_detail */
   ConditionList: Array<Condition>;
   /** DiagnosticReport resources that refer to this Encounter, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: encounter */
   DiagnosticReportList: Array<DiagnosticReport>;
+  /** DocumentReference resources that refer to this Encounter, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: encounter, related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Encounter resources that refer to this Encounter, resolved in one batch per request. _reference names the Encounter search parameter that points here: part_of */
   EncounterList: Array<Encounter>;
+  /** ExplanationOfBenefit resources that refer to this Encounter, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: encounter */
+  ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** ImagingStudy resources that refer to this Encounter, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: encounter */
   ImagingStudyList: Array<ImagingStudy>;
   /** MedicationRequest resources that refer to this Encounter, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: encounter */
@@ -1535,6 +3699,8 @@ export type Encounter = {
   ObservationList: Array<Observation>;
   /** Procedure resources that refer to this Encounter, resolved in one batch per request. _reference names the Procedure search parameter that points here: encounter */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this Encounter, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
   /** ServiceRequest resources that refer to this Encounter, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: encounter */
   ServiceRequestList: Array<ServiceRequest>;
   /** Task resources that refer to this Encounter, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, encounter, focus, subject */
@@ -1609,6 +3775,73 @@ export type Encounter = {
 
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterClaimListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  insurer?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterConditionListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -1674,6 +3907,45 @@ export type EncounterDiagnosticReportListArgs = {
 
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterEncounterListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -1707,6 +3979,38 @@ export type EncounterEncounterListArgs = {
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
   type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterExplanationOfBenefitListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  claim?: InputMaybe<Scalars['String']['input']>;
+  coverage?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -1843,6 +4147,31 @@ export type EncounterProcedureListArgs = {
   reason_reference?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -2146,6 +4475,1203 @@ export type EncounterStatusHistoryInput = {
   status?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
+export type ExplanationOfBenefit = {
+  __typename?: 'ExplanationOfBenefit';
+  /** Condition resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Observation resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Provenance resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** Task resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Details of a accident which resulted in injuries which required the products and services listed in the claim. */
+  accident?: Maybe<ExplanationOfBenefitAccident>;
+  /** The first-tier service adjudications for payor added product or service lines. */
+  addItem?: Maybe<Array<Maybe<ExplanationOfBenefitAddItem>>>;
+  /** The adjudication results which are presented at the header level rather than at the line-item or add-item levels. */
+  adjudication?: Maybe<Array<Maybe<ExplanationOfBenefitItemAdjudication>>>;
+  /** Balance by Benefit Category. */
+  benefitBalance?: Maybe<Array<Maybe<ExplanationOfBenefitBenefitBalance>>>;
+  /** The term of the benefits documented in this response. */
+  benefitPeriod?: Maybe<Period>;
+  /** The period for which charges are being submitted. */
+  billablePeriod?: Maybe<Period>;
+  /** The members of the team who provided the products and services. */
+  careTeam?: Maybe<Array<Maybe<ExplanationOfBenefitCareTeam>>>;
+  /** The business identifier for the instance of the adjudication request: claim predetermination or preauthorization. */
+  claim?: Maybe<Reference>;
+  /** The business identifier for the instance of the adjudication response: claim, predetermination or preauthorization response. */
+  claimResponse?: Maybe<Reference>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** The date this resource was created. */
+  created?: Maybe<Scalars['String']['output']>;
+  /** Information about diagnoses relevant to the claim items. */
+  diagnosis?: Maybe<Array<Maybe<ExplanationOfBenefitDiagnosis>>>;
+  /** A human readable description of the status of the adjudication. */
+  disposition?: Maybe<Scalars['String']['output']>;
+  /** Individual who created the claim, predetermination or preauthorization. */
+  enterer?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Facility where the services were provided. */
+  facility?: Maybe<Reference>;
+  /** The actual form, by reference or inclusion, for printing the content or an EOB. */
+  form?: Maybe<Attachment>;
+  /** A code for the form to be used for printing the content. */
+  formCode?: Maybe<CodeableConcept>;
+  /** A code, used only on a response to a preauthorization, to indicate whether the benefits payable have been reserved and for whom. */
+  fundsReserve?: Maybe<CodeableConcept>;
+  /** A code to indicate whether and for whom funds are to be reserved for future claims. */
+  fundsReserveRequested?: Maybe<CodeableConcept>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** A unique identifier assigned to this explanation of benefit. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Financial instruments for reimbursement for the health care products and services specified on the claim. */
+  insurance?: Maybe<Array<Maybe<ExplanationOfBenefitInsurance>>>;
+  /** The party responsible for authorization, adjudication and reimbursement. */
+  insurer?: Maybe<Reference>;
+  /** A claim line. Either a simple (a product or service) or a 'group' of details which can also be a simple items or groups of sub-details. */
+  item?: Maybe<Array<Maybe<ExplanationOfBenefitItem>>>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Original prescription which has been superseded by this prescription to support the dispensing of pharmacy services, medications or products. */
+  originalPrescription?: Maybe<Reference>;
+  /** The outcome of the claim, predetermination, or preauthorization processing. */
+  outcome?: Maybe<Scalars['String']['output']>;
+  /** The party to whom the professional services and/or products have been supplied or are being considered and for whom actual for forecast reimbursement is sought. */
+  patient?: Maybe<Reference>;
+  /** The party to be reimbursed for cost of the products and services according to the terms of the policy. */
+  payee?: Maybe<ExplanationOfBenefitPayee>;
+  /** Payment details for the adjudication of the claim. */
+  payment?: Maybe<ExplanationOfBenefitPayment>;
+  /** Reference from the Insurer which is used in later communications which refers to this adjudication. */
+  preAuthRef?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** The timeframe during which the supplied preauthorization reference may be quoted on claims to obtain the adjudication as provided. */
+  preAuthRefPeriod?: Maybe<Array<Maybe<Period>>>;
+  /** This indicates the relative order of a series of EOBs related to different coverages for the same suite of services. */
+  precedence?: Maybe<Scalars['Int']['output']>;
+  /** Prescription to support the dispensing of pharmacy, device or vision products. */
+  prescription?: Maybe<Reference>;
+  /** The provider-required urgency of processing the request. Typical values include: stat, routine deferred. */
+  priority?: Maybe<CodeableConcept>;
+  /** Procedures performed on the patient relevant to the billing items with the claim. */
+  procedure?: Maybe<Array<Maybe<ExplanationOfBenefitProcedure>>>;
+  /** A note that describes or explains adjudication results in a human readable form. */
+  processNote?: Maybe<Array<Maybe<ExplanationOfBenefitProcessNote>>>;
+  /** The provider which is responsible for the claim, predetermination or preauthorization. */
+  provider?: Maybe<Reference>;
+  /** A reference to a referral resource. */
+  referral?: Maybe<Reference>;
+  /** Other claims which are related to this claim such as prior submissions or claims for related services or for the same event. */
+  related?: Maybe<Array<Maybe<ExplanationOfBenefitRelated>>>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The status of the resource instance. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** A finer grained suite of claim type codes which may convey additional information such as Inpatient vs Outpatient and/or a specialty service. */
+  subType?: Maybe<CodeableConcept>;
+  /** Additional information codes regarding exceptions, special considerations, the condition, situation, prior or concurrent issues. */
+  supportingInfo?: Maybe<Array<Maybe<ExplanationOfBenefitSupportingInfo>>>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** Categorized monetary totals for the adjudication. */
+  total?: Maybe<Array<Maybe<ExplanationOfBenefitTotal>>>;
+  /** The category of claim, e.g. oral, pharmacy, vision, institutional, professional. */
+  type?: Maybe<CodeableConcept>;
+  /** A code to indicate whether the nature of the request is: to request adjudication of products and services previously rendered; or requesting authorization and adjudication for provision in the future; or requesting the non-binding adjudication of the listed products and services which could be pr... */
+  use?: Maybe<Scalars['String']['output']>;
+};
+
+
+/** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
+export type ExplanationOfBenefitConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
+export type ExplanationOfBenefitDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
+export type ExplanationOfBenefitObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
+export type ExplanationOfBenefitProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
+export type ExplanationOfBenefitTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Details of a accident which resulted in injuries which required the products and services listed in the claim. */
+export type ExplanationOfBenefitAccident = {
+  __typename?: 'ExplanationOfBenefitAccident';
+  /** Date of an accident event  related to the products and services contained in the claim. */
+  date?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** The physical location of the accident event. */
+  locationAddress?: Maybe<Address>;
+  /** The physical location of the accident event. */
+  locationReference?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The type or context of the accident event for the purposes of selection of potential insurance coverages and determination of coordination between insurers. */
+  type?: Maybe<CodeableConcept>;
+};
+
+export type ExplanationOfBenefitAccidentInput = {
+  date?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  locationAddress?: InputMaybe<AddressInput>;
+  locationReference?: InputMaybe<ReferenceInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  type?: InputMaybe<CodeableConceptInput>;
+};
+
+/** The first-tier service adjudications for payor added product or service lines. */
+export type ExplanationOfBenefitAddItem = {
+  __typename?: 'ExplanationOfBenefitAddItem';
+  /** The adjudication results. */
+  adjudication?: Maybe<Array<Maybe<ExplanationOfBenefitItemAdjudication>>>;
+  /** Physical service site on the patient (limb, tooth, etc.). */
+  bodySite?: Maybe<CodeableConcept>;
+  /** The second-tier service adjudications for payor added services. */
+  detail?: Maybe<Array<Maybe<ExplanationOfBenefitAddItemDetail>>>;
+  /** The sequence number of the details within the claim item which this line is intended to replace. */
+  detailSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A real number that represents a multiplier used in determining the overall value of services delivered and/or goods received. The concept of a Factor allows for a discount or surcharge multiplier to be applied to a monetary amount. */
+  factor?: Maybe<Scalars['Float']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Claim items which this service line is intended to replace. */
+  itemSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** Where the product or service was provided. */
+  locationAddress?: Maybe<Address>;
+  /** Where the product or service was provided. */
+  locationCodeableConcept?: Maybe<CodeableConcept>;
+  /** Where the product or service was provided. */
+  locationReference?: Maybe<Reference>;
+  /** Item typification or modifiers codes to convey additional context for the product or service. */
+  modifier?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The quantity times the unit price for an additional service or product or charge. */
+  net?: Maybe<Money>;
+  /** The numbers associated with notes below which apply to the adjudication of this item. */
+  noteNumber?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** When the value is a group code then this item collects a set of related claim details, otherwise this contains the product, service, drug or other billing code for the item. */
+  productOrService?: Maybe<CodeableConcept>;
+  /** Identifies the program under which this may be recovered. */
+  programCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The providers who are authorized for the services rendered to the patient. */
+  provider?: Maybe<Array<Maybe<Reference>>>;
+  /** The number of repetitions of a service or product. */
+  quantity?: Maybe<Quantity>;
+  /** The date or dates when the service or product was supplied, performed or completed. */
+  servicedDate?: Maybe<Scalars['String']['output']>;
+  /** The date or dates when the service or product was supplied, performed or completed. */
+  servicedPeriod?: Maybe<Period>;
+  /** The sequence number of the sub-details woithin the details within the claim item which this line is intended to replace. */
+  subDetailSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** A region or surface of the bodySite, e.g. limb region or tooth surface(s). */
+  subSite?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** If the item is not a group then this is the fee for the product or service, otherwise this is the total of the fees for the details of the group. */
+  unitPrice?: Maybe<Money>;
+};
+
+/** The second-tier service adjudications for payor added services. */
+export type ExplanationOfBenefitAddItemDetail = {
+  __typename?: 'ExplanationOfBenefitAddItemDetail';
+  /** The adjudication results. */
+  adjudication?: Maybe<Array<Maybe<ExplanationOfBenefitItemAdjudication>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A real number that represents a multiplier used in determining the overall value of services delivered and/or goods received. The concept of a Factor allows for a discount or surcharge multiplier to be applied to a monetary amount. */
+  factor?: Maybe<Scalars['Float']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Item typification or modifiers codes to convey additional context for the product or service. */
+  modifier?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The quantity times the unit price for an additional service or product or charge. */
+  net?: Maybe<Money>;
+  /** The numbers associated with notes below which apply to the adjudication of this item. */
+  noteNumber?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** When the value is a group code then this item collects a set of related claim details, otherwise this contains the product, service, drug or other billing code for the item. */
+  productOrService?: Maybe<CodeableConcept>;
+  /** The number of repetitions of a service or product. */
+  quantity?: Maybe<Quantity>;
+  /** The third-tier service adjudications for payor added services. */
+  subDetail?: Maybe<Array<Maybe<ExplanationOfBenefitAddItemDetailSubDetail>>>;
+  /** If the item is not a group then this is the fee for the product or service, otherwise this is the total of the fees for the details of the group. */
+  unitPrice?: Maybe<Money>;
+};
+
+export type ExplanationOfBenefitAddItemDetailInput = {
+  adjudication?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitItemAdjudicationInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  factor?: InputMaybe<Scalars['Float']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifier?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  net?: InputMaybe<MoneyInput>;
+  noteNumber?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  productOrService?: InputMaybe<CodeableConceptInput>;
+  quantity?: InputMaybe<QuantityInput>;
+  subDetail?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitAddItemDetailSubDetailInput>>>;
+  unitPrice?: InputMaybe<MoneyInput>;
+};
+
+/** The third-tier service adjudications for payor added services. */
+export type ExplanationOfBenefitAddItemDetailSubDetail = {
+  __typename?: 'ExplanationOfBenefitAddItemDetailSubDetail';
+  /** The adjudication results. */
+  adjudication?: Maybe<Array<Maybe<ExplanationOfBenefitItemAdjudication>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A real number that represents a multiplier used in determining the overall value of services delivered and/or goods received. The concept of a Factor allows for a discount or surcharge multiplier to be applied to a monetary amount. */
+  factor?: Maybe<Scalars['Float']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Item typification or modifiers codes to convey additional context for the product or service. */
+  modifier?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The quantity times the unit price for an additional service or product or charge. */
+  net?: Maybe<Money>;
+  /** The numbers associated with notes below which apply to the adjudication of this item. */
+  noteNumber?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** When the value is a group code then this item collects a set of related claim details, otherwise this contains the product, service, drug or other billing code for the item. */
+  productOrService?: Maybe<CodeableConcept>;
+  /** The number of repetitions of a service or product. */
+  quantity?: Maybe<Quantity>;
+  /** If the item is not a group then this is the fee for the product or service, otherwise this is the total of the fees for the details of the group. */
+  unitPrice?: Maybe<Money>;
+};
+
+export type ExplanationOfBenefitAddItemDetailSubDetailInput = {
+  adjudication?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitItemAdjudicationInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  factor?: InputMaybe<Scalars['Float']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifier?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  net?: InputMaybe<MoneyInput>;
+  noteNumber?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  productOrService?: InputMaybe<CodeableConceptInput>;
+  quantity?: InputMaybe<QuantityInput>;
+  unitPrice?: InputMaybe<MoneyInput>;
+};
+
+export type ExplanationOfBenefitAddItemInput = {
+  adjudication?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitItemAdjudicationInput>>>;
+  bodySite?: InputMaybe<CodeableConceptInput>;
+  detail?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitAddItemDetailInput>>>;
+  detailSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  factor?: InputMaybe<Scalars['Float']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  itemSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  locationAddress?: InputMaybe<AddressInput>;
+  locationCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  locationReference?: InputMaybe<ReferenceInput>;
+  modifier?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  net?: InputMaybe<MoneyInput>;
+  noteNumber?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  productOrService?: InputMaybe<CodeableConceptInput>;
+  programCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  provider?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  quantity?: InputMaybe<QuantityInput>;
+  servicedDate?: InputMaybe<Scalars['String']['input']>;
+  servicedPeriod?: InputMaybe<PeriodInput>;
+  subDetailSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  subSite?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  unitPrice?: InputMaybe<MoneyInput>;
+};
+
+/** Balance by Benefit Category. */
+export type ExplanationOfBenefitBenefitBalance = {
+  __typename?: 'ExplanationOfBenefitBenefitBalance';
+  /** Code to identify the general type of benefits under which products and services are provided. */
+  category?: Maybe<CodeableConcept>;
+  /** A richer description of the benefit or services covered. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** True if the indicated class of service is excluded from the plan, missing or False indicates the product or service is included in the coverage. */
+  excluded?: Maybe<Scalars['Boolean']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Benefits Used to date. */
+  financial?: Maybe<Array<Maybe<ExplanationOfBenefitBenefitBalanceFinancial>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A short name or tag for the benefit. */
+  name?: Maybe<Scalars['String']['output']>;
+  /** Is a flag to indicate whether the benefits refer to in-network providers or out-of-network providers. */
+  network?: Maybe<CodeableConcept>;
+  /** The term or period of the values such as 'maximum lifetime benefit' or 'maximum annual visits'. */
+  term?: Maybe<CodeableConcept>;
+  /** Indicates if the benefits apply to an individual or to the family. */
+  unit?: Maybe<CodeableConcept>;
+};
+
+/** Benefits Used to date. */
+export type ExplanationOfBenefitBenefitBalanceFinancial = {
+  __typename?: 'ExplanationOfBenefitBenefitBalanceFinancial';
+  /** The quantity of the benefit which is permitted under the coverage. */
+  allowedMoney?: Maybe<Money>;
+  /** The quantity of the benefit which is permitted under the coverage. */
+  allowedString?: Maybe<Scalars['String']['output']>;
+  /** The quantity of the benefit which is permitted under the coverage. */
+  allowedUnsignedInt?: Maybe<Scalars['Int']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Classification of benefit being provided. */
+  type?: Maybe<CodeableConcept>;
+  /** The quantity of the benefit which have been consumed to date. */
+  usedMoney?: Maybe<Money>;
+  /** The quantity of the benefit which have been consumed to date. */
+  usedUnsignedInt?: Maybe<Scalars['Int']['output']>;
+};
+
+export type ExplanationOfBenefitBenefitBalanceFinancialInput = {
+  allowedMoney?: InputMaybe<MoneyInput>;
+  allowedString?: InputMaybe<Scalars['String']['input']>;
+  allowedUnsignedInt?: InputMaybe<Scalars['Int']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  type?: InputMaybe<CodeableConceptInput>;
+  usedMoney?: InputMaybe<MoneyInput>;
+  usedUnsignedInt?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type ExplanationOfBenefitBenefitBalanceInput = {
+  category?: InputMaybe<CodeableConceptInput>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  excluded?: InputMaybe<Scalars['Boolean']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  financial?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitBenefitBalanceFinancialInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  network?: InputMaybe<CodeableConceptInput>;
+  term?: InputMaybe<CodeableConceptInput>;
+  unit?: InputMaybe<CodeableConceptInput>;
+};
+
+/** The members of the team who provided the products and services. */
+export type ExplanationOfBenefitCareTeam = {
+  __typename?: 'ExplanationOfBenefitCareTeam';
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Member of the team who provided the product or service. */
+  provider?: Maybe<Reference>;
+  /** The qualification of the practitioner which is applicable for this service. */
+  qualification?: Maybe<CodeableConcept>;
+  /** The party who is billing and/or responsible for the claimed products or services. */
+  responsible?: Maybe<Scalars['Boolean']['output']>;
+  /** The lead, assisting or supervising practitioner and their discipline if a multidisciplinary team. */
+  role?: Maybe<CodeableConcept>;
+  /** A number to uniquely identify care team entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+};
+
+export type ExplanationOfBenefitCareTeamInput = {
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  provider?: InputMaybe<ReferenceInput>;
+  qualification?: InputMaybe<CodeableConceptInput>;
+  responsible?: InputMaybe<Scalars['Boolean']['input']>;
+  role?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+};
+
+/** A page of ExplanationOfBenefit search results */
+export type ExplanationOfBenefitConnection = {
+  __typename?: 'ExplanationOfBenefitConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<ExplanationOfBenefitConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type ExplanationOfBenefitConnectionEdge = {
+  __typename?: 'ExplanationOfBenefitConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: ExplanationOfBenefit;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
+/** Information about diagnoses relevant to the claim items. */
+export type ExplanationOfBenefitDiagnosis = {
+  __typename?: 'ExplanationOfBenefitDiagnosis';
+  /** The nature of illness or problem in a coded form or as a reference to an external defined Condition. */
+  diagnosisCodeableConcept?: Maybe<CodeableConcept>;
+  /** The nature of illness or problem in a coded form or as a reference to an external defined Condition. */
+  diagnosisReference?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Indication of whether the diagnosis was present on admission to a facility. */
+  onAdmission?: Maybe<CodeableConcept>;
+  /** A package billing code or bundle code used to group products and services to a particular health condition (such as heart attack) which is based on a predetermined grouping code system. */
+  packageCode?: Maybe<CodeableConcept>;
+  /** A number to uniquely identify diagnosis entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** When the condition was observed or the relative ranking. */
+  type?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+export type ExplanationOfBenefitDiagnosisInput = {
+  diagnosisCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  diagnosisReference?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  onAdmission?: InputMaybe<CodeableConceptInput>;
+  packageCode?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  type?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+};
+
+export type ExplanationOfBenefitInput = {
+  accident?: InputMaybe<ExplanationOfBenefitAccidentInput>;
+  addItem?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitAddItemInput>>>;
+  adjudication?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitItemAdjudicationInput>>>;
+  benefitBalance?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitBenefitBalanceInput>>>;
+  benefitPeriod?: InputMaybe<PeriodInput>;
+  billablePeriod?: InputMaybe<PeriodInput>;
+  careTeam?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitCareTeamInput>>>;
+  claim?: InputMaybe<ReferenceInput>;
+  claimResponse?: InputMaybe<ReferenceInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  diagnosis?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitDiagnosisInput>>>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  facility?: InputMaybe<ReferenceInput>;
+  form?: InputMaybe<AttachmentInput>;
+  formCode?: InputMaybe<CodeableConceptInput>;
+  fundsReserve?: InputMaybe<CodeableConceptInput>;
+  fundsReserveRequested?: InputMaybe<CodeableConceptInput>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  insurance?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitInsuranceInput>>>;
+  insurer?: InputMaybe<ReferenceInput>;
+  item?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitItemInput>>>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  originalPrescription?: InputMaybe<ReferenceInput>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<ReferenceInput>;
+  payee?: InputMaybe<ExplanationOfBenefitPayeeInput>;
+  payment?: InputMaybe<ExplanationOfBenefitPaymentInput>;
+  preAuthRef?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  preAuthRefPeriod?: InputMaybe<Array<InputMaybe<PeriodInput>>>;
+  precedence?: InputMaybe<Scalars['Int']['input']>;
+  prescription?: InputMaybe<ReferenceInput>;
+  priority?: InputMaybe<CodeableConceptInput>;
+  procedure?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitProcedureInput>>>;
+  processNote?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitProcessNoteInput>>>;
+  provider?: InputMaybe<ReferenceInput>;
+  referral?: InputMaybe<ReferenceInput>;
+  related?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitRelatedInput>>>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subType?: InputMaybe<CodeableConceptInput>;
+  supportingInfo?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitSupportingInfoInput>>>;
+  text?: InputMaybe<NarrativeInput>;
+  total?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitTotalInput>>>;
+  type?: InputMaybe<CodeableConceptInput>;
+  use?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Financial instruments for reimbursement for the health care products and services specified on the claim. */
+export type ExplanationOfBenefitInsurance = {
+  __typename?: 'ExplanationOfBenefitInsurance';
+  /** Reference to the insurance card level information contained in the Coverage resource. The coverage issuing insurer will use these details to locate the patient's actual coverage within the insurer's information system. */
+  coverage?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A flag to indicate that this Coverage is to be used for adjudication of this claim when set to true. */
+  focal?: Maybe<Scalars['Boolean']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Reference numbers previously provided by the insurer to the provider to be quoted on subsequent claims containing services or products related to the prior authorization. */
+  preAuthRef?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+};
+
+export type ExplanationOfBenefitInsuranceInput = {
+  coverage?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  focal?: InputMaybe<Scalars['Boolean']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  preAuthRef?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+};
+
+/** A claim line. Either a simple (a product or service) or a 'group' of details which can also be a simple items or groups of sub-details. */
+export type ExplanationOfBenefitItem = {
+  __typename?: 'ExplanationOfBenefitItem';
+  /** If this item is a group then the values here are a summary of the adjudication of the detail items. If this item is a simple product or service then this is the result of the adjudication of this item. */
+  adjudication?: Maybe<Array<Maybe<ExplanationOfBenefitItemAdjudication>>>;
+  /** Physical service site on the patient (limb, tooth, etc.). */
+  bodySite?: Maybe<CodeableConcept>;
+  /** Care team members related to this service or product. */
+  careTeamSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** Code to identify the general type of benefits under which products and services are provided. */
+  category?: Maybe<CodeableConcept>;
+  /** Second-tier of goods and services. */
+  detail?: Maybe<Array<Maybe<ExplanationOfBenefitItemDetail>>>;
+  /** Diagnoses applicable for this service or product. */
+  diagnosisSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** A billed item may include goods or services provided in multiple encounters. */
+  encounter?: Maybe<Array<Maybe<Reference>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A real number that represents a multiplier used in determining the overall value of services delivered and/or goods received. The concept of a Factor allows for a discount or surcharge multiplier to be applied to a monetary amount. */
+  factor?: Maybe<Scalars['Float']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Exceptions, special conditions and supporting information applicable for this service or product. */
+  informationSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** Where the product or service was provided. */
+  locationAddress?: Maybe<Address>;
+  /** Where the product or service was provided. */
+  locationCodeableConcept?: Maybe<CodeableConcept>;
+  /** Where the product or service was provided. */
+  locationReference?: Maybe<Reference>;
+  /** Item typification or modifiers codes to convey additional context for the product or service. */
+  modifier?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The quantity times the unit price for an additional service or product or charge. */
+  net?: Maybe<Money>;
+  /** The numbers associated with notes below which apply to the adjudication of this item. */
+  noteNumber?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** Procedures applicable for this service or product. */
+  procedureSequence?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** When the value is a group code then this item collects a set of related claim details, otherwise this contains the product, service, drug or other billing code for the item. */
+  productOrService?: Maybe<CodeableConcept>;
+  /** Identifies the program under which this may be recovered. */
+  programCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The number of repetitions of a service or product. */
+  quantity?: Maybe<Quantity>;
+  /** The type of revenue or cost center providing the product and/or service. */
+  revenue?: Maybe<CodeableConcept>;
+  /** A number to uniquely identify item entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** The date or dates when the service or product was supplied, performed or completed. */
+  servicedDate?: Maybe<Scalars['String']['output']>;
+  /** The date or dates when the service or product was supplied, performed or completed. */
+  servicedPeriod?: Maybe<Period>;
+  /** A region or surface of the bodySite, e.g. limb region or tooth surface(s). */
+  subSite?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Unique Device Identifiers associated with this line item. */
+  udi?: Maybe<Array<Maybe<Reference>>>;
+  /** If the item is not a group then this is the fee for the product or service, otherwise this is the total of the fees for the details of the group. */
+  unitPrice?: Maybe<Money>;
+};
+
+/** If this item is a group then the values here are a summary of the adjudication of the detail items. If this item is a simple product or service then this is the result of the adjudication of this item. */
+export type ExplanationOfBenefitItemAdjudication = {
+  __typename?: 'ExplanationOfBenefitItemAdjudication';
+  /** Monetary amount associated with the category. */
+  amount?: Maybe<Money>;
+  /** A code to indicate the information type of this adjudication record. Information types may include: the value submitted, maximum values or percentages allowed or payable under the plan, amounts that the patient is responsible for in-aggregate or pertaining to this item, amounts paid by other cove... */
+  category?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A code supporting the understanding of the adjudication result and explaining variance from expected amount. */
+  reason?: Maybe<CodeableConcept>;
+  /** A non-monetary value associated with the category. Mutually exclusive to the amount element above. */
+  value?: Maybe<Scalars['Float']['output']>;
+};
+
+export type ExplanationOfBenefitItemAdjudicationInput = {
+  amount?: InputMaybe<MoneyInput>;
+  category?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  reason?: InputMaybe<CodeableConceptInput>;
+  value?: InputMaybe<Scalars['Float']['input']>;
+};
+
+/** Second-tier of goods and services. */
+export type ExplanationOfBenefitItemDetail = {
+  __typename?: 'ExplanationOfBenefitItemDetail';
+  /** The adjudication results. */
+  adjudication?: Maybe<Array<Maybe<ExplanationOfBenefitItemAdjudication>>>;
+  /** Code to identify the general type of benefits under which products and services are provided. */
+  category?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A real number that represents a multiplier used in determining the overall value of services delivered and/or goods received. The concept of a Factor allows for a discount or surcharge multiplier to be applied to a monetary amount. */
+  factor?: Maybe<Scalars['Float']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Item typification or modifiers codes to convey additional context for the product or service. */
+  modifier?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The quantity times the unit price for an additional service or product or charge. */
+  net?: Maybe<Money>;
+  /** The numbers associated with notes below which apply to the adjudication of this item. */
+  noteNumber?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** When the value is a group code then this item collects a set of related claim details, otherwise this contains the product, service, drug or other billing code for the item. */
+  productOrService?: Maybe<CodeableConcept>;
+  /** Identifies the program under which this may be recovered. */
+  programCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The number of repetitions of a service or product. */
+  quantity?: Maybe<Quantity>;
+  /** The type of revenue or cost center providing the product and/or service. */
+  revenue?: Maybe<CodeableConcept>;
+  /** A claim detail line. Either a simple (a product or service) or a 'group' of sub-details which are simple items. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** Third-tier of goods and services. */
+  subDetail?: Maybe<Array<Maybe<ExplanationOfBenefitItemDetailSubDetail>>>;
+  /** Unique Device Identifiers associated with this line item. */
+  udi?: Maybe<Array<Maybe<Reference>>>;
+  /** If the item is not a group then this is the fee for the product or service, otherwise this is the total of the fees for the details of the group. */
+  unitPrice?: Maybe<Money>;
+};
+
+export type ExplanationOfBenefitItemDetailInput = {
+  adjudication?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitItemAdjudicationInput>>>;
+  category?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  factor?: InputMaybe<Scalars['Float']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifier?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  net?: InputMaybe<MoneyInput>;
+  noteNumber?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  productOrService?: InputMaybe<CodeableConceptInput>;
+  programCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  quantity?: InputMaybe<QuantityInput>;
+  revenue?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  subDetail?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitItemDetailSubDetailInput>>>;
+  udi?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  unitPrice?: InputMaybe<MoneyInput>;
+};
+
+/** Third-tier of goods and services. */
+export type ExplanationOfBenefitItemDetailSubDetail = {
+  __typename?: 'ExplanationOfBenefitItemDetailSubDetail';
+  /** The adjudication results. */
+  adjudication?: Maybe<Array<Maybe<ExplanationOfBenefitItemAdjudication>>>;
+  /** Code to identify the general type of benefits under which products and services are provided. */
+  category?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** A real number that represents a multiplier used in determining the overall value of services delivered and/or goods received. The concept of a Factor allows for a discount or surcharge multiplier to be applied to a monetary amount. */
+  factor?: Maybe<Scalars['Float']['output']>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Item typification or modifiers codes to convey additional context for the product or service. */
+  modifier?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The quantity times the unit price for an additional service or product or charge. */
+  net?: Maybe<Money>;
+  /** The numbers associated with notes below which apply to the adjudication of this item. */
+  noteNumber?: Maybe<Array<Maybe<Scalars['Int']['output']>>>;
+  /** When the value is a group code then this item collects a set of related claim details, otherwise this contains the product, service, drug or other billing code for the item. */
+  productOrService?: Maybe<CodeableConcept>;
+  /** Identifies the program under which this may be recovered. */
+  programCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The number of repetitions of a service or product. */
+  quantity?: Maybe<Quantity>;
+  /** The type of revenue or cost center providing the product and/or service. */
+  revenue?: Maybe<CodeableConcept>;
+  /** A claim detail line. Either a simple (a product or service) or a 'group' of sub-details which are simple items. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** Unique Device Identifiers associated with this line item. */
+  udi?: Maybe<Array<Maybe<Reference>>>;
+  /** If the item is not a group then this is the fee for the product or service, otherwise this is the total of the fees for the details of the group. */
+  unitPrice?: Maybe<Money>;
+};
+
+export type ExplanationOfBenefitItemDetailSubDetailInput = {
+  adjudication?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitItemAdjudicationInput>>>;
+  category?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  factor?: InputMaybe<Scalars['Float']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifier?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  net?: InputMaybe<MoneyInput>;
+  noteNumber?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  productOrService?: InputMaybe<CodeableConceptInput>;
+  programCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  quantity?: InputMaybe<QuantityInput>;
+  revenue?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  udi?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  unitPrice?: InputMaybe<MoneyInput>;
+};
+
+export type ExplanationOfBenefitItemInput = {
+  adjudication?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitItemAdjudicationInput>>>;
+  bodySite?: InputMaybe<CodeableConceptInput>;
+  careTeamSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  category?: InputMaybe<CodeableConceptInput>;
+  detail?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitItemDetailInput>>>;
+  diagnosisSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  encounter?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  factor?: InputMaybe<Scalars['Float']['input']>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  informationSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  locationAddress?: InputMaybe<AddressInput>;
+  locationCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  locationReference?: InputMaybe<ReferenceInput>;
+  modifier?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  net?: InputMaybe<MoneyInput>;
+  noteNumber?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  procedureSequence?: InputMaybe<Array<InputMaybe<Scalars['Int']['input']>>>;
+  productOrService?: InputMaybe<CodeableConceptInput>;
+  programCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  quantity?: InputMaybe<QuantityInput>;
+  revenue?: InputMaybe<CodeableConceptInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  servicedDate?: InputMaybe<Scalars['String']['input']>;
+  servicedPeriod?: InputMaybe<PeriodInput>;
+  subSite?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  udi?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  unitPrice?: InputMaybe<MoneyInput>;
+};
+
+/** The party to be reimbursed for cost of the products and services according to the terms of the policy. */
+export type ExplanationOfBenefitPayee = {
+  __typename?: 'ExplanationOfBenefitPayee';
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Reference to the individual or organization to whom any payment will be made. */
+  party?: Maybe<Reference>;
+  /** Type of Party to be reimbursed: Subscriber, provider, other. */
+  type?: Maybe<CodeableConcept>;
+};
+
+export type ExplanationOfBenefitPayeeInput = {
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  party?: InputMaybe<ReferenceInput>;
+  type?: InputMaybe<CodeableConceptInput>;
+};
+
+/** Payment details for the adjudication of the claim. */
+export type ExplanationOfBenefitPayment = {
+  __typename?: 'ExplanationOfBenefitPayment';
+  /** Total amount of all adjustments to this payment included in this transaction which are not related to this claim's adjudication. */
+  adjustment?: Maybe<Money>;
+  /** Reason for the payment adjustment. */
+  adjustmentReason?: Maybe<CodeableConcept>;
+  /** Benefits payable less any payment adjustment. */
+  amount?: Maybe<Money>;
+  /** Estimated date the payment will be issued or the actual issue date of payment. */
+  date?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Issuer's unique identifier for the payment instrument. */
+  identifier?: Maybe<Identifier>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Whether this represents partial or complete payment of the benefits payable. */
+  type?: Maybe<CodeableConcept>;
+};
+
+export type ExplanationOfBenefitPaymentInput = {
+  adjustment?: InputMaybe<MoneyInput>;
+  adjustmentReason?: InputMaybe<CodeableConceptInput>;
+  amount?: InputMaybe<MoneyInput>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<IdentifierInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  type?: InputMaybe<CodeableConceptInput>;
+};
+
+/** Procedures performed on the patient relevant to the billing items with the claim. */
+export type ExplanationOfBenefitProcedure = {
+  __typename?: 'ExplanationOfBenefitProcedure';
+  /** Date and optionally time the procedure was performed. */
+  date?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The code or reference to a Procedure resource which identifies the clinical intervention performed. */
+  procedureCodeableConcept?: Maybe<CodeableConcept>;
+  /** The code or reference to a Procedure resource which identifies the clinical intervention performed. */
+  procedureReference?: Maybe<Reference>;
+  /** A number to uniquely identify procedure entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** When the condition was observed or the relative ranking. */
+  type?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Unique Device Identifiers associated with this line item. */
+  udi?: Maybe<Array<Maybe<Reference>>>;
+};
+
+export type ExplanationOfBenefitProcedureInput = {
+  date?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  procedureCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  procedureReference?: InputMaybe<ReferenceInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  type?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  udi?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+};
+
+/** A note that describes or explains adjudication results in a human readable form. */
+export type ExplanationOfBenefitProcessNote = {
+  __typename?: 'ExplanationOfBenefitProcessNote';
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** A code to define the language used in the text of the note. */
+  language?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A number to uniquely identify a note entry. */
+  number?: Maybe<Scalars['Int']['output']>;
+  /** The explanation or description associated with the processing. */
+  text?: Maybe<Scalars['String']['output']>;
+  /** The business purpose of the note text. */
+  type?: Maybe<Scalars['String']['output']>;
+};
+
+export type ExplanationOfBenefitProcessNoteInput = {
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<CodeableConceptInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  number?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Other claims which are related to this claim such as prior submissions or claims for related services or for the same event. */
+export type ExplanationOfBenefitRelated = {
+  __typename?: 'ExplanationOfBenefitRelated';
+  /** Reference to a related claim. */
+  claim?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** An alternate organizational reference to the case or file to which this particular claim pertains. */
+  reference?: Maybe<Identifier>;
+  /** A code to convey how the claims are related. */
+  relationship?: Maybe<CodeableConcept>;
+};
+
+export type ExplanationOfBenefitRelatedInput = {
+  claim?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  reference?: InputMaybe<IdentifierInput>;
+  relationship?: InputMaybe<CodeableConceptInput>;
+};
+
+/** Additional information codes regarding exceptions, special considerations, the condition, situation, prior or concurrent issues. */
+export type ExplanationOfBenefitSupportingInfo = {
+  __typename?: 'ExplanationOfBenefitSupportingInfo';
+  /** The general class of the information supplied: information; exception; accident, employment; onset, etc. */
+  category?: Maybe<CodeableConcept>;
+  /** System and code pertaining to the specific information regarding special conditions relating to the setting, treatment or patient  for which care is sought. */
+  code?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Provides the reason in the situation where a reason code is required in addition to the content. */
+  reason?: Maybe<Coding>;
+  /** A number to uniquely identify supporting information entries. */
+  sequence?: Maybe<Scalars['Int']['output']>;
+  /** The date when or period to which this information refers. */
+  timingDate?: Maybe<Scalars['String']['output']>;
+  /** The date when or period to which this information refers. */
+  timingPeriod?: Maybe<Period>;
+  /** Additional data or information such as resources, documents, images etc. including references to the data or the actual inclusion of the data. */
+  valueAttachment?: Maybe<Attachment>;
+  /** Additional data or information such as resources, documents, images etc. including references to the data or the actual inclusion of the data. */
+  valueBoolean?: Maybe<Scalars['Boolean']['output']>;
+  /** Additional data or information such as resources, documents, images etc. including references to the data or the actual inclusion of the data. */
+  valueQuantity?: Maybe<Quantity>;
+  /** Additional data or information such as resources, documents, images etc. including references to the data or the actual inclusion of the data. */
+  valueReference?: Maybe<Reference>;
+  /** Additional data or information such as resources, documents, images etc. including references to the data or the actual inclusion of the data. */
+  valueString?: Maybe<Scalars['String']['output']>;
+};
+
+export type ExplanationOfBenefitSupportingInfoInput = {
+  category?: InputMaybe<CodeableConceptInput>;
+  code?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  reason?: InputMaybe<CodingInput>;
+  sequence?: InputMaybe<Scalars['Int']['input']>;
+  timingDate?: InputMaybe<Scalars['String']['input']>;
+  timingPeriod?: InputMaybe<PeriodInput>;
+  valueAttachment?: InputMaybe<AttachmentInput>;
+  valueBoolean?: InputMaybe<Scalars['Boolean']['input']>;
+  valueQuantity?: InputMaybe<QuantityInput>;
+  valueReference?: InputMaybe<ReferenceInput>;
+  valueString?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Categorized monetary totals for the adjudication. */
+export type ExplanationOfBenefitTotal = {
+  __typename?: 'ExplanationOfBenefitTotal';
+  /** Monetary total amount associated with the category. */
+  amount?: Maybe<Money>;
+  /** A code to indicate the information type of this adjudication record. Information types may include: the value submitted, maximum values or percentages allowed or payable under the plan, amounts that the patient is responsible for in aggregate or pertaining to this item, amounts paid by other cove... */
+  category?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+};
+
+export type ExplanationOfBenefitTotalInput = {
+  amount?: InputMaybe<MoneyInput>;
+  category?: InputMaybe<CodeableConceptInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+};
+
 /** A expression that is evaluated in a specified context and returns a value. The context of use of the expression must specify the context in which the expression is evaluated, and how the result of the expression is used. */
 export type Expression = {
   __typename?: 'Expression';
@@ -2342,6 +5868,386 @@ export type ExtensionInput = {
   valueUuid?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
+export type Goal = {
+  __typename?: 'Goal';
+  /** CarePlan resources that refer to this Goal, resolved in one batch per request. _reference names the CarePlan search parameter that points here: goal */
+  CarePlanList: Array<CarePlan>;
+  /** Condition resources that refer to this Goal, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Goal, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Observation resources that refer to this Goal, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Provenance resources that refer to this Goal, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** Task resources that refer to this Goal, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Describes the progression, or lack thereof, towards the goal against the target. */
+  achievementStatus?: Maybe<CodeableConcept>;
+  /** The identified conditions and other health record elements that are intended to be addressed by the goal. */
+  addresses?: Maybe<Array<Maybe<Reference>>>;
+  /** Indicates a category the goal falls within. */
+  category?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** Human-readable and/or coded description of a specific desired objective of care, such as "control blood pressure" or "negotiate an obstacle course" or "dance with child at wedding". */
+  description?: Maybe<CodeableConcept>;
+  /** Indicates whose goal this is - patient goal, practitioner goal, etc. */
+  expressedBy?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Business identifiers assigned to this goal by the performer or other systems which remain constant as the resource is updated and propagates from server to server. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The state of the goal throughout its lifecycle. */
+  lifecycleStatus?: Maybe<Scalars['String']['output']>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Any comments related to the goal. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Identifies the change (or lack of change) at the point when the status of the goal is assessed. */
+  outcomeCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Details of what's changed (or not changed). */
+  outcomeReference?: Maybe<Array<Maybe<Reference>>>;
+  /** Identifies the mutually agreed level of importance associated with reaching/sustaining the goal. */
+  priority?: Maybe<CodeableConcept>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The date or event after which the goal should begin being pursued. */
+  startCodeableConcept?: Maybe<CodeableConcept>;
+  /** The date or event after which the goal should begin being pursued. */
+  startDate?: Maybe<Scalars['String']['output']>;
+  /** Identifies when the current status.  I.e. When initially created, when achieved, when cancelled, etc. */
+  statusDate?: Maybe<Scalars['String']['output']>;
+  /** Captures the reason for the current status. */
+  statusReason?: Maybe<Scalars['String']['output']>;
+  /** Identifies the patient, group or organization for whom the goal is being established. */
+  subject?: Maybe<Reference>;
+  /** Indicates what should be done by when. */
+  target?: Maybe<Array<Maybe<GoalTarget>>>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+};
+
+
+/** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
+export type GoalCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
+export type GoalConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
+export type GoalDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
+export type GoalObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
+export type GoalProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
+export type GoalTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A page of Goal search results */
+export type GoalConnection = {
+  __typename?: 'GoalConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<GoalConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type GoalConnectionEdge = {
+  __typename?: 'GoalConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Goal;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
+export type GoalInput = {
+  achievementStatus?: InputMaybe<CodeableConceptInput>;
+  addresses?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  category?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  description?: InputMaybe<CodeableConceptInput>;
+  expressedBy?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  lifecycleStatus?: InputMaybe<Scalars['String']['input']>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  outcomeCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  outcomeReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  priority?: InputMaybe<CodeableConceptInput>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  startCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  startDate?: InputMaybe<Scalars['String']['input']>;
+  statusDate?: InputMaybe<Scalars['String']['input']>;
+  statusReason?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<ReferenceInput>;
+  target?: InputMaybe<Array<InputMaybe<GoalTargetInput>>>;
+  text?: InputMaybe<NarrativeInput>;
+};
+
+/** Indicates what should be done by when. */
+export type GoalTarget = {
+  __typename?: 'GoalTarget';
+  /** The target value of the focus to be achieved to signify the fulfillment of the goal, e.g. 150 pounds, 7.0%. Either the high or low or both values of the range can be specified. When a low value is missing, it indicates that the goal is achieved at any focus value at or below the high value. Simil... */
+  detailBoolean?: Maybe<Scalars['Boolean']['output']>;
+  /** The target value of the focus to be achieved to signify the fulfillment of the goal, e.g. 150 pounds, 7.0%. Either the high or low or both values of the range can be specified. When a low value is missing, it indicates that the goal is achieved at any focus value at or below the high value. Simil... */
+  detailCodeableConcept?: Maybe<CodeableConcept>;
+  /** The target value of the focus to be achieved to signify the fulfillment of the goal, e.g. 150 pounds, 7.0%. Either the high or low or both values of the range can be specified. When a low value is missing, it indicates that the goal is achieved at any focus value at or below the high value. Simil... */
+  detailInteger?: Maybe<Scalars['Int']['output']>;
+  /** The target value of the focus to be achieved to signify the fulfillment of the goal, e.g. 150 pounds, 7.0%. Either the high or low or both values of the range can be specified. When a low value is missing, it indicates that the goal is achieved at any focus value at or below the high value. Simil... */
+  detailQuantity?: Maybe<Quantity>;
+  /** The target value of the focus to be achieved to signify the fulfillment of the goal, e.g. 150 pounds, 7.0%. Either the high or low or both values of the range can be specified. When a low value is missing, it indicates that the goal is achieved at any focus value at or below the high value. Simil... */
+  detailRange?: Maybe<Range>;
+  /** The target value of the focus to be achieved to signify the fulfillment of the goal, e.g. 150 pounds, 7.0%. Either the high or low or both values of the range can be specified. When a low value is missing, it indicates that the goal is achieved at any focus value at or below the high value. Simil... */
+  detailRatio?: Maybe<Ratio>;
+  /** The target value of the focus to be achieved to signify the fulfillment of the goal, e.g. 150 pounds, 7.0%. Either the high or low or both values of the range can be specified. When a low value is missing, it indicates that the goal is achieved at any focus value at or below the high value. Simil... */
+  detailString?: Maybe<Scalars['String']['output']>;
+  /** Indicates either the date or the duration after start by which the goal should be met. */
+  dueDate?: Maybe<Scalars['String']['output']>;
+  /** Indicates either the date or the duration after start by which the goal should be met. */
+  dueDuration?: Maybe<Duration>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** The parameter whose value is being tracked, e.g. body weight, blood pressure, or hemoglobin A1c level. */
+  measure?: Maybe<CodeableConcept>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+};
+
+export type GoalTargetInput = {
+  detailBoolean?: InputMaybe<Scalars['Boolean']['input']>;
+  detailCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  detailInteger?: InputMaybe<Scalars['Int']['input']>;
+  detailQuantity?: InputMaybe<QuantityInput>;
+  detailRange?: InputMaybe<RangeInput>;
+  detailRatio?: InputMaybe<RatioInput>;
+  detailString?: InputMaybe<Scalars['String']['input']>;
+  dueDate?: InputMaybe<Scalars['String']['input']>;
+  dueDuration?: InputMaybe<DurationInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  measure?: InputMaybe<CodeableConceptInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+};
+
 export type HubStatus = {
   __typename?: 'HubStatus';
   /** Whether the database answered a ping just now */
@@ -2427,8 +6333,12 @@ export type ImagingStudy = {
   __typename?: 'ImagingStudy';
   /** Condition resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Observation resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the Observation search parameter that points here: derived_from, focus, part_of */
   ObservationList: Array<Observation>;
+  /** Provenance resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
   /** Task resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
   TaskList: Array<Task>;
   /** A list of the diagnostic requests that resulted in this imaging study being performed. */
@@ -2529,6 +6439,45 @@ export type ImagingStudyConditionListArgs = {
 
 
 /** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
+export type ImagingStudyDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
 export type ImagingStudyObservationListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -2567,6 +6516,31 @@ export type ImagingStudyObservationListArgs = {
   value_concept?: InputMaybe<Scalars['String']['input']>;
   value_date?: InputMaybe<Scalars['String']['input']>;
   value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
+export type ImagingStudyProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -2764,15 +6738,479 @@ export type ImagingStudySeriesPerformerInput = {
   modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
 };
 
+/** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
+export type Immunization = {
+  __typename?: 'Immunization';
+  /** Condition resources that refer to this Immunization, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Immunization, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Observation resources that refer to this Immunization, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, part_of */
+  ObservationList: Array<Observation>;
+  /** Provenance resources that refer to this Immunization, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** Task resources that refer to this Immunization, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** The quantity of vaccine product that was administered. */
+  doseQuantity?: Maybe<Quantity>;
+  /** Educational material presented to the patient (or guardian) at the time of vaccine administration. */
+  education?: Maybe<Array<Maybe<ImmunizationEducation>>>;
+  /** The visit or admission or other contact between patient and health care provider the immunization was performed as part of. */
+  encounter?: Maybe<Reference>;
+  /** Date vaccine batch expires. */
+  expirationDate?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Indicates the source of the vaccine actually administered. This may be different than the patient eligibility (e.g. the patient may be eligible for a publically purchased vaccine but due to inventory issues, vaccine purchased with private funds was actually administered). */
+  fundingSource?: Maybe<CodeableConcept>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** A unique identifier assigned to this immunization record. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Indication if a dose is considered to be subpotent. By default, a dose should be considered to be potent. */
+  isSubpotent?: Maybe<Scalars['Boolean']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The service delivery location where the vaccine administration occurred. */
+  location?: Maybe<Reference>;
+  /** Lot number of the  vaccine product. */
+  lotNumber?: Maybe<Scalars['String']['output']>;
+  /** Name of vaccine manufacturer. */
+  manufacturer?: Maybe<Reference>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Extra information about the immunization that is not conveyed by the other attributes. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Date vaccine administered or was to be administered. */
+  occurrenceDateTime?: Maybe<Scalars['String']['output']>;
+  /** Date vaccine administered or was to be administered. */
+  occurrenceString?: Maybe<Scalars['String']['output']>;
+  /** The patient who either received or did not receive the immunization. */
+  patient?: Maybe<Reference>;
+  /** Indicates who performed the immunization event. */
+  performer?: Maybe<Array<Maybe<ImmunizationPerformer>>>;
+  /** An indication that the content of the record is based on information from the person who administered the vaccine. This reflects the context under which the data was originally recorded. */
+  primarySource?: Maybe<Scalars['Boolean']['output']>;
+  /** Indicates a patient's eligibility for a funding program. */
+  programEligibility?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The protocol (set of recommendations) being followed by the provider who administered the dose. */
+  protocolApplied?: Maybe<Array<Maybe<ImmunizationProtocolApplied>>>;
+  /** Categorical data indicating that an adverse event is associated in time to an immunization. */
+  reaction?: Maybe<Array<Maybe<ImmunizationReaction>>>;
+  /** Reasons why the vaccine was administered. */
+  reasonCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Condition, Observation or DiagnosticReport that supports why the immunization was administered. */
+  reasonReference?: Maybe<Array<Maybe<Reference>>>;
+  /** The date the occurrence of the immunization was first captured in the record - potentially significantly after the occurrence of the event. */
+  recorded?: Maybe<Scalars['String']['output']>;
+  /** The source of the data when the report of the immunization event is not based on information from the person who administered the vaccine. */
+  reportOrigin?: Maybe<CodeableConcept>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The path by which the vaccine product is taken into the body. */
+  route?: Maybe<CodeableConcept>;
+  /** Body site where vaccine was administered. */
+  site?: Maybe<CodeableConcept>;
+  /** Indicates the current status of the immunization event. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Indicates the reason the immunization event was not performed. */
+  statusReason?: Maybe<CodeableConcept>;
+  /** Reason why a dose is considered to be subpotent. */
+  subpotentReason?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** Vaccine that was administered or was to be administered. */
+  vaccineCode?: Maybe<CodeableConcept>;
+};
+
+
+/** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
+export type ImmunizationConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
+export type ImmunizationDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
+export type ImmunizationObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
+export type ImmunizationProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
+export type ImmunizationTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A page of Immunization search results */
+export type ImmunizationConnection = {
+  __typename?: 'ImmunizationConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<ImmunizationConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type ImmunizationConnectionEdge = {
+  __typename?: 'ImmunizationConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Immunization;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
+/** Educational material presented to the patient (or guardian) at the time of vaccine administration. */
+export type ImmunizationEducation = {
+  __typename?: 'ImmunizationEducation';
+  /** Identifier of the material presented to the patient. */
+  documentType?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Date the educational material was given to the patient. */
+  presentationDate?: Maybe<Scalars['String']['output']>;
+  /** Date the educational material was published. */
+  publicationDate?: Maybe<Scalars['String']['output']>;
+  /** Reference pointer to the educational material given to the patient if the information was on line. */
+  reference?: Maybe<Scalars['String']['output']>;
+};
+
+export type ImmunizationEducationInput = {
+  documentType?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  presentationDate?: InputMaybe<Scalars['String']['input']>;
+  publicationDate?: InputMaybe<Scalars['String']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type ImmunizationInput = {
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  doseQuantity?: InputMaybe<QuantityInput>;
+  education?: InputMaybe<Array<InputMaybe<ImmunizationEducationInput>>>;
+  encounter?: InputMaybe<ReferenceInput>;
+  expirationDate?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  fundingSource?: InputMaybe<CodeableConceptInput>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  isSubpotent?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<ReferenceInput>;
+  lotNumber?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<ReferenceInput>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  occurrenceDateTime?: InputMaybe<Scalars['String']['input']>;
+  occurrenceString?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<ReferenceInput>;
+  performer?: InputMaybe<Array<InputMaybe<ImmunizationPerformerInput>>>;
+  primarySource?: InputMaybe<Scalars['Boolean']['input']>;
+  programEligibility?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  protocolApplied?: InputMaybe<Array<InputMaybe<ImmunizationProtocolAppliedInput>>>;
+  reaction?: InputMaybe<Array<InputMaybe<ImmunizationReactionInput>>>;
+  reasonCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  reasonReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  reportOrigin?: InputMaybe<CodeableConceptInput>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  route?: InputMaybe<CodeableConceptInput>;
+  site?: InputMaybe<CodeableConceptInput>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  statusReason?: InputMaybe<CodeableConceptInput>;
+  subpotentReason?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  text?: InputMaybe<NarrativeInput>;
+  vaccineCode?: InputMaybe<CodeableConceptInput>;
+};
+
+/** Indicates who performed the immunization event. */
+export type ImmunizationPerformer = {
+  __typename?: 'ImmunizationPerformer';
+  /** The practitioner or organization who performed the action. */
+  actor?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Describes the type of performance (e.g. ordering provider, administering provider, etc.). */
+  function?: Maybe<CodeableConcept>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+};
+
+export type ImmunizationPerformerInput = {
+  actor?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  function?: InputMaybe<CodeableConceptInput>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+};
+
+/** The protocol (set of recommendations) being followed by the provider who administered the dose. */
+export type ImmunizationProtocolApplied = {
+  __typename?: 'ImmunizationProtocolApplied';
+  /** Indicates the authority who published the protocol (e.g. ACIP) that is being followed. */
+  authority?: Maybe<Reference>;
+  /** Nominal position in a series. */
+  doseNumberPositiveInt?: Maybe<Scalars['Int']['output']>;
+  /** Nominal position in a series. */
+  doseNumberString?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** One possible path to achieve presumed immunity against a disease - within the context of an authority. */
+  series?: Maybe<Scalars['String']['output']>;
+  /** The recommended number of doses to achieve immunity. */
+  seriesDosesPositiveInt?: Maybe<Scalars['Int']['output']>;
+  /** The recommended number of doses to achieve immunity. */
+  seriesDosesString?: Maybe<Scalars['String']['output']>;
+  /** The vaccine preventable disease the dose is being administered against. */
+  targetDisease?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+export type ImmunizationProtocolAppliedInput = {
+  authority?: InputMaybe<ReferenceInput>;
+  doseNumberPositiveInt?: InputMaybe<Scalars['Int']['input']>;
+  doseNumberString?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  seriesDosesPositiveInt?: InputMaybe<Scalars['Int']['input']>;
+  seriesDosesString?: InputMaybe<Scalars['String']['input']>;
+  targetDisease?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+};
+
+/** Categorical data indicating that an adverse event is associated in time to an immunization. */
+export type ImmunizationReaction = {
+  __typename?: 'ImmunizationReaction';
+  /** Date of reaction to the immunization. */
+  date?: Maybe<Scalars['String']['output']>;
+  /** Details of the reaction. */
+  detail?: Maybe<Reference>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Self-reported indicator. */
+  reported?: Maybe<Scalars['Boolean']['output']>;
+};
+
+export type ImmunizationReactionInput = {
+  date?: InputMaybe<Scalars['String']['input']>;
+  detail?: InputMaybe<ReferenceInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  reported?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+export type ImportCounts = {
+  __typename?: 'ImportCounts';
+  created: Scalars['Int']['output'];
+  failed: Scalars['Int']['output'];
+  unchanged: Scalars['Int']['output'];
+  updated: Scalars['Int']['output'];
+};
+
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type Location = {
   __typename?: 'Location';
+  /** Claim resources that refer to this Location, resolved in one batch per request. _reference names the Claim search parameter that points here: facility */
+  ClaimList: Array<Claim>;
   /** Condition resources that refer to this Location, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DiagnosticReport resources that refer to this Location, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: subject */
   DiagnosticReportList: Array<DiagnosticReport>;
+  /** DocumentReference resources that refer to this Location, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Encounter resources that refer to this Location, resolved in one batch per request. _reference names the Encounter search parameter that points here: location */
   EncounterList: Array<Encounter>;
+  /** ExplanationOfBenefit resources that refer to this Location, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: facility */
+  ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** Immunization resources that refer to this Location, resolved in one batch per request. _reference names the Immunization search parameter that points here: location */
+  ImmunizationList: Array<Immunization>;
   /** Location resources that refer to this Location, resolved in one batch per request. _reference names the Location search parameter that points here: partof */
   LocationList: Array<Location>;
   /** Observation resources that refer to this Location, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, subject */
@@ -2781,6 +7219,8 @@ export type Location = {
   PractitionerRoleList: Array<PractitionerRole>;
   /** Procedure resources that refer to this Location, resolved in one batch per request. _reference names the Procedure search parameter that points here: location */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this Location, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, location, target */
+  ProvenanceList: Array<Provenance>;
   /** ServiceRequest resources that refer to this Location, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: subject */
   ServiceRequestList: Array<ServiceRequest>;
   /** Task resources that refer to this Location, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
@@ -2839,6 +7279,38 @@ export type Location = {
   text?: Maybe<Narrative>;
   /** Indicates the type of function performed at the location. */
   type?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationClaimListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  insurer?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -2908,6 +7380,45 @@ export type LocationDiagnosticReportListArgs = {
 
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationEncounterListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -2941,6 +7452,69 @@ export type LocationEncounterListArgs = {
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
   type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationExplanationOfBenefitListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  claim?: InputMaybe<Scalars['String']['input']>;
+  coverage?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationImmunizationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reaction?: InputMaybe<Scalars['String']['input']>;
+  reaction_date?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_reason?: InputMaybe<Scalars['String']['input']>;
+  target_disease?: InputMaybe<Scalars['String']['input']>;
+  vaccine_code?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -3071,6 +7645,31 @@ export type LocationProcedureListArgs = {
   reason_reference?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -3255,12 +7854,18 @@ export type LocationPositionInput = {
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequest = {
   __typename?: 'MedicationRequest';
+  /** CarePlan resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the CarePlan search parameter that points here: activity_reference */
+  CarePlanList: Array<CarePlan>;
   /** Condition resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DiagnosticReport resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: based_on */
   DiagnosticReportList: Array<DiagnosticReport>;
+  /** DocumentReference resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Observation resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the Observation search parameter that points here: based_on, focus */
   ObservationList: Array<Observation>;
+  /** Provenance resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
   /** ServiceRequest resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: based_on */
   ServiceRequestList: Array<ServiceRequest>;
   /** Task resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
@@ -3357,6 +7962,41 @@ export type MedicationRequest = {
 
 
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequestConditionListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -3422,6 +8062,45 @@ export type MedicationRequestDiagnosticReportListArgs = {
 
 
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequestObservationListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -3460,6 +8139,31 @@ export type MedicationRequestObservationListArgs = {
   value_concept?: InputMaybe<Scalars['String']['input']>;
   value_date?: InputMaybe<Scalars['String']['input']>;
   value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -3768,6 +8472,18 @@ export type Mutation = {
   AllergyIntoleranceDelete: DeleteResult;
   /** Update a AllergyIntolerance; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   AllergyIntoleranceUpdate: AllergyIntolerance;
+  /** Create a CarePlan; the hub assigns id and version */
+  CarePlanCreate: CarePlan;
+  /** Delete a CarePlan; its versions stay in history */
+  CarePlanDelete: DeleteResult;
+  /** Update a CarePlan; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  CarePlanUpdate: CarePlan;
+  /** Create a Claim; the hub assigns id and version */
+  ClaimCreate: Claim;
+  /** Delete a Claim; its versions stay in history */
+  ClaimDelete: DeleteResult;
+  /** Update a Claim; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  ClaimUpdate: Claim;
   /** Create a Condition; the hub assigns id and version */
   ConditionCreate: Condition;
   /** Delete a Condition; its versions stay in history */
@@ -3780,18 +8496,42 @@ export type Mutation = {
   DiagnosticReportDelete: DeleteResult;
   /** Update a DiagnosticReport; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   DiagnosticReportUpdate: DiagnosticReport;
+  /** Create a DocumentReference; the hub assigns id and version */
+  DocumentReferenceCreate: DocumentReference;
+  /** Delete a DocumentReference; its versions stay in history */
+  DocumentReferenceDelete: DeleteResult;
+  /** Update a DocumentReference; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  DocumentReferenceUpdate: DocumentReference;
   /** Create a Encounter; the hub assigns id and version */
   EncounterCreate: Encounter;
   /** Delete a Encounter; its versions stay in history */
   EncounterDelete: DeleteResult;
   /** Update a Encounter; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   EncounterUpdate: Encounter;
+  /** Create a ExplanationOfBenefit; the hub assigns id and version */
+  ExplanationOfBenefitCreate: ExplanationOfBenefit;
+  /** Delete a ExplanationOfBenefit; its versions stay in history */
+  ExplanationOfBenefitDelete: DeleteResult;
+  /** Update a ExplanationOfBenefit; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  ExplanationOfBenefitUpdate: ExplanationOfBenefit;
+  /** Create a Goal; the hub assigns id and version */
+  GoalCreate: Goal;
+  /** Delete a Goal; its versions stay in history */
+  GoalDelete: DeleteResult;
+  /** Update a Goal; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  GoalUpdate: Goal;
   /** Create a ImagingStudy; the hub assigns id and version */
   ImagingStudyCreate: ImagingStudy;
   /** Delete a ImagingStudy; its versions stay in history */
   ImagingStudyDelete: DeleteResult;
   /** Update a ImagingStudy; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ImagingStudyUpdate: ImagingStudy;
+  /** Create a Immunization; the hub assigns id and version */
+  ImmunizationCreate: Immunization;
+  /** Delete a Immunization; its versions stay in history */
+  ImmunizationDelete: DeleteResult;
+  /** Update a Immunization; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  ImmunizationUpdate: Immunization;
   /** Create a Location; the hub assigns id and version */
   LocationCreate: Location;
   /** Delete a Location; its versions stay in history */
@@ -3840,6 +8580,12 @@ export type Mutation = {
   ProcedureDelete: DeleteResult;
   /** Update a Procedure; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ProcedureUpdate: Procedure;
+  /** Create a Provenance; the hub assigns id and version */
+  ProvenanceCreate: Provenance;
+  /** Delete a Provenance; its versions stay in history */
+  ProvenanceDelete: DeleteResult;
+  /** Update a Provenance; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  ProvenanceUpdate: Provenance;
   /** Create a ServiceRequest; the hub assigns id and version */
   ServiceRequestCreate: ServiceRequest;
   /** Delete a ServiceRequest; its versions stay in history */
@@ -3854,6 +8600,12 @@ export type Mutation = {
   TaskUpdate: Task;
   /** No-op; resource mutations are TCreate, TUpdate and TDelete */
   _noop?: Maybe<Scalars['Boolean']['output']>;
+  /**
+   * Import a FHIR transaction or batch Bundle (the same rules as `npm run import`): urn:uuid and conditional
+   * references are resolved, ifNoneExist is honoured, ids are stable so importing again changes nothing.
+   * A transaction is all-or-nothing (the error names the entry); a batch reports an outcome per entry.
+   */
+  importBundle: BundleImportResult;
 };
 
 
@@ -3872,6 +8624,42 @@ export type MutationAllergyIntoleranceUpdateArgs = {
   id: Scalars['ID']['input'];
   ifMatch?: InputMaybe<Scalars['String']['input']>;
   res: AllergyIntoleranceInput;
+};
+
+
+export type MutationCarePlanCreateArgs = {
+  res: CarePlanInput;
+};
+
+
+export type MutationCarePlanDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationCarePlanUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: CarePlanInput;
+};
+
+
+export type MutationClaimCreateArgs = {
+  res: ClaimInput;
+};
+
+
+export type MutationClaimDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationClaimUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: ClaimInput;
 };
 
 
@@ -3911,6 +8699,24 @@ export type MutationDiagnosticReportUpdateArgs = {
 };
 
 
+export type MutationDocumentReferenceCreateArgs = {
+  res: DocumentReferenceInput;
+};
+
+
+export type MutationDocumentReferenceDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationDocumentReferenceUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: DocumentReferenceInput;
+};
+
+
 export type MutationEncounterCreateArgs = {
   res: EncounterInput;
 };
@@ -3929,6 +8735,42 @@ export type MutationEncounterUpdateArgs = {
 };
 
 
+export type MutationExplanationOfBenefitCreateArgs = {
+  res: ExplanationOfBenefitInput;
+};
+
+
+export type MutationExplanationOfBenefitDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationExplanationOfBenefitUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: ExplanationOfBenefitInput;
+};
+
+
+export type MutationGoalCreateArgs = {
+  res: GoalInput;
+};
+
+
+export type MutationGoalDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationGoalUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: GoalInput;
+};
+
+
 export type MutationImagingStudyCreateArgs = {
   res: ImagingStudyInput;
 };
@@ -3944,6 +8786,24 @@ export type MutationImagingStudyUpdateArgs = {
   id: Scalars['ID']['input'];
   ifMatch?: InputMaybe<Scalars['String']['input']>;
   res: ImagingStudyInput;
+};
+
+
+export type MutationImmunizationCreateArgs = {
+  res: ImmunizationInput;
+};
+
+
+export type MutationImmunizationDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationImmunizationUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: ImmunizationInput;
 };
 
 
@@ -4091,6 +8951,24 @@ export type MutationProcedureUpdateArgs = {
 };
 
 
+export type MutationProvenanceCreateArgs = {
+  res: ProvenanceInput;
+};
+
+
+export type MutationProvenanceDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationProvenanceUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: ProvenanceInput;
+};
+
+
 export type MutationServiceRequestCreateArgs = {
   res: ServiceRequestInput;
 };
@@ -4126,6 +9004,11 @@ export type MutationTaskUpdateArgs = {
   res: TaskInput;
 };
 
+
+export type MutationImportBundleArgs = {
+  bundle: Scalars['JSON']['input'];
+};
+
 /** A human-readable summary of the resource conveying the essential clinical and business information for the resource. */
 export type Narrative = {
   __typename?: 'Narrative';
@@ -4153,12 +9036,18 @@ export type Observation = {
   ConditionList: Array<Condition>;
   /** DiagnosticReport resources that refer to this Observation, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: result */
   DiagnosticReportList: Array<DiagnosticReport>;
+  /** DocumentReference resources that refer to this Observation, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Encounter resources that refer to this Observation, resolved in one batch per request. _reference names the Encounter search parameter that points here: reason_reference */
   EncounterList: Array<Encounter>;
+  /** Immunization resources that refer to this Observation, resolved in one batch per request. _reference names the Immunization search parameter that points here: reaction, reason_reference */
+  ImmunizationList: Array<Immunization>;
   /** Observation resources that refer to this Observation, resolved in one batch per request. _reference names the Observation search parameter that points here: derived_from, focus, has_member */
   ObservationList: Array<Observation>;
   /** Procedure resources that refer to this Observation, resolved in one batch per request. _reference names the Procedure search parameter that points here: part_of, reason_reference */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this Observation, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
   /** Task resources that refer to this Observation, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
   TaskList: Array<Task>;
   /** A plan, proposal or order that is fulfilled in whole or in part by this event.  For example, a MedicationRequest may require a patient to have laboratory test performed before  it is dispensed. */
@@ -4324,6 +9213,45 @@ export type ObservationDiagnosticReportListArgs = {
 
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationEncounterListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -4357,6 +9285,37 @@ export type ObservationEncounterListArgs = {
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
   type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationImmunizationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reaction?: InputMaybe<Scalars['String']['input']>;
+  reaction_date?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_reason?: InputMaybe<Scalars['String']['input']>;
+  target_disease?: InputMaybe<Scalars['String']['input']>;
+  vaccine_code?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -4430,6 +9389,31 @@ export type ObservationProcedureListArgs = {
   reason_reference?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -4639,14 +9623,26 @@ export type ObservationReferenceRangeInput = {
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type Organization = {
   __typename?: 'Organization';
+  /** CarePlan resources that refer to this Organization, resolved in one batch per request. _reference names the CarePlan search parameter that points here: performer */
+  CarePlanList: Array<CarePlan>;
+  /** Claim resources that refer to this Organization, resolved in one batch per request. _reference names the Claim search parameter that points here: care_team, insurer, payee, provider */
+  ClaimList: Array<Claim>;
   /** Condition resources that refer to this Organization, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DiagnosticReport resources that refer to this Organization, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: performer, results_interpreter */
   DiagnosticReportList: Array<DiagnosticReport>;
+  /** DocumentReference resources that refer to this Organization, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: authenticator, author, custodian, related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Encounter resources that refer to this Organization, resolved in one batch per request. _reference names the Encounter search parameter that points here: service_provider */
   EncounterList: Array<Encounter>;
+  /** ExplanationOfBenefit resources that refer to this Organization, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: care_team, payee, provider */
+  ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** Goal resources that refer to this Organization, resolved in one batch per request. _reference names the Goal search parameter that points here: subject */
+  GoalList: Array<Goal>;
   /** ImagingStudy resources that refer to this Organization, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: performer */
   ImagingStudyList: Array<ImagingStudy>;
+  /** Immunization resources that refer to this Organization, resolved in one batch per request. _reference names the Immunization search parameter that points here: manufacturer, performer */
+  ImmunizationList: Array<Immunization>;
   /** Location resources that refer to this Organization, resolved in one batch per request. _reference names the Location search parameter that points here: organization */
   LocationList: Array<Location>;
   /** MedicationRequest resources that refer to this Organization, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: intended_dispenser, intended_performer, requester */
@@ -4661,6 +9657,8 @@ export type Organization = {
   PractitionerRoleList: Array<PractitionerRole>;
   /** Procedure resources that refer to this Organization, resolved in one batch per request. _reference names the Procedure search parameter that points here: performer */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this Organization, resolved in one batch per request. _reference names the Provenance search parameter that points here: agent, entity, target */
+  ProvenanceList: Array<Provenance>;
   /** ServiceRequest resources that refer to this Organization, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: performer, requester */
   ServiceRequestList: Array<ServiceRequest>;
   /** Task resources that refer to this Organization, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, owner, requester, subject */
@@ -4705,6 +9703,73 @@ export type Organization = {
   text?: Maybe<Narrative>;
   /** The kind(s) of organization that this is. */
   type?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationClaimListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  insurer?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -4774,6 +9839,45 @@ export type OrganizationDiagnosticReportListArgs = {
 
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationEncounterListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -4811,6 +9915,61 @@ export type OrganizationEncounterListArgs = {
 
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationExplanationOfBenefitListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  claim?: InputMaybe<Scalars['String']['input']>;
+  coverage?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationGoalListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  achievement_status?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  lifecycle_status?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  start_date?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  target_date?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationImagingStudyListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -4839,6 +9998,37 @@ export type OrganizationImagingStudyListArgs = {
   started?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationImmunizationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reaction?: InputMaybe<Scalars['String']['input']>;
+  reaction_date?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_reason?: InputMaybe<Scalars['String']['input']>;
+  target_disease?: InputMaybe<Scalars['String']['input']>;
+  vaccine_code?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5070,6 +10260,31 @@ export type OrganizationProcedureListArgs = {
 
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationServiceRequestListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -5254,14 +10469,26 @@ export type Patient = {
   __typename?: 'Patient';
   /** AllergyIntolerance resources that refer to this Patient, resolved in one batch per request. _reference names the AllergyIntolerance search parameter that points here: asserter, patient, recorder */
   AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** CarePlan resources that refer to this Patient, resolved in one batch per request. _reference names the CarePlan search parameter that points here: patient, performer, subject */
+  CarePlanList: Array<CarePlan>;
+  /** Claim resources that refer to this Patient, resolved in one batch per request. _reference names the Claim search parameter that points here: patient, payee */
+  ClaimList: Array<Claim>;
   /** Condition resources that refer to this Patient, resolved in one batch per request. _reference names the Condition search parameter that points here: asserter, evidence_detail, patient, subject */
   ConditionList: Array<Condition>;
   /** DiagnosticReport resources that refer to this Patient, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: patient, subject */
   DiagnosticReportList: Array<DiagnosticReport>;
+  /** DocumentReference resources that refer to this Patient, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: author, patient, related, subject */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Encounter resources that refer to this Patient, resolved in one batch per request. _reference names the Encounter search parameter that points here: patient, subject */
   EncounterList: Array<Encounter>;
+  /** ExplanationOfBenefit resources that refer to this Patient, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: patient, payee */
+  ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** Goal resources that refer to this Patient, resolved in one batch per request. _reference names the Goal search parameter that points here: patient, subject */
+  GoalList: Array<Goal>;
   /** ImagingStudy resources that refer to this Patient, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: patient, performer, subject */
   ImagingStudyList: Array<ImagingStudy>;
+  /** Immunization resources that refer to this Patient, resolved in one batch per request. _reference names the Immunization search parameter that points here: patient */
+  ImmunizationList: Array<Immunization>;
   /** MedicationRequest resources that refer to this Patient, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: intended_performer, patient, requester, subject */
   MedicationRequestList: Array<MedicationRequest>;
   /** Observation resources that refer to this Patient, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, patient, performer, subject */
@@ -5270,6 +10497,8 @@ export type Patient = {
   PatientList: Array<Patient>;
   /** Procedure resources that refer to this Patient, resolved in one batch per request. _reference names the Procedure search parameter that points here: patient, performer, subject */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this Patient, resolved in one batch per request. _reference names the Provenance search parameter that points here: agent, entity, patient, target */
+  ProvenanceList: Array<Provenance>;
   /** ServiceRequest resources that refer to this Patient, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: patient, performer, requester, subject */
   ServiceRequestList: Array<ServiceRequest>;
   /** Task resources that refer to this Patient, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, owner, patient, requester, subject */
@@ -5365,6 +10594,73 @@ export type PatientAllergyIntoleranceListArgs = {
 
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientClaimListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  insurer?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientConditionListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -5430,6 +10726,45 @@ export type PatientDiagnosticReportListArgs = {
 
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientEncounterListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -5467,6 +10802,61 @@ export type PatientEncounterListArgs = {
 
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientExplanationOfBenefitListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  claim?: InputMaybe<Scalars['String']['input']>;
+  coverage?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientGoalListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  achievement_status?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  lifecycle_status?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  start_date?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  target_date?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientImagingStudyListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -5495,6 +10885,37 @@ export type PatientImagingStudyListArgs = {
   started?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientImmunizationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reaction?: InputMaybe<Scalars['String']['input']>;
+  reaction_date?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_reason?: InputMaybe<Scalars['String']['input']>;
+  target_disease?: InputMaybe<Scalars['String']['input']>;
+  vaccine_code?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5637,6 +11058,31 @@ export type PatientProcedureListArgs = {
   reason_reference?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5873,14 +11319,24 @@ export type Practitioner = {
   __typename?: 'Practitioner';
   /** AllergyIntolerance resources that refer to this Practitioner, resolved in one batch per request. _reference names the AllergyIntolerance search parameter that points here: asserter, recorder */
   AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** CarePlan resources that refer to this Practitioner, resolved in one batch per request. _reference names the CarePlan search parameter that points here: performer */
+  CarePlanList: Array<CarePlan>;
+  /** Claim resources that refer to this Practitioner, resolved in one batch per request. _reference names the Claim search parameter that points here: care_team, enterer, payee, provider */
+  ClaimList: Array<Claim>;
   /** Condition resources that refer to this Practitioner, resolved in one batch per request. _reference names the Condition search parameter that points here: asserter, evidence_detail */
   ConditionList: Array<Condition>;
   /** DiagnosticReport resources that refer to this Practitioner, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: performer, results_interpreter */
   DiagnosticReportList: Array<DiagnosticReport>;
+  /** DocumentReference resources that refer to this Practitioner, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: authenticator, author, related, subject */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Encounter resources that refer to this Practitioner, resolved in one batch per request. _reference names the Encounter search parameter that points here: participant, practitioner */
   EncounterList: Array<Encounter>;
+  /** ExplanationOfBenefit resources that refer to this Practitioner, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: care_team, enterer, payee, provider */
+  ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** ImagingStudy resources that refer to this Practitioner, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: interpreter, performer, referrer */
   ImagingStudyList: Array<ImagingStudy>;
+  /** Immunization resources that refer to this Practitioner, resolved in one batch per request. _reference names the Immunization search parameter that points here: performer */
+  ImmunizationList: Array<Immunization>;
   /** MedicationRequest resources that refer to this Practitioner, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: intended_performer, requester */
   MedicationRequestList: Array<MedicationRequest>;
   /** Observation resources that refer to this Practitioner, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, performer */
@@ -5891,6 +11347,8 @@ export type Practitioner = {
   PractitionerRoleList: Array<PractitionerRole>;
   /** Procedure resources that refer to this Practitioner, resolved in one batch per request. _reference names the Procedure search parameter that points here: performer */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this Practitioner, resolved in one batch per request. _reference names the Provenance search parameter that points here: agent, entity, target */
+  ProvenanceList: Array<Provenance>;
   /** ServiceRequest resources that refer to this Practitioner, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: performer, requester */
   ServiceRequestList: Array<ServiceRequest>;
   /** Task resources that refer to this Practitioner, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, owner, requester, subject */
@@ -5973,6 +11431,73 @@ export type PractitionerAllergyIntoleranceListArgs = {
 
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerClaimListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  insurer?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerConditionListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -6038,6 +11563,45 @@ export type PractitionerDiagnosticReportListArgs = {
 
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerEncounterListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -6075,6 +11639,38 @@ export type PractitionerEncounterListArgs = {
 
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerExplanationOfBenefitListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  claim?: InputMaybe<Scalars['String']['input']>;
+  coverage?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerImagingStudyListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -6103,6 +11699,37 @@ export type PractitionerImagingStudyListArgs = {
   started?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerImmunizationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reaction?: InputMaybe<Scalars['String']['input']>;
+  reaction_date?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_reason?: InputMaybe<Scalars['String']['input']>;
+  target_disease?: InputMaybe<Scalars['String']['input']>;
+  vaccine_code?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -6277,6 +11904,31 @@ export type PractitionerProcedureListArgs = {
 
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerServiceRequestListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -6426,14 +12078,24 @@ export type PractitionerRole = {
   __typename?: 'PractitionerRole';
   /** AllergyIntolerance resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the AllergyIntolerance search parameter that points here: asserter, recorder */
   AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** CarePlan resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the CarePlan search parameter that points here: performer */
+  CarePlanList: Array<CarePlan>;
+  /** Claim resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Claim search parameter that points here: care_team, enterer, payee, provider */
+  ClaimList: Array<Claim>;
   /** Condition resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Condition search parameter that points here: asserter, evidence_detail */
   ConditionList: Array<Condition>;
   /** DiagnosticReport resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: performer, results_interpreter */
   DiagnosticReportList: Array<DiagnosticReport>;
+  /** DocumentReference resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: authenticator, author, related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Encounter resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Encounter search parameter that points here: participant */
   EncounterList: Array<Encounter>;
+  /** ExplanationOfBenefit resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: care_team, enterer, payee, provider */
+  ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** ImagingStudy resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: interpreter, performer, referrer */
   ImagingStudyList: Array<ImagingStudy>;
+  /** Immunization resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Immunization search parameter that points here: performer */
+  ImmunizationList: Array<Immunization>;
   /** MedicationRequest resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: intended_performer, requester */
   MedicationRequestList: Array<MedicationRequest>;
   /** Observation resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, performer */
@@ -6442,6 +12104,8 @@ export type PractitionerRole = {
   PatientList: Array<Patient>;
   /** Procedure resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Procedure search parameter that points here: performer */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Provenance search parameter that points here: agent, entity, target */
+  ProvenanceList: Array<Provenance>;
   /** ServiceRequest resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: performer, requester */
   ServiceRequestList: Array<ServiceRequest>;
   /** Task resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, owner, requester, subject */
@@ -6529,6 +12193,73 @@ export type PractitionerRoleAllergyIntoleranceListArgs = {
 
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleClaimListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  insurer?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleConditionListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -6594,6 +12325,45 @@ export type PractitionerRoleDiagnosticReportListArgs = {
 
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleEncounterListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -6631,6 +12401,38 @@ export type PractitionerRoleEncounterListArgs = {
 
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleExplanationOfBenefitListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  claim?: InputMaybe<Scalars['String']['input']>;
+  coverage?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleImagingStudyListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -6659,6 +12461,37 @@ export type PractitionerRoleImagingStudyListArgs = {
   started?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleImmunizationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reaction?: InputMaybe<Scalars['String']['input']>;
+  reaction_date?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_reason?: InputMaybe<Scalars['String']['input']>;
+  target_disease?: InputMaybe<Scalars['String']['input']>;
+  vaccine_code?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -6801,6 +12634,31 @@ export type PractitionerRoleProcedureListArgs = {
   reason_reference?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -6981,12 +12839,16 @@ export type Procedure = {
   __typename?: 'Procedure';
   /** Condition resources that refer to this Procedure, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Procedure, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Encounter resources that refer to this Procedure, resolved in one batch per request. _reference names the Encounter search parameter that points here: diagnosis, reason_reference */
   EncounterList: Array<Encounter>;
   /** Observation resources that refer to this Procedure, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, part_of */
   ObservationList: Array<Observation>;
   /** Procedure resources that refer to this Procedure, resolved in one batch per request. _reference names the Procedure search parameter that points here: part_of, reason_reference */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this Procedure, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
   /** Task resources that refer to this Procedure, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
   TaskList: Array<Task>;
   /** Individual who is making the procedure statement. */
@@ -7111,6 +12973,45 @@ export type ProcedureConditionListArgs = {
 
 
 /** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type ProcedureDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
 export type ProcedureEncounterListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -7217,6 +13118,31 @@ export type ProcedureProcedureListArgs = {
   reason_reference?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type ProcedureProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -7370,6 +13296,339 @@ export type ProcedurePerformerInput = {
   onBehalfOf?: InputMaybe<ReferenceInput>;
 };
 
+/** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
+export type Provenance = {
+  __typename?: 'Provenance';
+  /** Condition resources that refer to this Provenance, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Provenance, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Observation resources that refer to this Provenance, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Provenance resources that refer to this Provenance, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** Task resources that refer to this Provenance, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** An activity is something that occurs over a period of time and acts upon or with entities; it may include consuming, processing, transforming, modifying, relocating, using, or generating entities. */
+  activity?: Maybe<CodeableConcept>;
+  /** An actor taking a role in an activity  for which it can be assigned some degree of responsibility for the activity taking place. */
+  agent?: Maybe<Array<Maybe<ProvenanceAgent>>>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** An entity used in this activity. */
+  entity?: Maybe<Array<Maybe<ProvenanceEntity>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Where the activity occurred, if relevant. */
+  location?: Maybe<Reference>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The period during which the activity occurred. */
+  occurredDateTime?: Maybe<Scalars['String']['output']>;
+  /** The period during which the activity occurred. */
+  occurredPeriod?: Maybe<Period>;
+  /** Policy or plan the activity was defined by. Typically, a single activity may have multiple applicable policy documents, such as patient consent, guarantor funding, etc. */
+  policy?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** The reason that the activity was taking place. */
+  reason?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The instant of time at which the activity was recorded. */
+  recorded?: Maybe<Scalars['String']['output']>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** A digital signature on the target Reference(s). The signer should match a Provenance.agent. The purpose of the signature is indicated. */
+  signature?: Maybe<Array<Maybe<Signature>>>;
+  /** The Reference(s) that were generated or updated by  the activity described in this resource. A provenance can point to more than one target if multiple resources were created/updated by the same activity. */
+  target?: Maybe<Array<Maybe<Reference>>>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+};
+
+
+/** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
+export type ProvenanceConditionListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
+export type ProvenanceDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
+export type ProvenanceObservationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
+export type ProvenanceProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
+export type ProvenanceTaskListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** An actor taking a role in an activity  for which it can be assigned some degree of responsibility for the activity taking place. */
+export type ProvenanceAgent = {
+  __typename?: 'ProvenanceAgent';
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The individual, device, or organization for whom the change was made. */
+  onBehalfOf?: Maybe<Reference>;
+  /** The function of the agent with respect to the activity. The security role enabling the agent with respect to the activity. */
+  role?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The participation the agent had with respect to the activity. */
+  type?: Maybe<CodeableConcept>;
+  /** The individual, device or organization that participated in the event. */
+  who?: Maybe<Reference>;
+};
+
+export type ProvenanceAgentInput = {
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  onBehalfOf?: InputMaybe<ReferenceInput>;
+  role?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  type?: InputMaybe<CodeableConceptInput>;
+  who?: InputMaybe<ReferenceInput>;
+};
+
+/** A page of Provenance search results */
+export type ProvenanceConnection = {
+  __typename?: 'ProvenanceConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<ProvenanceConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type ProvenanceConnectionEdge = {
+  __typename?: 'ProvenanceConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: Provenance;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
+/** An entity used in this activity. */
+export type ProvenanceEntity = {
+  __typename?: 'ProvenanceEntity';
+  /** The entity is attributed to an agent to express the agent's responsibility for that entity, possibly along with other agents. This description can be understood as shorthand for saying that the agent was responsible for the activity which generated the entity. */
+  agent?: Maybe<Array<Maybe<ProvenanceAgent>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** How the entity was used during the activity. */
+  role?: Maybe<Scalars['String']['output']>;
+  /** Identity of the  Entity used. May be a logical or physical uri and maybe absolute or relative. */
+  what?: Maybe<Reference>;
+};
+
+export type ProvenanceEntityInput = {
+  agent?: InputMaybe<Array<InputMaybe<ProvenanceAgentInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  role?: InputMaybe<Scalars['String']['input']>;
+  what?: InputMaybe<ReferenceInput>;
+};
+
+export type ProvenanceInput = {
+  activity?: InputMaybe<CodeableConceptInput>;
+  agent?: InputMaybe<Array<InputMaybe<ProvenanceAgentInput>>>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  entity?: InputMaybe<Array<InputMaybe<ProvenanceEntityInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<ReferenceInput>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  occurredDateTime?: InputMaybe<Scalars['String']['input']>;
+  occurredPeriod?: InputMaybe<PeriodInput>;
+  policy?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  reason?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  signature?: InputMaybe<Array<InputMaybe<SignatureInput>>>;
+  target?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  text?: InputMaybe<NarrativeInput>;
+};
+
 /** A measured amount (or an amount that can potentially be measured). Note that measured amounts include amounts that are not precisely quantified, including amounts involving arbitrary units and floating currencies. */
 export type Quantity = {
   __typename?: 'Quantity';
@@ -7407,6 +13666,18 @@ export type Query = {
   AllergyIntoleranceConnection: AllergyIntoleranceConnection;
   /** AllergyIntolerance resources matching FHIR search arguments */
   AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** One CarePlan by id; NOT_FOUND error when there is none */
+  CarePlan?: Maybe<CarePlan>;
+  /** CarePlan resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  CarePlanConnection: CarePlanConnection;
+  /** CarePlan resources matching FHIR search arguments */
+  CarePlanList: Array<CarePlan>;
+  /** One Claim by id; NOT_FOUND error when there is none */
+  Claim?: Maybe<Claim>;
+  /** Claim resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ClaimConnection: ClaimConnection;
+  /** Claim resources matching FHIR search arguments */
+  ClaimList: Array<Claim>;
   /** One Condition by id; NOT_FOUND error when there is none */
   Condition?: Maybe<Condition>;
   /** Condition resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
@@ -7419,18 +13690,42 @@ export type Query = {
   DiagnosticReportConnection: DiagnosticReportConnection;
   /** DiagnosticReport resources matching FHIR search arguments */
   DiagnosticReportList: Array<DiagnosticReport>;
+  /** One DocumentReference by id; NOT_FOUND error when there is none */
+  DocumentReference?: Maybe<DocumentReference>;
+  /** DocumentReference resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  DocumentReferenceConnection: DocumentReferenceConnection;
+  /** DocumentReference resources matching FHIR search arguments */
+  DocumentReferenceList: Array<DocumentReference>;
   /** One Encounter by id; NOT_FOUND error when there is none */
   Encounter?: Maybe<Encounter>;
   /** Encounter resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
   EncounterConnection: EncounterConnection;
   /** Encounter resources matching FHIR search arguments */
   EncounterList: Array<Encounter>;
+  /** One ExplanationOfBenefit by id; NOT_FOUND error when there is none */
+  ExplanationOfBenefit?: Maybe<ExplanationOfBenefit>;
+  /** ExplanationOfBenefit resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ExplanationOfBenefitConnection: ExplanationOfBenefitConnection;
+  /** ExplanationOfBenefit resources matching FHIR search arguments */
+  ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** One Goal by id; NOT_FOUND error when there is none */
+  Goal?: Maybe<Goal>;
+  /** Goal resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  GoalConnection: GoalConnection;
+  /** Goal resources matching FHIR search arguments */
+  GoalList: Array<Goal>;
   /** One ImagingStudy by id; NOT_FOUND error when there is none */
   ImagingStudy?: Maybe<ImagingStudy>;
   /** ImagingStudy resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
   ImagingStudyConnection: ImagingStudyConnection;
   /** ImagingStudy resources matching FHIR search arguments */
   ImagingStudyList: Array<ImagingStudy>;
+  /** One Immunization by id; NOT_FOUND error when there is none */
+  Immunization?: Maybe<Immunization>;
+  /** Immunization resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ImmunizationConnection: ImmunizationConnection;
+  /** Immunization resources matching FHIR search arguments */
+  ImmunizationList: Array<Immunization>;
   /** One Location by id; NOT_FOUND error when there is none */
   Location?: Maybe<Location>;
   /** Location resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
@@ -7479,6 +13774,12 @@ export type Query = {
   ProcedureConnection: ProcedureConnection;
   /** Procedure resources matching FHIR search arguments */
   ProcedureList: Array<Procedure>;
+  /** One Provenance by id; NOT_FOUND error when there is none */
+  Provenance?: Maybe<Provenance>;
+  /** Provenance resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ProvenanceConnection: ProvenanceConnection;
+  /** Provenance resources matching FHIR search arguments */
+  ProvenanceList: Array<Provenance>;
   /** One ServiceRequest by id; NOT_FOUND error when there is none */
   ServiceRequest?: Maybe<ServiceRequest>;
   /** ServiceRequest resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
@@ -7556,6 +13857,142 @@ export type QueryAllergyIntoleranceListArgs = {
   severity?: InputMaybe<Scalars['String']['input']>;
   type?: InputMaybe<Scalars['String']['input']>;
   verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryCarePlanArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryCarePlanConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryClaimArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryClaimConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  insurer?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryClaimListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  insurer?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -7691,6 +14128,85 @@ export type QueryDiagnosticReportListArgs = {
 };
 
 
+export type QueryDocumentReferenceArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryDocumentReferenceConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
 export type QueryEncounterArgs = {
   id: Scalars['ID']['input'];
 };
@@ -7766,6 +14282,118 @@ export type QueryEncounterListArgs = {
 };
 
 
+export type QueryExplanationOfBenefitArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryExplanationOfBenefitConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  claim?: InputMaybe<Scalars['String']['input']>;
+  coverage?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryExplanationOfBenefitListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  claim?: InputMaybe<Scalars['String']['input']>;
+  coverage?: InputMaybe<Scalars['String']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryGoalArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryGoalConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  achievement_status?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  lifecycle_status?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  start_date?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  target_date?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryGoalListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  achievement_status?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  lifecycle_status?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  start_date?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  target_date?: InputMaybe<Scalars['String']['input']>;
+};
+
+
 export type QueryImagingStudyArgs = {
   id: Scalars['ID']['input'];
 };
@@ -7828,6 +14456,69 @@ export type QueryImagingStudyListArgs = {
   started?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryImmunizationArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryImmunizationConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reaction?: InputMaybe<Scalars['String']['input']>;
+  reaction_date?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_reason?: InputMaybe<Scalars['String']['input']>;
+  target_disease?: InputMaybe<Scalars['String']['input']>;
+  vaccine_code?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryImmunizationListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  reaction?: InputMaybe<Scalars['String']['input']>;
+  reaction_date?: InputMaybe<Scalars['String']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_reason?: InputMaybe<Scalars['String']['input']>;
+  target_disease?: InputMaybe<Scalars['String']['input']>;
+  vaccine_code?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -8357,6 +15048,57 @@ export type QueryProcedureListArgs = {
 };
 
 
+export type QueryProvenanceArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryProvenanceConnectionArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+};
+
+
 export type QueryServiceRequestArgs = {
   id: Scalars['ID']['input'];
 };
@@ -8648,10 +15390,14 @@ export type SampledDataInput = {
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequest = {
   __typename?: 'ServiceRequest';
+  /** CarePlan resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the CarePlan search parameter that points here: activity_reference */
+  CarePlanList: Array<CarePlan>;
   /** Condition resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DiagnosticReport resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: based_on */
   DiagnosticReportList: Array<DiagnosticReport>;
+  /** DocumentReference resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** Encounter resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Encounter search parameter that points here: based_on */
   EncounterList: Array<Encounter>;
   /** ImagingStudy resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: basedon */
@@ -8660,6 +15406,8 @@ export type ServiceRequest = {
   ObservationList: Array<Observation>;
   /** Procedure resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Procedure search parameter that points here: based_on */
   ProcedureList: Array<Procedure>;
+  /** Provenance resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
   /** ServiceRequest resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: based_on, replaces */
   ServiceRequestList: Array<ServiceRequest>;
   /** Task resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
@@ -8764,6 +15512,41 @@ export type ServiceRequest = {
 
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestConditionListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -8825,6 +15608,45 @@ export type ServiceRequestDiagnosticReportListArgs = {
   specimen?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -8967,6 +15789,31 @@ export type ServiceRequestProcedureListArgs = {
   reason_reference?: InputMaybe<Scalars['String']['input']>;
   status?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -9152,12 +15999,18 @@ export type SignatureInput = {
 /** A task to be performed. */
 export type Task = {
   __typename?: 'Task';
+  /** CarePlan resources that refer to this Task, resolved in one batch per request. _reference names the CarePlan search parameter that points here: activity_reference */
+  CarePlanList: Array<CarePlan>;
   /** Condition resources that refer to this Task, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Task, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
   /** ImagingStudy resources that refer to this Task, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: basedon */
   ImagingStudyList: Array<ImagingStudy>;
   /** Observation resources that refer to this Task, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
   ObservationList: Array<Observation>;
+  /** Provenance resources that refer to this Task, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
   /** Task resources that refer to this Task, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, part_of, subject */
   TaskList: Array<Task>;
   /** The date and time this task was created. */
@@ -9246,6 +16099,41 @@ export type Task = {
 
 
 /** A task to be performed. */
+export type TaskCarePlanListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A task to be performed. */
 export type TaskConditionListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -9276,6 +16164,45 @@ export type TaskConditionListArgs = {
   stage?: InputMaybe<Scalars['String']['input']>;
   subject?: InputMaybe<Scalars['String']['input']>;
   verification_status?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A task to be performed. */
+export type TaskDocumentReferenceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -9350,6 +16277,31 @@ export type TaskObservationListArgs = {
   value_concept?: InputMaybe<Scalars['String']['input']>;
   value_date?: InputMaybe<Scalars['String']['input']>;
   value_string?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A task to be performed. */
+export type TaskProvenanceListArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -9948,6 +16900,12 @@ export type TriggerDefinitionInput = {
   type?: InputMaybe<Scalars['String']['input']>;
 };
 
+export type TypeImportCounts = {
+  __typename?: 'TypeImportCounts';
+  counts: ImportCounts;
+  resourceType: Scalars['String']['output'];
+};
+
 /** Specifies clinical/business/etc. metadata that can be used to retrieve, index and/or categorize an artifact. This metadata can either be specific to the applicable population (e.g., age category, DRG) or the specific context of care (e.g., venue, care setting, provider of care). */
 export type UsageContext = {
   __typename?: 'UsageContext';
@@ -10066,6 +17024,42 @@ export type ResolversTypes = {
   Attachment: ResolverTypeWrapper<Record<string, unknown>>;
   AttachmentInput: ResolverTypeWrapper<Record<string, unknown>>;
   Boolean: ResolverTypeWrapper<Record<string, unknown>>;
+  BundleEntryResult: ResolverTypeWrapper<Record<string, unknown>>;
+  BundleImportResult: ResolverTypeWrapper<Record<string, unknown>>;
+  CarePlan: ResolverTypeWrapper<Record<string, unknown>>;
+  CarePlanActivity: ResolverTypeWrapper<Record<string, unknown>>;
+  CarePlanActivityDetail: ResolverTypeWrapper<Record<string, unknown>>;
+  CarePlanActivityDetailInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CarePlanActivityInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CarePlanConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  CarePlanConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  CarePlanInput: ResolverTypeWrapper<Record<string, unknown>>;
+  Claim: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimAccident: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimAccidentInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimCareTeam: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimCareTeamInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimDiagnosis: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimDiagnosisInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimInsurance: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimInsuranceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimItem: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimItemDetail: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimItemDetailInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimItemDetailSubDetail: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimItemDetailSubDetailInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimItemInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimPayee: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimPayeeInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimProcedure: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimProcedureInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimRelated: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimRelatedInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimSupportingInfo: ResolverTypeWrapper<Record<string, unknown>>;
+  ClaimSupportingInfoInput: ResolverTypeWrapper<Record<string, unknown>>;
   CodeableConcept: ResolverTypeWrapper<Record<string, unknown>>;
   CodeableConceptInput: ResolverTypeWrapper<Record<string, unknown>>;
   Coding: ResolverTypeWrapper<Record<string, unknown>>;
@@ -10103,6 +17097,16 @@ export type ResolversTypes = {
   DiagnosticReportMediaInput: ResolverTypeWrapper<Record<string, unknown>>;
   Distance: ResolverTypeWrapper<Record<string, unknown>>;
   DistanceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  DocumentReference: ResolverTypeWrapper<Record<string, unknown>>;
+  DocumentReferenceConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  DocumentReferenceConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  DocumentReferenceContent: ResolverTypeWrapper<Record<string, unknown>>;
+  DocumentReferenceContentInput: ResolverTypeWrapper<Record<string, unknown>>;
+  DocumentReferenceContext: ResolverTypeWrapper<Record<string, unknown>>;
+  DocumentReferenceContextInput: ResolverTypeWrapper<Record<string, unknown>>;
+  DocumentReferenceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  DocumentReferenceRelatesTo: ResolverTypeWrapper<Record<string, unknown>>;
+  DocumentReferenceRelatesToInput: ResolverTypeWrapper<Record<string, unknown>>;
   Dosage: ResolverTypeWrapper<Record<string, unknown>>;
   DosageDoseAndRate: ResolverTypeWrapper<Record<string, unknown>>;
   DosageDoseAndRateInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -10125,11 +17129,61 @@ export type ResolversTypes = {
   EncounterParticipantInput: ResolverTypeWrapper<Record<string, unknown>>;
   EncounterStatusHistory: ResolverTypeWrapper<Record<string, unknown>>;
   EncounterStatusHistoryInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefit: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitAccident: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitAccidentInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitAddItem: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitAddItemDetail: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitAddItemDetailInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitAddItemDetailSubDetail: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitAddItemDetailSubDetailInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitAddItemInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitBenefitBalance: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitBenefitBalanceFinancial: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitBenefitBalanceFinancialInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitBenefitBalanceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitCareTeam: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitCareTeamInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitDiagnosis: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitDiagnosisInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitInsurance: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitInsuranceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitItem: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitItemAdjudication: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitItemAdjudicationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitItemDetail: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitItemDetailInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitItemDetailSubDetail: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitItemDetailSubDetailInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitItemInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitPayee: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitPayeeInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitPayment: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitPaymentInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitProcedure: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitProcedureInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitProcessNote: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitProcessNoteInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitRelated: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitRelatedInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitSupportingInfo: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitSupportingInfoInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitTotal: ResolverTypeWrapper<Record<string, unknown>>;
+  ExplanationOfBenefitTotalInput: ResolverTypeWrapper<Record<string, unknown>>;
   Expression: ResolverTypeWrapper<Record<string, unknown>>;
   ExpressionInput: ResolverTypeWrapper<Record<string, unknown>>;
   Extension: ResolverTypeWrapper<Record<string, unknown>>;
   ExtensionInput: ResolverTypeWrapper<Record<string, unknown>>;
   Float: ResolverTypeWrapper<Record<string, unknown>>;
+  Goal: ResolverTypeWrapper<Record<string, unknown>>;
+  GoalConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  GoalConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  GoalInput: ResolverTypeWrapper<Record<string, unknown>>;
+  GoalTarget: ResolverTypeWrapper<Record<string, unknown>>;
+  GoalTargetInput: ResolverTypeWrapper<Record<string, unknown>>;
   HubStatus: ResolverTypeWrapper<HubStatusModel>;
   HumanName: ResolverTypeWrapper<Record<string, unknown>>;
   HumanNameInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -10146,6 +17200,19 @@ export type ResolversTypes = {
   ImagingStudySeriesInstanceInput: ResolverTypeWrapper<Record<string, unknown>>;
   ImagingStudySeriesPerformer: ResolverTypeWrapper<Record<string, unknown>>;
   ImagingStudySeriesPerformerInput: ResolverTypeWrapper<Record<string, unknown>>;
+  Immunization: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationEducation: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationEducationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationPerformer: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationPerformerInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationProtocolApplied: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationProtocolAppliedInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationReaction: ResolverTypeWrapper<Record<string, unknown>>;
+  ImmunizationReactionInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ImportCounts: ResolverTypeWrapper<Record<string, unknown>>;
   Int: ResolverTypeWrapper<Record<string, unknown>>;
   JSON: ResolverTypeWrapper<Record<string, unknown>>;
   Location: ResolverTypeWrapper<Record<string, unknown>>;
@@ -10223,6 +17290,14 @@ export type ResolversTypes = {
   ProcedureInput: ResolverTypeWrapper<Record<string, unknown>>;
   ProcedurePerformer: ResolverTypeWrapper<Record<string, unknown>>;
   ProcedurePerformerInput: ResolverTypeWrapper<Record<string, unknown>>;
+  Provenance: ResolverTypeWrapper<Record<string, unknown>>;
+  ProvenanceAgent: ResolverTypeWrapper<Record<string, unknown>>;
+  ProvenanceAgentInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ProvenanceConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ProvenanceConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  ProvenanceEntity: ResolverTypeWrapper<Record<string, unknown>>;
+  ProvenanceEntityInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ProvenanceInput: ResolverTypeWrapper<Record<string, unknown>>;
   Quantity: ResolverTypeWrapper<Record<string, unknown>>;
   QuantityInput: ResolverTypeWrapper<Record<string, unknown>>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
@@ -10259,6 +17334,7 @@ export type ResolversTypes = {
   TimingRepeatInput: ResolverTypeWrapper<Record<string, unknown>>;
   TriggerDefinition: ResolverTypeWrapper<Record<string, unknown>>;
   TriggerDefinitionInput: ResolverTypeWrapper<Record<string, unknown>>;
+  TypeImportCounts: ResolverTypeWrapper<Record<string, unknown>>;
   UsageContext: ResolverTypeWrapper<Record<string, unknown>>;
   UsageContextInput: ResolverTypeWrapper<Record<string, unknown>>;
 };
@@ -10281,6 +17357,42 @@ export type ResolversParentTypes = {
   Attachment: Record<string, unknown>;
   AttachmentInput: Record<string, unknown>;
   Boolean: Record<string, unknown>;
+  BundleEntryResult: Record<string, unknown>;
+  BundleImportResult: Record<string, unknown>;
+  CarePlan: Record<string, unknown>;
+  CarePlanActivity: Record<string, unknown>;
+  CarePlanActivityDetail: Record<string, unknown>;
+  CarePlanActivityDetailInput: Record<string, unknown>;
+  CarePlanActivityInput: Record<string, unknown>;
+  CarePlanConnection: Record<string, unknown>;
+  CarePlanConnectionEdge: Record<string, unknown>;
+  CarePlanInput: Record<string, unknown>;
+  Claim: Record<string, unknown>;
+  ClaimAccident: Record<string, unknown>;
+  ClaimAccidentInput: Record<string, unknown>;
+  ClaimCareTeam: Record<string, unknown>;
+  ClaimCareTeamInput: Record<string, unknown>;
+  ClaimConnection: Record<string, unknown>;
+  ClaimConnectionEdge: Record<string, unknown>;
+  ClaimDiagnosis: Record<string, unknown>;
+  ClaimDiagnosisInput: Record<string, unknown>;
+  ClaimInput: Record<string, unknown>;
+  ClaimInsurance: Record<string, unknown>;
+  ClaimInsuranceInput: Record<string, unknown>;
+  ClaimItem: Record<string, unknown>;
+  ClaimItemDetail: Record<string, unknown>;
+  ClaimItemDetailInput: Record<string, unknown>;
+  ClaimItemDetailSubDetail: Record<string, unknown>;
+  ClaimItemDetailSubDetailInput: Record<string, unknown>;
+  ClaimItemInput: Record<string, unknown>;
+  ClaimPayee: Record<string, unknown>;
+  ClaimPayeeInput: Record<string, unknown>;
+  ClaimProcedure: Record<string, unknown>;
+  ClaimProcedureInput: Record<string, unknown>;
+  ClaimRelated: Record<string, unknown>;
+  ClaimRelatedInput: Record<string, unknown>;
+  ClaimSupportingInfo: Record<string, unknown>;
+  ClaimSupportingInfoInput: Record<string, unknown>;
   CodeableConcept: Record<string, unknown>;
   CodeableConceptInput: Record<string, unknown>;
   Coding: Record<string, unknown>;
@@ -10318,6 +17430,16 @@ export type ResolversParentTypes = {
   DiagnosticReportMediaInput: Record<string, unknown>;
   Distance: Record<string, unknown>;
   DistanceInput: Record<string, unknown>;
+  DocumentReference: Record<string, unknown>;
+  DocumentReferenceConnection: Record<string, unknown>;
+  DocumentReferenceConnectionEdge: Record<string, unknown>;
+  DocumentReferenceContent: Record<string, unknown>;
+  DocumentReferenceContentInput: Record<string, unknown>;
+  DocumentReferenceContext: Record<string, unknown>;
+  DocumentReferenceContextInput: Record<string, unknown>;
+  DocumentReferenceInput: Record<string, unknown>;
+  DocumentReferenceRelatesTo: Record<string, unknown>;
+  DocumentReferenceRelatesToInput: Record<string, unknown>;
   Dosage: Record<string, unknown>;
   DosageDoseAndRate: Record<string, unknown>;
   DosageDoseAndRateInput: Record<string, unknown>;
@@ -10340,11 +17462,61 @@ export type ResolversParentTypes = {
   EncounterParticipantInput: Record<string, unknown>;
   EncounterStatusHistory: Record<string, unknown>;
   EncounterStatusHistoryInput: Record<string, unknown>;
+  ExplanationOfBenefit: Record<string, unknown>;
+  ExplanationOfBenefitAccident: Record<string, unknown>;
+  ExplanationOfBenefitAccidentInput: Record<string, unknown>;
+  ExplanationOfBenefitAddItem: Record<string, unknown>;
+  ExplanationOfBenefitAddItemDetail: Record<string, unknown>;
+  ExplanationOfBenefitAddItemDetailInput: Record<string, unknown>;
+  ExplanationOfBenefitAddItemDetailSubDetail: Record<string, unknown>;
+  ExplanationOfBenefitAddItemDetailSubDetailInput: Record<string, unknown>;
+  ExplanationOfBenefitAddItemInput: Record<string, unknown>;
+  ExplanationOfBenefitBenefitBalance: Record<string, unknown>;
+  ExplanationOfBenefitBenefitBalanceFinancial: Record<string, unknown>;
+  ExplanationOfBenefitBenefitBalanceFinancialInput: Record<string, unknown>;
+  ExplanationOfBenefitBenefitBalanceInput: Record<string, unknown>;
+  ExplanationOfBenefitCareTeam: Record<string, unknown>;
+  ExplanationOfBenefitCareTeamInput: Record<string, unknown>;
+  ExplanationOfBenefitConnection: Record<string, unknown>;
+  ExplanationOfBenefitConnectionEdge: Record<string, unknown>;
+  ExplanationOfBenefitDiagnosis: Record<string, unknown>;
+  ExplanationOfBenefitDiagnosisInput: Record<string, unknown>;
+  ExplanationOfBenefitInput: Record<string, unknown>;
+  ExplanationOfBenefitInsurance: Record<string, unknown>;
+  ExplanationOfBenefitInsuranceInput: Record<string, unknown>;
+  ExplanationOfBenefitItem: Record<string, unknown>;
+  ExplanationOfBenefitItemAdjudication: Record<string, unknown>;
+  ExplanationOfBenefitItemAdjudicationInput: Record<string, unknown>;
+  ExplanationOfBenefitItemDetail: Record<string, unknown>;
+  ExplanationOfBenefitItemDetailInput: Record<string, unknown>;
+  ExplanationOfBenefitItemDetailSubDetail: Record<string, unknown>;
+  ExplanationOfBenefitItemDetailSubDetailInput: Record<string, unknown>;
+  ExplanationOfBenefitItemInput: Record<string, unknown>;
+  ExplanationOfBenefitPayee: Record<string, unknown>;
+  ExplanationOfBenefitPayeeInput: Record<string, unknown>;
+  ExplanationOfBenefitPayment: Record<string, unknown>;
+  ExplanationOfBenefitPaymentInput: Record<string, unknown>;
+  ExplanationOfBenefitProcedure: Record<string, unknown>;
+  ExplanationOfBenefitProcedureInput: Record<string, unknown>;
+  ExplanationOfBenefitProcessNote: Record<string, unknown>;
+  ExplanationOfBenefitProcessNoteInput: Record<string, unknown>;
+  ExplanationOfBenefitRelated: Record<string, unknown>;
+  ExplanationOfBenefitRelatedInput: Record<string, unknown>;
+  ExplanationOfBenefitSupportingInfo: Record<string, unknown>;
+  ExplanationOfBenefitSupportingInfoInput: Record<string, unknown>;
+  ExplanationOfBenefitTotal: Record<string, unknown>;
+  ExplanationOfBenefitTotalInput: Record<string, unknown>;
   Expression: Record<string, unknown>;
   ExpressionInput: Record<string, unknown>;
   Extension: Record<string, unknown>;
   ExtensionInput: Record<string, unknown>;
   Float: Record<string, unknown>;
+  Goal: Record<string, unknown>;
+  GoalConnection: Record<string, unknown>;
+  GoalConnectionEdge: Record<string, unknown>;
+  GoalInput: Record<string, unknown>;
+  GoalTarget: Record<string, unknown>;
+  GoalTargetInput: Record<string, unknown>;
   HubStatus: HubStatusModel;
   HumanName: Record<string, unknown>;
   HumanNameInput: Record<string, unknown>;
@@ -10361,6 +17533,19 @@ export type ResolversParentTypes = {
   ImagingStudySeriesInstanceInput: Record<string, unknown>;
   ImagingStudySeriesPerformer: Record<string, unknown>;
   ImagingStudySeriesPerformerInput: Record<string, unknown>;
+  Immunization: Record<string, unknown>;
+  ImmunizationConnection: Record<string, unknown>;
+  ImmunizationConnectionEdge: Record<string, unknown>;
+  ImmunizationEducation: Record<string, unknown>;
+  ImmunizationEducationInput: Record<string, unknown>;
+  ImmunizationInput: Record<string, unknown>;
+  ImmunizationPerformer: Record<string, unknown>;
+  ImmunizationPerformerInput: Record<string, unknown>;
+  ImmunizationProtocolApplied: Record<string, unknown>;
+  ImmunizationProtocolAppliedInput: Record<string, unknown>;
+  ImmunizationReaction: Record<string, unknown>;
+  ImmunizationReactionInput: Record<string, unknown>;
+  ImportCounts: Record<string, unknown>;
   Int: Record<string, unknown>;
   JSON: Record<string, unknown>;
   Location: Record<string, unknown>;
@@ -10438,6 +17623,14 @@ export type ResolversParentTypes = {
   ProcedureInput: Record<string, unknown>;
   ProcedurePerformer: Record<string, unknown>;
   ProcedurePerformerInput: Record<string, unknown>;
+  Provenance: Record<string, unknown>;
+  ProvenanceAgent: Record<string, unknown>;
+  ProvenanceAgentInput: Record<string, unknown>;
+  ProvenanceConnection: Record<string, unknown>;
+  ProvenanceConnectionEdge: Record<string, unknown>;
+  ProvenanceEntity: Record<string, unknown>;
+  ProvenanceEntityInput: Record<string, unknown>;
+  ProvenanceInput: Record<string, unknown>;
   Quantity: Record<string, unknown>;
   QuantityInput: Record<string, unknown>;
   Query: Record<PropertyKey, never>;
@@ -10474,6 +17667,7 @@ export type ResolversParentTypes = {
   TimingRepeatInput: Record<string, unknown>;
   TriggerDefinition: Record<string, unknown>;
   TriggerDefinitionInput: Record<string, unknown>;
+  TypeImportCounts: Record<string, unknown>;
   UsageContext: Record<string, unknown>;
   UsageContextInput: Record<string, unknown>;
 };
@@ -10505,7 +17699,9 @@ export type AgeResolvers<ContextType = RequestContext, ParentType extends Resolv
 
 export type AllergyIntoleranceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AllergyIntolerance'] = ResolversParentTypes['AllergyIntolerance']> = {
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<AllergyIntoleranceConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<AllergyIntoleranceDocumentReferenceListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<AllergyIntoleranceObservationListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<AllergyIntoleranceProvenanceListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<AllergyIntoleranceTaskListArgs, '_reference'>>;
   asserter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
   category?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
@@ -10580,7 +17776,7 @@ export type AnnotationResolvers<ContextType = RequestContext, ParentType extends
 };
 
 export type AnyResourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AnyResource'] = ResolversParentTypes['AnyResource']> = {
-  __resolveType: TypeResolveFn<'AllergyIntolerance' | 'Condition' | 'DiagnosticReport' | 'Encounter' | 'ImagingStudy' | 'Location' | 'MedicationRequest' | 'Observation' | 'Organization' | 'Patient' | 'Practitioner' | 'PractitionerRole' | 'Procedure' | 'ServiceRequest' | 'Task', ParentType, ContextType>;
+  __resolveType: TypeResolveFn<'AllergyIntolerance' | 'CarePlan' | 'Claim' | 'Condition' | 'DiagnosticReport' | 'DocumentReference' | 'Encounter' | 'ExplanationOfBenefit' | 'Goal' | 'ImagingStudy' | 'Immunization' | 'Location' | 'MedicationRequest' | 'Observation' | 'Organization' | 'Patient' | 'Practitioner' | 'PractitionerRole' | 'Procedure' | 'Provenance' | 'ServiceRequest' | 'Task', ParentType, ContextType>;
 };
 
 export type AttachmentResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Attachment'] = ResolversParentTypes['Attachment']> = {
@@ -10594,6 +17790,343 @@ export type AttachmentResolvers<ContextType = RequestContext, ParentType extends
   size?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   title?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   url?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type BundleEntryResultResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['BundleEntryResult'] = ResolversParentTypes['BundleEntryResult']> = {
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  index?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  message?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  outcome?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type BundleImportResultResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['BundleImportResult'] = ResolversParentTypes['BundleImportResult']> = {
+  byType?: Resolver<Array<ResolversTypes['TypeImportCounts']>, ParentType, ContextType>;
+  entries?: Resolver<Array<ResolversTypes['BundleEntryResult']>, ParentType, ContextType>;
+  summary?: Resolver<ResolversTypes['ImportCounts'], ParentType, ContextType>;
+  type?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type CarePlanResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CarePlan'] = ResolversParentTypes['CarePlan']> = {
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<CarePlanCarePlanListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<CarePlanConditionListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<CarePlanDiagnosticReportListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<CarePlanDocumentReferenceListArgs, '_reference'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<CarePlanImagingStudyListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<CarePlanObservationListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<CarePlanProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<CarePlanProvenanceListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<CarePlanServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<CarePlanTaskListArgs, '_reference'>>;
+  activity?: Resolver<Maybe<Array<Maybe<ResolversTypes['CarePlanActivity']>>>, ParentType, ContextType>;
+  addresses?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  author?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  careTeam?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  category?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  contributor?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  created?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  goal?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  instantiatesCanonical?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  instantiatesUri?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  intent?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType>;
+  partOf?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  period?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  replaces?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  supportingInfo?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  title?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type CarePlanActivityResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CarePlanActivity'] = ResolversParentTypes['CarePlanActivity']> = {
+  detail?: Resolver<Maybe<ResolversTypes['CarePlanActivityDetail']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  outcomeCodeableConcept?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  outcomeReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  progress?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType>;
+  reference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
+export type CarePlanActivityDetailResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CarePlanActivityDetail'] = ResolversParentTypes['CarePlanActivityDetail']> = {
+  code?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  dailyAmount?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  doNotPerform?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  goal?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  instantiatesCanonical?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  instantiatesUri?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  kind?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  location?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  performer?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  productCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  productReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  reasonCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  reasonReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  scheduledPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  scheduledString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  scheduledTiming?: Resolver<Maybe<ResolversTypes['Timing']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  statusReason?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
+
+export type CarePlanConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CarePlanConnection'] = ResolversParentTypes['CarePlanConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['CarePlanConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type CarePlanConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CarePlanConnectionEdge'] = ResolversParentTypes['CarePlanConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['CarePlan'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type ClaimResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Claim'] = ResolversParentTypes['Claim']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ClaimConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ClaimDocumentReferenceListArgs, '_reference'>>;
+  ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<ClaimExplanationOfBenefitListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ClaimObservationListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ClaimProvenanceListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ClaimTaskListArgs, '_reference'>>;
+  accident?: Resolver<Maybe<ResolversTypes['ClaimAccident']>, ParentType, ContextType>;
+  billablePeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  careTeam?: Resolver<Maybe<Array<Maybe<ResolversTypes['ClaimCareTeam']>>>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  created?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  diagnosis?: Resolver<Maybe<Array<Maybe<ResolversTypes['ClaimDiagnosis']>>>, ParentType, ContextType>;
+  enterer?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  facility?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  fundsReserve?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  insurance?: Resolver<Maybe<Array<Maybe<ResolversTypes['ClaimInsurance']>>>, ParentType, ContextType>;
+  insurer?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  item?: Resolver<Maybe<Array<Maybe<ResolversTypes['ClaimItem']>>>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  originalPrescription?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  payee?: Resolver<Maybe<ResolversTypes['ClaimPayee']>, ParentType, ContextType>;
+  prescription?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  priority?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  procedure?: Resolver<Maybe<Array<Maybe<ResolversTypes['ClaimProcedure']>>>, ParentType, ContextType>;
+  provider?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  referral?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  related?: Resolver<Maybe<Array<Maybe<ResolversTypes['ClaimRelated']>>>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  subType?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  supportingInfo?: Resolver<Maybe<Array<Maybe<ResolversTypes['ClaimSupportingInfo']>>>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  total?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  use?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type ClaimAccidentResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimAccident'] = ResolversParentTypes['ClaimAccident']> = {
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  locationAddress?: Resolver<Maybe<ResolversTypes['Address']>, ParentType, ContextType>;
+  locationReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
+
+export type ClaimCareTeamResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimCareTeam'] = ResolversParentTypes['ClaimCareTeam']> = {
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  provider?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  qualification?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  responsible?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  role?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type ClaimConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimConnection'] = ResolversParentTypes['ClaimConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ClaimConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ClaimConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimConnectionEdge'] = ResolversParentTypes['ClaimConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Claim'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type ClaimDiagnosisResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimDiagnosis'] = ResolversParentTypes['ClaimDiagnosis']> = {
+  diagnosisCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  diagnosisReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  onAdmission?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  packageCode?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+};
+
+export type ClaimInsuranceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimInsurance'] = ResolversParentTypes['ClaimInsurance']> = {
+  businessArrangement?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  claimResponse?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  coverage?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  focal?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<ResolversTypes['Identifier']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  preAuthRef?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type ClaimItemResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimItem'] = ResolversParentTypes['ClaimItem']> = {
+  bodySite?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  careTeamSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  detail?: Resolver<Maybe<Array<Maybe<ResolversTypes['ClaimItemDetail']>>>, ParentType, ContextType>;
+  diagnosisSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  factor?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  informationSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  locationAddress?: Resolver<Maybe<ResolversTypes['Address']>, ParentType, ContextType>;
+  locationCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  locationReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  modifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  net?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  procedureSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  productOrService?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  programCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  revenue?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  servicedDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  servicedPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  subSite?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  udi?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  unitPrice?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+};
+
+export type ClaimItemDetailResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimItemDetail'] = ResolversParentTypes['ClaimItemDetail']> = {
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  factor?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  net?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  productOrService?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  programCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  revenue?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  subDetail?: Resolver<Maybe<Array<Maybe<ResolversTypes['ClaimItemDetailSubDetail']>>>, ParentType, ContextType>;
+  udi?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  unitPrice?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+};
+
+export type ClaimItemDetailSubDetailResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimItemDetailSubDetail'] = ResolversParentTypes['ClaimItemDetailSubDetail']> = {
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  factor?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  net?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  productOrService?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  programCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  revenue?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  udi?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  unitPrice?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+};
+
+export type ClaimPayeeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimPayee'] = ResolversParentTypes['ClaimPayee']> = {
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  party?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
+
+export type ClaimProcedureResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimProcedure'] = ResolversParentTypes['ClaimProcedure']> = {
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  procedureCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  procedureReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  udi?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+};
+
+export type ClaimRelatedResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimRelated'] = ResolversParentTypes['ClaimRelated']> = {
+  claim?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  reference?: Resolver<Maybe<ResolversTypes['Identifier']>, ParentType, ContextType>;
+  relationship?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
+
+export type ClaimSupportingInfoResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ClaimSupportingInfo'] = ResolversParentTypes['ClaimSupportingInfo']> = {
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  code?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  reason?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  timingDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  timingPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  valueAttachment?: Resolver<Maybe<ResolversTypes['Attachment']>, ParentType, ContextType>;
+  valueBoolean?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  valueQuantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  valueReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  valueString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
 export type CodeableConceptResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CodeableConcept'] = ResolversParentTypes['CodeableConcept']> = {
@@ -10614,10 +18147,14 @@ export type CodingResolvers<ContextType = RequestContext, ParentType extends Res
 };
 
 export type ConditionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Condition'] = ResolversParentTypes['Condition']> = {
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<ConditionCarePlanListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ConditionConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ConditionDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<ConditionEncounterListArgs, '_reference'>>;
+  ImmunizationList?: Resolver<Array<ResolversTypes['Immunization']>, ParentType, ContextType, RequireFields<ConditionImmunizationListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ConditionObservationListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<ConditionProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ConditionProvenanceListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ConditionTaskListArgs, '_reference'>>;
   abatementAge?: Resolver<Maybe<ResolversTypes['Age']>, ParentType, ContextType>;
   abatementDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -10774,8 +18311,11 @@ export type DeleteResultResolvers<ContextType = RequestContext, ParentType exten
 
 export type DiagnosticReportResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DiagnosticReport'] = ResolversParentTypes['DiagnosticReport']> = {
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<DiagnosticReportConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<DiagnosticReportDocumentReferenceListArgs, '_reference'>>;
+  ImmunizationList?: Resolver<Array<ResolversTypes['Immunization']>, ParentType, ContextType, RequireFields<DiagnosticReportImmunizationListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<DiagnosticReportObservationListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<DiagnosticReportProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<DiagnosticReportProvenanceListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<DiagnosticReportTaskListArgs, '_reference'>>;
   basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
   category?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
@@ -10844,6 +18384,88 @@ export type DistanceResolvers<ContextType = RequestContext, ParentType extends R
   value?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 };
 
+export type DocumentReferenceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DocumentReference'] = ResolversParentTypes['DocumentReference']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<DocumentReferenceConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<DocumentReferenceDocumentReferenceListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<DocumentReferenceObservationListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<DocumentReferenceProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<DocumentReferenceProvenanceListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<DocumentReferenceTaskListArgs, '_reference'>>;
+  authenticator?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  author?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  category?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  content?: Resolver<Maybe<Array<Maybe<ResolversTypes['DocumentReferenceContent']>>>, ParentType, ContextType>;
+  context?: Resolver<Maybe<ResolversTypes['DocumentReferenceContext']>, ParentType, ContextType>;
+  custodian?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  docStatus?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  masterIdentifier?: Resolver<Maybe<ResolversTypes['Identifier']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  relatesTo?: Resolver<Maybe<Array<Maybe<ResolversTypes['DocumentReferenceRelatesTo']>>>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  securityLabel?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type DocumentReferenceConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DocumentReferenceConnection'] = ResolversParentTypes['DocumentReferenceConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['DocumentReferenceConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type DocumentReferenceConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DocumentReferenceConnectionEdge'] = ResolversParentTypes['DocumentReferenceConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['DocumentReference'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type DocumentReferenceContentResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DocumentReferenceContent'] = ResolversParentTypes['DocumentReferenceContent']> = {
+  attachment?: Resolver<Maybe<ResolversTypes['Attachment']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  format?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
+export type DocumentReferenceContextResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DocumentReferenceContext'] = ResolversParentTypes['DocumentReferenceContext']> = {
+  encounter?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  event?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  facilityType?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  period?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  practiceSetting?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  related?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  sourcePatientInfo?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
+export type DocumentReferenceRelatesToResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DocumentReferenceRelatesTo'] = ResolversParentTypes['DocumentReferenceRelatesTo']> = {
+  code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  target?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
 export type DosageResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Dosage'] = ResolversParentTypes['Dosage']> = {
   additionalInstruction?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
   asNeededBoolean?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
@@ -10886,13 +18508,18 @@ export type DurationResolvers<ContextType = RequestContext, ParentType extends R
 };
 
 export type EncounterResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Encounter'] = ResolversParentTypes['Encounter']> = {
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<EncounterCarePlanListArgs, '_reference'>>;
+  ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<EncounterClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<EncounterConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<EncounterDiagnosticReportListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<EncounterDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<EncounterEncounterListArgs, '_reference'>>;
+  ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<EncounterExplanationOfBenefitListArgs, '_reference'>>;
   ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<EncounterImagingStudyListArgs, '_reference'>>;
   MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<EncounterMedicationRequestListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<EncounterObservationListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<EncounterProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<EncounterProvenanceListArgs, '_reference'>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<EncounterServiceRequestListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<EncounterTaskListArgs, '_reference'>>;
   account?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
@@ -11007,6 +18634,366 @@ export type EncounterStatusHistoryResolvers<ContextType = RequestContext, Parent
   status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
+export type ExplanationOfBenefitResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefit'] = ResolversParentTypes['ExplanationOfBenefit']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitDocumentReferenceListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitObservationListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitProvenanceListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitTaskListArgs, '_reference'>>;
+  accident?: Resolver<Maybe<ResolversTypes['ExplanationOfBenefitAccident']>, ParentType, ContextType>;
+  addItem?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitAddItem']>>>, ParentType, ContextType>;
+  adjudication?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitItemAdjudication']>>>, ParentType, ContextType>;
+  benefitBalance?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitBenefitBalance']>>>, ParentType, ContextType>;
+  benefitPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  billablePeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  careTeam?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitCareTeam']>>>, ParentType, ContextType>;
+  claim?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  claimResponse?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  created?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  diagnosis?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitDiagnosis']>>>, ParentType, ContextType>;
+  disposition?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  enterer?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  facility?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  form?: Resolver<Maybe<ResolversTypes['Attachment']>, ParentType, ContextType>;
+  formCode?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  fundsReserve?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  fundsReserveRequested?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  insurance?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitInsurance']>>>, ParentType, ContextType>;
+  insurer?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  item?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitItem']>>>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  originalPrescription?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  outcome?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  payee?: Resolver<Maybe<ResolversTypes['ExplanationOfBenefitPayee']>, ParentType, ContextType>;
+  payment?: Resolver<Maybe<ResolversTypes['ExplanationOfBenefitPayment']>, ParentType, ContextType>;
+  preAuthRef?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  preAuthRefPeriod?: Resolver<Maybe<Array<Maybe<ResolversTypes['Period']>>>, ParentType, ContextType>;
+  precedence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  prescription?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  priority?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  procedure?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitProcedure']>>>, ParentType, ContextType>;
+  processNote?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitProcessNote']>>>, ParentType, ContextType>;
+  provider?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  referral?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  related?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitRelated']>>>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  subType?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  supportingInfo?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitSupportingInfo']>>>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  total?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitTotal']>>>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  use?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitAccidentResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitAccident'] = ResolversParentTypes['ExplanationOfBenefitAccident']> = {
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  locationAddress?: Resolver<Maybe<ResolversTypes['Address']>, ParentType, ContextType>;
+  locationReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitAddItemResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitAddItem'] = ResolversParentTypes['ExplanationOfBenefitAddItem']> = {
+  adjudication?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitItemAdjudication']>>>, ParentType, ContextType>;
+  bodySite?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  detail?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitAddItemDetail']>>>, ParentType, ContextType>;
+  detailSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  factor?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  itemSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  locationAddress?: Resolver<Maybe<ResolversTypes['Address']>, ParentType, ContextType>;
+  locationCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  locationReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  modifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  net?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  noteNumber?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  productOrService?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  programCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  provider?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  servicedDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  servicedPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  subDetailSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  subSite?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  unitPrice?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitAddItemDetailResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitAddItemDetail'] = ResolversParentTypes['ExplanationOfBenefitAddItemDetail']> = {
+  adjudication?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitItemAdjudication']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  factor?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  net?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  noteNumber?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  productOrService?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  subDetail?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitAddItemDetailSubDetail']>>>, ParentType, ContextType>;
+  unitPrice?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitAddItemDetailSubDetailResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitAddItemDetailSubDetail'] = ResolversParentTypes['ExplanationOfBenefitAddItemDetailSubDetail']> = {
+  adjudication?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitItemAdjudication']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  factor?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  net?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  noteNumber?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  productOrService?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  unitPrice?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitBenefitBalanceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitBenefitBalance'] = ResolversParentTypes['ExplanationOfBenefitBenefitBalance']> = {
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  excluded?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  financial?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitBenefitBalanceFinancial']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  network?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  term?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  unit?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitBenefitBalanceFinancialResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitBenefitBalanceFinancial'] = ResolversParentTypes['ExplanationOfBenefitBenefitBalanceFinancial']> = {
+  allowedMoney?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  allowedString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  allowedUnsignedInt?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  usedMoney?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  usedUnsignedInt?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitCareTeamResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitCareTeam'] = ResolversParentTypes['ExplanationOfBenefitCareTeam']> = {
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  provider?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  qualification?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  responsible?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  role?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitConnection'] = ResolversParentTypes['ExplanationOfBenefitConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ExplanationOfBenefitConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitConnectionEdge'] = ResolversParentTypes['ExplanationOfBenefitConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['ExplanationOfBenefit'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitDiagnosisResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitDiagnosis'] = ResolversParentTypes['ExplanationOfBenefitDiagnosis']> = {
+  diagnosisCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  diagnosisReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  onAdmission?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  packageCode?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitInsuranceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitInsurance'] = ResolversParentTypes['ExplanationOfBenefitInsurance']> = {
+  coverage?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  focal?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  preAuthRef?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitItemResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitItem'] = ResolversParentTypes['ExplanationOfBenefitItem']> = {
+  adjudication?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitItemAdjudication']>>>, ParentType, ContextType>;
+  bodySite?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  careTeamSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  detail?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitItemDetail']>>>, ParentType, ContextType>;
+  diagnosisSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  factor?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  informationSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  locationAddress?: Resolver<Maybe<ResolversTypes['Address']>, ParentType, ContextType>;
+  locationCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  locationReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  modifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  net?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  noteNumber?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  procedureSequence?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  productOrService?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  programCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  revenue?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  servicedDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  servicedPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  subSite?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  udi?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  unitPrice?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitItemAdjudicationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitItemAdjudication'] = ResolversParentTypes['ExplanationOfBenefitItemAdjudication']> = {
+  amount?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  reason?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  value?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitItemDetailResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitItemDetail'] = ResolversParentTypes['ExplanationOfBenefitItemDetail']> = {
+  adjudication?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitItemAdjudication']>>>, ParentType, ContextType>;
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  factor?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  net?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  noteNumber?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  productOrService?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  programCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  revenue?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  subDetail?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitItemDetailSubDetail']>>>, ParentType, ContextType>;
+  udi?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  unitPrice?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitItemDetailSubDetailResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitItemDetailSubDetail'] = ResolversParentTypes['ExplanationOfBenefitItemDetailSubDetail']> = {
+  adjudication?: Resolver<Maybe<Array<Maybe<ResolversTypes['ExplanationOfBenefitItemAdjudication']>>>, ParentType, ContextType>;
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  factor?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  net?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  noteNumber?: Resolver<Maybe<Array<Maybe<ResolversTypes['Int']>>>, ParentType, ContextType>;
+  productOrService?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  programCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  revenue?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  udi?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  unitPrice?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitPayeeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitPayee'] = ResolversParentTypes['ExplanationOfBenefitPayee']> = {
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  party?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitPaymentResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitPayment'] = ResolversParentTypes['ExplanationOfBenefitPayment']> = {
+  adjustment?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  adjustmentReason?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  amount?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<ResolversTypes['Identifier']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitProcedureResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitProcedure'] = ResolversParentTypes['ExplanationOfBenefitProcedure']> = {
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  procedureCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  procedureReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  udi?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitProcessNoteResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitProcessNote'] = ResolversParentTypes['ExplanationOfBenefitProcessNote']> = {
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  number?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitRelatedResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitRelated'] = ResolversParentTypes['ExplanationOfBenefitRelated']> = {
+  claim?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  reference?: Resolver<Maybe<ResolversTypes['Identifier']>, ParentType, ContextType>;
+  relationship?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitSupportingInfoResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitSupportingInfo'] = ResolversParentTypes['ExplanationOfBenefitSupportingInfo']> = {
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  code?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  reason?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  sequence?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  timingDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  timingPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  valueAttachment?: Resolver<Maybe<ResolversTypes['Attachment']>, ParentType, ContextType>;
+  valueBoolean?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  valueQuantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  valueReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  valueString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ExplanationOfBenefitTotalResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefitTotal'] = ResolversParentTypes['ExplanationOfBenefitTotal']> = {
+  amount?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
 export type ExpressionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Expression'] = ResolversParentTypes['Expression']> = {
   description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   expression?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -11073,6 +19060,76 @@ export type ExtensionResolvers<ContextType = RequestContext, ParentType extends 
   valueUuid?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
+export type GoalResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Goal'] = ResolversParentTypes['Goal']> = {
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<GoalCarePlanListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<GoalConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<GoalDocumentReferenceListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<GoalObservationListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<GoalProvenanceListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<GoalTaskListArgs, '_reference'>>;
+  achievementStatus?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  addresses?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  category?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  expressedBy?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  lifecycleStatus?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType>;
+  outcomeCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  outcomeReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  priority?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  startCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  startDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  statusDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  statusReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  target?: Resolver<Maybe<Array<Maybe<ResolversTypes['GoalTarget']>>>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type GoalConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['GoalConnection'] = ResolversParentTypes['GoalConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['GoalConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type GoalConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['GoalConnectionEdge'] = ResolversParentTypes['GoalConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Goal'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type GoalTargetResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['GoalTarget'] = ResolversParentTypes['GoalTarget']> = {
+  detailBoolean?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  detailCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  detailInteger?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  detailQuantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  detailRange?: Resolver<Maybe<ResolversTypes['Range']>, ParentType, ContextType>;
+  detailRatio?: Resolver<Maybe<ResolversTypes['Ratio']>, ParentType, ContextType>;
+  detailString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  dueDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  dueDuration?: Resolver<Maybe<ResolversTypes['Duration']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  measure?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
 export type HubStatusResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['HubStatus'] = ResolversParentTypes['HubStatus']> = {
   databaseReachable?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   fhirVersion?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -11106,7 +19163,9 @@ export type IdentifierResolvers<ContextType = RequestContext, ParentType extends
 
 export type ImagingStudyResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImagingStudy'] = ResolversParentTypes['ImagingStudy']> = {
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ImagingStudyConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ImagingStudyDocumentReferenceListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ImagingStudyObservationListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ImagingStudyProvenanceListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ImagingStudyTaskListArgs, '_reference'>>;
   basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
   contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
@@ -11194,18 +19253,135 @@ export type ImagingStudySeriesPerformerResolvers<ContextType = RequestContext, P
   modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
 };
 
+export type ImmunizationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Immunization'] = ResolversParentTypes['Immunization']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ImmunizationConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ImmunizationDocumentReferenceListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ImmunizationObservationListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ImmunizationProvenanceListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ImmunizationTaskListArgs, '_reference'>>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  doseQuantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  education?: Resolver<Maybe<Array<Maybe<ResolversTypes['ImmunizationEducation']>>>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  expirationDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  fundingSource?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  isSubpotent?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  location?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  lotNumber?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  manufacturer?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType>;
+  occurrenceDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  occurrenceString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  performer?: Resolver<Maybe<Array<Maybe<ResolversTypes['ImmunizationPerformer']>>>, ParentType, ContextType>;
+  primarySource?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  programEligibility?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  protocolApplied?: Resolver<Maybe<Array<Maybe<ResolversTypes['ImmunizationProtocolApplied']>>>, ParentType, ContextType>;
+  reaction?: Resolver<Maybe<Array<Maybe<ResolversTypes['ImmunizationReaction']>>>, ParentType, ContextType>;
+  reasonCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  reasonReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  recorded?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  reportOrigin?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  route?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  site?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  statusReason?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  subpotentReason?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  vaccineCode?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type ImmunizationConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImmunizationConnection'] = ResolversParentTypes['ImmunizationConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ImmunizationConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ImmunizationConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImmunizationConnectionEdge'] = ResolversParentTypes['ImmunizationConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Immunization'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type ImmunizationEducationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImmunizationEducation'] = ResolversParentTypes['ImmunizationEducation']> = {
+  documentType?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  presentationDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  publicationDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  reference?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ImmunizationPerformerResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImmunizationPerformer'] = ResolversParentTypes['ImmunizationPerformer']> = {
+  actor?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  function?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+};
+
+export type ImmunizationProtocolAppliedResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImmunizationProtocolApplied'] = ResolversParentTypes['ImmunizationProtocolApplied']> = {
+  authority?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  doseNumberPositiveInt?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  doseNumberString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  series?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  seriesDosesPositiveInt?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  seriesDosesString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  targetDisease?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+};
+
+export type ImmunizationReactionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImmunizationReaction'] = ResolversParentTypes['ImmunizationReaction']> = {
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  detail?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  reported?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+};
+
+export type ImportCountsResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImportCounts'] = ResolversParentTypes['ImportCounts']> = {
+  created?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  failed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  unchanged?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  updated?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export interface JsonScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['JSON'], any> {
   name: 'JSON';
 }
 
 export type LocationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Location'] = ResolversParentTypes['Location']> = {
+  ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<LocationClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<LocationConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<LocationDiagnosticReportListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<LocationDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<LocationEncounterListArgs, '_reference'>>;
+  ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<LocationExplanationOfBenefitListArgs, '_reference'>>;
+  ImmunizationList?: Resolver<Array<ResolversTypes['Immunization']>, ParentType, ContextType, RequireFields<LocationImmunizationListArgs, '_reference'>>;
   LocationList?: Resolver<Array<ResolversTypes['Location']>, ParentType, ContextType, RequireFields<LocationLocationListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<LocationObservationListArgs, '_reference'>>;
   PractitionerRoleList?: Resolver<Array<ResolversTypes['PractitionerRole']>, ParentType, ContextType, RequireFields<LocationPractitionerRoleListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<LocationProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<LocationProvenanceListArgs, '_reference'>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<LocationServiceRequestListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<LocationTaskListArgs, '_reference'>>;
   address?: Resolver<Maybe<ResolversTypes['Address']>, ParentType, ContextType>;
@@ -11275,9 +19451,12 @@ export type LocationPositionResolvers<ContextType = RequestContext, ParentType e
 };
 
 export type MedicationRequestResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationRequest'] = ResolversParentTypes['MedicationRequest']> = {
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<MedicationRequestCarePlanListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<MedicationRequestConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<MedicationRequestDiagnosticReportListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<MedicationRequestDocumentReferenceListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<MedicationRequestObservationListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<MedicationRequestProvenanceListArgs, '_reference'>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<MedicationRequestServiceRequestListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<MedicationRequestTaskListArgs, '_reference'>>;
   authoredOn?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -11402,18 +19581,36 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   AllergyIntoleranceCreate?: Resolver<ResolversTypes['AllergyIntolerance'], ParentType, ContextType, RequireFields<MutationAllergyIntoleranceCreateArgs, 'res'>>;
   AllergyIntoleranceDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationAllergyIntoleranceDeleteArgs, 'id'>>;
   AllergyIntoleranceUpdate?: Resolver<ResolversTypes['AllergyIntolerance'], ParentType, ContextType, RequireFields<MutationAllergyIntoleranceUpdateArgs, 'id' | 'res'>>;
+  CarePlanCreate?: Resolver<ResolversTypes['CarePlan'], ParentType, ContextType, RequireFields<MutationCarePlanCreateArgs, 'res'>>;
+  CarePlanDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationCarePlanDeleteArgs, 'id'>>;
+  CarePlanUpdate?: Resolver<ResolversTypes['CarePlan'], ParentType, ContextType, RequireFields<MutationCarePlanUpdateArgs, 'id' | 'res'>>;
+  ClaimCreate?: Resolver<ResolversTypes['Claim'], ParentType, ContextType, RequireFields<MutationClaimCreateArgs, 'res'>>;
+  ClaimDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationClaimDeleteArgs, 'id'>>;
+  ClaimUpdate?: Resolver<ResolversTypes['Claim'], ParentType, ContextType, RequireFields<MutationClaimUpdateArgs, 'id' | 'res'>>;
   ConditionCreate?: Resolver<ResolversTypes['Condition'], ParentType, ContextType, RequireFields<MutationConditionCreateArgs, 'res'>>;
   ConditionDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationConditionDeleteArgs, 'id'>>;
   ConditionUpdate?: Resolver<ResolversTypes['Condition'], ParentType, ContextType, RequireFields<MutationConditionUpdateArgs, 'id' | 'res'>>;
   DiagnosticReportCreate?: Resolver<ResolversTypes['DiagnosticReport'], ParentType, ContextType, RequireFields<MutationDiagnosticReportCreateArgs, 'res'>>;
   DiagnosticReportDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationDiagnosticReportDeleteArgs, 'id'>>;
   DiagnosticReportUpdate?: Resolver<ResolversTypes['DiagnosticReport'], ParentType, ContextType, RequireFields<MutationDiagnosticReportUpdateArgs, 'id' | 'res'>>;
+  DocumentReferenceCreate?: Resolver<ResolversTypes['DocumentReference'], ParentType, ContextType, RequireFields<MutationDocumentReferenceCreateArgs, 'res'>>;
+  DocumentReferenceDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationDocumentReferenceDeleteArgs, 'id'>>;
+  DocumentReferenceUpdate?: Resolver<ResolversTypes['DocumentReference'], ParentType, ContextType, RequireFields<MutationDocumentReferenceUpdateArgs, 'id' | 'res'>>;
   EncounterCreate?: Resolver<ResolversTypes['Encounter'], ParentType, ContextType, RequireFields<MutationEncounterCreateArgs, 'res'>>;
   EncounterDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationEncounterDeleteArgs, 'id'>>;
   EncounterUpdate?: Resolver<ResolversTypes['Encounter'], ParentType, ContextType, RequireFields<MutationEncounterUpdateArgs, 'id' | 'res'>>;
+  ExplanationOfBenefitCreate?: Resolver<ResolversTypes['ExplanationOfBenefit'], ParentType, ContextType, RequireFields<MutationExplanationOfBenefitCreateArgs, 'res'>>;
+  ExplanationOfBenefitDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationExplanationOfBenefitDeleteArgs, 'id'>>;
+  ExplanationOfBenefitUpdate?: Resolver<ResolversTypes['ExplanationOfBenefit'], ParentType, ContextType, RequireFields<MutationExplanationOfBenefitUpdateArgs, 'id' | 'res'>>;
+  GoalCreate?: Resolver<ResolversTypes['Goal'], ParentType, ContextType, RequireFields<MutationGoalCreateArgs, 'res'>>;
+  GoalDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationGoalDeleteArgs, 'id'>>;
+  GoalUpdate?: Resolver<ResolversTypes['Goal'], ParentType, ContextType, RequireFields<MutationGoalUpdateArgs, 'id' | 'res'>>;
   ImagingStudyCreate?: Resolver<ResolversTypes['ImagingStudy'], ParentType, ContextType, RequireFields<MutationImagingStudyCreateArgs, 'res'>>;
   ImagingStudyDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationImagingStudyDeleteArgs, 'id'>>;
   ImagingStudyUpdate?: Resolver<ResolversTypes['ImagingStudy'], ParentType, ContextType, RequireFields<MutationImagingStudyUpdateArgs, 'id' | 'res'>>;
+  ImmunizationCreate?: Resolver<ResolversTypes['Immunization'], ParentType, ContextType, RequireFields<MutationImmunizationCreateArgs, 'res'>>;
+  ImmunizationDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationImmunizationDeleteArgs, 'id'>>;
+  ImmunizationUpdate?: Resolver<ResolversTypes['Immunization'], ParentType, ContextType, RequireFields<MutationImmunizationUpdateArgs, 'id' | 'res'>>;
   LocationCreate?: Resolver<ResolversTypes['Location'], ParentType, ContextType, RequireFields<MutationLocationCreateArgs, 'res'>>;
   LocationDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationLocationDeleteArgs, 'id'>>;
   LocationUpdate?: Resolver<ResolversTypes['Location'], ParentType, ContextType, RequireFields<MutationLocationUpdateArgs, 'id' | 'res'>>;
@@ -11438,6 +19635,9 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   ProcedureCreate?: Resolver<ResolversTypes['Procedure'], ParentType, ContextType, RequireFields<MutationProcedureCreateArgs, 'res'>>;
   ProcedureDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationProcedureDeleteArgs, 'id'>>;
   ProcedureUpdate?: Resolver<ResolversTypes['Procedure'], ParentType, ContextType, RequireFields<MutationProcedureUpdateArgs, 'id' | 'res'>>;
+  ProvenanceCreate?: Resolver<ResolversTypes['Provenance'], ParentType, ContextType, RequireFields<MutationProvenanceCreateArgs, 'res'>>;
+  ProvenanceDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationProvenanceDeleteArgs, 'id'>>;
+  ProvenanceUpdate?: Resolver<ResolversTypes['Provenance'], ParentType, ContextType, RequireFields<MutationProvenanceUpdateArgs, 'id' | 'res'>>;
   ServiceRequestCreate?: Resolver<ResolversTypes['ServiceRequest'], ParentType, ContextType, RequireFields<MutationServiceRequestCreateArgs, 'res'>>;
   ServiceRequestDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationServiceRequestDeleteArgs, 'id'>>;
   ServiceRequestUpdate?: Resolver<ResolversTypes['ServiceRequest'], ParentType, ContextType, RequireFields<MutationServiceRequestUpdateArgs, 'id' | 'res'>>;
@@ -11445,6 +19645,7 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   TaskDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationTaskDeleteArgs, 'id'>>;
   TaskUpdate?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationTaskUpdateArgs, 'id' | 'res'>>;
   _noop?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  importBundle?: Resolver<ResolversTypes['BundleImportResult'], ParentType, ContextType, RequireFields<MutationImportBundleArgs, 'bundle'>>;
 };
 
 export type NarrativeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Narrative'] = ResolversParentTypes['Narrative']> = {
@@ -11457,9 +19658,12 @@ export type NarrativeResolvers<ContextType = RequestContext, ParentType extends 
 export type ObservationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Observation'] = ResolversParentTypes['Observation']> = {
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ObservationConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<ObservationDiagnosticReportListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ObservationDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<ObservationEncounterListArgs, '_reference'>>;
+  ImmunizationList?: Resolver<Array<ResolversTypes['Immunization']>, ParentType, ContextType, RequireFields<ObservationImmunizationListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ObservationObservationListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<ObservationProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ObservationProvenanceListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ObservationTaskListArgs, '_reference'>>;
   basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
   bodySite?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
@@ -11562,10 +19766,16 @@ export type ObservationReferenceRangeResolvers<ContextType = RequestContext, Par
 };
 
 export type OrganizationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Organization'] = ResolversParentTypes['Organization']> = {
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<OrganizationCarePlanListArgs, '_reference'>>;
+  ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<OrganizationClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<OrganizationConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<OrganizationDiagnosticReportListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<OrganizationDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<OrganizationEncounterListArgs, '_reference'>>;
+  ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<OrganizationExplanationOfBenefitListArgs, '_reference'>>;
+  GoalList?: Resolver<Array<ResolversTypes['Goal']>, ParentType, ContextType, RequireFields<OrganizationGoalListArgs, '_reference'>>;
   ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<OrganizationImagingStudyListArgs, '_reference'>>;
+  ImmunizationList?: Resolver<Array<ResolversTypes['Immunization']>, ParentType, ContextType, RequireFields<OrganizationImmunizationListArgs, '_reference'>>;
   LocationList?: Resolver<Array<ResolversTypes['Location']>, ParentType, ContextType, RequireFields<OrganizationLocationListArgs, '_reference'>>;
   MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<OrganizationMedicationRequestListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<OrganizationObservationListArgs, '_reference'>>;
@@ -11573,6 +19783,7 @@ export type OrganizationResolvers<ContextType = RequestContext, ParentType exten
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<OrganizationPatientListArgs, '_reference'>>;
   PractitionerRoleList?: Resolver<Array<ResolversTypes['PractitionerRole']>, ParentType, ContextType, RequireFields<OrganizationPractitionerRoleListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<OrganizationProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<OrganizationProvenanceListArgs, '_reference'>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<OrganizationServiceRequestListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<OrganizationTaskListArgs, '_reference'>>;
   active?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
@@ -11639,14 +19850,21 @@ export type ParameterDefinitionResolvers<ContextType = RequestContext, ParentTyp
 
 export type PatientResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Patient'] = ResolversParentTypes['Patient']> = {
   AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<PatientAllergyIntoleranceListArgs, '_reference'>>;
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<PatientCarePlanListArgs, '_reference'>>;
+  ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PatientClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<PatientConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<PatientDiagnosticReportListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<PatientDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<PatientEncounterListArgs, '_reference'>>;
+  ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PatientExplanationOfBenefitListArgs, '_reference'>>;
+  GoalList?: Resolver<Array<ResolversTypes['Goal']>, ParentType, ContextType, RequireFields<PatientGoalListArgs, '_reference'>>;
   ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<PatientImagingStudyListArgs, '_reference'>>;
+  ImmunizationList?: Resolver<Array<ResolversTypes['Immunization']>, ParentType, ContextType, RequireFields<PatientImmunizationListArgs, '_reference'>>;
   MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<PatientMedicationRequestListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<PatientObservationListArgs, '_reference'>>;
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<PatientPatientListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<PatientProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<PatientProvenanceListArgs, '_reference'>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<PatientServiceRequestListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<PatientTaskListArgs, '_reference'>>;
   active?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
@@ -11735,15 +19953,21 @@ export type PeriodResolvers<ContextType = RequestContext, ParentType extends Res
 
 export type PractitionerResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Practitioner'] = ResolversParentTypes['Practitioner']> = {
   AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<PractitionerAllergyIntoleranceListArgs, '_reference'>>;
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<PractitionerCarePlanListArgs, '_reference'>>;
+  ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PractitionerClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<PractitionerConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<PractitionerDiagnosticReportListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<PractitionerDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<PractitionerEncounterListArgs, '_reference'>>;
+  ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PractitionerExplanationOfBenefitListArgs, '_reference'>>;
   ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<PractitionerImagingStudyListArgs, '_reference'>>;
+  ImmunizationList?: Resolver<Array<ResolversTypes['Immunization']>, ParentType, ContextType, RequireFields<PractitionerImmunizationListArgs, '_reference'>>;
   MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<PractitionerMedicationRequestListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<PractitionerObservationListArgs, '_reference'>>;
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<PractitionerPatientListArgs, '_reference'>>;
   PractitionerRoleList?: Resolver<Array<ResolversTypes['PractitionerRole']>, ParentType, ContextType, RequireFields<PractitionerPractitionerRoleListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<PractitionerProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<PractitionerProvenanceListArgs, '_reference'>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<PractitionerServiceRequestListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<PractitionerTaskListArgs, '_reference'>>;
   active?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
@@ -11798,14 +20022,20 @@ export type PractitionerQualificationResolvers<ContextType = RequestContext, Par
 
 export type PractitionerRoleResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerRole'] = ResolversParentTypes['PractitionerRole']> = {
   AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<PractitionerRoleAllergyIntoleranceListArgs, '_reference'>>;
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<PractitionerRoleCarePlanListArgs, '_reference'>>;
+  ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PractitionerRoleClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<PractitionerRoleConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<PractitionerRoleDiagnosticReportListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<PractitionerRoleDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<PractitionerRoleEncounterListArgs, '_reference'>>;
+  ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PractitionerRoleExplanationOfBenefitListArgs, '_reference'>>;
   ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<PractitionerRoleImagingStudyListArgs, '_reference'>>;
+  ImmunizationList?: Resolver<Array<ResolversTypes['Immunization']>, ParentType, ContextType, RequireFields<PractitionerRoleImmunizationListArgs, '_reference'>>;
   MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<PractitionerRoleMedicationRequestListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<PractitionerRoleObservationListArgs, '_reference'>>;
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<PractitionerRolePatientListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<PractitionerRoleProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<PractitionerRoleProvenanceListArgs, '_reference'>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<PractitionerRoleServiceRequestListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<PractitionerRoleTaskListArgs, '_reference'>>;
   active?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
@@ -11872,9 +20102,11 @@ export type PractitionerRoleNotAvailableResolvers<ContextType = RequestContext, 
 
 export type ProcedureResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Procedure'] = ResolversParentTypes['Procedure']> = {
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ProcedureConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ProcedureDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<ProcedureEncounterListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ProcedureObservationListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<ProcedureProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ProcedureProvenanceListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ProcedureTaskListArgs, '_reference'>>;
   asserter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
   basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
@@ -11955,6 +20187,72 @@ export type ProcedurePerformerResolvers<ContextType = RequestContext, ParentType
   onBehalfOf?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
 };
 
+export type ProvenanceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Provenance'] = ResolversParentTypes['Provenance']> = {
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ProvenanceConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ProvenanceDocumentReferenceListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ProvenanceObservationListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ProvenanceProvenanceListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ProvenanceTaskListArgs, '_reference'>>;
+  activity?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  agent?: Resolver<Maybe<Array<Maybe<ResolversTypes['ProvenanceAgent']>>>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  entity?: Resolver<Maybe<Array<Maybe<ResolversTypes['ProvenanceEntity']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  location?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  occurredDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  occurredPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  policy?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  reason?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  recorded?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  signature?: Resolver<Maybe<Array<Maybe<ResolversTypes['Signature']>>>, ParentType, ContextType>;
+  target?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type ProvenanceAgentResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ProvenanceAgent'] = ResolversParentTypes['ProvenanceAgent']> = {
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  onBehalfOf?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  role?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  who?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
+export type ProvenanceConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ProvenanceConnection'] = ResolversParentTypes['ProvenanceConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ProvenanceConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ProvenanceConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ProvenanceConnectionEdge'] = ResolversParentTypes['ProvenanceConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Provenance'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type ProvenanceEntityResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ProvenanceEntity'] = ResolversParentTypes['ProvenanceEntity']> = {
+  agent?: Resolver<Maybe<Array<Maybe<ResolversTypes['ProvenanceAgent']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  role?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  what?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
 export type QuantityResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Quantity'] = ResolversParentTypes['Quantity']> = {
   code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   comparator?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -11969,18 +20267,36 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   AllergyIntolerance?: Resolver<Maybe<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<QueryAllergyIntoleranceArgs, 'id'>>;
   AllergyIntoleranceConnection?: Resolver<ResolversTypes['AllergyIntoleranceConnection'], ParentType, ContextType, Partial<QueryAllergyIntoleranceConnectionArgs>>;
   AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, Partial<QueryAllergyIntoleranceListArgs>>;
+  CarePlan?: Resolver<Maybe<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<QueryCarePlanArgs, 'id'>>;
+  CarePlanConnection?: Resolver<ResolversTypes['CarePlanConnection'], ParentType, ContextType, Partial<QueryCarePlanConnectionArgs>>;
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, Partial<QueryCarePlanListArgs>>;
+  Claim?: Resolver<Maybe<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<QueryClaimArgs, 'id'>>;
+  ClaimConnection?: Resolver<ResolversTypes['ClaimConnection'], ParentType, ContextType, Partial<QueryClaimConnectionArgs>>;
+  ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, Partial<QueryClaimListArgs>>;
   Condition?: Resolver<Maybe<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<QueryConditionArgs, 'id'>>;
   ConditionConnection?: Resolver<ResolversTypes['ConditionConnection'], ParentType, ContextType, Partial<QueryConditionConnectionArgs>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, Partial<QueryConditionListArgs>>;
   DiagnosticReport?: Resolver<Maybe<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<QueryDiagnosticReportArgs, 'id'>>;
   DiagnosticReportConnection?: Resolver<ResolversTypes['DiagnosticReportConnection'], ParentType, ContextType, Partial<QueryDiagnosticReportConnectionArgs>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, Partial<QueryDiagnosticReportListArgs>>;
+  DocumentReference?: Resolver<Maybe<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<QueryDocumentReferenceArgs, 'id'>>;
+  DocumentReferenceConnection?: Resolver<ResolversTypes['DocumentReferenceConnection'], ParentType, ContextType, Partial<QueryDocumentReferenceConnectionArgs>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, Partial<QueryDocumentReferenceListArgs>>;
   Encounter?: Resolver<Maybe<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<QueryEncounterArgs, 'id'>>;
   EncounterConnection?: Resolver<ResolversTypes['EncounterConnection'], ParentType, ContextType, Partial<QueryEncounterConnectionArgs>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, Partial<QueryEncounterListArgs>>;
+  ExplanationOfBenefit?: Resolver<Maybe<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<QueryExplanationOfBenefitArgs, 'id'>>;
+  ExplanationOfBenefitConnection?: Resolver<ResolversTypes['ExplanationOfBenefitConnection'], ParentType, ContextType, Partial<QueryExplanationOfBenefitConnectionArgs>>;
+  ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, Partial<QueryExplanationOfBenefitListArgs>>;
+  Goal?: Resolver<Maybe<ResolversTypes['Goal']>, ParentType, ContextType, RequireFields<QueryGoalArgs, 'id'>>;
+  GoalConnection?: Resolver<ResolversTypes['GoalConnection'], ParentType, ContextType, Partial<QueryGoalConnectionArgs>>;
+  GoalList?: Resolver<Array<ResolversTypes['Goal']>, ParentType, ContextType, Partial<QueryGoalListArgs>>;
   ImagingStudy?: Resolver<Maybe<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<QueryImagingStudyArgs, 'id'>>;
   ImagingStudyConnection?: Resolver<ResolversTypes['ImagingStudyConnection'], ParentType, ContextType, Partial<QueryImagingStudyConnectionArgs>>;
   ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, Partial<QueryImagingStudyListArgs>>;
+  Immunization?: Resolver<Maybe<ResolversTypes['Immunization']>, ParentType, ContextType, RequireFields<QueryImmunizationArgs, 'id'>>;
+  ImmunizationConnection?: Resolver<ResolversTypes['ImmunizationConnection'], ParentType, ContextType, Partial<QueryImmunizationConnectionArgs>>;
+  ImmunizationList?: Resolver<Array<ResolversTypes['Immunization']>, ParentType, ContextType, Partial<QueryImmunizationListArgs>>;
   Location?: Resolver<Maybe<ResolversTypes['Location']>, ParentType, ContextType, RequireFields<QueryLocationArgs, 'id'>>;
   LocationConnection?: Resolver<ResolversTypes['LocationConnection'], ParentType, ContextType, Partial<QueryLocationConnectionArgs>>;
   LocationList?: Resolver<Array<ResolversTypes['Location']>, ParentType, ContextType, Partial<QueryLocationListArgs>>;
@@ -12005,6 +20321,9 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   Procedure?: Resolver<Maybe<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<QueryProcedureArgs, 'id'>>;
   ProcedureConnection?: Resolver<ResolversTypes['ProcedureConnection'], ParentType, ContextType, Partial<QueryProcedureConnectionArgs>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, Partial<QueryProcedureListArgs>>;
+  Provenance?: Resolver<Maybe<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<QueryProvenanceArgs, 'id'>>;
+  ProvenanceConnection?: Resolver<ResolversTypes['ProvenanceConnection'], ParentType, ContextType, Partial<QueryProvenanceConnectionArgs>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, Partial<QueryProvenanceListArgs>>;
   ServiceRequest?: Resolver<Maybe<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<QueryServiceRequestArgs, 'id'>>;
   ServiceRequestConnection?: Resolver<ResolversTypes['ServiceRequestConnection'], ParentType, ContextType, Partial<QueryServiceRequestConnectionArgs>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, Partial<QueryServiceRequestListArgs>>;
@@ -12063,12 +20382,15 @@ export type SampledDataResolvers<ContextType = RequestContext, ParentType extend
 };
 
 export type ServiceRequestResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ServiceRequest'] = ResolversParentTypes['ServiceRequest']> = {
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<ServiceRequestCarePlanListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ServiceRequestConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<ServiceRequestDiagnosticReportListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ServiceRequestDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<ServiceRequestEncounterListArgs, '_reference'>>;
   ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<ServiceRequestImagingStudyListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ServiceRequestObservationListArgs, '_reference'>>;
   ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<ServiceRequestProcedureListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ServiceRequestProvenanceListArgs, '_reference'>>;
   ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<ServiceRequestServiceRequestListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ServiceRequestTaskListArgs, '_reference'>>;
   asNeededBoolean?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
@@ -12152,9 +20474,12 @@ export type SignatureResolvers<ContextType = RequestContext, ParentType extends 
 };
 
 export type TaskResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Task'] = ResolversParentTypes['Task']> = {
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<TaskCarePlanListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<TaskConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<TaskDocumentReferenceListArgs, '_reference'>>;
   ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<TaskImagingStudyListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<TaskObservationListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<TaskProvenanceListArgs, '_reference'>>;
   TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<TaskTaskListArgs, '_reference'>>;
   authoredOn?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType>;
@@ -12384,6 +20709,11 @@ export type TriggerDefinitionResolvers<ContextType = RequestContext, ParentType 
   type?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
+export type TypeImportCountsResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['TypeImportCounts'] = ResolversParentTypes['TypeImportCounts']> = {
+  counts?: Resolver<ResolversTypes['ImportCounts'], ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
 export type UsageContextResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['UsageContext'] = ResolversParentTypes['UsageContext']> = {
   code?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
   extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
@@ -12404,6 +20734,27 @@ export type Resolvers<ContextType = RequestContext> = {
   Annotation?: AnnotationResolvers<ContextType>;
   AnyResource?: AnyResourceResolvers<ContextType>;
   Attachment?: AttachmentResolvers<ContextType>;
+  BundleEntryResult?: BundleEntryResultResolvers<ContextType>;
+  BundleImportResult?: BundleImportResultResolvers<ContextType>;
+  CarePlan?: CarePlanResolvers<ContextType>;
+  CarePlanActivity?: CarePlanActivityResolvers<ContextType>;
+  CarePlanActivityDetail?: CarePlanActivityDetailResolvers<ContextType>;
+  CarePlanConnection?: CarePlanConnectionResolvers<ContextType>;
+  CarePlanConnectionEdge?: CarePlanConnectionEdgeResolvers<ContextType>;
+  Claim?: ClaimResolvers<ContextType>;
+  ClaimAccident?: ClaimAccidentResolvers<ContextType>;
+  ClaimCareTeam?: ClaimCareTeamResolvers<ContextType>;
+  ClaimConnection?: ClaimConnectionResolvers<ContextType>;
+  ClaimConnectionEdge?: ClaimConnectionEdgeResolvers<ContextType>;
+  ClaimDiagnosis?: ClaimDiagnosisResolvers<ContextType>;
+  ClaimInsurance?: ClaimInsuranceResolvers<ContextType>;
+  ClaimItem?: ClaimItemResolvers<ContextType>;
+  ClaimItemDetail?: ClaimItemDetailResolvers<ContextType>;
+  ClaimItemDetailSubDetail?: ClaimItemDetailSubDetailResolvers<ContextType>;
+  ClaimPayee?: ClaimPayeeResolvers<ContextType>;
+  ClaimProcedure?: ClaimProcedureResolvers<ContextType>;
+  ClaimRelated?: ClaimRelatedResolvers<ContextType>;
+  ClaimSupportingInfo?: ClaimSupportingInfoResolvers<ContextType>;
   CodeableConcept?: CodeableConceptResolvers<ContextType>;
   Coding?: CodingResolvers<ContextType>;
   Condition?: ConditionResolvers<ContextType>;
@@ -12425,6 +20776,12 @@ export type Resolvers<ContextType = RequestContext> = {
   DiagnosticReportConnectionEdge?: DiagnosticReportConnectionEdgeResolvers<ContextType>;
   DiagnosticReportMedia?: DiagnosticReportMediaResolvers<ContextType>;
   Distance?: DistanceResolvers<ContextType>;
+  DocumentReference?: DocumentReferenceResolvers<ContextType>;
+  DocumentReferenceConnection?: DocumentReferenceConnectionResolvers<ContextType>;
+  DocumentReferenceConnectionEdge?: DocumentReferenceConnectionEdgeResolvers<ContextType>;
+  DocumentReferenceContent?: DocumentReferenceContentResolvers<ContextType>;
+  DocumentReferenceContext?: DocumentReferenceContextResolvers<ContextType>;
+  DocumentReferenceRelatesTo?: DocumentReferenceRelatesToResolvers<ContextType>;
   Dosage?: DosageResolvers<ContextType>;
   DosageDoseAndRate?: DosageDoseAndRateResolvers<ContextType>;
   Duration?: DurationResolvers<ContextType>;
@@ -12437,8 +20794,35 @@ export type Resolvers<ContextType = RequestContext> = {
   EncounterLocation?: EncounterLocationResolvers<ContextType>;
   EncounterParticipant?: EncounterParticipantResolvers<ContextType>;
   EncounterStatusHistory?: EncounterStatusHistoryResolvers<ContextType>;
+  ExplanationOfBenefit?: ExplanationOfBenefitResolvers<ContextType>;
+  ExplanationOfBenefitAccident?: ExplanationOfBenefitAccidentResolvers<ContextType>;
+  ExplanationOfBenefitAddItem?: ExplanationOfBenefitAddItemResolvers<ContextType>;
+  ExplanationOfBenefitAddItemDetail?: ExplanationOfBenefitAddItemDetailResolvers<ContextType>;
+  ExplanationOfBenefitAddItemDetailSubDetail?: ExplanationOfBenefitAddItemDetailSubDetailResolvers<ContextType>;
+  ExplanationOfBenefitBenefitBalance?: ExplanationOfBenefitBenefitBalanceResolvers<ContextType>;
+  ExplanationOfBenefitBenefitBalanceFinancial?: ExplanationOfBenefitBenefitBalanceFinancialResolvers<ContextType>;
+  ExplanationOfBenefitCareTeam?: ExplanationOfBenefitCareTeamResolvers<ContextType>;
+  ExplanationOfBenefitConnection?: ExplanationOfBenefitConnectionResolvers<ContextType>;
+  ExplanationOfBenefitConnectionEdge?: ExplanationOfBenefitConnectionEdgeResolvers<ContextType>;
+  ExplanationOfBenefitDiagnosis?: ExplanationOfBenefitDiagnosisResolvers<ContextType>;
+  ExplanationOfBenefitInsurance?: ExplanationOfBenefitInsuranceResolvers<ContextType>;
+  ExplanationOfBenefitItem?: ExplanationOfBenefitItemResolvers<ContextType>;
+  ExplanationOfBenefitItemAdjudication?: ExplanationOfBenefitItemAdjudicationResolvers<ContextType>;
+  ExplanationOfBenefitItemDetail?: ExplanationOfBenefitItemDetailResolvers<ContextType>;
+  ExplanationOfBenefitItemDetailSubDetail?: ExplanationOfBenefitItemDetailSubDetailResolvers<ContextType>;
+  ExplanationOfBenefitPayee?: ExplanationOfBenefitPayeeResolvers<ContextType>;
+  ExplanationOfBenefitPayment?: ExplanationOfBenefitPaymentResolvers<ContextType>;
+  ExplanationOfBenefitProcedure?: ExplanationOfBenefitProcedureResolvers<ContextType>;
+  ExplanationOfBenefitProcessNote?: ExplanationOfBenefitProcessNoteResolvers<ContextType>;
+  ExplanationOfBenefitRelated?: ExplanationOfBenefitRelatedResolvers<ContextType>;
+  ExplanationOfBenefitSupportingInfo?: ExplanationOfBenefitSupportingInfoResolvers<ContextType>;
+  ExplanationOfBenefitTotal?: ExplanationOfBenefitTotalResolvers<ContextType>;
   Expression?: ExpressionResolvers<ContextType>;
   Extension?: ExtensionResolvers<ContextType>;
+  Goal?: GoalResolvers<ContextType>;
+  GoalConnection?: GoalConnectionResolvers<ContextType>;
+  GoalConnectionEdge?: GoalConnectionEdgeResolvers<ContextType>;
+  GoalTarget?: GoalTargetResolvers<ContextType>;
   HubStatus?: HubStatusResolvers<ContextType>;
   HumanName?: HumanNameResolvers<ContextType>;
   Identifier?: IdentifierResolvers<ContextType>;
@@ -12448,6 +20832,14 @@ export type Resolvers<ContextType = RequestContext> = {
   ImagingStudySeries?: ImagingStudySeriesResolvers<ContextType>;
   ImagingStudySeriesInstance?: ImagingStudySeriesInstanceResolvers<ContextType>;
   ImagingStudySeriesPerformer?: ImagingStudySeriesPerformerResolvers<ContextType>;
+  Immunization?: ImmunizationResolvers<ContextType>;
+  ImmunizationConnection?: ImmunizationConnectionResolvers<ContextType>;
+  ImmunizationConnectionEdge?: ImmunizationConnectionEdgeResolvers<ContextType>;
+  ImmunizationEducation?: ImmunizationEducationResolvers<ContextType>;
+  ImmunizationPerformer?: ImmunizationPerformerResolvers<ContextType>;
+  ImmunizationProtocolApplied?: ImmunizationProtocolAppliedResolvers<ContextType>;
+  ImmunizationReaction?: ImmunizationReactionResolvers<ContextType>;
+  ImportCounts?: ImportCountsResolvers<ContextType>;
   JSON?: GraphQLScalarType;
   Location?: LocationResolvers<ContextType>;
   LocationConnection?: LocationConnectionResolvers<ContextType>;
@@ -12495,6 +20887,11 @@ export type Resolvers<ContextType = RequestContext> = {
   ProcedureConnectionEdge?: ProcedureConnectionEdgeResolvers<ContextType>;
   ProcedureFocalDevice?: ProcedureFocalDeviceResolvers<ContextType>;
   ProcedurePerformer?: ProcedurePerformerResolvers<ContextType>;
+  Provenance?: ProvenanceResolvers<ContextType>;
+  ProvenanceAgent?: ProvenanceAgentResolvers<ContextType>;
+  ProvenanceConnection?: ProvenanceConnectionResolvers<ContextType>;
+  ProvenanceConnectionEdge?: ProvenanceConnectionEdgeResolvers<ContextType>;
+  ProvenanceEntity?: ProvenanceEntityResolvers<ContextType>;
   Quantity?: QuantityResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   Range?: RangeResolvers<ContextType>;
@@ -12515,6 +20912,7 @@ export type Resolvers<ContextType = RequestContext> = {
   Timing?: TimingResolvers<ContextType>;
   TimingRepeat?: TimingRepeatResolvers<ContextType>;
   TriggerDefinition?: TriggerDefinitionResolvers<ContextType>;
+  TypeImportCounts?: TypeImportCountsResolvers<ContextType>;
   UsageContext?: UsageContextResolvers<ContextType>;
 };
 

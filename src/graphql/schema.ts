@@ -4,6 +4,7 @@ import { makeExecutableSchema } from '@graphql-tools/schema';
 import { GraphQLScalarType, Kind, type GraphQLSchema, type ValueNode } from 'graphql';
 import { projectRoot } from '../config.ts';
 import { hubStatusResolvers } from './hub-status.ts';
+import { importResolvers } from './import-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
 
 /** The SDL of schema/hub (hand-written) and schema/fhir (generated), in a stable order. */
@@ -53,7 +54,7 @@ export function buildHubSchema(): GraphQLSchema {
     resolvers: {
       JSON: JSONScalar,
       Query: { ...hubStatusResolvers, ...resources.Query },
-      Mutation: { ...resources.Mutation },
+      Mutation: { ...resources.Mutation, ...importResolvers },
       ...resources.rest,
     },
   });
