@@ -1,0 +1,215 @@
+/**
+ * npm run bench: loads the Synthea data and measures, at concurrency 1 and 16,
+ *   (a) a patient summary query (Patient with encounters, observations, diagnostic reports with their
+ *       results and performers) through the hub's HTTP GraphQL endpoint,
+ *   (b) an observation search by code and date range across all patients,
+ *   (c) import throughput,
+ * printing throughput, p50/p95 latency, database round trips per request, peak RSS, and for (a) and (c) the
+ * ratio to a raw-driver floor that does the same work in-process with the fewest driver calls.
+ *
+ * Environment: MONGODB_URI (default: a throwaway FerretDB started for the run), BENCH_REPLICAS (copies of the
+ * Synthea patients with fresh ids, default 1), BENCH_REQUESTS (requests per measurement, default 32).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+import { startHub } from '../src/app.ts';
+import { loadConfig, projectRoot } from '../src/config.ts';
+import { openDatabase, type DatabaseConnection } from '../src/database/connection.ts';
+import { EmbeddedFerretDb } from '../src/database/embedded-ferretdb.ts';
+import { BundleImporter } from '../src/fhir/bundles.ts';
+import { bundleFiles } from '../src/fhir/import-files.ts';
+import { FhirStore } from '../src/fhir/store.ts';
+import { createLogger } from '../src/log.ts';
+
+const replicas = Number(process.env.BENCH_REPLICAS ?? 1);
+const requestsPerRun = Number(process.env.BENCH_REQUESTS ?? 32);
+const syntheaDir = join(projectRoot, '..', 'shared', 'data', 'synthea-r4');
+
+interface Measurement {
+  label: string;
+  concurrency: number;
+  requests: number;
+  seconds: number;
+  latencies: number[];
+  roundTrips?: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+async function measure(label: string, concurrency: number, requests: number, work: (i: number) => Promise<void>, connection?: DatabaseConnection): Promise<Measurement> {
+  const latencies: number[] = [];
+  let next = 0;
+  const commandsBefore = connection?.commandsSent() ?? 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < requests) {
+        const i = next++;
+        const t = performance.now();
+        await work(i);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { label, concurrency, requests, seconds, latencies: latencies.sort((a, b) => a - b), roundTrips: connection ? (connection.commandsSent() - commandsBefore) / requests : undefined };
+}
+
+function report(m: Measurement, unit = 'req'): string {
+  const rt = m.roundTrips === undefined ? '' : `  round trips/${unit} ${m.roundTrips.toFixed(1)}`;
+  return `${m.label.padEnd(34)} c=${String(m.concurrency).padStart(2)}  ${(m.requests / m.seconds).toFixed(2).padStart(8)} ${unit}/s  p50 ${percentile(m.latencies, 50).toFixed(0).padStart(6)} ms  p95 ${percentile(m.latencies, 95).toFixed(0).padStart(6)} ms${rt}`;
+}
+
+/** Hospital and practitioner ids: shared by all replicas of the patients. */
+const sharedIds = new Set<string>();
+
+async function main(): Promise<void> {
+  const files = await bundleFiles([syntheaDir]);
+  for (const file of files.filter((f) => /Information/.test(f))) {
+    for (const entry of (JSON.parse(readFileSync(file, 'utf8')) as Bundle).entry ?? []) if (entry.resource?.id) sharedIds.add(entry.resource.id);
+  }
+  const bundles: Bundle[] = [];
+  for (let replica = 0; replica < replicas; replica++) {
+    for (const file of files) {
+      const shared = /Information/.test(file);
+      if (replica > 0 && shared) continue;
+      let text = readFileSync(file, 'utf8');
+      if (replica > 0) {
+        text = text.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, (uuid) =>
+          sharedIds.has(uuid) ? uuid : `${uuid.slice(0, 24)}${(parseInt(uuid.slice(24, 28), 16) ^ replica).toString(16).padStart(4, '0')}${uuid.slice(28)}`,
+        );
+      }
+      bundles.push(JSON.parse(text) as Bundle);
+    }
+  }
+  const providers = bundles.filter((bundle) => bundle.entry?.every((entry) => ['Organization', 'Practitioner'].includes(entry.resource?.resourceType ?? '')));
+  const patients = bundles.filter((bundle) => !providers.includes(bundle));
+  const entryCount = bundles.reduce((sum, bundle) => sum + (bundle.entry?.length ?? 0), 0);
+
+  let embedded: EmbeddedFerretDb | undefined;
+  let dataDir: string | undefined;
+  let uri = process.env.MONGODB_URI;
+  if (!uri) {
+    dataDir = mkdtempSync(join(tmpdir(), 'hub-bench-'));
+    embedded = new EmbeddedFerretDb({ dataDir, port: 27000 + Math.floor(Math.random() * 900) });
+    await embedded.start();
+    uri = embedded.uri;
+  }
+  const server = (await openDatabase(uri, 'admin', 5000).db.admin().command({ buildInfo: 1 }).catch(() => ({}))) as { version?: string; ferretdbVersion?: string };
+  console.log(`consortium hub benchmark: ${bundles.length} Synthea Bundles (${replicas} replica(s)), ${entryCount} entries; database ${server.ferretdbVersion ? `FerretDB ${server.ferretdbVersion}` : `MongoDB ${server.version ?? '?'}`}; node ${process.version}, ${requestsPerRun} requests per measurement\n`);
+
+  const results = { push: (line: string): void => console.log(line) };
+  const stamp = Date.now().toString(36);
+
+  // (c) import throughput, and its raw-driver floor: the same resources written with one insertMany per type.
+  const importRuns: Record<number, number> = {};
+  let mainDb = '';
+  for (const concurrency of [1, 16]) {
+    const name = `bench_${stamp}_import_c${concurrency}`;
+    const connection = openDatabase(uri, name, 10_000);
+    const store = new FhirStore(connection.db, { listMaxResults: 100_000 });
+    await store.ensureIndexes();
+    for (const bundle of providers) await new BundleImporter(store).import(bundle);
+    const m = await measure('(c) import, patient Bundles', concurrency, patients.length, async (i) => {
+      const result = await new BundleImporter(store).import(patients[i]!);
+      if (result.summary.failed > 0) throw new Error('import failed');
+    }, connection);
+    const entries = patients.reduce((sum, bundle) => sum + (bundle.entry?.length ?? 0), 0);
+    importRuns[concurrency] = entries / m.seconds;
+    results.push(`${report(m, 'bundle')}  = ${(entries / m.seconds).toFixed(0)} resources/s`);
+    if (concurrency === 16) mainDb = name;
+    else await connection.db.dropDatabase();
+    await connection.close();
+  }
+  {
+    const connection = openDatabase(uri, `bench_${stamp}_floor`, 10_000);
+    // Distinct resources (the same hospital appears in many Bundles), one insertMany per type.
+    const byType = new Map<string, Map<string, { _id: string; json: string }>>();
+    for (const bundle of patients) for (const entry of bundle.entry ?? []) {
+      const resource = entry.resource as Resource;
+      const docs = byType.get(resource.resourceType) ?? new Map<string, { _id: string; json: string }>();
+      docs.set(resource.id as string, { _id: resource.id as string, json: JSON.stringify(resource) });
+      byType.set(resource.resourceType, docs);
+    }
+    const entries = patients.reduce((sum, bundle) => sum + (bundle.entry?.length ?? 0), 0);
+    const started = performance.now();
+    await Promise.all([...byType].map(([type, docs]) => connection.db.collection<{ _id: string; json: string }>(type).insertMany([...docs.values()], { ordered: false })));
+    const floor = entries / ((performance.now() - started) / 1000);
+    results.push(`(c) raw-driver floor (insertMany per type)  ${floor.toFixed(0)} resources/s; import/floor: c=1 ${(importRuns[1]! / floor).toFixed(2)}, c=16 ${(importRuns[16]! / floor).toFixed(2)}`);
+    await connection.db.dropDatabase();
+    await connection.close();
+  }
+
+  // (a) and (b) against the hub over HTTP, on the database imported at concurrency 16.
+  const config = loadConfig({ PORT: '0', LOG_LEVEL: 'error', MONGODB_DB: mainDb, LIST_MAX_RESULTS: '10000' });
+  const hub = await startHub(config, uri, createLogger('error'));
+  await hub.indexesReady;
+  const patientIds = patients.map((bundle) => bundle.entry!.find((entry) => entry.resource?.resourceType === 'Patient')!.resource!.id as string);
+  const summaryQuery = `query Summary($id: ID!) {
+    Patient(id: $id) {
+      id name { family given } birthDate
+      EncounterList(_reference: "patient") { id status period { start end } type { text } }
+      ObservationList(_reference: "patient") { id code { coding { system code } } valueQuantity { value unit } effectiveDateTime }
+      DiagnosticReportList(_reference: "patient") {
+        id code { text } effectiveDateTime
+        result { resource { ... on Observation { id code { text } valueQuantity { value unit } } } }
+        performer { resource { ... on Organization { organizationName: name } ... on Practitioner { name { family } } } }
+      }
+    }
+  }`;
+  const post = async (query: string, variables: Record<string, unknown>): Promise<void> => {
+    const response = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+    const body = (await response.json()) as { errors?: unknown[] };
+    if (body.errors) throw new Error(JSON.stringify(body.errors).slice(0, 300));
+  };
+  const summaryRuns: Record<number, number> = {};
+  for (const concurrency of [1, 16]) {
+    const m = await measure('(a) patient summary (GraphQL/HTTP)', concurrency, requestsPerRun, (i) => post(summaryQuery, { id: patientIds[i % patientIds.length] }), hub.database);
+    summaryRuns[concurrency] = m.requests / m.seconds;
+    results.push(report(m));
+  }
+  // The floor: the same data straight from the driver, in-process, with the fewest calls (3 levels).
+  const db = hub.database.db;
+  const floorSummary = async (id: string): Promise<void> => {
+    const reference = `Patient/${id}`;
+    const [patient, encounters, observations, reports] = await Promise.all([
+      db.collection('Patient').findOne({ _id: id as never }),
+      db.collection('Encounter').find({ 'sp.patient': reference }, { projection: { json: 1 } }).toArray(),
+      db.collection('Observation').find({ 'sp.patient': reference }, { projection: { json: 1 } }).toArray(),
+      db.collection('DiagnosticReport').find({ 'sp.patient': reference }, { projection: { json: 1 } }).toArray(),
+    ]);
+    const parsedReports = reports.map((document) => JSON.parse(document.json as string) as { result?: { reference?: string }[]; performer?: { reference?: string }[] });
+    const ids = (prefix: string, refs: (string | undefined)[]): string[] => refs.filter((r): r is string => !!r?.startsWith(prefix)).map((r) => r.slice(prefix.length));
+    const resultIds = ids('Observation/', parsedReports.flatMap((r) => r.result?.map((x) => x.reference) ?? []));
+    const performerRefs = parsedReports.flatMap((r) => r.performer?.map((x) => x.reference) ?? []);
+    const [results, organizations, practitioners] = await Promise.all([
+      db.collection('Observation').find({ _id: { $in: resultIds as never[] } }, { projection: { json: 1 } }).toArray(),
+      db.collection('Organization').find({ _id: { $in: ids('Organization/', performerRefs) as never[] } }, { projection: { json: 1 } }).toArray(),
+      db.collection('Practitioner').find({ _id: { $in: ids('Practitioner/', performerRefs) as never[] } }, { projection: { json: 1 } }).toArray(),
+    ]);
+    for (const document of [patient, ...encounters, ...observations, ...results, ...organizations, ...practitioners]) if (document) JSON.parse(document.json as string);
+  };
+  for (const concurrency of [1, 16]) {
+    const m = await measure('(a) raw-driver floor', concurrency, requestsPerRun, (i) => floorSummary(patientIds[i % patientIds.length]!), hub.database);
+    results.push(`${report(m)}  hub/floor ${(summaryRuns[concurrency]! / (m.requests / m.seconds)).toFixed(2)}`);
+  }
+  const searchQuery = `query Search($code: String, $date: String) { ObservationList(code: $code, date: $date, _count: 50, _sort: "-date") { id effectiveDateTime valueQuantity { value unit } subject { reference } } }`;
+  const codes = ['http://loinc.org|8302-6', 'http://loinc.org|29463-7', 'http://loinc.org|2093-3', 'http://loinc.org|4548-4'];
+  for (const concurrency of [1, 16]) {
+    results.push(report(await measure('(b) observation search code+date', concurrency, requestsPerRun, (i) => post(searchQuery, { code: codes[i % codes.length], date: 'ge2012-01-01' }), hub.database)));
+  }
+  await hub.stop();
+  results.push(`peak RSS of the process (hub and load generator): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+
+  const cleanup = openDatabase(uri, mainDb, 5000);
+  await cleanup.db.dropDatabase();
+  await cleanup.close();
+  await embedded?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+}
+
+await main();
