@@ -13,6 +13,7 @@ import { projectRoot } from '../src/config.ts';
 import { ensureStructureDefinitions } from '../src/fhir/definitions.ts';
 import { servedResourceTypes } from '../src/fhir/resource-types.ts';
 import { searchParametersOf } from '../src/fhir/search-parameters.ts';
+import { modifiersByType } from '../src/fhir/search-query.ts';
 
 ensureStructureDefinitions();
 
@@ -156,6 +157,9 @@ function searchArguments(type: string): string {
   for (const parameter of [...searchParametersOf(type).values()].sort((a, b) => a.key.localeCompare(b.key))) {
     if (parameter.code === '_id' || parameter.code === '_lastUpdated') continue;
     args.push(`${describe(`${parameter.type}: ${parameter.description}`, '    ')}    ${parameter.key}: String`);
+    for (const modifier of modifiersByType[parameter.type] ?? []) {
+      args.push(`    ${parameter.key}_${modifier}: ${modifier === 'missing' ? 'Boolean' : 'String'}`);
+    }
   }
   args.push('    "Page size; without it a list refuses when more than the configured maximum match"\n    _count: Int');
   args.push('    "Number of matches to skip"\n    _offset: Int');

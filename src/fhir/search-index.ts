@@ -6,8 +6,11 @@
  * - token:     strings `system|code`, `system|`, `code` (and `|code` when there is no system)
  * - reference: strings `Type/id`
  * - date:      `{ lo, hi }`, the earliest start and latest end of the values, as Dates
- * - string:    normalised strings (lower case, accents removed), for starts-with and contains
+ * - string:    normalised strings (lower case, accents removed), for starts-with and contains, and under
+ *              `<key>:exact` the strings as written, for `:exact`
  * - uri:       the exact strings
+ * - quantity:  `{ <unit code>: [values], '*': [all values] }` (unit codes with `.` written `%2E`)
+ * - number:    the numbers
  */
 import { evalFhirPathTyped, toTypedValue, type TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
@@ -19,7 +22,10 @@ export interface DateRange {
   hi: Date;
 }
 
-export type SearchValues = Record<string, string[] | DateRange>;
+export type SearchValues = Record<string, string[] | number[] | DateRange | Record<string, number[]>>;
+
+/** A unit code as a field name: no `.` (MongoDB paths) and no leading `$`. */
+export const unitKey = (unit: string): string => unit.replace(/%/g, '%25').replace(/\./g, '%2E').replace(/^\$/, '%24');
 
 /** Lower case, accents removed, width folded: `Zoë` and `ZOE` match; Chinese text is unchanged. */
 export function normalizeString(value: string): string {
@@ -82,8 +88,12 @@ function tokenValues(value: TypedValue): string[] {
   }
 }
 
-/** `Patient/123`, also from absolute URLs and `Patient/123/_history/2`; `#contained` and identifiers-only are skipped. */
+/**
+ * `Patient/123`, also from absolute URLs and `Patient/123/_history/2`. Contained (`#id`) and `urn:` references
+ * are kept as written, so `:missing` tells apart a resource that has a reference from one that has none.
+ */
 export function normalizeReference(reference: string): string | undefined {
+  if (/^#[A-Za-z0-9\-.]{1,64}$/.test(reference)) return reference;
   const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(reference);
   if (match) return `${match[1]}/${match[2]}`;
   if (reference.startsWith('urn:uuid:') || reference.startsWith('urn:oid:')) return reference;
@@ -158,14 +168,36 @@ export function extractSearchValues(resource: Resource): SearchValues {
       };
       continue;
     }
+    if (parameter.type === 'quantity') {
+      const byUnit: Record<string, number[]> = {};
+      for (const result of results) {
+        const quantity = result.value as { value?: number; code?: string; unit?: string };
+        if (typeof quantity?.value !== 'number') continue;
+        for (const key of ['*', ...(quantity.code ?? quantity.unit ? [unitKey((quantity.code ?? quantity.unit) as string)] : [])]) {
+          (byUnit[key] ??= []).push(quantity.value);
+        }
+      }
+      if (byUnit['*']) values[parameter.key] = byUnit;
+      continue;
+    }
+    if (parameter.type === 'number') {
+      const numbers = results.map((result) => result.value).filter((v): v is number => typeof v === 'number');
+      if (numbers.length > 0) values[parameter.key] = numbers;
+      continue;
+    }
+    if (parameter.type === 'string') {
+      const raw = [...new Set(results.flatMap(stringValues).filter((v) => v.length > 0))];
+      if (raw.length === 0) continue;
+      values[parameter.key] = [...new Set(raw.map(normalizeString))];
+      values[`${parameter.key}:exact`] = raw;
+      continue;
+    }
     const strings =
       parameter.type === 'token'
         ? results.flatMap(tokenValues)
         : parameter.type === 'reference'
           ? results.flatMap(referenceValues)
-          : parameter.type === 'string'
-            ? results.flatMap(stringValues).map(normalizeString)
-            : results.map((result) => result.value).filter((v): v is string => typeof v === 'string');
+          : results.map((result) => result.value).filter((v): v is string => typeof v === 'string');
     const unique = [...new Set(strings.filter((s) => s.length > 0))];
     if (unique.length > 0) values[parameter.key] = unique;
   }

@@ -7,7 +7,7 @@ import { officialSearchParameters } from './definitions.ts';
 import { servedResourceTypes } from './resource-types.ts';
 
 /** Parameter types whose values the store extracts and the search compiler understands. */
-export const supportedParameterTypes = ['token', 'reference', 'date', 'string', 'uri'] as const;
+export const supportedParameterTypes = ['token', 'reference', 'date', 'string', 'uri', 'quantity', 'number'] as const;
 export type SupportedParameterType = (typeof supportedParameterTypes)[number];
 
 export interface SearchParameterDefinition {

@@ -7,7 +7,7 @@
  */
 import type { Filter, Sort } from 'mongodb';
 import { badInput } from '../errors.ts';
-import { dateRange, normalizeReference, normalizeString } from './search-index.ts';
+import { dateRange, normalizeReference, normalizeString, unitKey } from './search-index.ts';
 import { findSearchParameter, type SearchParameterDefinition } from './search-parameters.ts';
 
 /** The stored document of a current resource version. */
@@ -23,7 +23,7 @@ export interface ResourceDocument {
   sp: Record<string, unknown>;
 }
 
-export type SearchArguments = Record<string, string | string[] | number | null | undefined>;
+export type SearchArguments = Record<string, string | string[] | number | boolean | null | undefined>;
 
 export interface CompiledSearch {
   filter: Filter<ResourceDocument>;
@@ -51,11 +51,6 @@ function splitValues(name: string, raw: string): string[] {
     if (value.length > MAX_VALUE_LENGTH) throw badInput(`A value of search parameter ${name} is too long`, [name]);
   }
   return values;
-}
-
-function tokenCandidates(value: string): string[] {
-  // Stored forms: `system|code`, `system|`, `code`, `|code`; the query form is matched exactly against them.
-  return [value];
 }
 
 function referenceCandidates(parameter: SearchParameterDefinition, name: string, value: string): string[] {
@@ -102,35 +97,106 @@ function escapeRegex(value: string): string {
   return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function parameterCondition(resourceType: string, name: string, raw: string): Filter<ResourceDocument> {
-  const values = splitValues(name, raw);
-  if (name === '_id') {
-    for (const id of values) {
-      if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw badInput(`Search parameter _id: "${id}" is not a valid id`, ['_id']);
+/** Search modifiers, written as a suffix of the argument name: `name_exact`, `code_not`, `subject_missing`. */
+export const modifiersByType: Record<string, readonly string[]> = {
+  string: ['exact', 'contains', 'missing'],
+  token: ['not', 'missing'],
+  reference: ['missing'],
+  date: ['missing'],
+  quantity: ['missing'],
+};
+
+/** `5.4` -> the range it stands for at its precision: [5.35, 5.45). */
+function numberRange(name: string, text: string): { value: number; lo: number; hi: number } {
+  if (!/^-?\d+(\.\d+)?$/.test(text)) throw badInput(`Search parameter ${name}: "${text}" is not a number`, [name]);
+  const value = Number(text);
+  const decimals = text.split('.')[1]?.length ?? 0;
+  const half = 0.5 * 10 ** -decimals;
+  return { value, lo: value - half, hi: value + half };
+}
+
+const numberPrefixes = ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'sa', 'eb', 'ap'] as const;
+
+function numberCondition(field: string, name: string, raw: string): Filter<ResourceDocument> {
+  const prefix = numberPrefixes.find((p) => raw.startsWith(p)) ?? 'eq';
+  const { value, lo, hi } = numberRange(name, numberPrefixes.includes(raw.slice(0, 2) as never) ? raw.slice(2) : raw);
+  switch (prefix) {
+    case 'eq':
+      return { [field]: { $gte: lo, $lt: hi } };
+    case 'ne':
+      return { $or: [{ [field]: { $lt: lo } }, { [field]: { $gte: hi } }] };
+    case 'lt':
+    case 'eb':
+      return { [field]: { $lt: value } };
+    case 'le':
+      return { [field]: { $lte: value } };
+    case 'gt':
+    case 'sa':
+      return { [field]: { $gt: value } };
+    case 'ge':
+      return { [field]: { $gte: value } };
+    case 'ap': {
+      const margin = Math.abs(value) * 0.1;
+      return { [field]: { $gte: value - margin, $lte: value + margin } };
     }
-    return { _id: { $in: values } };
   }
-  if (name === '_lastUpdated') {
-    const conditions = values.map((value) => dateCondition('ts', 'ts', name, value));
+}
+
+/** `[prefix]number[|system|code]`: the unit, when given, is matched by its code (UCUM codes are unique). */
+function quantityCondition(field: string, name: string, raw: string): Filter<ResourceDocument> {
+  const [number = '', , code] = raw.split('|');
+  return numberCondition(`${field}.${code ? unitKey(code) : '*'}`, name, number);
+}
+
+function parameterCondition(resourceType: string, argument: string, raw: string): Filter<ResourceDocument> {
+  if (argument === '_id' || argument === '_lastUpdated') {
+    const values = splitValues(argument, raw);
+    if (argument === '_id') {
+      for (const id of values) {
+        if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw badInput(`Search parameter _id: "${id}" is not a valid id`, ['_id']);
+      }
+      return { _id: { $in: values } };
+    }
+    const conditions = values.map((value) => dateCondition('ts', 'ts', argument, value));
     return conditions.length === 1 ? conditions[0]! : { $or: conditions };
   }
-  const parameter = findSearchParameter(resourceType, name);
-  if (!parameter) throw badInput(`Unknown search parameter "${name}" for ${resourceType}`, [name]);
+  let parameter = findSearchParameter(resourceType, argument);
+  let modifier: string | undefined;
+  if (!parameter) {
+    const cut = argument.lastIndexOf('_');
+    const base = cut > 0 ? findSearchParameter(resourceType, argument.slice(0, cut)) : undefined;
+    if (base && modifiersByType[base.type]?.includes(argument.slice(cut + 1))) {
+      parameter = base;
+      modifier = argument.slice(cut + 1);
+    }
+  }
+  if (!parameter) throw badInput(`Unknown search parameter "${argument}" for ${resourceType}`, [argument]);
   const field = `sp.${parameter.key}`;
+  if (modifier === 'missing') {
+    if (raw !== 'true' && raw !== 'false') throw badInput(`${argument} takes true or false`, [argument]);
+    return { [field]: { $exists: raw === 'false' } };
+  }
+  const values = splitValues(argument, raw);
+  const anyOf = (conditions: Filter<ResourceDocument>[]): Filter<ResourceDocument> => (conditions.length === 1 ? conditions[0]! : { $or: conditions });
   switch (parameter.type) {
     case 'token':
     case 'uri':
-      return { [field]: { $in: values.flatMap(tokenCandidates) } };
+      return { [field]: modifier === 'not' ? { $nin: values } : { $in: values } };
     case 'reference':
-      return { [field]: { $in: values.flatMap((value) => referenceCandidates(parameter, name, value)) } };
-    case 'date': {
-      const conditions = values.map((value) => dateCondition(`${field}.lo`, `${field}.hi`, name, value));
-      return conditions.length === 1 ? conditions[0]! : { $or: conditions };
-    }
-    case 'string': {
-      const patterns = values.map((value) => new RegExp(`^${escapeRegex(normalizeString(value))}`));
-      return { [field]: { $in: patterns } };
-    }
+      return { [field]: { $in: values.flatMap((value) => referenceCandidates(parameter, argument, value)) } };
+    case 'date':
+      return anyOf(values.map((value) => dateCondition(`${field}.lo`, `${field}.hi`, argument, value)));
+    case 'quantity':
+      return anyOf(values.map((value) => quantityCondition(field, argument, value)));
+    case 'number':
+      return anyOf(values.map((value) => numberCondition(field, argument, value)));
+    case 'string':
+      if (modifier === 'exact') return { [`${field}:exact`]: { $in: values } };
+      return {
+        [field]: {
+          $in: values.map((value) => new RegExp(`${modifier === 'contains' ? '' : '^'}${escapeRegex(normalizeString(value))}`)),
+        },
+      };
   }
 }
 
@@ -145,7 +211,8 @@ function compileSort(resourceType: string, raw: string | undefined): Sort {
     else {
       const parameter = findSearchParameter(resourceType, name);
       if (!parameter) throw badInput(`Unknown sort parameter "${name}" for ${resourceType}`, ['_sort']);
-      sort[parameter.type === 'date' ? `sp.${parameter.key}.lo` : `sp.${parameter.key}`] = direction;
+      const field = parameter.type === 'date' ? `sp.${parameter.key}.lo` : parameter.type === 'quantity' ? `sp.${parameter.key}.*` : `sp.${parameter.key}`;
+      sort[field] = direction;
     }
   }
   if (!('_id' in sort)) sort._id = 1;
@@ -173,8 +240,8 @@ export function compileSearch(resourceType: string, args: SearchArguments): Comp
     else {
       const repeated = Array.isArray(value) ? value : [value];
       for (const one of repeated) {
-        if (typeof one !== 'string') throw badInput(`Search parameter ${name} must be a string`, [name]);
-        conditions.push(parameterCondition(resourceType, name, one));
+        if (typeof one !== 'string' && typeof one !== 'boolean') throw badInput(`Search parameter ${name} must be a string`, [name]);
+        conditions.push(parameterCondition(resourceType, name, String(one)));
       }
     }
   }
