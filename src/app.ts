@@ -7,6 +7,7 @@ import { HubError, isDatabaseUnavailable } from './errors.ts';
 import { ensureStructureDefinitions } from './fhir/definitions.ts';
 import { FhirStore } from './fhir/store.ts';
 import { createRequestContext, type RequestContext } from './graphql/context.ts';
+import { fhirDirectivesPlugin } from './graphql/directives.ts';
 import { createErrorFormatter } from './graphql/errors.ts';
 import { buildHubSchema } from './graphql/schema.ts';
 import { startHttpServer, type HttpServer } from './http/server.ts';
@@ -83,7 +84,7 @@ export async function startHub(
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it drains HTTP first, then stops Apollo and the database.
     stopOnTerminationSignals: false,
-    plugins: [ApolloServerPluginLandingPageDisabled()],
+    plugins: [ApolloServerPluginLandingPageDisabled(), fhirDirectivesPlugin<RequestContext>()],
   });
   await apollo.start();
   await beforeListening?.(store);

@@ -26046,6 +26046,24 @@ export type ResolversParentTypes = {
   UsageContextInput: Record<string, unknown>;
 };
 
+export type FirstDirectiveArgs = { };
+
+export type FirstDirectiveResolver<Result, Parent, ContextType = RequestContext, Args = FirstDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
+export type FlattenDirectiveArgs = { };
+
+export type FlattenDirectiveResolver<Result, Parent, ContextType = RequestContext, Args = FlattenDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
+export type SingletonDirectiveArgs = { };
+
+export type SingletonDirectiveResolver<Result, Parent, ContextType = RequestContext, Args = SingletonDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
+export type SliceDirectiveArgs = {
+  path: Scalars['String']['input'];
+};
+
+export type SliceDirectiveResolver<Result, Parent, ContextType = RequestContext, Args = SliceDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
 export type AddressResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Address'] = ResolversParentTypes['Address']> = {
   city?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   country?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -29290,3 +29308,9 @@ export type Resolvers<ContextType = RequestContext> = {
   UsageContext?: UsageContextResolvers<ContextType>;
 };
 
+export type DirectiveResolvers<ContextType = RequestContext> = {
+  first?: FirstDirectiveResolver<any, any, ContextType>;
+  flatten?: FlattenDirectiveResolver<any, any, ContextType>;
+  singleton?: SingletonDirectiveResolver<any, any, ContextType>;
+  slice?: SliceDirectiveResolver<any, any, ContextType>;
+};
