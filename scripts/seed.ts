@@ -14,8 +14,9 @@ let embedded: EmbeddedFerretDb | undefined;
 let uri = config.MONGODB_URI;
 if (!uri) {
   embedded = new EmbeddedFerretDb({ binary: config.FERRETDB_BIN, dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.EMBEDDED_DB_PORT, log: console.log });
-  await embedded.start();
-  uri = embedded.uri;
+  // A running hub's embedded database is shared; otherwise one is started for this run.
+  if (!(await embedded.attachOrStart())) embedded = undefined;
+  uri = `mongodb://127.0.0.1:${config.EMBEDDED_DB_PORT}/`;
 }
 const database = openDatabase(uri, config.MONGODB_DB, config.DB_TIMEOUT_MS);
 try {

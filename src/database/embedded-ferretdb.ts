@@ -173,26 +173,52 @@ export class EmbeddedFerretDb {
     return join(this.options.dataDir, 'ferretdb.pid');
   }
 
+  /** The FerretDB process named in our pid file, if it still runs ferretdb on this data folder. */
+  private runningFromPidFile(): { pid: number; ownerAlive: boolean } | undefined {
+    if (!existsSync(this.pidFile)) return undefined;
+    const pid = Number(readFileSync(this.pidFile, 'utf8').trim());
+    try {
+      const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!commandLine.includes('ferretdb') || !commandLine.includes(this.options.dataDir)) return undefined;
+      // Field 4 of /proc/<pid>/stat is the parent: a live node process (a hub, seed or import) owns it.
+      const parent = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+      const parentCommand = parent > 1 ? readFileSync(`/proc/${parent}/cmdline`, 'utf8') : '';
+      return { pid, ownerAlive: parentCommand.includes('node') };
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
-   * A hub killed without its shutdown (SIGKILL, power loss) leaves its FerretDB running on the data folder.
-   * Only that process — named in our pid file, running ferretdb on this data folder — is stopped here.
+   * A hub killed without its shutdown (SIGKILL, power loss) leaves its FerretDB running on the data folder,
+   * orphaned. Only that process is stopped here; one still owned by a running hub is left alone.
    */
   private async stopLeftover(host: string): Promise<void> {
-    if (!existsSync(this.pidFile)) return;
-    const pid = Number(readFileSync(this.pidFile, 'utf8').trim());
-    let commandLine = '';
-    try {
-      commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    } catch {
-      return;
+    const running = this.runningFromPidFile();
+    if (!running) return;
+    if (running.ownerAlive) {
+      throw new EmbeddedDatabaseError(
+        `another hub (or seed or import) is already running the embedded database on ${this.options.dataDir}; stop it first, or give this one its own DATA_DIR and EMBEDDED_DB_PORT`,
+      );
     }
-    if (!commandLine.includes('ferretdb') || !commandLine.includes(this.options.dataDir)) return;
+    const { pid } = running;
     this.options.log?.(`stopping FerretDB left running by an earlier hub (pid ${pid})`);
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + 10_000;
     while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
     while ((await portOpen(host, this.options.port)) && Date.now() < deadline + 2000) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /**
+   * For `npm run seed` and `npm run import`: use the embedded database of a hub that is running now, or
+   * start one for the run. Returns whether it was started here (and so must be stopped afterwards).
+   */
+  async attachOrStart(): Promise<boolean> {
+    const running = this.runningFromPidFile();
+    if (running?.ownerAlive && (await portOpen(this.options.host ?? '127.0.0.1', this.options.port))) return false;
+    await this.start();
+    return true;
   }
 
   /** Called with the exit code when the process ends without being asked to. */

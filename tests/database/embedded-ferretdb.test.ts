@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/database/connection.ts';
 import { EmbeddedDatabaseError, EmbeddedFerretDb, ensureFerretDbBinary, FERRETDB_VERSION } from '../../src/database/embedded-ferretdb.ts';
 import { freePort } from '../support/ports.ts';
-import { spawnHub } from '../support/process.ts';
+import { spawnHub, waitForOutput } from '../support/process.ts';
 
 const dirs: string[] = [];
 const tempDir = (): string => {
@@ -32,6 +32,34 @@ describe('the embedded FerretDB', () => {
     expect(await second.db.collection('notes').findOne({}, { projection: { _id: 0 } })).toEqual({ text: '数据重启后仍在' });
     await second.close();
     await server.stop();
+  });
+
+  it('is shared with a seed or import while a hub runs it, and never started twice on one data folder', async () => {
+    const dataDir = tempDir();
+    const port = await freePort();
+    const owner = new EmbeddedFerretDb({ dataDir, port });
+    await owner.start();
+    try {
+      const second = new EmbeddedFerretDb({ dataDir, port });
+      await expect(second.start()).rejects.toThrow(/already running the embedded database/);
+      expect(await second.attachOrStart()).toBe(false);
+    } finally {
+      await owner.stop();
+    }
+  });
+
+  it('a hub killed with SIGKILL leaves FerretDB behind; the next start stops that one and starts cleanly', async () => {
+    const dataDir = tempDir();
+    const env = { DATA_DIR: dataDir, EMBEDDED_DB_PORT: String(await freePort()), PORT: String(await freePort()), SEED_DEMO: 'false' };
+    const first = spawnHub(env);
+    await waitForOutput(first, /Playground: http/);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const second = spawnHub(env);
+    await waitForOutput(second, /Playground: http/);
+    expect(second.output()).toMatch(/stopping FerretDB left running by an earlier hub/);
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
   });
 
   it('without Go and without MONGODB_URI says in one message what to do', async () => {
