@@ -78,7 +78,8 @@ export async function startHub(
   const apollo = new ApolloServer<RequestContext>({
     schema: buildHubSchema(),
     introspection: config.INTROSPECTION_ENABLED,
-    // Callers authenticate with bearer tokens, never cookies, so GET queries from tools stay usable.
+    // Callers are to authenticate with bearer tokens, never cookies, so Apollo's CSRF guard (which blocks
+    // plain GET queries) protects nothing here; the FHIR GraphQL conventions require GET to work.
     csrfPrevention: false,
     formatError: createErrorFormatter(log),
     includeStacktraceInErrorResponses: false,

@@ -62,7 +62,7 @@ export async function ensureFerretDbBinary(
   const env = { ...process.env, GOFLAGS: '-buildvcs=false' };
   const { stdout } = await run('go', ['mod', 'download', '-json', `${FERRETDB_MODULE}@${FERRETDB_VERSION}`], {
     env,
-    cwd: toolsDir.startsWith(projectRoot) ? projectRoot : toolsDir,
+    cwd: projectRoot,
     maxBuffer: 16 * 1024 * 1024,
     timeout: 15 * 60_000,
   });
