@@ -28,7 +28,8 @@ export interface HistoryDocument {
   ts: Date;
   /** The version's FHIR JSON; null for a deletion. */
   json: string | null;
-  op: 'create' | 'update' | 'delete';
+  /** recreate: put again after a deletion */
+  op: 'create' | 'update' | 'delete' | 'recreate';
 }
 
 export interface StoreOptions {
@@ -167,7 +168,8 @@ export class FhirStore {
       throw error;
     }
     const document: ResourceDocument = { _id: id, v: version, ts, json, sp: extractSearchValues(stored) };
-    if (version === 1) {
+    // Version 1, or a resource put again after its deletion: there is no current document to move forward.
+    if (version === 1 || op === 'recreate') {
       try {
         await this.current(type).insertOne(document);
       } catch (error) {
@@ -195,7 +197,10 @@ export class FhirStore {
     const resource = parseResource(latest.json);
     const document: ResourceDocument = { _id: id, v: latest.v, ts: latest.ts, json: latest.json, sp: extractSearchValues(resource) };
     if (current) await this.current(type).replaceOne({ _id: id, v: current.v }, document);
-    else if (latest.v === 1) await this.current(type).insertOne(document).catch(() => undefined);
+    // No current document: a cut-off create or put-after-delete; a concurrent repair may win the insert.
+    else await this.current(type).insertOne(document).catch((error: unknown) => {
+      if (!isDuplicateKey(error)) throw error;
+    });
   }
 
   /** Validates and creates a resource; the store assigns the id unless one is given (seed, PUT-as-create). */
@@ -320,7 +325,20 @@ export class FhirStore {
       if (!valid.id) throw badInput('A put needs the resource id', ['id']);
       assertValidId(valid.id);
       const existing = await this.current(valid.resourceType).findOne({ _id: valid.id });
-      if (!existing) return { resource: await this.create(valid, { id: valid.id }), outcome: 'created' };
+      if (!existing) {
+        const latest = await this.versions(valid.resourceType).find({ rid: valid.id }).sort({ v: -1 }).limit(1).next();
+        if (!latest) return { resource: await this.create(valid, { id: valid.id }), outcome: 'created' };
+        if (latest.json !== null) {
+          // History is ahead of a missing current document: a cut-off write; repair it, then put again.
+          await this.rollForward(valid.resourceType, valid.id);
+          return this.put(valid);
+        }
+        // Put after a deletion creates the resource again as its next version (FHIR update-as-create).
+        const ts = new Date();
+        const stored = this.prepare(valid, valid.id, latest.v + 1, ts);
+        await this.writeNewVersion(stored, latest.v + 1, ts, 'recreate');
+        return { resource: stored, outcome: 'created' };
+      }
       const stored = parseResource(existing.json);
       if (sameContent(stored, valid)) return { resource: stored, outcome: 'unchanged' };
       const { meta: _meta, ...withoutMeta } = valid;

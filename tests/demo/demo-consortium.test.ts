@@ -99,6 +99,20 @@ describe('npm run seed (seedDemoConsortium)', () => {
     expect(stored.name?.[0]?.text).toBe(patients[0]!.name?.[0]?.text);
   });
 
+  it('puts a deleted demo resource back as its next version, keeping the deleted ones in history', async () => {
+    const id = patients[1]!.id!;
+    await database.store.delete('Patient', id);
+    const summary = await seedDemoConsortium(database.store);
+    expect(summary).toEqual({ created: 1, updated: 0, unchanged: resources.length - 1 });
+    const history = await database.store.history('Patient', id);
+    expect(history.map((version) => [version.versionId, version.deleted])).toEqual([
+      ['3', false],
+      ['2', true],
+      ['1', false],
+    ]);
+    expect((await database.store.read<Patient>('Patient', id)).meta?.versionId).toBe('3');
+  });
+
   it('with onlyIfEmpty (the embedded first start) does nothing once members exist', async () => {
     expect(await seedDemoConsortium(database.store, { onlyIfEmpty: true })).toBeUndefined();
   });
