@@ -177,16 +177,22 @@ async function main(): Promise<void> {
       }
     }
   }`;
+  let failures: string[] = [];
   const post = async (query: string, variables: Record<string, unknown>): Promise<void> => {
     const response = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-    const body = (await response.json()) as { errors?: unknown[] };
-    if (body.errors) throw new Error(JSON.stringify(body.errors).slice(0, 300));
+    const body = (await response.json()) as { errors?: { message: string; extensions?: { code?: string } }[] };
+    if (body.errors) failures.push(`${body.errors[0]?.extensions?.code}: ${body.errors[0]?.message}`);
+  };
+  const failed = (): string => {
+    const text = failures.length > 0 ? `  FAILED ${failures.length} (${[...new Set(failures)].slice(0, 2).join('; ')})` : '';
+    failures = [];
+    return text;
   };
   const summaryRuns: Record<number, number> = {};
   for (const concurrency of [1, 16]) {
     const m = await measure('(a) patient summary (GraphQL/HTTP)', concurrency, requestsPerRun, (i) => post(summaryQuery, { id: patientIds[i % patientIds.length] }), hub.database);
     summaryRuns[concurrency] = m.requests / m.seconds;
-    results.push(report(m));
+    results.push(report(m) + failed());
   }
   // The floor: the same data straight from the driver, in-process, with the fewest calls (3 levels).
   const db = hub.database.db;
@@ -216,7 +222,7 @@ async function main(): Promise<void> {
   const searchQuery = `query Search($code: String, $date: String) { ObservationList(code: $code, date: $date, _count: 50, _sort: "-date") { id effectiveDateTime valueQuantity { value unit } subject { reference } } }`;
   const codes = ['http://loinc.org|8302-6', 'http://loinc.org|29463-7', 'http://loinc.org|2093-3', 'http://loinc.org|4548-4'];
   for (const concurrency of [1, 16]) {
-    results.push(report(await measure('(b) observation search code+date', concurrency, requestsPerRun, (i) => post(searchQuery, { code: codes[i % codes.length], date: 'ge2012-01-01' }), hub.database)));
+    results.push(report(await measure('(b) observation search code+date', concurrency, requestsPerRun, (i) => post(searchQuery, { code: codes[i % codes.length], date: 'ge2012-01-01' }), hub.database)) + failed());
   }
   await hub.stop();
   results.push(`peak RSS of the process (hub and load generator): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);

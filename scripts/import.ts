@@ -24,7 +24,7 @@ if (!uri) {
   if (!(await embedded.attachOrStart())) embedded = undefined;
   uri = `mongodb://127.0.0.1:${config.EMBEDDED_DB_PORT}/`;
 }
-const database = openDatabase(uri, config.MONGODB_DB, config.DB_TIMEOUT_MS);
+const database = openDatabase(uri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS);
 const tty = process.stderr.isTTY;
 const started = Date.now();
 

@@ -18,7 +18,7 @@ if (!uri) {
   if (!(await embedded.attachOrStart())) embedded = undefined;
   uri = `mongodb://127.0.0.1:${config.EMBEDDED_DB_PORT}/`;
 }
-const database = openDatabase(uri, config.MONGODB_DB, config.DB_TIMEOUT_MS);
+const database = openDatabase(uri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS);
 try {
   const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS });
   await store.ensureIndexes();

@@ -71,7 +71,7 @@ export async function startHub(
   beforeListening?: (store: FhirStore) => Promise<void>,
 ): Promise<Hub> {
   ensureStructureDefinitions();
-  const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS);
+  const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS);
   const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS });
   const indexing = ensureIndexesEventually(store, log);
 

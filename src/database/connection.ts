@@ -14,11 +14,11 @@ export interface DatabaseConnection {
  * Opens a client. The driver connects lazily and reconnects by itself, so a database that is down at
  * start or goes away later makes operations fail fast (after `timeoutMs`) instead of stopping the hub.
  */
-export function openDatabase(uri: string, dbName: string, timeoutMs: number): DatabaseConnection {
+export function openDatabase(uri: string, dbName: string, timeoutMs: number, operationTimeoutMs = 120_000): DatabaseConnection {
   const client = new MongoClient(uri, {
     serverSelectionTimeoutMS: timeoutMs,
     connectTimeoutMS: timeoutMs,
-    socketTimeoutMS: Math.max(timeoutMs * 10, 30_000),
+    socketTimeoutMS: operationTimeoutMs,
     maxPoolSize: 50,
     monitorCommands: true,
     appName: 'consortium-hub',
