@@ -3,7 +3,7 @@
  * built once from its Go module into `.tools/bin/` and run as a child process of the hub or the tests.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync, chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -108,7 +108,6 @@ export interface FerretDbOptions {
 export class EmbeddedFerretDb {
   private child: ChildProcess | undefined;
   private stopping = false;
-  private output = '';
 
   constructor(private readonly options: FerretDbOptions) {}
 
@@ -130,8 +129,8 @@ export class EmbeddedFerretDb {
       );
     }
     mkdirSync(this.options.dataDir, { recursive: true });
+    const logFile = openSync(this.logPath, 'a');
     this.stopping = false;
-    this.output = '';
     const child = spawn(
       binary,
       [
@@ -141,20 +140,18 @@ export class EmbeddedFerretDb {
         `--listen-addr=${host}:${this.options.port}`,
         `--debug-addr=${host}:0`,
         '--telemetry=disable',
-        '--log-level=warn',
+        '--log-level=error',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      // Its log goes to a file in the data folder, not a pipe: a pipe would kill it with SIGPIPE when the
+      // hub dies, at a random moment; with a file, a hub killed hard always leaves it for the next start.
+      { stdio: ['ignore', logFile, logFile] },
     );
     this.child = child;
     if (child.pid) writeFileSync(this.pidFile, String(child.pid));
-    const keep = (chunk: Buffer): void => {
-      this.output = (this.output + chunk.toString()).slice(-8000);
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
+    closeSync(logFile);
     const exited = new Promise<never>((_, reject) =>
       child.once('exit', (code) =>
-        reject(new EmbeddedDatabaseError(`FerretDB exited during start-up (code ${code}):\n${this.output}`)),
+        reject(new EmbeddedDatabaseError(`FerretDB exited during start-up (code ${code}):\n${this.logTail()}`)),
       ),
     );
     exited.catch(() => {});
@@ -163,9 +160,22 @@ export class EmbeddedFerretDb {
       if (child.exitCode !== null) await exited;
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new EmbeddedDatabaseError(`FerretDB did not listen on port ${this.options.port} within 30 s:\n${this.output}`);
+        throw new EmbeddedDatabaseError(`FerretDB did not listen on port ${this.options.port} within 30 s:\n${this.logTail()}`);
       }
       await Promise.race([new Promise((r) => setTimeout(r, 50)), exited]);
+    }
+  }
+
+  /** FerretDB's own log, in the data folder. */
+  get logPath(): string {
+    return join(this.options.dataDir, 'ferretdb.log');
+  }
+
+  private logTail(): string {
+    try {
+      return readFileSync(this.logPath, 'utf8').slice(-4000);
+    } catch {
+      return '';
     }
   }
 
