@@ -3,10 +3,8 @@
  * MONGODB_URI, or into the embedded FerretDB when MONGODB_URI is not set. A progress bar on a terminal,
  * a plain summary otherwise. Exit code 1 when any file or entry failed.
  */
-import { join } from 'node:path';
 import { loadConfig } from '../src/config.ts';
-import { openDatabase } from '../src/database/connection.ts';
-import { EmbeddedFerretDb } from '../src/database/embedded-ferretdb.ts';
+import { openConfiguredDatabase } from '../src/database/configured-database.ts';
 import { bundleFiles, importFiles, type ImportReport } from '../src/fhir/import-files.ts';
 import { FhirStore } from '../src/fhir/store.ts';
 
@@ -16,15 +14,7 @@ if (paths.length === 0) {
   process.exit(2);
 }
 const config = loadConfig();
-let embedded: EmbeddedFerretDb | undefined;
-let uri = config.MONGODB_URI;
-if (!uri) {
-  embedded = new EmbeddedFerretDb({ binary: config.FERRETDB_BIN, dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.EMBEDDED_DB_PORT });
-  // A running hub's embedded database is shared; otherwise one is started for this run.
-  if (!(await embedded.attachOrStart())) embedded = undefined;
-  uri = `mongodb://127.0.0.1:${config.EMBEDDED_DB_PORT}/`;
-}
-const database = openDatabase(uri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS);
+const { database, close } = await openConfiguredDatabase(config);
 const tty = process.stderr.isTTY;
 const started = Date.now();
 
@@ -53,7 +43,6 @@ try {
   for (const file of report.files.filter((f) => !f.ok)) console.log(`  FAILED ${file.file}: ${file.message ?? JSON.stringify(file.summary)}`);
   if (report.totals.failed > 0) exitCode = 1;
 } finally {
-  await database.close();
-  await embedded?.stop();
+  await close();
 }
 process.exit(exitCode);

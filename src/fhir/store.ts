@@ -157,9 +157,9 @@ export class FhirStore {
   ): Promise<void> {
     const type = stored.resourceType;
     const id = stored.id as string;
-    const json = JSON.stringify(stored);
+    const { history, current: document } = versionDocuments(stored, version, ts, op);
     try {
-      await this.versions(type).insertOne({ _id: `${id}/${version}`, rid: id, v: version, ts, json, op });
+      await this.versions(type).insertOne(history);
     } catch (error) {
       if (isDuplicateKey(error)) {
         await this.rollForward(type, id);
@@ -167,7 +167,6 @@ export class FhirStore {
       }
       throw error;
     }
-    const document: ResourceDocument = { _id: id, v: version, ts, json, sp: extractSearchValues(stored) };
     // Version 1, or a resource put again after its deletion: there is no current document to move forward.
     if (version === 1 || op === 'recreate') {
       try {
@@ -403,15 +402,9 @@ export class FhirStore {
   private async createIfAbsent(type: string, resources: Resource[], outcomes: Map<Resource, WriteOutcome>): Promise<void> {
     const ts = new Date();
     const prepared = resources.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
-    const json = prepared.map((resource) => JSON.stringify(resource));
-    const historyFailed = await insertManyReportingDuplicates(
-      this.versions(type),
-      prepared.map((resource, i) => ({ _id: `${resource.id}/1`, rid: resource.id as string, v: 1, ts, json: json[i]!, op: 'create' as const })),
-    );
-    const currentFailed = await insertManyReportingDuplicates(
-      this.current(type),
-      prepared.map((resource, i) => ({ _id: resource.id as string, v: 1, ts, json: json[i]!, sp: extractSearchValues(resource) })),
-    );
+    const documents = prepared.map((resource) => versionDocuments(resource, 1, ts, 'create'));
+    const historyFailed = await insertManyReportingDuplicates(this.versions(type), documents.map((d) => d.history));
+    const currentFailed = await insertManyReportingDuplicates(this.current(type), documents.map((d) => d.current));
     for (const [i, resource] of resources.entries()) {
       if (!historyFailed.has(i)) outcomes.set(resource, { resource: prepared[i]!, outcome: 'created' });
       else if (currentFailed.has(i)) outcomes.set(resource, { resource, outcome: 'unchanged' });
@@ -440,22 +433,13 @@ export class FhirStore {
       }
     }
     if (fresh.length === 0) return;
-    const ts = new Date();
-    const prepared = fresh.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
-    const json = prepared.map((resource) => JSON.stringify(resource));
-    try {
-      await this.versions(type).insertMany(
-        prepared.map((resource, i) => ({ _id: `${resource.id}/1`, rid: resource.id as string, v: 1, ts, json: json[i]!, op: 'create' as const })),
-        { ordered: false },
-      );
-      await this.current(type).insertMany(
-        prepared.map((resource, i) => ({ _id: resource.id as string, v: 1, ts, json: json[i]!, sp: extractSearchValues(resource) })),
-        { ordered: false },
-      );
-      prepared.forEach((resource, i) => outcomes.set(fresh[i]!, { resource, outcome: 'created' }));
-    } catch (error) {
-      if (!isDuplicateKey(error) && (error as { name?: string }).name !== 'MongoBulkWriteError') throw error;
-      for (const resource of fresh) outcomes.set(resource, await this.putWithRetry(resource));
+    // New ids are created in bulk; an id taken meanwhile (a concurrent writer, or a deleted resource whose
+    // history remains) goes through `put`, which updates or re-creates it.
+    const created = new Map<Resource, WriteOutcome>();
+    await this.createIfAbsent(type, fresh, created);
+    for (const resource of fresh) {
+      const outcome = created.get(resource)!;
+      outcomes.set(resource, outcome.outcome === 'created' ? outcome : await this.putWithRetry(resource));
     }
   }
 
@@ -598,6 +582,21 @@ export class FhirStore {
       throw translateDatabaseError(error);
     }
   }
+}
+
+/** The history entry and the current document of one version of a resource. */
+function versionDocuments(
+  resource: Resource,
+  version: number,
+  ts: Date,
+  op: HistoryDocument['op'],
+): { history: HistoryDocument; current: ResourceDocument } {
+  const id = resource.id as string;
+  const json = JSON.stringify(resource);
+  return {
+    history: { _id: `${id}/${version}`, rid: id, v: version, ts, json, op },
+    current: { _id: id, v: version, ts, json, sp: extractSearchValues(resource) },
+  };
 }
 
 /** Inserts with ordered: false; returns the indexes refused as duplicates. Any other failure is thrown. */
