@@ -153,7 +153,8 @@ function withoutDescriptions(args: string): string {
 }
 
 function searchArguments(type: string): string {
-  const args = ['    "Resource id; comma for several"\n    _id: String', '    "Last updated, with a prefix: ge2024-01-01"\n    _lastUpdated: String'];
+  const args = ['    "Resource id; comma for several"\n    _id: String', '    "Last updated, with a prefix: ge2024-01-01"\n    _lastUpdated: String',
+    '    "Further conditions in FHIR REST syntax, all combined with AND, so a parameter can repeat: [\\"date=ge2024-01-01\\", \\"date=lt2025-01-01\\", \\"code:not=http://loinc.org|718-7\\"]"\n    _and: [String!]'];
   for (const parameter of [...searchParametersOf(type).values()].sort((a, b) => a.key.localeCompare(b.key))) {
     if (parameter.code === '_id' || parameter.code === '_lastUpdated') continue;
     args.push(`${describe(`${parameter.type}: ${parameter.description}`, '    ')}    ${parameter.key}: String`);

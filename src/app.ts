@@ -88,6 +88,10 @@ export async function startHub(
     plugins: [ApolloServerPluginLandingPageDisabled(), fhirDirectivesPlugin<RequestContext>()],
   });
   await apollo.start();
+  // Checked before seeding, so an empty database is marked current and a seeded one is not taken for stale.
+  if ((await store.searchIndexStatus().catch(() => undefined)) === 'stale') {
+    log.warn('the stored search values were extracted with other search parameters than this hub knows; run `npm run reindex` once');
+  }
   await beforeListening?.(store);
 
   const http = await startHttpServer({

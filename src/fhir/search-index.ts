@@ -11,18 +11,19 @@
  * - uri:       the exact strings
  * - quantity:  `{ <unit code>: [values], '*': [all values] }` (unit codes with `.` written `%2E`)
  * - number:    the numbers
+ * - composite: `{ <first part as a field name>: <second part stored as above> }` (see compositeValue)
  */
-import { evalFhirPathTyped, toTypedValue, type TypedValue } from '@medplum/core';
+import { evalFhirPathTyped, toTypedValue, type FhirPathAtom, type TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { ensureStructureDefinitions } from './definitions.ts';
-import { searchParametersOf, type SearchParameterDefinition } from './search-parameters.ts';
+import { searchParametersOf, type SearchParameterDefinition, type SimpleParameterType } from './search-parameters.ts';
 
 export interface DateRange {
   lo: Date;
   hi: Date;
 }
 
-export type SearchValues = Record<string, string[] | number[] | DateRange | Record<string, number[]>>;
+export type SearchValues = Record<string, string[] | number[] | DateRange | Record<string, unknown>>;
 
 /** A unit code as a field name: no `.` (MongoDB paths) and no leading `$`. */
 export const unitKey = (unit: string): string => unit.replace(/%/g, '%25').replace(/\./g, '%2E').replace(/^\$/, '%24');
@@ -142,12 +143,83 @@ function stringValues(value: TypedValue): string[] {
   return parts;
 }
 
-function evaluate(parameter: SearchParameterDefinition, typed: TypedValue): TypedValue[] {
+function evaluate(atom: FhirPathAtom, input: TypedValue, resource: TypedValue): TypedValue[] {
   try {
-    return evalFhirPathTyped(parameter.atom, [typed], { '%resource': typed });
+    return evalFhirPathTyped(atom, [input], { '%resource': resource });
   } catch {
     return [];
   }
+}
+
+type StoredValue = string[] | number[] | DateRange | Record<string, number[]>;
+
+/** The stored form of a parameter's values (see the top of this file); `exact` holds strings as written. */
+function storedValue(type: SimpleParameterType, results: TypedValue[]): { value?: StoredValue; exact?: string[] } {
+  switch (type) {
+    case 'date': {
+      const ranges = results.flatMap(dateValues);
+      if (ranges.length === 0) return {};
+      return {
+        value: {
+          lo: new Date(Math.min(...ranges.map((range) => range.lo.getTime()))),
+          hi: new Date(Math.max(...ranges.map((range) => range.hi.getTime()))),
+        },
+      };
+    }
+    case 'quantity': {
+      const byUnit: Record<string, number[]> = {};
+      for (const result of results) {
+        const quantity = result.value as { value?: number; code?: string; unit?: string };
+        if (typeof quantity?.value !== 'number') continue;
+        const unit = quantity.code ?? quantity.unit;
+        for (const key of ['*', ...(unit ? [unitKey(unit)] : [])]) (byUnit[key] ??= []).push(quantity.value);
+      }
+      return byUnit['*'] ? { value: byUnit } : {};
+    }
+    case 'number': {
+      const numbers = results.map((result) => result.value).filter((v): v is number => typeof v === 'number');
+      return numbers.length > 0 ? { value: numbers } : {};
+    }
+    case 'string': {
+      const raw = [...new Set(results.flatMap(stringValues).filter((v) => v.length > 0))];
+      return raw.length > 0 ? { value: [...new Set(raw.map(normalizeString))], exact: raw } : {};
+    }
+    case 'token':
+    case 'reference':
+    case 'uri': {
+      const strings = type === 'token' ? results.flatMap(tokenValues) : type === 'reference' ? results.flatMap(referenceValues) : results.map((result) => result.value).filter((v): v is string => typeof v === 'string');
+      const unique = [...new Set(strings.filter((s) => s.length > 0))];
+      return unique.length > 0 ? { value: unique } : {};
+    }
+  }
+}
+
+function mergeStored(a: StoredValue | undefined, b: StoredValue): StoredValue {
+  if (a === undefined) return b;
+  if (Array.isArray(a) && Array.isArray(b)) return [...new Set<string | number>([...a, ...b])] as StoredValue;
+  if ('lo' in a && 'lo' in b) {
+    const [x, y] = [a as DateRange, b as DateRange];
+    return { lo: x.lo < y.lo ? x.lo : y.lo, hi: x.hi > y.hi ? x.hi : y.hi };
+  }
+  const merged: Record<string, number[]> = { ...(a as Record<string, number[]>) };
+  for (const [unit, numbers] of Object.entries(b as Record<string, number[]>)) merged[unit] = [...(merged[unit] ?? []), ...numbers];
+  return merged;
+}
+
+/**
+ * A composite parameter (`code-value-quantity`) is stored as `{ <first part, as a field name>: <second part> }`,
+ * both parts taken from the same element: `{ 'http://loinc%2Eorg|8480-6': { '*': [120], 'mm[Hg]': [120] } }`.
+ */
+function compositeValue(parameter: SearchParameterDefinition, typed: TypedValue): Record<string, StoredValue> | undefined {
+  const [first, second] = parameter.components!;
+  const byFirst: Record<string, StoredValue> = {};
+  for (const element of evaluate(parameter.atom, typed, typed)) {
+    const keys = storedValue(first.type, evaluate(first.atom, element, typed)).value as string[] | undefined;
+    const value = storedValue(second.type, evaluate(second.atom, element, typed)).value;
+    if (!keys || value === undefined) continue;
+    for (const key of keys) byFirst[unitKey(key)] = mergeStored(byFirst[unitKey(key)], value);
+  }
+  return Object.keys(byFirst).length > 0 ? byFirst : undefined;
 }
 
 /** All search values of a resource, keyed by parameter key; parameters without values are left out. */
@@ -157,49 +229,15 @@ export function extractSearchValues(resource: Resource): SearchValues {
   const values: SearchValues = {};
   for (const parameter of searchParametersOf(resource.resourceType).values()) {
     if (parameter.code === '_id' || parameter.code === '_lastUpdated') continue;
-    const results = evaluate(parameter, typed);
-    if (results.length === 0) continue;
-    if (parameter.type === 'date') {
-      const ranges = results.flatMap(dateValues);
-      if (ranges.length === 0) continue;
-      values[parameter.key] = {
-        lo: new Date(Math.min(...ranges.map((range) => range.lo.getTime()))),
-        hi: new Date(Math.max(...ranges.map((range) => range.hi.getTime()))),
-      };
+    if (parameter.type === 'composite') {
+      const composite = compositeValue(parameter, typed);
+      if (composite) values[parameter.key] = composite;
       continue;
     }
-    if (parameter.type === 'quantity') {
-      const byUnit: Record<string, number[]> = {};
-      for (const result of results) {
-        const quantity = result.value as { value?: number; code?: string; unit?: string };
-        if (typeof quantity?.value !== 'number') continue;
-        for (const key of ['*', ...(quantity.code ?? quantity.unit ? [unitKey((quantity.code ?? quantity.unit) as string)] : [])]) {
-          (byUnit[key] ??= []).push(quantity.value);
-        }
-      }
-      if (byUnit['*']) values[parameter.key] = byUnit;
-      continue;
-    }
-    if (parameter.type === 'number') {
-      const numbers = results.map((result) => result.value).filter((v): v is number => typeof v === 'number');
-      if (numbers.length > 0) values[parameter.key] = numbers;
-      continue;
-    }
-    if (parameter.type === 'string') {
-      const raw = [...new Set(results.flatMap(stringValues).filter((v) => v.length > 0))];
-      if (raw.length === 0) continue;
-      values[parameter.key] = [...new Set(raw.map(normalizeString))];
-      values[`${parameter.key}:exact`] = raw;
-      continue;
-    }
-    const strings =
-      parameter.type === 'token'
-        ? results.flatMap(tokenValues)
-        : parameter.type === 'reference'
-          ? results.flatMap(referenceValues)
-          : results.map((result) => result.value).filter((v): v is string => typeof v === 'string');
-    const unique = [...new Set(strings.filter((s) => s.length > 0))];
-    if (unique.length > 0) values[parameter.key] = unique;
+    const { value, exact } = storedValue(parameter.type, evaluate(parameter.atom, typed, typed));
+    if (value === undefined) continue;
+    values[parameter.key] = value;
+    if (exact) values[`${parameter.key}:exact`] = exact;
   }
   return values;
 }

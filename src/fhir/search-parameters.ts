@@ -3,12 +3,25 @@
  * Nothing here is hand-coded per resource type.
  */
 import { parseFhirPath, type FhirPathAtom } from '@medplum/core';
+import { createHash } from 'node:crypto';
+import type { SearchParameter } from '@medplum/fhirtypes';
 import { officialSearchParameters } from './definitions.ts';
 import { servedResourceTypes } from './resource-types.ts';
 
 /** Parameter types whose values the store extracts and the search compiler understands. */
-export const supportedParameterTypes = ['token', 'reference', 'date', 'string', 'uri', 'quantity', 'number'] as const;
+export const supportedParameterTypes = ['token', 'reference', 'date', 'string', 'uri', 'quantity', 'number', 'composite'] as const;
 export type SupportedParameterType = (typeof supportedParameterTypes)[number];
+export type SimpleParameterType = Exclude<SupportedParameterType, 'composite'>;
+
+/**
+ * One part of a composite parameter (`code-value-quantity` = `code` $ `value-quantity`), evaluated on each
+ * result of the composite's own expression, so both parts come from the same element (e.g. one component).
+ */
+export interface CompositeComponent {
+  type: SimpleParameterType;
+  atom: FhirPathAtom;
+  targets: string[];
+}
 
 export interface SearchParameterDefinition {
   /** The FHIR name, e.g. `based-on`. */
@@ -21,6 +34,8 @@ export interface SearchParameterDefinition {
   /** Resource types a reference parameter may point to. */
   targets: string[];
   description: string;
+  /** For composite parameters: the first part (token or reference) and the second part (any simple type). */
+  components?: [CompositeComponent, CompositeComponent];
 }
 
 const byType = new Map<string, Map<string, SearchParameterDefinition>>();
@@ -42,10 +57,26 @@ function expressionFor(resourceType: string, expression: string): string {
   return (own.length > 0 ? own : parts).join(' | ');
 }
 
+/** The two parts of an official composite parameter, or undefined when this hub cannot search it. */
+function compositeComponents(parameter: SearchParameter, byUrl: Map<string, SearchParameter>): [CompositeComponent, CompositeComponent] | undefined {
+  const parts = (parameter.component ?? []).map((component) => {
+    const definition = byUrl.get(component.definition ?? '');
+    const type = definition?.type;
+    if (!definition || !component.expression || !isSupported(type) || type === 'composite') return undefined;
+    return { type, atom: parseFhirPath(component.expression), targets: definition.target ?? [] } satisfies CompositeComponent;
+  });
+  const [first, second] = parts;
+  if (parts.length !== 2 || !first || !second || !['token', 'reference'].includes(first.type)) return undefined;
+  return [first, second];
+}
+
 function buildIndex(): void {
   const served = new Set<string>(servedResourceTypes);
+  const byUrl = new Map(officialSearchParameters().map((parameter) => [parameter.url, parameter]));
   for (const parameter of officialSearchParameters()) {
     if (!isSupported(parameter.type) || !parameter.expression || !parameter.code) continue;
+    const components = parameter.type === 'composite' ? compositeComponents(parameter, byUrl) : undefined;
+    if (parameter.type === 'composite' && !components) continue;
     for (const base of (parameter.base ?? []) as string[]) {
       const bases = base === 'Resource' || base === 'DomainResource' ? [...served] : served.has(base) ? [base] : [];
       for (const resourceType of bases) {
@@ -60,6 +91,7 @@ function buildIndex(): void {
           atom: parseFhirPath(expression),
           targets: parameter.target ?? [],
           description: (parameter.description ?? '').split('\n')[0] ?? '',
+          ...(components ? { components } : {}),
         });
         byType.set(resourceType, parameters);
       }
@@ -77,4 +109,22 @@ export function searchParametersOf(resourceType: string): Map<string, SearchPara
 export function findSearchParameter(resourceType: string, name: string): SearchParameterDefinition | undefined {
   const parameters = searchParametersOf(resourceType);
   return parameters.get(name) ?? [...parameters.values()].find((parameter) => parameter.key === name);
+}
+
+/** Bump when the stored layout of search values changes (search-index.ts) without a parameter changing. */
+const SEARCH_VALUE_LAYOUT = 2;
+
+/**
+ * A fingerprint of what the store extracts: every served type's parameters with their expressions, and the
+ * layout version. When it differs from the one recorded in the database, stored search values are stale
+ * and `npm run reindex` re-extracts them.
+ */
+export function searchIndexFingerprint(): string {
+  const hash = createHash('sha256').update(String(SEARCH_VALUE_LAYOUT));
+  for (const type of servedResourceTypes) {
+    for (const parameter of [...searchParametersOf(type).values()].sort((a, b) => a.code.localeCompare(b.code))) {
+      hash.update(`${type}|${parameter.code}|${parameter.type}|${parameter.expression}|${parameter.components?.map((c) => c.type).join('$') ?? ''}\n`);
+    }
+  }
+  return hash.digest('hex').slice(0, 16);
 }

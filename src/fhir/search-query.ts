@@ -8,7 +8,7 @@
 import type { Filter, Sort } from 'mongodb';
 import { badInput } from '../errors.ts';
 import { dateRange, normalizeReference, normalizeString, unitKey } from './search-index.ts';
-import { findSearchParameter, type SearchParameterDefinition } from './search-parameters.ts';
+import { findSearchParameter, parameterKey, type SimpleParameterType } from './search-parameters.ts';
 
 /** The stored document of a current resource version. */
 export interface ResourceDocument {
@@ -53,14 +53,14 @@ function splitValues(name: string, raw: string): string[] {
   return values;
 }
 
-function referenceCandidates(parameter: SearchParameterDefinition, name: string, value: string): string[] {
+function referenceCandidates(targets: string[], name: string, value: string): string[] {
   if (value.includes('/')) {
     const normalized = normalizeReference(value);
     if (!normalized) throw badInput(`Search parameter ${name}: "${value}" is not a reference like Patient/123`, [name]);
     return [normalized];
   }
   if (!/^[A-Za-z0-9\-.]{1,64}$/.test(value)) throw badInput(`Search parameter ${name}: "${value}" is not a valid id`, [name]);
-  return parameter.targets.map((target) => `${target}/${value}`);
+  return targets.map((target) => `${target}/${value}`);
 }
 
 /** A date condition on a stored range: `lo`/`hi` are the fields holding its start and end (the same field for an instant). */
@@ -104,6 +104,7 @@ export const modifiersByType: Record<string, readonly string[]> = {
   reference: ['missing'],
   date: ['missing'],
   quantity: ['missing'],
+  composite: ['missing'],
 };
 
 /** `5.4` -> the range it stands for at its precision: [5.35, 5.45). */
@@ -177,13 +178,39 @@ function parameterCondition(resourceType: string, argument: string, raw: string)
     return { [field]: { $exists: raw === 'false' } };
   }
   const values = splitValues(argument, raw);
-  const anyOf = (conditions: Filter<ResourceDocument>[]): Filter<ResourceDocument> => (conditions.length === 1 ? conditions[0]! : { $or: conditions });
-  switch (parameter.type) {
+  if (parameter.type !== 'composite') return valuesCondition(parameter.type, parameter.targets, field, argument, values, modifier);
+  const [first, second] = parameter.components!;
+  return anyOf(
+    values.map((value) => {
+      const cut = value.search(/(?<!\\)\$/);
+      if (cut <= 0 || cut === value.length - 1) {
+        throw badInput(`Search parameter ${argument}: "${value}" is not two values joined by $ (e.g. http://loinc.org|8480-6$gt140)`, [argument]);
+      }
+      const head = value.slice(0, cut).replace(/\\\$/g, '$');
+      const tail = value.slice(cut + 1).replace(/\\\$/g, '$');
+      const keys = first.type === 'reference' ? referenceCandidates(first.targets, argument, head) : [head];
+      return anyOf(keys.map((key) => valuesCondition(second.type, second.targets, `${field}.${unitKey(key)}`, argument, [tail])));
+    }),
+  );
+}
+
+const anyOf = (conditions: Filter<ResourceDocument>[]): Filter<ResourceDocument> => (conditions.length === 1 ? conditions[0]! : { $or: conditions });
+
+/** The condition on one stored field for the (OR-ed) values of a parameter of a simple type. */
+function valuesCondition(
+  type: SimpleParameterType,
+  targets: string[],
+  field: string,
+  argument: string,
+  values: string[],
+  modifier?: string,
+): Filter<ResourceDocument> {
+  switch (type) {
     case 'token':
     case 'uri':
       return { [field]: modifier === 'not' ? { $nin: values } : { $in: values } };
     case 'reference':
-      return { [field]: { $in: values.flatMap((value) => referenceCandidates(parameter, argument, value)) } };
+      return { [field]: { $in: values.flatMap((value) => referenceCandidates(targets, argument, value)) } };
     case 'date':
       return anyOf(values.map((value) => dateCondition(`${field}.lo`, `${field}.hi`, argument, value)));
     case 'quantity':
@@ -226,8 +253,26 @@ function nonNegativeInteger(name: string, value: unknown): number | undefined {
   return number;
 }
 
+const MAX_AND_CLAUSES = 20;
+
+/**
+ * One `_and` clause in FHIR REST syntax, `name[:modifier]=value`: `date=ge2024-01-01`, `code:not=...`,
+ * `code-value-quantity=http://loinc.org|8480-6$gt140`. GraphQL cannot repeat an argument, so a repeated
+ * parameter (AND) is written as several clauses.
+ */
+function andClauseCondition(resourceType: string, clause: unknown): Filter<ResourceDocument> {
+  const match = typeof clause === 'string' ? /^([A-Za-z_][A-Za-z0-9_-]*)(?::([a-z]+))?=(.+)$/s.exec(clause) : null;
+  if (!match) throw badInput(`An _and clause must look like name=value or name:modifier=value, not ${JSON.stringify(clause).slice(0, 80)}`, ['_and']);
+  const [, name, modifier, value] = match;
+  if (name === '_count' || name === '_offset' || name === '_sort' || name === '_and' || name === '_cursor') {
+    throw badInput(`${name} cannot be an _and clause; pass it as an argument`, ['_and']);
+  }
+  return parameterCondition(resourceType, `${parameterKey(name!)}${modifier ? `_${modifier}` : ''}`, value!);
+}
+
 /** Compiles search arguments for a type into a filter, sort and paging; unknown or malformed ones are BAD_USER_INPUT. */
 export function compileSearch(resourceType: string, args: SearchArguments): CompiledSearch {
+  if (Array.isArray(args._and) && args._and.length > MAX_AND_CLAUSES) throw badInput(`_and takes at most ${MAX_AND_CLAUSES} clauses`, ['_and']);
   const conditions: Filter<ResourceDocument>[] = [];
   let count: number | undefined;
   let offset = 0;
@@ -237,7 +282,9 @@ export function compileSearch(resourceType: string, args: SearchArguments): Comp
     if (name === '_count') count = nonNegativeInteger('_count', value);
     else if (name === '_offset') offset = nonNegativeInteger('_offset', value) ?? 0;
     else if (name === '_sort') sortArgument = String(value);
-    else {
+    else if (name === '_and') {
+      for (const clause of Array.isArray(value) ? value : [value]) conditions.push(andClauseCondition(resourceType, clause));
+    } else {
       const repeated = Array.isArray(value) ? value : [value];
       for (const one of repeated) {
         if (typeof one !== 'string' && typeof one !== 'boolean') throw badInput(`Search parameter ${name} must be a string`, [name]);

@@ -16,7 +16,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { HubError, badInput, conflict, notFound, translateDatabaseError } from '../errors.ts';
 import { isServedResourceType, servedResourceTypes, indexedSearchParameters } from './resource-types.ts';
 import { extractSearchValues } from './search-index.ts';
-import { findSearchParameter, searchParametersOf, parameterKey } from './search-parameters.ts';
+import { findSearchParameter, searchParametersOf, parameterKey, searchIndexFingerprint } from './search-parameters.ts';
 import { compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
 import { validateFhirResource } from './validation.ts';
 
@@ -85,6 +85,7 @@ function sameContent(a: Resource, b: Resource): boolean {
 }
 
 function canonicalJson(value: unknown): string {
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
     return `{${Object.keys(value)
@@ -130,6 +131,65 @@ export class FhirStore {
       await this.createMissingIndexes(type, wanted);
       await this.createMissingIndexes(`${type}_history`, [{ key: { rid: 1, v: -1 }, name: 'resource_version' }]);
     }
+  }
+
+  /**
+   * Whether the search values in the database were extracted with the parameters this hub knows. An empty
+   * database is marked current. `stale` means searches on new parameters miss old resources until
+   * `npm run reindex` has run.
+   */
+  async searchIndexStatus(): Promise<'current' | 'stale'> {
+    return this.guard(async () => {
+      const stored = await this.meta().findOne({ _id: 'search-index' });
+      if (stored?.fingerprint === searchIndexFingerprint()) return 'current';
+      for (const type of servedResourceTypes) {
+        if ((await this.db.collection(type).estimatedDocumentCount()) > 0) return 'stale';
+      }
+      await this.markSearchIndexCurrent();
+      return 'current';
+    });
+  }
+
+  private meta(): Collection<{ _id: string; fingerprint: string; at: Date }> {
+    return this.db.collection('hub_meta');
+  }
+
+  private async markSearchIndexCurrent(): Promise<void> {
+    await this.meta().updateOne({ _id: 'search-index' }, { $set: { fingerprint: searchIndexFingerprint(), at: new Date() } }, { upsert: true });
+  }
+
+  /**
+   * Re-extracts the search values of every current resource, a page at a time, and records the fingerprint.
+   * Each update is a compare-and-set on the version, so a resource written meanwhile keeps its own values.
+   */
+  async reindex(onProgress?: (type: string, done: number) => void, pageSize = 500): Promise<{ documents: number; changed: number }> {
+    return this.guard(async () => {
+      let documents = 0;
+      let changed = 0;
+      for (const type of servedResourceTypes) {
+        let after = '';
+        let done = 0;
+        for (;;) {
+          const page = await this.current(type)
+            .find({ _id: { $gt: after } }, { projection: { _id: 1, v: 1, json: 1, sp: 1 }, limit: pageSize })
+            .sort({ _id: 1 })
+            .toArray();
+          if (page.length === 0) break;
+          const updates = page.flatMap((document) => {
+            const sp = extractSearchValues(parseResource(document.json));
+            if (canonicalJson(sp) === canonicalJson(document.sp)) return [];
+            return [{ updateOne: { filter: { _id: document._id, v: document.v }, update: { $set: { sp } } } }];
+          });
+          if (updates.length > 0) changed += (await this.current(type).bulkWrite(updates, { ordered: false })).modifiedCount;
+          documents += page.length;
+          done += page.length;
+          after = page[page.length - 1]!._id;
+          onProgress?.(type, done);
+        }
+      }
+      await this.markSearchIndexCurrent();
+      return { documents, changed };
+    });
   }
 
   private async createMissingIndexes(collectionName: string, wanted: { key: Record<string, number>; name: string }[]): Promise<void> {

@@ -167,6 +167,7 @@ export type AllergyIntolerance = {
 
 /** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
 export type AllergyIntoleranceConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -241,6 +242,7 @@ export type AllergyIntoleranceConditionListArgs = {
 
 /** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
 export type AllergyIntoleranceDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -302,6 +304,8 @@ export type AllergyIntoleranceDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -321,6 +325,7 @@ export type AllergyIntoleranceDocumentReferenceListArgs = {
 
 /** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
 export type AllergyIntoleranceObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -343,9 +348,21 @@ export type AllergyIntoleranceObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -357,6 +374,10 @@ export type AllergyIntoleranceObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -415,6 +436,7 @@ export type AllergyIntoleranceObservationListArgs = {
 
 /** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
 export type AllergyIntoleranceProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -457,6 +479,7 @@ export type AllergyIntoleranceProvenanceListArgs = {
 
 /** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
 export type AllergyIntoleranceTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -794,6 +817,7 @@ export type CarePlan = {
 
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlanCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -857,6 +881,7 @@ export type CarePlanCarePlanListArgs = {
 
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlanConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -931,6 +956,7 @@ export type CarePlanConditionListArgs = {
 
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlanDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -987,6 +1013,7 @@ export type CarePlanDiagnosticReportListArgs = {
 
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlanDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1048,6 +1075,8 @@ export type CarePlanDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -1067,6 +1096,7 @@ export type CarePlanDocumentReferenceListArgs = {
 
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlanImagingStudyListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1128,6 +1158,7 @@ export type CarePlanImagingStudyListArgs = {
 
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlanObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1150,9 +1181,21 @@ export type CarePlanObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -1164,6 +1207,10 @@ export type CarePlanObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -1222,6 +1269,7 @@ export type CarePlanObservationListArgs = {
 
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlanProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1277,6 +1325,7 @@ export type CarePlanProcedureListArgs = {
 
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlanProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1319,6 +1368,7 @@ export type CarePlanProvenanceListArgs = {
 
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlanServiceRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1391,6 +1441,7 @@ export type CarePlanServiceRequestListArgs = {
 
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlanTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1715,6 +1766,7 @@ export type Claim = {
 
 /** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
 export type ClaimConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1789,6 +1841,7 @@ export type ClaimConditionListArgs = {
 
 /** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
 export type ClaimDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1850,6 +1903,8 @@ export type ClaimDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -1869,6 +1924,7 @@ export type ClaimDocumentReferenceListArgs = {
 
 /** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
 export type ClaimExplanationOfBenefitListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1926,6 +1982,7 @@ export type ClaimExplanationOfBenefitListArgs = {
 
 /** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
 export type ClaimObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -1948,9 +2005,21 @@ export type ClaimObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -1962,6 +2031,10 @@ export type ClaimObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -2020,6 +2093,7 @@ export type ClaimObservationListArgs = {
 
 /** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
 export type ClaimProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -2062,6 +2136,7 @@ export type ClaimProvenanceListArgs = {
 
 /** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
 export type ClaimTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -2792,6 +2867,7 @@ export type Condition = {
 
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type ConditionCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -2855,6 +2931,7 @@ export type ConditionCarePlanListArgs = {
 
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type ConditionConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -2929,6 +3006,7 @@ export type ConditionConditionListArgs = {
 
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type ConditionDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -2990,6 +3068,8 @@ export type ConditionDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -3009,6 +3089,7 @@ export type ConditionDocumentReferenceListArgs = {
 
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type ConditionEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -3081,6 +3162,7 @@ export type ConditionEncounterListArgs = {
 
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type ConditionImmunizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -3142,6 +3224,7 @@ export type ConditionImmunizationListArgs = {
 
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type ConditionObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -3164,9 +3247,21 @@ export type ConditionObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -3178,6 +3273,10 @@ export type ConditionObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -3236,6 +3335,7 @@ export type ConditionObservationListArgs = {
 
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type ConditionProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -3291,6 +3391,7 @@ export type ConditionProcedureListArgs = {
 
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type ConditionProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -3333,6 +3434,7 @@ export type ConditionProvenanceListArgs = {
 
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type ConditionTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -3811,6 +3913,7 @@ export type DiagnosticReport = {
 
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReportConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -3885,6 +3988,7 @@ export type DiagnosticReportConditionListArgs = {
 
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReportDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -3946,6 +4050,8 @@ export type DiagnosticReportDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -3965,6 +4071,7 @@ export type DiagnosticReportDocumentReferenceListArgs = {
 
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReportImmunizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -4026,6 +4133,7 @@ export type DiagnosticReportImmunizationListArgs = {
 
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReportObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -4048,9 +4156,21 @@ export type DiagnosticReportObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -4062,6 +4182,10 @@ export type DiagnosticReportObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -4120,6 +4244,7 @@ export type DiagnosticReportObservationListArgs = {
 
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReportProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -4175,6 +4300,7 @@ export type DiagnosticReportProcedureListArgs = {
 
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReportProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -4217,6 +4343,7 @@ export type DiagnosticReportProvenanceListArgs = {
 
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReportTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -4458,6 +4585,7 @@ export type DocumentReference = {
 
 /** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
 export type DocumentReferenceConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -4532,6 +4660,7 @@ export type DocumentReferenceConditionListArgs = {
 
 /** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
 export type DocumentReferenceDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -4593,6 +4722,8 @@ export type DocumentReferenceDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -4612,6 +4743,7 @@ export type DocumentReferenceDocumentReferenceListArgs = {
 
 /** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
 export type DocumentReferenceObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -4634,9 +4766,21 @@ export type DocumentReferenceObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -4648,6 +4792,10 @@ export type DocumentReferenceObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -4706,6 +4854,7 @@ export type DocumentReferenceObservationListArgs = {
 
 /** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
 export type DocumentReferenceProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -4761,6 +4910,7 @@ export type DocumentReferenceProcedureListArgs = {
 
 /** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
 export type DocumentReferenceProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -4803,6 +4953,7 @@ export type DocumentReferenceProvenanceListArgs = {
 
 /** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
 export type DocumentReferenceTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5223,6 +5374,7 @@ export type Encounter = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5286,6 +5438,7 @@ export type EncounterCarePlanListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterClaimListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5343,6 +5496,7 @@ export type EncounterClaimListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5417,6 +5571,7 @@ export type EncounterConditionListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5473,6 +5628,7 @@ export type EncounterDiagnosticReportListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5534,6 +5690,8 @@ export type EncounterDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -5553,6 +5711,7 @@ export type EncounterDocumentReferenceListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5625,6 +5784,7 @@ export type EncounterEncounterListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterExplanationOfBenefitListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5682,6 +5842,7 @@ export type EncounterExplanationOfBenefitListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterImagingStudyListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5743,6 +5904,7 @@ export type EncounterImagingStudyListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterMedicationRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5801,6 +5963,7 @@ export type EncounterMedicationRequestListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5823,9 +5986,21 @@ export type EncounterObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -5837,6 +6012,10 @@ export type EncounterObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -5895,6 +6074,7 @@ export type EncounterObservationListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5950,6 +6130,7 @@ export type EncounterProcedureListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -5992,6 +6173,7 @@ export type EncounterProvenanceListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterServiceRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -6064,6 +6246,7 @@ export type EncounterServiceRequestListArgs = {
 
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type EncounterTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -6480,6 +6663,7 @@ export type ExplanationOfBenefit = {
 
 /** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
 export type ExplanationOfBenefitConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -6554,6 +6738,7 @@ export type ExplanationOfBenefitConditionListArgs = {
 
 /** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
 export type ExplanationOfBenefitDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -6615,6 +6800,8 @@ export type ExplanationOfBenefitDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -6634,6 +6821,7 @@ export type ExplanationOfBenefitDocumentReferenceListArgs = {
 
 /** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
 export type ExplanationOfBenefitObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -6656,9 +6844,21 @@ export type ExplanationOfBenefitObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -6670,6 +6870,10 @@ export type ExplanationOfBenefitObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -6728,6 +6932,7 @@ export type ExplanationOfBenefitObservationListArgs = {
 
 /** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
 export type ExplanationOfBenefitProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -6770,6 +6975,7 @@ export type ExplanationOfBenefitProvenanceListArgs = {
 
 /** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
 export type ExplanationOfBenefitTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8004,6 +8210,7 @@ export type Goal = {
 
 /** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
 export type GoalCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8067,6 +8274,7 @@ export type GoalCarePlanListArgs = {
 
 /** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
 export type GoalConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8141,6 +8349,7 @@ export type GoalConditionListArgs = {
 
 /** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
 export type GoalDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8202,6 +8411,8 @@ export type GoalDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -8221,6 +8432,7 @@ export type GoalDocumentReferenceListArgs = {
 
 /** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
 export type GoalObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8243,9 +8455,21 @@ export type GoalObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -8257,6 +8481,10 @@ export type GoalObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -8315,6 +8543,7 @@ export type GoalObservationListArgs = {
 
 /** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
 export type GoalProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8357,6 +8586,7 @@ export type GoalProvenanceListArgs = {
 
 /** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
 export type GoalTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8677,6 +8907,7 @@ export type ImagingStudy = {
 
 /** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
 export type ImagingStudyConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8751,6 +8982,7 @@ export type ImagingStudyConditionListArgs = {
 
 /** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
 export type ImagingStudyDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8812,6 +9044,8 @@ export type ImagingStudyDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -8831,6 +9065,7 @@ export type ImagingStudyDocumentReferenceListArgs = {
 
 /** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
 export type ImagingStudyObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8853,9 +9088,21 @@ export type ImagingStudyObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -8867,6 +9114,10 @@ export type ImagingStudyObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -8925,6 +9176,7 @@ export type ImagingStudyObservationListArgs = {
 
 /** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
 export type ImagingStudyProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -8967,6 +9219,7 @@ export type ImagingStudyProvenanceListArgs = {
 
 /** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
 export type ImagingStudyTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -9286,6 +9539,7 @@ export type Immunization = {
 
 /** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
 export type ImmunizationConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -9360,6 +9614,7 @@ export type ImmunizationConditionListArgs = {
 
 /** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
 export type ImmunizationDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -9421,6 +9676,8 @@ export type ImmunizationDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -9440,6 +9697,7 @@ export type ImmunizationDocumentReferenceListArgs = {
 
 /** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
 export type ImmunizationObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -9462,9 +9720,21 @@ export type ImmunizationObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -9476,6 +9746,10 @@ export type ImmunizationObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -9534,6 +9808,7 @@ export type ImmunizationObservationListArgs = {
 
 /** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
 export type ImmunizationProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -9576,6 +9851,7 @@ export type ImmunizationProvenanceListArgs = {
 
 /** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
 export type ImmunizationTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -9917,6 +10193,7 @@ export type Location = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationClaimListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -9974,6 +10251,7 @@ export type LocationClaimListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10048,6 +10326,7 @@ export type LocationConditionListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10104,6 +10383,7 @@ export type LocationDiagnosticReportListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10165,6 +10445,8 @@ export type LocationDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -10184,6 +10466,7 @@ export type LocationDocumentReferenceListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10256,6 +10539,7 @@ export type LocationEncounterListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationExplanationOfBenefitListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10313,6 +10597,7 @@ export type LocationExplanationOfBenefitListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationImmunizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10374,6 +10659,7 @@ export type LocationImmunizationListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationLocationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10438,6 +10724,7 @@ export type LocationLocationListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10460,9 +10747,21 @@ export type LocationObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -10474,6 +10773,10 @@ export type LocationObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -10532,6 +10835,7 @@ export type LocationObservationListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationPractitionerRoleListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10584,6 +10888,7 @@ export type LocationPractitionerRoleListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10639,6 +10944,7 @@ export type LocationProcedureListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10681,6 +10987,7 @@ export type LocationProvenanceListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationServiceRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -10753,6 +11060,7 @@ export type LocationServiceRequestListArgs = {
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -11035,6 +11343,7 @@ export type MedicationRequest = {
 
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequestCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -11098,6 +11407,7 @@ export type MedicationRequestCarePlanListArgs = {
 
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequestConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -11172,6 +11482,7 @@ export type MedicationRequestConditionListArgs = {
 
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequestDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -11228,6 +11539,7 @@ export type MedicationRequestDiagnosticReportListArgs = {
 
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequestDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -11289,6 +11601,8 @@ export type MedicationRequestDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -11308,6 +11622,7 @@ export type MedicationRequestDocumentReferenceListArgs = {
 
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequestObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -11330,9 +11645,21 @@ export type MedicationRequestObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -11344,6 +11671,10 @@ export type MedicationRequestObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -11402,6 +11733,7 @@ export type MedicationRequestObservationListArgs = {
 
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequestProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -11444,6 +11776,7 @@ export type MedicationRequestProvenanceListArgs = {
 
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequestServiceRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -11516,6 +11849,7 @@ export type MedicationRequestServiceRequestListArgs = {
 
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequestTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -12490,6 +12824,7 @@ export type Observation = {
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -12564,6 +12899,7 @@ export type ObservationConditionListArgs = {
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -12620,6 +12956,7 @@ export type ObservationDiagnosticReportListArgs = {
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -12681,6 +13018,8 @@ export type ObservationDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -12700,6 +13039,7 @@ export type ObservationDocumentReferenceListArgs = {
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -12772,6 +13112,7 @@ export type ObservationEncounterListArgs = {
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationImmunizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -12833,6 +13174,7 @@ export type ObservationImmunizationListArgs = {
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -12855,9 +13197,21 @@ export type ObservationObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -12869,6 +13223,10 @@ export type ObservationObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -12927,6 +13285,7 @@ export type ObservationObservationListArgs = {
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -12982,6 +13341,7 @@ export type ObservationProcedureListArgs = {
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13024,6 +13384,7 @@ export type ObservationProvenanceListArgs = {
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13344,6 +13705,7 @@ export type Organization = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13407,6 +13769,7 @@ export type OrganizationCarePlanListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationClaimListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13464,6 +13827,7 @@ export type OrganizationClaimListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13538,6 +13902,7 @@ export type OrganizationConditionListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13594,6 +13959,7 @@ export type OrganizationDiagnosticReportListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13655,6 +14021,8 @@ export type OrganizationDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -13674,6 +14042,7 @@ export type OrganizationDocumentReferenceListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13746,6 +14115,7 @@ export type OrganizationEncounterListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationExplanationOfBenefitListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13803,6 +14173,7 @@ export type OrganizationExplanationOfBenefitListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationGoalListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13842,6 +14213,7 @@ export type OrganizationGoalListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationImagingStudyListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13903,6 +14275,7 @@ export type OrganizationImagingStudyListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationImmunizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -13964,6 +14337,7 @@ export type OrganizationImmunizationListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationLocationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14028,6 +14402,7 @@ export type OrganizationLocationListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationMedicationRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14086,6 +14461,7 @@ export type OrganizationMedicationRequestListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14108,9 +14484,21 @@ export type OrganizationObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -14122,6 +14510,10 @@ export type OrganizationObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -14180,6 +14572,7 @@ export type OrganizationObservationListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationOrganizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14243,6 +14636,7 @@ export type OrganizationOrganizationListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationPatientListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14335,6 +14729,7 @@ export type OrganizationPatientListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationPractitionerRoleListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14387,6 +14782,7 @@ export type OrganizationPractitionerRoleListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14442,6 +14838,7 @@ export type OrganizationProcedureListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14484,6 +14881,7 @@ export type OrganizationProvenanceListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationServiceRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14556,6 +14954,7 @@ export type OrganizationServiceRequestListArgs = {
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14828,6 +15227,7 @@ export type Patient = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientAllergyIntoleranceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14889,6 +15289,7 @@ export type PatientAllergyIntoleranceListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -14952,6 +15353,7 @@ export type PatientCarePlanListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientClaimListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15009,6 +15411,7 @@ export type PatientClaimListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15083,6 +15486,7 @@ export type PatientConditionListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15139,6 +15543,7 @@ export type PatientDiagnosticReportListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15200,6 +15605,8 @@ export type PatientDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -15219,6 +15626,7 @@ export type PatientDocumentReferenceListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15291,6 +15699,7 @@ export type PatientEncounterListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientExplanationOfBenefitListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15348,6 +15757,7 @@ export type PatientExplanationOfBenefitListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientGoalListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15387,6 +15797,7 @@ export type PatientGoalListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientImagingStudyListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15448,6 +15859,7 @@ export type PatientImagingStudyListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientImmunizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15509,6 +15921,7 @@ export type PatientImmunizationListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientMedicationRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15567,6 +15980,7 @@ export type PatientMedicationRequestListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15589,9 +16003,21 @@ export type PatientObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -15603,6 +16029,10 @@ export type PatientObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -15661,6 +16091,7 @@ export type PatientObservationListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientPatientListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15753,6 +16184,7 @@ export type PatientPatientListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15808,6 +16240,7 @@ export type PatientProcedureListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15850,6 +16283,7 @@ export type PatientProvenanceListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientServiceRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -15922,6 +16356,7 @@ export type PatientServiceRequestListArgs = {
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16229,6 +16664,7 @@ export type Practitioner = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerAllergyIntoleranceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16290,6 +16726,7 @@ export type PractitionerAllergyIntoleranceListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16353,6 +16790,7 @@ export type PractitionerCarePlanListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerClaimListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16410,6 +16848,7 @@ export type PractitionerClaimListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16484,6 +16923,7 @@ export type PractitionerConditionListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16540,6 +16980,7 @@ export type PractitionerDiagnosticReportListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16601,6 +17042,8 @@ export type PractitionerDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -16620,6 +17063,7 @@ export type PractitionerDocumentReferenceListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16692,6 +17136,7 @@ export type PractitionerEncounterListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerExplanationOfBenefitListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16749,6 +17194,7 @@ export type PractitionerExplanationOfBenefitListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerImagingStudyListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16810,6 +17256,7 @@ export type PractitionerImagingStudyListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerImmunizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16871,6 +17318,7 @@ export type PractitionerImmunizationListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerMedicationRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16929,6 +17377,7 @@ export type PractitionerMedicationRequestListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -16951,9 +17400,21 @@ export type PractitionerObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -16965,6 +17426,10 @@ export type PractitionerObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -17023,6 +17488,7 @@ export type PractitionerObservationListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerPatientListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17115,6 +17581,7 @@ export type PractitionerPatientListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerPractitionerRoleListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17167,6 +17634,7 @@ export type PractitionerPractitionerRoleListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17222,6 +17690,7 @@ export type PractitionerProcedureListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17264,6 +17733,7 @@ export type PractitionerProvenanceListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerServiceRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17336,6 +17806,7 @@ export type PractitionerServiceRequestListArgs = {
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17563,6 +18034,7 @@ export type PractitionerRole = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleAllergyIntoleranceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17624,6 +18096,7 @@ export type PractitionerRoleAllergyIntoleranceListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17687,6 +18160,7 @@ export type PractitionerRoleCarePlanListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleClaimListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17744,6 +18218,7 @@ export type PractitionerRoleClaimListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17818,6 +18293,7 @@ export type PractitionerRoleConditionListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17874,6 +18350,7 @@ export type PractitionerRoleDiagnosticReportListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -17935,6 +18412,8 @@ export type PractitionerRoleDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -17954,6 +18433,7 @@ export type PractitionerRoleDocumentReferenceListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18026,6 +18506,7 @@ export type PractitionerRoleEncounterListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleExplanationOfBenefitListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18083,6 +18564,7 @@ export type PractitionerRoleExplanationOfBenefitListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleImagingStudyListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18144,6 +18626,7 @@ export type PractitionerRoleImagingStudyListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleImmunizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18205,6 +18688,7 @@ export type PractitionerRoleImmunizationListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleMedicationRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18263,6 +18747,7 @@ export type PractitionerRoleMedicationRequestListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18285,9 +18770,21 @@ export type PractitionerRoleObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -18299,6 +18796,10 @@ export type PractitionerRoleObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -18357,6 +18858,7 @@ export type PractitionerRoleObservationListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRolePatientListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18449,6 +18951,7 @@ export type PractitionerRolePatientListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18504,6 +19007,7 @@ export type PractitionerRoleProcedureListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18546,6 +19050,7 @@ export type PractitionerRoleProvenanceListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleServiceRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18618,6 +19123,7 @@ export type PractitionerRoleServiceRequestListArgs = {
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18888,6 +19394,7 @@ export type Procedure = {
 
 /** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
 export type ProcedureConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -18962,6 +19469,7 @@ export type ProcedureConditionListArgs = {
 
 /** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
 export type ProcedureDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -19023,6 +19531,8 @@ export type ProcedureDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -19042,6 +19552,7 @@ export type ProcedureDocumentReferenceListArgs = {
 
 /** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
 export type ProcedureEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -19114,6 +19625,7 @@ export type ProcedureEncounterListArgs = {
 
 /** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
 export type ProcedureObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -19136,9 +19648,21 @@ export type ProcedureObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -19150,6 +19674,10 @@ export type ProcedureObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -19208,6 +19736,7 @@ export type ProcedureObservationListArgs = {
 
 /** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
 export type ProcedureProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -19263,6 +19792,7 @@ export type ProcedureProcedureListArgs = {
 
 /** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
 export type ProcedureProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -19305,6 +19835,7 @@ export type ProcedureProvenanceListArgs = {
 
 /** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
 export type ProcedureTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -19544,6 +20075,7 @@ export type Provenance = {
 
 /** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
 export type ProvenanceConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -19618,6 +20150,7 @@ export type ProvenanceConditionListArgs = {
 
 /** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
 export type ProvenanceDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -19679,6 +20212,8 @@ export type ProvenanceDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -19698,6 +20233,7 @@ export type ProvenanceDocumentReferenceListArgs = {
 
 /** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
 export type ProvenanceObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -19720,9 +20256,21 @@ export type ProvenanceObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -19734,6 +20282,10 @@ export type ProvenanceObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -19792,6 +20344,7 @@ export type ProvenanceObservationListArgs = {
 
 /** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
 export type ProvenanceProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -19834,6 +20387,7 @@ export type ProvenanceProvenanceListArgs = {
 
 /** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
 export type ProvenanceTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -20172,6 +20726,7 @@ export type QueryAllergyIntoleranceArgs = {
 
 
 export type QueryAllergyIntoleranceConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -20231,6 +20786,7 @@ export type QueryAllergyIntoleranceConnectionArgs = {
 
 
 export type QueryAllergyIntoleranceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -20295,6 +20851,7 @@ export type QueryCarePlanArgs = {
 
 
 export type QueryCarePlanConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -20356,6 +20913,7 @@ export type QueryCarePlanConnectionArgs = {
 
 
 export type QueryCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -20422,6 +20980,7 @@ export type QueryClaimArgs = {
 
 
 export type QueryClaimConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -20477,6 +21036,7 @@ export type QueryClaimConnectionArgs = {
 
 
 export type QueryClaimListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -20537,6 +21097,7 @@ export type QueryConditionArgs = {
 
 
 export type QueryConditionConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -20609,6 +21170,7 @@ export type QueryConditionConnectionArgs = {
 
 
 export type QueryConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -20686,6 +21248,7 @@ export type QueryDiagnosticReportArgs = {
 
 
 export type QueryDiagnosticReportConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -20740,6 +21303,7 @@ export type QueryDiagnosticReportConnectionArgs = {
 
 
 export type QueryDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -20799,6 +21363,7 @@ export type QueryDocumentReferenceArgs = {
 
 
 export type QueryDocumentReferenceConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -20859,6 +21424,8 @@ export type QueryDocumentReferenceConnectionArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -20877,6 +21444,7 @@ export type QueryDocumentReferenceConnectionArgs = {
 
 
 export type QueryDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -20937,6 +21505,8 @@ export type QueryDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -20960,6 +21530,7 @@ export type QueryEncounterArgs = {
 
 
 export type QueryEncounterConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -21030,6 +21601,7 @@ export type QueryEncounterConnectionArgs = {
 
 
 export type QueryEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -21105,6 +21677,7 @@ export type QueryExplanationOfBenefitArgs = {
 
 
 export type QueryExplanationOfBenefitConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -21160,6 +21733,7 @@ export type QueryExplanationOfBenefitConnectionArgs = {
 
 
 export type QueryExplanationOfBenefitListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -21220,6 +21794,7 @@ export type QueryGoalArgs = {
 
 
 export type QueryGoalConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -21257,6 +21832,7 @@ export type QueryGoalConnectionArgs = {
 
 
 export type QueryGoalListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -21299,6 +21875,7 @@ export type QueryImagingStudyArgs = {
 
 
 export type QueryImagingStudyConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -21358,6 +21935,7 @@ export type QueryImagingStudyConnectionArgs = {
 
 
 export type QueryImagingStudyListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -21422,6 +22000,7 @@ export type QueryImmunizationArgs = {
 
 
 export type QueryImmunizationConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -21481,6 +22060,7 @@ export type QueryImmunizationConnectionArgs = {
 
 
 export type QueryImmunizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -21545,6 +22125,7 @@ export type QueryLocationArgs = {
 
 
 export type QueryLocationConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -21607,6 +22188,7 @@ export type QueryLocationConnectionArgs = {
 
 
 export type QueryLocationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -21674,6 +22256,7 @@ export type QueryMedicationRequestArgs = {
 
 
 export type QueryMedicationRequestConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -21730,6 +22313,7 @@ export type QueryMedicationRequestConnectionArgs = {
 
 
 export type QueryMedicationRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -21791,6 +22375,7 @@ export type QueryObservationArgs = {
 
 
 export type QueryObservationConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -21812,9 +22397,21 @@ export type QueryObservationConnectionArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -21826,6 +22423,10 @@ export type QueryObservationConnectionArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -21883,6 +22484,7 @@ export type QueryObservationConnectionArgs = {
 
 
 export type QueryObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -21904,9 +22506,21 @@ export type QueryObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -21918,6 +22532,10 @@ export type QueryObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -21980,6 +22598,7 @@ export type QueryOrganizationArgs = {
 
 
 export type QueryOrganizationConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -22041,6 +22660,7 @@ export type QueryOrganizationConnectionArgs = {
 
 
 export type QueryOrganizationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -22107,6 +22727,7 @@ export type QueryPatientArgs = {
 
 
 export type QueryPatientConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -22197,6 +22818,7 @@ export type QueryPatientConnectionArgs = {
 
 
 export type QueryPatientListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -22292,6 +22914,7 @@ export type QueryPractitionerArgs = {
 
 
 export type QueryPractitionerConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -22369,6 +22992,7 @@ export type QueryPractitionerConnectionArgs = {
 
 
 export type QueryPractitionerListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -22451,6 +23075,7 @@ export type QueryPractitionerRoleArgs = {
 
 
 export type QueryPractitionerRoleConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -22501,6 +23126,7 @@ export type QueryPractitionerRoleConnectionArgs = {
 
 
 export type QueryPractitionerRoleListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -22556,6 +23182,7 @@ export type QueryProcedureArgs = {
 
 
 export type QueryProcedureConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -22609,6 +23236,7 @@ export type QueryProcedureConnectionArgs = {
 
 
 export type QueryProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -22667,6 +23295,7 @@ export type QueryProvenanceArgs = {
 
 
 export type QueryProvenanceConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -22707,6 +23336,7 @@ export type QueryProvenanceConnectionArgs = {
 
 
 export type QueryProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -22752,6 +23382,7 @@ export type QueryServiceRequestArgs = {
 
 
 export type QueryServiceRequestConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -22822,6 +23453,7 @@ export type QueryServiceRequestConnectionArgs = {
 
 
 export type QueryServiceRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -22897,6 +23529,7 @@ export type QueryTaskArgs = {
 
 
 export type QueryTaskConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -22960,6 +23593,7 @@ export type QueryTaskConnectionArgs = {
 
 
 export type QueryTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23292,6 +23926,7 @@ export type ServiceRequest = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23355,6 +23990,7 @@ export type ServiceRequestCarePlanListArgs = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23429,6 +24065,7 @@ export type ServiceRequestConditionListArgs = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestDiagnosticReportListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23485,6 +24122,7 @@ export type ServiceRequestDiagnosticReportListArgs = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23546,6 +24184,8 @@ export type ServiceRequestDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -23565,6 +24205,7 @@ export type ServiceRequestDocumentReferenceListArgs = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestEncounterListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23637,6 +24278,7 @@ export type ServiceRequestEncounterListArgs = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestImagingStudyListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23698,6 +24340,7 @@ export type ServiceRequestImagingStudyListArgs = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23720,9 +24363,21 @@ export type ServiceRequestObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -23734,6 +24389,10 @@ export type ServiceRequestObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -23792,6 +24451,7 @@ export type ServiceRequestObservationListArgs = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestProcedureListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23847,6 +24507,7 @@ export type ServiceRequestProcedureListArgs = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23889,6 +24550,7 @@ export type ServiceRequestProvenanceListArgs = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestServiceRequestListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -23961,6 +24623,7 @@ export type ServiceRequestServiceRequestListArgs = {
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequestTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -24236,6 +24899,7 @@ export type Task = {
 
 /** A task to be performed. */
 export type TaskCarePlanListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -24299,6 +24963,7 @@ export type TaskCarePlanListArgs = {
 
 /** A task to be performed. */
 export type TaskConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -24373,6 +25038,7 @@ export type TaskConditionListArgs = {
 
 /** A task to be performed. */
 export type TaskDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -24434,6 +25100,8 @@ export type TaskDocumentReferenceListArgs = {
   relation?: InputMaybe<Scalars['String']['input']>;
   relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
   relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label?: InputMaybe<Scalars['String']['input']>;
   security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
   security_label_not?: InputMaybe<Scalars['String']['input']>;
@@ -24453,6 +25121,7 @@ export type TaskDocumentReferenceListArgs = {
 
 /** A task to be performed. */
 export type TaskImagingStudyListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -24514,6 +25183,7 @@ export type TaskImagingStudyListArgs = {
 
 /** A task to be performed. */
 export type TaskObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -24536,9 +25206,21 @@ export type TaskObservationListArgs = {
   code?: InputMaybe<Scalars['String']['input']>;
   code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code?: InputMaybe<Scalars['String']['input']>;
   combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -24550,6 +25232,10 @@ export type TaskObservationListArgs = {
   component_code?: InputMaybe<Scalars['String']['input']>;
   component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
   component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
   component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
@@ -24608,6 +25294,7 @@ export type TaskObservationListArgs = {
 
 /** A task to be performed. */
 export type TaskProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;
@@ -24650,6 +25337,7 @@ export type TaskProvenanceListArgs = {
 
 /** A task to be performed. */
 export type TaskTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _id?: InputMaybe<Scalars['String']['input']>;
   _lastUpdated?: InputMaybe<Scalars['String']['input']>;

@@ -85,6 +85,34 @@ describe('search on the HL7 R4 examples', () => {
     expect(sorted.resources.map((resource) => resource.id)).toEqual(['infant-twin-1', 'infant-twin-2', 'infant-mom', 'genetics-example1', 'mom']);
   });
 
+  it('composite: both parts must come from the same element', async () => {
+    // blood-pressure has systolic (8480-6) 107 mm[Hg] and diastolic (8462-4) 60; blood-pressure-dar has systolic 107 only
+    // (its diastolic has no value); blood-pressure-cancel has no values.
+    expect(await ids('Observation', { component_code_value_quantity: 'http://loinc.org|8480-6$gt100' })).toEqual(['blood-pressure', 'blood-pressure-dar']);
+    expect(await ids('Observation', { component_code_value_quantity: '8462-4$lt100' })).toEqual(['blood-pressure']);
+    // 60 belongs to the diastolic component, so a systolic below 100 matches nothing.
+    expect(await ids('Observation', { component_code_value_quantity: 'http://loinc.org|8480-6$lt100' })).toEqual([]);
+    expect(await ids('Observation', { component_code_value_quantity: '8480-6$107|http://unitsofmeasure.org|mm[Hg]' })).toEqual(['blood-pressure', 'blood-pressure-dar']);
+    // bloodgroup and rhstatus both carry code 883-9 with value SNOMED 112144000 (Blood group A).
+    expect(await ids('Observation', { code_value_concept: 'http://loinc.org|883-9$http://snomed.info/sct|112144000' })).toEqual(['bloodgroup', 'rhstatus']);
+    expect(await ids('Observation', { code_value_concept: 'http://loinc.org|883-9$http://snomed.info/sct|165743006' })).toEqual([]);
+    expect(await ids('Observation', { combo_code_value_quantity: '8462-4$60' })).toEqual(['blood-pressure']);
+    await expect(ids('Observation', { code_value_concept: 'http://loinc.org|883-9' })).rejects.toThrow(/joined by \$/);
+  });
+
+  it('_and repeats a parameter (AND) in FHIR REST syntax, modifiers included', async () => {
+    // Patient f001's observations: f001 (from 2 April 2013, no end), f002-f004 and unsat (2-3 April), f005 (5 April), ekg (2015);
+    // f001 and unsat are glucose (LOINC 15074-8).
+    expect(await ids('Observation', { subject: 'Patient/f001', _and: ['date=ge2013-04-03', 'date=lt2013-04-05'] })).toEqual(['f001', 'f002', 'f003', 'f004', 'unsat']);
+    expect(await ids('Observation', { _and: ['subject=Patient/f001', 'date=ge2013-04-03', 'date=lt2013-04-05', 'code:not=http://loinc.org|15074-8'] })).toEqual(['f002', 'f003', 'f004']);
+    expect(await ids('Patient', { _and: ['name=sol', 'name:exact=Solo', 'birthdate=ge2017'] })).toEqual(['infant-twin-1', 'infant-twin-2']);
+    expect(await ids('Observation', { _and: ['component-code-value-quantity=http://loinc.org|8480-6$gt100', 'status=final', 'patient:missing=false'] })).toEqual(['blood-pressure', 'blood-pressure-dar']);
+    await expect(ids('Patient', { _and: ['name'] })).rejects.toThrow(/name=value/);
+    await expect(ids('Patient', { _and: ['_count=5'] })).rejects.toThrow(/_count/);
+    await expect(ids('Patient', { _and: ['shoe-size=42'] })).rejects.toThrow(/shoe_size/);
+    await expect(ids('Patient', { _and: Array.from({ length: 21 }, () => 'name=a') })).rejects.toThrow(/at most 20/);
+  });
+
   it('names an unknown parameter, modifier or malformed value', async () => {
     await expect(ids('Patient', { shoe_size: '42' })).rejects.toThrow(/shoe_size/);
     await expect(ids('Patient', { birthdate_not: '1974' })).rejects.toThrow(/birthdate_not/);

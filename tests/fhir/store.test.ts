@@ -176,4 +176,26 @@ describe('FHIR store', () => {
     await expect(database.store.search('Patient', { identifier: { $gt: '' } as never })).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
     expect((await database.store.search('Patient', { name: '.*' })).resources).toEqual([]);
   });
+
+  it('marks an empty database current, reports stale search values, and reindexes them without touching versions', async () => {
+    const fresh = await freshDatabase('store_reindex');
+    try {
+      expect(await fresh.store.searchIndexStatus()).toBe('current');
+      const created = await fresh.store.create(patient('司马', '相如'));
+      // Simulate values extracted by an older hub that did not know `family` and had another fingerprint.
+      await fresh.connection.db.collection('Patient').updateOne({ _id: created.id as never }, { $unset: { 'sp.family': '' } });
+      await fresh.connection.db.collection('hub_meta').updateOne({ _id: 'search-index' as never }, { $set: { fingerprint: 'older' } });
+      expect(await fresh.store.searchIndexStatus()).toBe('stale');
+      expect((await fresh.store.search('Patient', { family: '司马' })).resources).toHaveLength(0);
+
+      const summary = await fresh.store.reindex();
+      expect(summary).toEqual({ documents: 1, changed: 1 });
+      expect(await fresh.store.searchIndexStatus()).toBe('current');
+      const found = (await fresh.store.search('Patient', { family: '司马' })).resources;
+      expect(found.map((p) => [p.id, p.meta?.versionId])).toEqual([[created.id, '1']]);
+      expect(await fresh.store.reindex()).toEqual({ documents: 1, changed: 0 });
+    } finally {
+      await fresh.drop();
+    }
+  });
 });

@@ -89,6 +89,24 @@ describe('GraphQL resource API', () => {
     expect(data.tasks).toEqual([{ id: 'task-ref-004', owner: { resource: { name: '东湖县人民医院' } } }]);
   });
 
+  it('repeats a parameter through _and, next to String variables as HAPI and Medplum clients send them', async () => {
+    const result = await graphql(
+      hub.url,
+      `query($patient: String, $and: [String!]) {
+        both: ObservationList(patient: $patient, _and: $and) { id effectiveDateTime }
+        all: ObservationList(patient: $patient) { id effectiveDateTime }
+      }`,
+      { patient: 'pat-taolin-township-001', and: ['date=ge2023-01-01', 'date=lt2024-07-01'] },
+    );
+    expect(result.errors).toBeUndefined();
+    const inRange = result.data!.all.filter((o: { effectiveDateTime: string }) => o.effectiveDateTime >= '2023-01-01' && o.effectiveDateTime < '2024-07-01');
+    expect(inRange.length).toBeGreaterThan(0);
+    expect(inRange.length).toBeLessThan(result.data!.all.length);
+    expect(result.data!.both.map((o: { id: string }) => o.id).sort()).toEqual(inRange.map((o: { id: string }) => o.id).sort());
+    const bad = await graphql(hub.url, `{ ObservationList(_and: ["date>2024"]) { id } }`);
+    expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
   it('answers GET with a query string and the /$graphql alias, with variables and fragments', async () => {
     const query = 'query One($id: ID!) { Organization(id: $id) { ...Names } } fragment Names on Organization { name alias }';
     const url = `${hub.url}/$graphql?query=${encodeURIComponent(query)}&variables=${encodeURIComponent(JSON.stringify({ id: 'org-jiangnan-provincial' }))}`;

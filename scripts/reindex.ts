@@ -1,0 +1,25 @@
+/**
+ * npm run reindex: re-extracts the search values of every stored resource. Needed once after an upgrade
+ * that adds search parameters (the hub logs a warning at start when the database's values are stale).
+ * Safe while hubs are serving: a resource written meanwhile keeps the values its writer extracted.
+ */
+import { loadConfig } from '../src/config.ts';
+import { openConfiguredDatabase } from '../src/database/configured-database.ts';
+import { FhirStore } from '../src/fhir/store.ts';
+
+const config = loadConfig();
+const { database, close } = await openConfiguredDatabase(config, console.log);
+try {
+  const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS });
+  const started = Date.now();
+  let lastType = '';
+  const summary = await store.reindex((type, done) => {
+    if (type !== lastType && lastType && !process.stdout.isTTY) console.log(`${lastType}: done`);
+    lastType = type;
+    if (process.stdout.isTTY) process.stdout.write(`\r${type}: ${done} resources   `);
+  });
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  console.log(`reindexed ${summary.documents} resources (${summary.changed} changed) in ${Date.now() - started} ms`);
+} finally {
+  await close();
+}
