@@ -162,7 +162,7 @@ export class FhirStore {
    * Re-extracts the search values of every current resource, a page at a time, and records the fingerprint.
    * Each update is a compare-and-set on the version, so a resource written meanwhile keeps its own values.
    */
-  async reindex(onProgress?: (type: string, done: number) => void, pageSize = 500): Promise<{ documents: number; changed: number }> {
+  async reindex(onProgress?: (type: string, done: number) => void, pageSize = 50): Promise<{ documents: number; changed: number }> {
     return this.guard(async () => {
       let documents = 0;
       let changed = 0;
