@@ -18,7 +18,19 @@ const config: CodegenConfig = {
         contextType: '../graphql/context.ts#RequestContext',
         // FHIR resources travel through resolvers as plain FHIR JSON objects.
         defaultMapper: 'Record<string, unknown>',
-        mappers: { HubStatus: '../graphql/hub-status.ts#HubStatusModel' },
+        mappers: {
+          // Scalars keep their own types (defaultMapper would otherwise apply to them too).
+          String: 'string',
+          Boolean: 'boolean',
+          Int: 'number',
+          Float: 'number',
+          HubStatus: '../graphql/hub-status.ts#HubStatusModel',
+          Person: '../identity/linking.ts#Person as PersonModel',
+          PersonLinkEvent: '../identity/linking.ts#LinkEvent as LinkEventModel',
+          PossibleDuplicate: '../identity/linking.ts#PossibleDuplicate as PossibleDuplicateModel',
+          PatientHistoryPage: '../identity/patient-history.ts#HistoryPage as HistoryPageModel',
+          PatientHistoryEntry: '../identity/patient-history.ts#HistoryEntry as HistoryEntryModel',
+        },
       },
     },
   },

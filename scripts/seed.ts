@@ -10,7 +10,7 @@ import { FhirStore } from '../src/fhir/store.ts';
 const config = loadConfig();
 const { database, close } = await openConfiguredDatabase(config, console.log);
 try {
-  const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS });
+  const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
   await store.ensureIndexes();
   const started = Date.now();
   const summary = await seedDemoConsortium(store);

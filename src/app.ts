@@ -11,6 +11,8 @@ import { fhirDirectivesPlugin } from './graphql/directives.ts';
 import { createErrorFormatter } from './graphql/errors.ts';
 import { buildHubSchema } from './graphql/schema.ts';
 import { startHttpServer, type HttpServer } from './http/server.ts';
+import { PersonDirectory } from './identity/linking.ts';
+import { PatientHistory } from './identity/patient-history.ts';
 import type { Logger } from './log.ts';
 
 export interface Hub {
@@ -28,13 +30,13 @@ export interface Hub {
  * Creates the indexes, retrying in the background while the database cannot be reached.
  * Returns `ready`, settled once they exist, and `stop`, which ends the retries.
  */
-function ensureIndexesEventually(store: FhirStore, log: Logger): { stop: () => void; ready: Promise<void> } {
+function ensureIndexesEventually(store: FhirStore, directory: PersonDirectory, log: Logger): { stop: () => void; ready: Promise<void> } {
   let stopped = false;
   let warned = false;
   let markReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const attempt = (): void => {
-    store.ensureIndexes().then(
+    Promise.all([store.ensureIndexes(), directory.ensureIndexes()]).then(
       () => {
         markReady();
         if (warned) log.info('database reachable again; indexes are in place');
@@ -72,8 +74,10 @@ export async function startHub(
 ): Promise<Hub> {
   ensureStructureDefinitions();
   const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS);
-  const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS });
-  const indexing = ensureIndexesEventually(store, log);
+  const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
+  const directory = new PersonDirectory(store, database.db, config.NATIONAL_ID_SYSTEM);
+  const identity = { directory, history: new PatientHistory(store, directory), nationalIdSystem: config.NATIONAL_ID_SYSTEM };
+  const indexing = ensureIndexesEventually(store, directory, log);
 
   const apollo = new ApolloServer<RequestContext>({
     schema: buildHubSchema(),
@@ -101,7 +105,7 @@ export async function startHub(
     playgroundEnabled: config.PLAYGROUND_ENABLED,
     apollo,
     createContext: () =>
-      createRequestContext(store, database.ping, { defaultCount: config.DEFAULT_COUNT, maxCount: config.LIST_MAX_RESULTS }),
+      createRequestContext(store, database.ping, { defaultCount: config.DEFAULT_COUNT, maxCount: config.LIST_MAX_RESULTS }, identity),
     databaseReachable: database.ping,
     log,
   });

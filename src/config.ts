@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_NATIONAL_ID_SYSTEM } from './identity/patient-identity.ts';
 
 /** Where the project lives: tools, data and fixtures are found relative to it. */
 export const projectRoot = resolve(import.meta.dirname, '..');
@@ -38,7 +39,7 @@ const configSchema = z.object({
   /** How long SIGTERM waits for in-flight requests before closing connections. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(15_000),
   /** Identifier system of the resident national ID number (居民身份证号). */
-  NATIONAL_ID_SYSTEM: z.string().min(1).default('urn:oid:2.16.156.10011.1.3'),
+  NATIONAL_ID_SYSTEM: z.string().min(1).default(DEFAULT_NATIONAL_ID_SYSTEM),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 

@@ -15,7 +15,8 @@ import type { Collection, Db, Filter } from 'mongodb';
 import type { Resource } from '@medplum/fhirtypes';
 import { HubError, badInput, conflict, notFound, translateDatabaseError } from '../errors.ts';
 import { isServedResourceType, servedResourceTypes, indexedSearchParameters } from './resource-types.ts';
-import { extractSearchValues } from './search-index.ts';
+import { storedSearchValues } from '../identity/derived-values.ts';
+import { DEFAULT_NATIONAL_ID_SYSTEM, nationalIdOf } from '../identity/patient-identity.ts';
 import { findSearchParameter, searchParametersOf, parameterKey, searchIndexFingerprint } from './search-parameters.ts';
 import { compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
 import { validateFhirResource } from './validation.ts';
@@ -35,6 +36,8 @@ export interface HistoryDocument {
 export interface StoreOptions {
   /** Lists without `_count` refuse when more than this many resources match. */
   listMaxResults: number;
+  /** Identifier system of the national ID, validated on every Patient written (default: the national OID). */
+  nationalIdSystem?: string;
 }
 
 export interface SearchResult {
@@ -97,10 +100,40 @@ function canonicalJson(value: unknown): string {
 }
 
 export class FhirStore {
+  private readonly nationalIdSystem: string;
+
   constructor(
     private readonly db: Db,
     private readonly options: StoreOptions,
-  ) {}
+  ) {
+    this.nationalIdSystem = options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM;
+  }
+
+  /** FHIR validation plus the hub's rules for what it stores (a Patient's national ID must be valid). */
+  private validate(resource: unknown): Resource {
+    const valid = validateFhirResource(resource);
+    if (valid.resourceType === 'Patient') nationalIdOf(valid, this.nationalIdSystem);
+    return valid;
+  }
+
+  private searchValues(resource: Resource): Record<string, unknown> {
+    return storedSearchValues(resource, this.nationalIdSystem);
+  }
+
+  /** The history entry and the current document of one version of a resource. */
+  private versionDocuments(
+    resource: Resource,
+    version: number,
+    ts: Date,
+    op: HistoryDocument['op'],
+  ): { history: HistoryDocument; current: ResourceDocument } {
+    const id = resource.id as string;
+    const json = JSON.stringify(resource);
+    return {
+      history: { _id: `${id}/${version}`, rid: id, v: version, ts, json, op },
+      current: { _id: id, v: version, ts, json, sp: this.searchValues(resource) },
+    };
+  }
 
   private current(type: string): Collection<ResourceDocument> {
     assertServedType(type);
@@ -176,7 +209,7 @@ export class FhirStore {
             .toArray();
           if (page.length === 0) break;
           const updates = page.flatMap((document) => {
-            const sp = extractSearchValues(parseResource(document.json));
+            const sp = this.searchValues(parseResource(document.json));
             if (canonicalJson(sp) === canonicalJson(document.sp)) return [];
             return [{ updateOne: { filter: { _id: document._id, v: document.v }, update: { $set: { sp } } } }];
           });
@@ -217,7 +250,7 @@ export class FhirStore {
   ): Promise<void> {
     const type = stored.resourceType;
     const id = stored.id as string;
-    const { history, current: document } = versionDocuments(stored, version, ts, op);
+    const { history, current: document } = this.versionDocuments(stored, version, ts, op);
     try {
       await this.versions(type).insertOne(history);
     } catch (error) {
@@ -254,7 +287,7 @@ export class FhirStore {
       return;
     }
     const resource = parseResource(latest.json);
-    const document: ResourceDocument = { _id: id, v: latest.v, ts: latest.ts, json: latest.json, sp: extractSearchValues(resource) };
+    const document: ResourceDocument = { _id: id, v: latest.v, ts: latest.ts, json: latest.json, sp: this.searchValues(resource) };
     if (current) await this.current(type).replaceOne({ _id: id, v: current.v }, document);
     // No current document: a cut-off create or put-after-delete; a concurrent repair may win the insert.
     else await this.current(type).insertOne(document).catch((error: unknown) => {
@@ -265,7 +298,7 @@ export class FhirStore {
   /** Validates and creates a resource; the store assigns the id unless one is given (seed, PUT-as-create). */
   async create<T extends Resource>(resource: T, options: { id?: string } = {}): Promise<T> {
     return this.guard(async () => {
-      const valid = validateFhirResource(resource);
+      const valid = this.validate(resource);
       const id = options.id ?? randomUUID();
       assertValidId(id);
       const ts = new Date();
@@ -331,7 +364,7 @@ export class FhirStore {
    */
   async update<T extends Resource>(resource: T, options: { ifMatch?: string | number } = {}): Promise<T> {
     return this.guard(async () => {
-      const valid = validateFhirResource(resource);
+      const valid = this.validate(resource);
       const id = valid.id;
       if (!id) throw badInput('An update needs the resource id', ['id']);
       assertValidId(id);
@@ -380,7 +413,7 @@ export class FhirStore {
    */
   async put(resource: Resource): Promise<WriteOutcome> {
     return this.guard(async () => {
-      const valid = validateFhirResource(resource);
+      const valid = this.validate(resource);
       if (!valid.id) throw badInput('A put needs the resource id', ['id']);
       assertValidId(valid.id);
       const existing = await this.current(valid.resourceType).findOne({ _id: valid.id });
@@ -433,7 +466,7 @@ export class FhirStore {
       const valid: { resource: Resource; mode: 'create' | 'put' }[] = [];
       items.forEach(({ resource, mode }, index) => {
         try {
-          const checked = validateFhirResource(resource);
+          const checked = this.validate(resource);
           if (!checked.id) throw badInput(`A ${checked.resourceType} to write has no id`, ['id']);
           assertValidId(checked.id);
           valid.push({ resource: checked, mode });
@@ -462,7 +495,7 @@ export class FhirStore {
   private async createIfAbsent(type: string, resources: Resource[], outcomes: Map<Resource, WriteOutcome>): Promise<void> {
     const ts = new Date();
     const prepared = resources.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
-    const documents = prepared.map((resource) => versionDocuments(resource, 1, ts, 'create'));
+    const documents = prepared.map((resource) => this.versionDocuments(resource, 1, ts, 'create'));
     const historyFailed = await insertManyReportingDuplicates(this.versions(type), documents.map((d) => d.history));
     const currentFailed = await insertManyReportingDuplicates(this.current(type), documents.map((d) => d.current));
     for (const [i, resource] of resources.entries()) {
@@ -624,6 +657,28 @@ export class FhirStore {
     });
   }
 
+  /**
+   * Resources matching a filter over stored values, with the stored values named in `values` (e.g.
+   * `_person`, `_when`): for the identity and history queries, which filter on values of their own.
+   */
+  async findWithValues(
+    type: string,
+    filter: Filter<ResourceDocument>,
+    options: { sort?: Record<string, 1 | -1>; limit?: number; values?: string[] } = {},
+  ): Promise<{ resource: Resource; values: Record<string, unknown> }[]> {
+    return this.guard(async () => {
+      const projection = Object.fromEntries([['json', 1], ...(options.values ?? []).map((key) => [`sp.${key}`, 1])]);
+      const cursor = this.current(type).find(filter, { projection, ...(options.limit ? { limit: options.limit, batchSize: options.limit + 1 } : {}) });
+      if (options.sort) cursor.sort(options.sort);
+      return (await cursor.toArray()).map((document) => ({ resource: parseResource(document.json), values: document.sp ?? {} }));
+    });
+  }
+
+  /** One aggregation over the current documents of a type (only stages FerretDB v1 and MongoDB share). */
+  async aggregate<T extends Record<string, unknown>>(type: string, pipeline: object[]): Promise<T[]> {
+    return this.guard(() => this.current(type).aggregate<T>(pipeline).toArray());
+  }
+
   async countMatching(type: string, filter: Filter<ResourceDocument>): Promise<number> {
     return this.guard(() => this.current(type).countDocuments(filter));
   }
@@ -642,21 +697,6 @@ export class FhirStore {
       throw translateDatabaseError(error);
     }
   }
-}
-
-/** The history entry and the current document of one version of a resource. */
-function versionDocuments(
-  resource: Resource,
-  version: number,
-  ts: Date,
-  op: HistoryDocument['op'],
-): { history: HistoryDocument; current: ResourceDocument } {
-  const id = resource.id as string;
-  const json = JSON.stringify(resource);
-  return {
-    history: { _id: `${id}/${version}`, rid: id, v: version, ts, json, op },
-    current: { _id: id, v: version, ts, json, sp: extractSearchValues(resource) },
-  };
 }
 
 /** Inserts with ordered: false; returns the indexes refused as duplicates. Any other failure is thrown. */

@@ -2,6 +2,15 @@ import DataLoader from 'dataloader';
 import type { Resource } from '@medplum/fhirtypes';
 import type { SearchArguments } from '../fhir/search-query.ts';
 import type { FhirStore } from '../fhir/store.ts';
+import type { PersonDirectory } from '../identity/linking.ts';
+import type { PatientHistory } from '../identity/patient-history.ts';
+
+/** The identity domain: persons, links and histories. */
+export interface IdentityServices {
+  directory: PersonDirectory;
+  history: PatientHistory;
+  nationalIdSystem: string;
+}
 
 /** Per-request state: the store and the loaders that batch reference resolution within one request. */
 export interface RequestContext {
@@ -14,6 +23,9 @@ export interface RequestContext {
   paging: { defaultCount: number; maxCount: number };
   /** Whether the database answered a ping, for hubStatus. */
   databaseReachable: () => Promise<boolean>;
+  identity: IdentityServices;
+  /** Who is calling, recorded with manual links (authentication comes with client tokens). */
+  caller: string;
 }
 
 export function createResourceLoader(store: FhirStore): DataLoader<string, Resource | null> {
@@ -72,6 +84,15 @@ export function createRequestContext(
   store: FhirStore,
   databaseReachable: () => Promise<boolean>,
   paging: RequestContext['paging'],
+  identity: IdentityServices,
 ): RequestContext {
-  return { store, resources: createResourceLoader(store), referencing: createReverseReferenceLoader(store), paging, databaseReachable };
+  return {
+    store,
+    resources: createResourceLoader(store),
+    referencing: createReverseReferenceLoader(store),
+    paging,
+    databaseReachable,
+    identity,
+    caller: 'unauthenticated',
+  };
 }

@@ -4,6 +4,7 @@ import { makeExecutableSchema } from '@graphql-tools/schema';
 import { GraphQLScalarType, Kind, type GraphQLSchema, type ValueNode } from 'graphql';
 import { projectRoot } from '../config.ts';
 import { hubStatusResolvers } from './hub-status.ts';
+import { identityMutationResolvers, identityQueryResolvers, identityTypeResolvers } from './identity-resolvers.ts';
 import { importResolvers } from './import-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
 
@@ -53,9 +54,10 @@ export function buildHubSchema(): GraphQLSchema {
     typeDefs: loadTypeDefs(),
     resolvers: {
       JSON: JSONScalar,
-      Query: { ...hubStatusResolvers, ...resources.Query },
-      Mutation: { ...resources.Mutation, ...importResolvers },
+      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers },
+      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers },
       ...resources.rest,
+      ...identityTypeResolvers,
     },
   });
 }
