@@ -16548,6 +16548,8 @@ export type PatientHistoryEntry = {
   date: Scalars['String']['output'];
   /** A short text: what, and the value or reason */
   display: Scalars['String']['output'];
+  /** Type/id of the resource */
+  reference: Scalars['String']['output'];
   /** For a referral: its Task's status and business status, e.g. accepted / ACCEPTED */
   referralStatus?: Maybe<Scalars['String']['output']>;
   resource: AnyResource;
@@ -29181,6 +29183,7 @@ export type PatientContactResolvers<ContextType = RequestContext, ParentType ext
 export type PatientHistoryEntryResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PatientHistoryEntry'] = ResolversParentTypes['PatientHistoryEntry']> = {
   date?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   display?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  reference?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   referralStatus?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   resource?: Resolver<ResolversTypes['AnyResource'], ParentType, ContextType>;
   source?: Resolver<Maybe<ResolversTypes['HistorySource']>, ParentType, ContextType>;

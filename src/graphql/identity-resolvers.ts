@@ -45,5 +45,8 @@ const personResolvers: PersonResolvers = {
 export const identityTypeResolvers = {
   Person: personResolvers,
   PersonLinkEvent: { at: (event: { at: Date }) => event.at.toISOString() },
-  PatientHistoryEntry: { resource: (entry: { resource: unknown }) => entry.resource },
+  PatientHistoryEntry: {
+    reference: (entry: { type: string; resource: { id?: string } }) => `${entry.type}/${entry.resource.id}`,
+    resource: (entry: { resource: unknown }) => entry.resource,
+  },
 };
