@@ -4,8 +4,10 @@
  *       results and performers) through the hub's HTTP GraphQL endpoint,
  *   (b) an observation search by code and date range across all patients,
  *   (c) import throughput,
+ *   (d) patient history pages for a person with records at four members and 640 entries,
  * printing throughput, p50/p95 latency, database round trips per request, peak RSS, and for (a) and (c) the
- * ratio to a raw-driver floor that does the same work in-process with the fewest driver calls.
+ * ratio to a raw-driver floor that does the same work in-process with the fewest driver calls
+ * (for (a), (c) and (d)).
  *
  * Environment: MONGODB_URI (default: a throwaway FerretDB started for the run), BENCH_REPLICAS (copies of the
  * Synthea patients with fresh ids, default 1), BENCH_REQUESTS (requests per measurement, default 32).
@@ -23,6 +25,8 @@ import { bundleFiles } from '../src/fhir/import-files.ts';
 import { extractSearchValues } from '../src/fhir/search-index.ts';
 import { FhirStore } from '../src/fhir/store.ts';
 import { createLogger } from '../src/log.ts';
+import { makeNationalId } from '../src/identity/national-id.ts';
+import { DEFAULT_NATIONAL_ID_SYSTEM, nationalIdPersonId } from '../src/identity/patient-identity.ts';
 
 const replicas = Number(process.env.BENCH_REPLICAS ?? 1);
 const requestsPerRun = Number(process.env.BENCH_REQUESTS ?? 32);
@@ -160,6 +164,8 @@ async function main(): Promise<void> {
     }
     results.push(`(c) raw-driver floors (one insertMany per collection): ${floors.join('; ')}`);
   }
+  // (d) setup: one person with records at four members and at least 500 history entries, among the Synthea data.
+  const historyPerson = await seedHistoryPerson(uri, mainDb);
   // (a) and (b) against the hub over HTTP, on the database imported at concurrency 16.
   const config = loadConfig({ PORT: '0', LOG_LEVEL: 'error', MONGODB_DB: mainDb, LIST_MAX_RESULTS: '10000' });
   const hub = await startHub(config, uri, createLogger('error'));
@@ -224,6 +230,40 @@ async function main(): Promise<void> {
   for (const concurrency of [1, 16]) {
     results.push(report(await measure('(b) observation search code+date', concurrency, requestsPerRun, (i) => post(searchQuery, { code: codes[i % codes.length], date: 'ge2012-01-01' }), hub.database)) + failed());
   }
+  // (d) patient history pages over GraphQL/HTTP, and the floor: the same page with the fewest driver calls.
+  const historyQuery = `query History($identifier: String, $after: String) {
+    patientHistory(identifier: $identifier, first: 20, after: $after) {
+      next
+      entries { date type reference display status referralStatus source { name alias level }
+        resource { ... on Observation { valueQuantity { value unit } } ... on Encounter { period { start end } } ... on DiagnosticReport { conclusion } } }
+    }
+  }`;
+  const cursors: (string | null)[] = [null];
+  for (let page = 0; page < 4; page++) {
+    const response = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: historyQuery, variables: { identifier: historyPerson.nationalId, after: cursors[page] } }) });
+    cursors.push(((await response.json()) as { data: { patientHistory: { next: string } } }).data.patientHistory.next);
+  }
+  const historyRuns: Record<number, number> = {};
+  for (const concurrency of [1, 16]) {
+    const m = await measure('(d) patient history page (20)', concurrency, requestsPerRun, (i) => post(historyQuery, { identifier: historyPerson.nationalId, after: cursors[i % cursors.length] }), hub.database);
+    historyRuns[concurrency] = m.requests / m.seconds;
+    results.push(report(m, 'page') + failed());
+  }
+  const historyTypes: [string, string][] = [['Encounter', 'type'], ['Observation', 'code'], ['DiagnosticReport', 'code'], ['ServiceRequest', 'code'], ['Condition', 'code'], ['MedicationRequest', 'code']];
+  const floorHistory = async (): Promise<void> => {
+    // The floor knows the person id and reads the first page: records, six type queries at once, then sources.
+    const records = await db.collection('Patient').find({ 'sp._person': historyPerson.personId }, { projection: { json: 1 } }).toArray();
+    const refs = records.map((record) => `Patient/${record._id}`);
+    const pages = await Promise.all(historyTypes.map(([type]) => db.collection(type).find({ 'sp.patient': { $in: refs } }, { projection: { json: 1, 'sp._when': 1, 'sp._org': 1 } }).sort({ 'sp._when': -1, _id: 1 }).limit(21).toArray()));
+    const page = pages.flat().sort((a, b) => (b.sp._when as Date).getTime() - (a.sp._when as Date).getTime()).slice(0, 20);
+    const organizations = [...new Set(page.flatMap((document) => (document.sp._org as string[] | undefined) ?? []))].map((ref) => ref.slice('Organization/'.length));
+    const [orgs] = await Promise.all([db.collection('Organization').find({ _id: { $in: organizations as never[] } }, { projection: { json: 1 } }).toArray()]);
+    for (const document of [...records, ...page, ...orgs]) JSON.parse(document.json as string);
+  };
+  for (const concurrency of [1, 16]) {
+    const m = await measure('(d) raw-driver floor', concurrency, requestsPerRun, () => floorHistory(), hub.database);
+    results.push(`${report(m, 'page')}  hub/floor ${(historyRuns[concurrency]! / (m.requests / m.seconds)).toFixed(2)}`);
+  }
   await hub.stop();
   results.push(`peak RSS of the process (hub and load generator): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
 
@@ -232,6 +272,34 @@ async function main(): Promise<void> {
   await cleanup.close();
   await embedded?.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+}
+
+/**
+ * A resident treated at four members (four Patient records with one national ID), with 40 encounters, 100
+ * observations and 20 reports at each: 640 history entries.
+ */
+async function seedHistoryPerson(uri: string, databaseName: string): Promise<{ nationalId: string; personId: string }> {
+  const connection = openDatabase(uri, databaseName, 10_000);
+  const store = new FhirStore(connection.db, { listMaxResults: 100_000 });
+  const nationalId = makeNationalId('430621', '1958-06-15', 77, 'female');
+  const members = ['bench-provincial', 'bench-county', 'bench-township', 'bench-community'];
+  const resources: Resource[] = [];
+  members.forEach((member, m) => {
+    resources.push({ resourceType: 'Organization', id: member, name: `基准成员${m + 1}`, alias: [`Bench member ${m + 1}`] });
+    const patient = `${member}-rec`;
+    resources.push({ resourceType: 'Patient', id: patient, identifier: [{ system: DEFAULT_NATIONAL_ID_SYSTEM, value: nationalId }, { system: `urn:bench:${member}:mrn`, value: `MRN${m}` }], name: [{ text: '刘桂兰' }], gender: 'female', birthDate: '1958-06-15', managingOrganization: { reference: `Organization/${member}` } });
+    for (let e = 0; e < 40; e++) {
+      const day = new Date(Date.UTC(2020, 0, 1) + (m * 40 + e) * 86_400_000 * 3).toISOString();
+      resources.push({ resourceType: 'Encounter', id: `${member}-enc-${e}`, status: 'finished', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' }, type: [{ text: '门诊' }], subject: { reference: `Patient/${patient}` }, period: { start: day }, serviceProvider: { reference: `Organization/${member}` } });
+      if (e % 2 === 0) resources.push({ resourceType: 'DiagnosticReport', id: `${member}-rep-${e}`, status: 'final', code: { text: '血常规' }, subject: { reference: `Patient/${patient}` }, effectiveDateTime: day, performer: [{ reference: `Organization/${member}` }] });
+      for (let o = 0; o < (e < 20 ? 3 : 2); o++) {
+        resources.push({ resourceType: 'Observation', id: `${member}-obs-${e}-${o}`, status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '718-7' }], text: '血红蛋白' }, subject: { reference: `Patient/${patient}` }, effectiveDateTime: day, valueQuantity: { value: 120 + o, unit: 'g/L', system: 'http://unitsofmeasure.org', code: 'g/L' }, performer: [{ reference: `Organization/${member}` }] });
+      }
+    }
+  });
+  await store.putMany(resources);
+  await connection.close();
+  return { nationalId, personId: nationalIdPersonId(nationalId) };
 }
 
 await main();

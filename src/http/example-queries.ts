@@ -19,6 +19,22 @@ export const exampleQueries: ExampleQuery[] = [
 }`,
   },
   {
+    title: "One resident's history across the consortium, newest first",
+    query: `query ResidentHistory {
+  patientHistory(identifier: "43062120021114011X", first: 10) {
+    person { id records { id managingOrganization { display } } }
+    entries {
+      date
+      type
+      display
+      referralStatus
+      source { name alias level }
+    }
+    next
+  }
+}`,
+  },
+  {
     title: 'Haemoglobin results (LOINC 718-7) since 2025 with patient and performer',
     query: `query HaemoglobinSince2025 {
   ObservationList(code: "http://loinc.org|718-7", date: "ge2025-01-01", _sort: "-date", _count: 10) {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { seedDemoConsortium } from '../../src/demo/seed.ts';
+import { exampleQueries } from '../../src/http/example-queries.ts';
 import { freshDatabase, graphql, startTestHub, type TestDatabase } from '../support/hub.ts';
 
 let database: TestDatabase;
@@ -135,6 +136,14 @@ describe('GraphQL resource API', () => {
     expect(deleted.data?.PatientDelete).toEqual({ resourceType: 'Patient', id, versionId: '3' });
     const gone = await graphql(hub.url, `{ Patient(id: "${id}") { id } }`);
     expect(gone.errors?.[0]?.extensions?.code).toBe('GONE');
+  });
+
+  it('runs every playground example on the demo data without errors and with results', async () => {
+    for (const example of exampleQueries) {
+      const result = await graphql(hub.url, example.query);
+      expect(result.errors, example.title).toBeUndefined();
+      expect(JSON.stringify(result.data).length, example.title).toBeGreaterThan(100);
+    }
   });
 
   it('reports hub status', async () => {

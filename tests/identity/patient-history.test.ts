@@ -51,9 +51,9 @@ async function allPages(variables: Record<string, unknown>, pageSize: number): P
   const entries: Entry[] = [];
   let after: string | null = null;
   for (let page = 0; page < 100; page++) {
-    const result = await graphql(hub.url, historyQuery, { ...variables, first: pageSize, after });
+    const result = await graphql<{ patientHistory: { entries: Entry[]; next: string | null } }>(hub.url, historyQuery, { ...variables, first: pageSize, after });
     expect(result.errors).toBeUndefined();
-    const history = result.data!.patientHistory;
+    const history: { entries: Entry[]; next: string | null } = result.data!.patientHistory;
     expect(history.entries.length).toBeLessThanOrEqual(pageSize);
     entries.push(...history.entries);
     after = history.next;
