@@ -2,7 +2,9 @@
  * npm run seed: loads the demo consortium into the database of MONGODB_URI, or into the embedded FerretDB
  * (started for the run) when MONGODB_URI is not set. Running it again changes nothing.
  */
+import { ClientRegistry } from '../src/auth/clients.ts';
 import { loadConfig } from '../src/config.ts';
+import { seedDemoClients } from '../src/demo/clients.ts';
 import { openConfiguredDatabase } from '../src/database/configured-database.ts';
 import { seedDemoConsortium } from '../src/demo/seed.ts';
 import { FhirStore } from '../src/fhir/store.ts';
@@ -15,6 +17,7 @@ try {
   const started = Date.now();
   const summary = await seedDemoConsortium(store);
   console.log(`demo consortium loaded into ${config.MONGODB_DB} in ${Date.now() - started} ms:`, summary);
+  console.log(`demo API clients registered: ${await seedDemoClients(new ClientRegistry(database.db))} new`);
 } finally {
   await close();
 }

@@ -1,7 +1,8 @@
 /** Composition of the hub: database -> store -> GraphQL -> HTTP. Used by main.ts and by the tests. */
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import type { Config } from './config.ts';
+import { ConfigError, type Config } from './config.ts';
+import { activeDemoClients } from './demo/clients.ts';
 import { openDatabase, type DatabaseConnection } from './database/connection.ts';
 import { HubError, isDatabaseUnavailable } from './errors.ts';
 import { ensureStructureDefinitions } from './fhir/definitions.ts';
@@ -12,7 +13,13 @@ import { createErrorFormatter } from './graphql/errors.ts';
 import { buildHubSchema } from './graphql/schema.ts';
 import { startHttpServer, type HttpServer } from './http/server.ts';
 import { PersonDirectory } from './identity/linking.ts';
-import { PatientHistory } from './identity/patient-history.ts';
+import { AuditTrail } from './audit/audit-trail.ts';
+import { auditPlugin } from './audit/audit-plugin.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import { ClientRegistry } from './auth/clients.ts';
+import { RateLimiter } from './auth/rate-limit.ts';
+import { TokenService } from './auth/tokens.ts';
+import { costLimit, depthLimit } from './graphql/limits.ts';
 import type { Logger } from './log.ts';
 
 export interface Hub {
@@ -22,6 +29,8 @@ export interface Hub {
   http: HttpServer;
   /** Settles when the start-up indexes exist (they are created in the background). */
   indexesReady: Promise<void>;
+  clients: ClientRegistry;
+  auditTrail: AuditTrail;
   /** Drains in-flight requests (up to the grace period), then closes the database connection. */
   stop(): Promise<void>;
 }
@@ -30,13 +39,13 @@ export interface Hub {
  * Creates the indexes, retrying in the background while the database cannot be reached.
  * Returns `ready`, settled once they exist, and `stop`, which ends the retries.
  */
-function ensureIndexesEventually(store: FhirStore, directory: PersonDirectory, log: Logger): { stop: () => void; ready: Promise<void> } {
+function ensureIndexesEventually(log: Logger, createIndexes: () => Promise<unknown>): { stop: () => void; ready: Promise<void> } {
   let stopped = false;
   let warned = false;
   let markReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const attempt = (): void => {
-    Promise.all([store.ensureIndexes(), directory.ensureIndexes()]).then(
+    createIndexes().then(
       () => {
         markReady();
         if (warned) log.info('database reachable again; indexes are in place');
@@ -70,14 +79,38 @@ export async function startHub(
   config: Config,
   mongodbUri: string,
   log: Logger,
-  beforeListening?: (store: FhirStore) => Promise<void>,
+  beforeListening?: (store: FhirStore, clients: ClientRegistry) => Promise<void>,
 ): Promise<Hub> {
   ensureStructureDefinitions();
   const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS);
   const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
   const directory = new PersonDirectory(store, database.db, config.NATIONAL_ID_SYSTEM);
-  const identity = { directory, history: new PatientHistory(store, directory), nationalIdSystem: config.NATIONAL_ID_SYSTEM };
-  const indexing = ensureIndexesEventually(store, directory, log);
+  const clients = new ClientRegistry(database.db);
+  const authenticator = new Authenticator(clients, new TokenService(config.TOKEN_SECRET, config.TOKEN_TTL_SECONDS, clients), directory);
+  const rateLimiter = new RateLimiter(database.db, config.RATE_LIMIT_PER_MINUTE);
+  const auditTrail = new AuditTrail(store, log, config.AUDIT_FLUSH_MS);
+  const indexing = ensureIndexesEventually(log, () => Promise.all([store.ensureIndexes(), directory.ensureIndexes()]));
+  const contextOptions = {
+    store,
+    db: database.db,
+    nationalIdSystem: config.NATIONAL_ID_SYSTEM,
+    databaseReachable: database.ping,
+    paging: { defaultCount: config.DEFAULT_COUNT, maxCount: config.LIST_MAX_RESULTS },
+  };
+  /** Authenticates, counts the request against the client's rate limit and binds the context to the caller. */
+  const createContext = async (authorization: string | undefined): Promise<RequestContext> => {
+    if (!config.AUTH_REQUIRED) return createRequestContext(contextOptions, 'auth-off');
+    try {
+      const caller = await authenticator.caller(authorization);
+      await rateLimiter.hit(caller.clientId);
+      return createRequestContext(contextOptions, caller.clientId, await authenticator.policy(caller));
+    } catch (error) {
+      if (error instanceof HubError && (error.code === 'UNAUTHENTICATED' || error.code === 'RATE_LIMITED')) {
+        auditTrail.record({ outcome: 'refused', detail: `${error.code}: ${error.message}` });
+      }
+      throw error;
+    }
+  };
 
   const apollo = new ApolloServer<RequestContext>({
     schema: buildHubSchema(),
@@ -89,14 +122,23 @@ export async function startHub(
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it drains HTTP first, then stops Apollo and the database.
     stopOnTerminationSignals: false,
-    plugins: [ApolloServerPluginLandingPageDisabled(), fhirDirectivesPlugin<RequestContext>()],
+    validationRules: [depthLimit(config.MAX_QUERY_DEPTH), costLimit(config.MAX_QUERY_COST)],
+    plugins: [ApolloServerPluginLandingPageDisabled(), fhirDirectivesPlugin<RequestContext>(), auditPlugin(auditTrail)],
   });
   await apollo.start();
   // Checked before seeding, so an empty database is marked current and a seeded one is not taken for stale.
   if ((await store.searchIndexStatus().catch(() => undefined)) === 'stale') {
     log.warn('the stored search values were extracted with other search parameters than this hub knows; run `npm run reindex` once');
   }
-  await beforeListening?.(store);
+  await beforeListening?.(store, clients);
+  if (config.NODE_ENV === 'production') {
+    const demo = await activeDemoClients(clients);
+    if (demo.length > 0) {
+      await apollo.stop();
+      await database.close();
+      throw new ConfigError(`Refusing to start with NODE_ENV=production: demo clients accept their documented secrets (${demo.join(', ')}); revoke them with npm run clients -- revoke --id <id>`);
+    }
+  }
 
   const http = await startHttpServer({
     host: config.HOST,
@@ -104,8 +146,9 @@ export async function startHub(
     maxBodyBytes: config.MAX_BODY_BYTES,
     playgroundEnabled: config.PLAYGROUND_ENABLED,
     apollo,
-    createContext: () =>
-      createRequestContext(store, database.ping, { defaultCount: config.DEFAULT_COUNT, maxCount: config.LIST_MAX_RESULTS }, identity),
+    createContext,
+    tokenEndpoint: (form, authorization) => authenticator.tokenRequest(form, authorization),
+    requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     databaseReachable: database.ping,
     log,
   });
@@ -116,12 +159,16 @@ export async function startHub(
     database,
     http,
     indexesReady: indexing.ready,
+    clients,
+    auditTrail,
     stop: async () => {
       indexing.stop();
       await http.close(config.SHUTDOWN_GRACE_MS);
       log.debug('http server closed');
       await apollo.stop();
       log.debug('graphql server stopped');
+      await auditTrail.stop();
+      log.debug('audit events written', { pending: auditTrail.pending });
       await database.close();
       log.debug('database connection closed');
     },

@@ -5,6 +5,9 @@ import { DEFAULT_NATIONAL_ID_SYSTEM } from './identity/patient-identity.ts';
 /** Where the project lives: tools, data and fixtures are found relative to it. */
 export const projectRoot = resolve(import.meta.dirname, '..');
 
+/** The documented demo token secret: fine on a laptop, refused in production. */
+export const DEMO_TOKEN_SECRET = 'demo-only-token-secret-change-me-0000000000';
+
 const booleanFlag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
@@ -41,6 +44,23 @@ const configSchema = z.object({
   /** Identifier system of the resident national ID number (居民身份证号). */
   NATIONAL_ID_SYSTEM: z.string().min(1).default(DEFAULT_NATIONAL_ID_SYSTEM),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** `production` refuses the demo token secret and demo client secrets. */
+  NODE_ENV: z.string().default('development'),
+  /** Signs access tokens (HS256); at least 32 characters. The demo default is refused when NODE_ENV=production. */
+  TOKEN_SECRET: z.string().min(32, 'at least 32 characters').default(DEMO_TOKEN_SECRET),
+  TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+  /** false: every request acts as an unrestricted caller without audit (benchmarks, local tests); refused in production. */
+  AUTH_REQUIRED: booleanFlag.default(true),
+  /** Largest depth of a GraphQL operation (fields inside fields), checked before it runs. */
+  MAX_QUERY_DEPTH: z.coerce.number().int().min(2).max(100).default(12),
+  /** Largest cost of an operation: every field counts 1, inside lists times the page size asked (or 20). */
+  MAX_QUERY_COST: z.coerce.number().int().min(10).max(10_000_000).default(200_000),
+  /** Requests per client per minute; more get RATE_LIMITED. */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  /** How long one request may take before it is answered with TIMEOUT. */
+  REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  /** How often buffered audit events are written. */
+  AUDIT_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(500),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -55,5 +75,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
-  return parsed.data;
+  const config = parsed.data;
+  if (config.NODE_ENV === 'production') {
+    if (config.TOKEN_SECRET === DEMO_TOKEN_SECRET) throw new ConfigError('Invalid configuration:\n  TOKEN_SECRET: the demo secret cannot be used with NODE_ENV=production');
+    if (!config.AUTH_REQUIRED) throw new ConfigError('Invalid configuration:\n  AUTH_REQUIRED: cannot be false with NODE_ENV=production');
+  }
+  return config;
 }

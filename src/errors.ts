@@ -10,6 +10,8 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'TOO_MANY_RESULTS'
   | 'PAYLOAD_TOO_LARGE'
+  | 'RATE_LIMITED'
+  | 'TIMEOUT'
   | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL';
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { startHub, type Hub } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { EmbeddedDatabaseError, EmbeddedFerretDb } from './database/embedded-ferretdb.ts';
+import { seedDemoClients } from './demo/clients.ts';
 import { seedDemoConsortium } from './demo/seed.ts';
 import { createLogger } from './log.ts';
 
@@ -35,10 +36,13 @@ async function main(): Promise<void> {
     log.info('embedded FerretDB started', { uri, dataDir: join(config.DATA_DIR, 'ferretdb') });
   }
 
-  const hub: Hub = await startHub(config, uri, log, async (store) => {
+  const hub: Hub = await startHub(config, uri, log, async (store, clients) => {
     if (!embedded || !config.SEED_DEMO) return;
     const seeded = await seedDemoConsortium(store, { onlyIfEmpty: true });
-    if (seeded) log.info('demo consortium seeded on first start', seeded);
+    if (seeded) {
+      log.info('demo consortium seeded on first start', seeded);
+      log.info('demo API clients registered (secrets in the README)', { added: await seedDemoClients(clients) });
+    }
   });
   log.info('hub ready', { url: hub.url, startupMs: Date.now() - startedAt });
   process.stdout.write(`\nConsortium hub is ready.\n  Playground: ${hub.url}/graphql\n  Health:     ${hub.url}/health\n\n`);

@@ -26,6 +26,8 @@ export const servedResourceTypes = [
   'Provenance',
   'Claim',
   'ExplanationOfBenefit',
+  // The audit trail (written by the hub; administrators and residents read it).
+  'AuditEvent',
 ] as const;
 
 export type ServedResourceType = (typeof servedResourceTypes)[number];

@@ -40,6 +40,19 @@ export interface StoreOptions {
   nationalIdSystem?: string;
 }
 
+/**
+ * What a caller may read and write (src/auth/access-policy.ts). A store with an access policy adds the
+ * policy's filter to every query and checks every write, so no read path can forget it.
+ */
+export interface StoreAccess {
+  /** An extra filter for reading a type, or undefined for none; throws FORBIDDEN when the type may not be read. */
+  readFilter(type: string, permission: 'r' | 's'): Filter<ResourceDocument> | undefined;
+  /** Throws FORBIDDEN unless the caller may write `resource` (replacing `existing`, for updates and deletes). */
+  checkWrite(operation: 'c' | 'u' | 'd', resource: Resource, existing: Resource | undefined, unrestricted: FhirStore): Promise<void>;
+  /** Told of every resource read or written for the caller (the audit trail). */
+  observe?(resources: Resource[], action: 'R' | 'C' | 'U' | 'D'): void;
+}
+
 export interface SearchResult {
   resources: Resource[];
   /** Whether more resources match after this page. */
@@ -105,8 +118,38 @@ export class FhirStore {
   constructor(
     private readonly db: Db,
     private readonly options: StoreOptions,
+    private readonly access?: StoreAccess,
   ) {
     this.nationalIdSystem = options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM;
+  }
+
+  /** The same store, reading and writing as a caller with this access policy. */
+  withAccess(access: StoreAccess | undefined): FhirStore {
+    return new FhirStore(this.db, this.options, access);
+  }
+
+  private scoped(type: string, filter: Filter<ResourceDocument>, permission: 'r' | 's'): Filter<ResourceDocument> {
+    const extra = this.access?.readFilter(type, permission);
+    return extra ? { $and: [filter, extra] } : filter;
+  }
+
+  /** With an access policy: NOT_FOUND unless the caller may read the resource's current version. */
+  private async assertReadable(type: string, id: string): Promise<void> {
+    if (!this.access) return;
+    const visible = await this.current(type).findOne(this.scoped(type, { _id: id }, 'r'), { projection: { _id: 1 } });
+    if (!visible) throw notFound(`${type}/${id} not found`);
+  }
+
+  private async checkWrite(operation: 'c' | 'u' | 'd', resource: Resource, existingJson?: string): Promise<void> {
+    if (!this.access) return;
+    await this.access.checkWrite(operation, resource, existingJson ? parseResource(existingJson) : undefined, this.withAccess(undefined));
+    this.access.observe?.([resource], operation.toUpperCase() as 'C' | 'U' | 'D');
+  }
+
+  /** Passes what was read to the access policy's observer; returns it unchanged. */
+  private seen<T extends Resource[]>(resources: T): T {
+    this.access?.observe?.(resources, 'R');
+    return resources;
   }
 
   /** FHIR validation plus the hub's rules for what it stores (a Patient's national ID must be valid). */
@@ -301,6 +344,7 @@ export class FhirStore {
       const valid = this.validate(resource);
       const id = options.id ?? randomUUID();
       assertValidId(id);
+      await this.checkWrite('c', { ...valid, id } as Resource);
       const ts = new Date();
       const stored = this.prepare(valid, id, 1, ts);
       await this.writeNewVersion(stored, 1, ts, 'create');
@@ -311,8 +355,9 @@ export class FhirStore {
   async read<T extends Resource = Resource>(type: string, id: string): Promise<T> {
     return this.guard(async () => {
       assertValidId(id);
-      const document = await this.current(type).findOne({ _id: id });
-      if (document) return parseResource(document.json) as T;
+      const document = await this.current(type).findOne(this.scoped(type, { _id: id }, 'r'));
+      if (document) return this.seen([parseResource(document.json)])[0] as T;
+      if (this.access?.readFilter(type, 'r')) throw notFound(`${type}/${id} not found`);
       const deleted = await this.versions(type).findOne({ rid: id, json: null });
       if (deleted) throw new HubError('GONE', `${type}/${id} was deleted`);
       throw notFound(`${type}/${id} not found`);
@@ -325,9 +370,10 @@ export class FhirStore {
       const valid = [...new Set(ids)].filter((id) => ID_PATTERN.test(id));
       const found = new Map<string, Resource>();
       if (valid.length === 0) return found;
-      for await (const document of this.current(type).find({ _id: { $in: valid } }, { projection: { json: 1 }, limit: valid.length, batchSize: valid.length + 1 })) {
+      for await (const document of this.current(type).find(this.scoped(type, { _id: { $in: valid } }, 'r'), { projection: { json: 1 }, limit: valid.length, batchSize: valid.length + 1 })) {
         found.set(document._id, parseResource(document.json));
       }
+      this.seen([...found.values()]);
       return found;
     });
   }
@@ -336,6 +382,7 @@ export class FhirStore {
     return this.guard(async () => {
       assertValidId(id);
       const version = parseVersion(versionId);
+      await this.assertReadable(type, id);
       const document = await this.versions(type).findOne({ _id: `${id}/${version}` });
       if (!document) throw notFound(`${type}/${id} has no version ${version}`);
       if (document.json === null) throw new HubError('GONE', `${type}/${id} version ${version} is a deletion`);
@@ -347,6 +394,7 @@ export class FhirStore {
   async history(type: string, id: string): Promise<{ versionId: string; lastUpdated: string; deleted: boolean; resource?: Resource }[]> {
     return this.guard(async () => {
       assertValidId(id);
+      await this.assertReadable(type, id);
       const documents = await this.versions(type).find({ rid: id }).sort({ v: -1 }).toArray();
       if (documents.length === 0) throw notFound(`${type}/${id} not found`);
       return documents.map((document) => ({
@@ -369,7 +417,7 @@ export class FhirStore {
       if (!id) throw badInput('An update needs the resource id', ['id']);
       assertValidId(id);
       const type = valid.resourceType;
-      const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1 } });
+      const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1, ...(this.access ? { json: 1 } : {}) } });
       if (!current) {
         const claimed = await this.versions(type).findOne({ rid: id }, { projection: { v: 1 } });
         if (claimed) await this.rollForward(type, id);
@@ -380,6 +428,7 @@ export class FhirStore {
       if (expected !== current.v) {
         throw conflict(`${type}/${id} is at version ${current.v}, not ${expected}; read it again and retry`);
       }
+      await this.checkWrite('u', valid, current.json);
       const ts = new Date();
       const stored = this.prepare(valid, id, expected + 1, ts);
       await this.writeNewVersion(stored, expected + 1, ts, 'update');
@@ -391,8 +440,9 @@ export class FhirStore {
   async delete(type: string, id: string, options: { ifMatch?: string | number } = {}): Promise<string> {
     return this.guard(async () => {
       assertValidId(id);
-      const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1 } });
+      const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1, ...(this.access ? { json: 1 } : {}) } });
       if (!current) throw notFound(`${type}/${id} not found`);
+      if (this.access) await this.checkWrite('d', parseResource(current.json), current.json);
       const expected = options.ifMatch === undefined ? current.v : parseVersion(options.ifMatch);
       if (expected !== current.v) throw conflict(`${type}/${id} is at version ${current.v}, not ${expected}`);
       const version = expected + 1;
@@ -426,6 +476,7 @@ export class FhirStore {
           return this.put(valid);
         }
         // Put after a deletion creates the resource again as its next version (FHIR update-as-create).
+        await this.checkWrite('c', valid);
         const ts = new Date();
         const stored = this.prepare(valid, valid.id, latest.v + 1, ts);
         await this.writeNewVersion(stored, latest.v + 1, ts, 'recreate');
@@ -478,6 +529,7 @@ export class FhirStore {
           outcomes.set(resource, { resource, outcome: 'failed', error: named });
         }
       });
+      if (this.access) await this.checkWrites(valid);
       const groups = new Map<string, { create: Resource[]; put: Resource[] }>();
       for (const { resource, mode } of valid) {
         const group = groups.get(resource.resourceType) ?? { create: [], put: [] };
@@ -490,6 +542,21 @@ export class FhirStore {
       }
       return items.map(({ resource }) => outcomes.get(resource)!);
     });
+  }
+
+  /** Every write of a batch is checked before any is made (one read of existing resources per type). */
+  private async checkWrites(items: { resource: Resource; mode: 'create' | 'put' }[]): Promise<void> {
+    const idsByType = new Map<string, string[]>();
+    for (const { resource } of items) idsByType.set(resource.resourceType, [...(idsByType.get(resource.resourceType) ?? []), resource.id as string]);
+    const existing = new Map<string, string>();
+    for (const [type, ids] of idsByType) {
+      for (const document of await this.current(type).find({ _id: { $in: ids } }, { projection: { json: 1 } }).toArray()) existing.set(`${type}/${document._id}`, document.json);
+    }
+    for (const { resource, mode } of items) {
+      const json = existing.get(`${resource.resourceType}/${resource.id}`);
+      // A create of an existing id writes nothing (unchanged), so only the content is checked.
+      await this.checkWrite(json && mode === 'put' ? 'u' : 'c', resource, mode === 'put' ? json : undefined);
+    }
   }
 
   private async createIfAbsent(type: string, resources: Resource[], outcomes: Map<Resource, WriteOutcome>): Promise<void> {
@@ -554,7 +621,7 @@ export class FhirStore {
       const pageSize = compiled.count ?? this.options.listMaxResults;
       const documents = await this.current(type)
         // One batch for the whole page: a round trip per request, not per 101 documents.
-        .find(compiled.filter, { projection: { json: 1 }, batchSize: pageSize + 1 })
+        .find(this.scoped(type, compiled.filter, 's'), { projection: { json: 1 }, batchSize: pageSize + 1 })
         .sort(compiled.sort)
         .skip(compiled.offset)
         .limit(pageSize + 1)
@@ -566,7 +633,7 @@ export class FhirStore {
           `More than ${this.options.listMaxResults} ${type} resources match; narrow the search or page with _count and _offset`,
         );
       }
-      return { resources: documents.slice(0, pageSize).map((document) => parseResource(document.json)), hasMore };
+      return { resources: this.seen(documents.slice(0, pageSize).map((document) => parseResource(document.json))), hasMore };
     });
   }
 
@@ -590,7 +657,7 @@ export class FhirStore {
       const compiled = compileSearch(type, args);
       const field = `sp.${parameter.key}`;
       const unique = [...new Set(targets)];
-      const filter: Filter<ResourceDocument> = { $and: [compiled.filter, { [field]: { $in: unique } }] };
+      const filter = this.scoped(type, { $and: [compiled.filter, { [field]: { $in: unique } }] }, 's');
       const perTarget = compiled.count ?? this.options.listMaxResults;
       const cap = Math.min((compiled.offset + perTarget + 1) * unique.length, REVERSE_REFERENCE_CAP);
       const documents = await this.current(type)
@@ -604,6 +671,7 @@ export class FhirStore {
         const resource = parseResource(document.json);
         for (const reference of Array.isArray(references) ? references : []) grouped.get(reference as string)?.push(resource);
       }
+      this.seen([...new Set([...grouped.values()].flat())]);
       const results = new Map<string, Resource[] | HubError>();
       for (const [target, resources] of grouped) {
         const tooMany =
@@ -630,7 +698,7 @@ export class FhirStore {
       const field = `sp.${parameter.key}`;
       const wanted = new Set(values);
       const found = new Map<string, string[]>(values.map((value) => [value, []]));
-      const documents = await this.current(type).find({ [field]: { $in: [...wanted] } }, { projection: { [field]: 1 } }).toArray();
+      const documents = await this.current(type).find(this.scoped(type, { [field]: { $in: [...wanted] } }, 's'), { projection: { [field]: 1 } }).toArray();
       for (const document of documents) {
         const held = (document.sp as Record<string, unknown> | undefined)?.[parameter.key];
         for (const value of Array.isArray(held) ? held : []) if (wanted.has(value as string)) found.get(value as string)!.push(document._id);
@@ -649,11 +717,13 @@ export class FhirStore {
     return this.guard(async () => {
       const fields = Object.keys(sort);
       const projection = Object.fromEntries([['json', 1], ...fields.filter((f) => f !== '_id').map((f) => [f, 1])]);
-      const documents = await this.current(type).find(filter, { projection, limit, batchSize: limit + 1 }).sort(sort).toArray();
-      return documents.map((document) => ({
+      const documents = await this.current(type).find(this.scoped(type, filter, 's'), { projection, limit, batchSize: limit + 1 }).sort(sort).toArray();
+      const page = documents.map((document) => ({
         resource: parseResource(document.json),
         sortValues: fields.map((field) => field.split('.').reduce<unknown>((value, part) => (value as Record<string, unknown> | undefined)?.[part], document) ?? null),
       }));
+      this.seen(page.map((item) => item.resource));
+      return page;
     });
   }
 
@@ -668,25 +738,30 @@ export class FhirStore {
   ): Promise<{ resource: Resource; values: Record<string, unknown> }[]> {
     return this.guard(async () => {
       const projection = Object.fromEntries([['json', 1], ...(options.values ?? []).map((key) => [`sp.${key}`, 1])]);
-      const cursor = this.current(type).find(filter, { projection, ...(options.limit ? { limit: options.limit, batchSize: options.limit + 1 } : {}) });
+      const cursor = this.current(type).find(this.scoped(type, filter, 's'), { projection, ...(options.limit ? { limit: options.limit, batchSize: options.limit + 1 } : {}) });
       if (options.sort) cursor.sort(options.sort);
-      return (await cursor.toArray()).map((document) => ({ resource: parseResource(document.json), values: document.sp ?? {} }));
+      const found = (await cursor.toArray()).map((document) => ({ resource: parseResource(document.json), values: document.sp ?? {} }));
+      this.seen(found.map((item) => item.resource));
+      return found;
     });
   }
 
   /** One aggregation over the current documents of a type (only stages FerretDB v1 and MongoDB share). */
   async aggregate<T extends Record<string, unknown>>(type: string, pipeline: object[]): Promise<T[]> {
-    return this.guard(() => this.current(type).aggregate<T>(pipeline).toArray());
+    return this.guard(() => {
+      const extra = this.access?.readFilter(type, 's');
+      return this.current(type).aggregate<T>(extra ? [{ $match: extra }, ...pipeline] : pipeline).toArray();
+    });
   }
 
   async countMatching(type: string, filter: Filter<ResourceDocument>): Promise<number> {
-    return this.guard(() => this.current(type).countDocuments(filter));
+    return this.guard(() => this.current(type).countDocuments(this.scoped(type, filter, 's')));
   }
 
   async count(type: string, args: SearchArguments = {}): Promise<number> {
     return this.guard(async () => {
       const { filter } = compileSearch(type, args);
-      return this.current(type).countDocuments(filter as Filter<ResourceDocument>);
+      return this.current(type).countDocuments(this.scoped(type, filter as Filter<ResourceDocument>, 's'));
     });
   }
 

@@ -94,6 +94,8 @@ export type AgeInput = {
 /** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
 export type AllergyIntolerance = {
   __typename?: 'AllergyIntolerance';
+  /** AuditEvent resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Condition resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DocumentReference resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
@@ -164,6 +166,76 @@ export type AllergyIntolerance = {
   type?: Maybe<Scalars['String']['output']>;
   /** Assertion about certainty associated with the propensity, or potential risk, of a reaction to the identified substance (including pharmaceutical product). */
   verificationStatus?: Maybe<CodeableConcept>;
+};
+
+
+/** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
+export type AllergyIntoleranceAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -665,7 +737,7 @@ export type AnnotationInput = {
 };
 
 /** A resource of any served type */
-export type AnyResource = AllergyIntolerance | CarePlan | Claim | Condition | DiagnosticReport | DocumentReference | Encounter | ExplanationOfBenefit | Goal | ImagingStudy | Immunization | Location | MedicationRequest | Observation | Organization | Patient | Practitioner | PractitionerRole | Procedure | Provenance | ServiceRequest | Task;
+export type AnyResource = AllergyIntolerance | AuditEvent | CarePlan | Claim | Condition | DiagnosticReport | DocumentReference | Encounter | ExplanationOfBenefit | Goal | ImagingStudy | Immunization | Location | MedicationRequest | Observation | Organization | Patient | Practitioner | PractitionerRole | Procedure | Provenance | ServiceRequest | Task;
 
 /** For referring to data content defined in other formats. */
 export type Attachment = {
@@ -705,6 +777,729 @@ export type AttachmentInput = {
   url?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** A record of an event made for purposes of maintaining a security log. Typical uses include detection of intrusion attempts and monitoring for inappropriate usage. */
+export type AuditEvent = {
+  __typename?: 'AuditEvent';
+  /** AuditEvent resources that refer to this AuditEvent, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** Condition resources that refer to this AuditEvent, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this AuditEvent, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Observation resources that refer to this AuditEvent, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Provenance resources that refer to this AuditEvent, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** Task resources that refer to this AuditEvent, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Indicator for type of action performed during the event that generated the audit. */
+  action?: Maybe<Scalars['String']['output']>;
+  /** An actor taking an active role in the event or activity that is logged. */
+  agent?: Maybe<Array<Maybe<AuditEventAgent>>>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** Specific instances of data or objects that have been accessed. */
+  entity?: Maybe<Array<Maybe<AuditEventEntity>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Indicates whether the event succeeded or failed. */
+  outcome?: Maybe<Scalars['String']['output']>;
+  /** A free text description of the outcome of the event. */
+  outcomeDesc?: Maybe<Scalars['String']['output']>;
+  /** The period during which the activity occurred. */
+  period?: Maybe<Period>;
+  /** The purposeOfUse (reason) that was used during the event being recorded. */
+  purposeOfEvent?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The time when the event was recorded. */
+  recorded?: Maybe<Scalars['String']['output']>;
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The system that is reporting the event. */
+  source?: Maybe<AuditEventSource>;
+  /** Identifier for the category of event. */
+  subtype?: Maybe<Array<Maybe<Coding>>>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** Identifier for a family of the event.  For example, a menu item, program, rule, policy, function code, application name or URL. It identifies the performed function. */
+  type?: Maybe<Coding>;
+};
+
+
+/** A record of an event made for purposes of maintaining a security log. Typical uses include detection of intrusion attempts and monitoring for inappropriate usage. */
+export type AuditEventAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of an event made for purposes of maintaining a security log. Typical uses include detection of intrusion attempts and monitoring for inappropriate usage. */
+export type AuditEventConditionListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of an event made for purposes of maintaining a security log. Typical uses include detection of intrusion attempts and monitoring for inappropriate usage. */
+export type AuditEventDocumentReferenceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of an event made for purposes of maintaining a security log. Typical uses include detection of intrusion attempts and monitoring for inappropriate usage. */
+export type AuditEventObservationListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+
+/** A record of an event made for purposes of maintaining a security log. Typical uses include detection of intrusion attempts and monitoring for inappropriate usage. */
+export type AuditEventProvenanceListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+
+/** A record of an event made for purposes of maintaining a security log. Typical uses include detection of intrusion attempts and monitoring for inappropriate usage. */
+export type AuditEventTaskListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+/** An actor taking an active role in the event or activity that is logged. */
+export type AuditEventAgent = {
+  __typename?: 'AuditEventAgent';
+  /** Alternative agent Identifier. For a human, this should be a user identifier text string from authentication system. This identifier would be one known to a common authentication system (e.g. single sign-on), if available. */
+  altId?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Where the event occurred. */
+  location?: Maybe<Reference>;
+  /** Type of media involved. Used when the event is about exporting/importing onto media. */
+  media?: Maybe<Coding>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Human-meaningful name for the agent. */
+  name?: Maybe<Scalars['String']['output']>;
+  /** Logical network location for application activity, if the activity has a network location. */
+  network?: Maybe<AuditEventAgentNetwork>;
+  /** The policy or plan that authorized the activity being recorded. Typically, a single activity may have multiple applicable policies, such as patient consent, guarantor funding, etc. The policy would also indicate the security token used. */
+  policy?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** The reason (purpose of use), specific to this agent, that was used during the event being recorded. */
+  purposeOfUse?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Indicator that the user is or is not the requestor, or initiator, for the event being audited. */
+  requestor?: Maybe<Scalars['Boolean']['output']>;
+  /** The security role that the user was acting under, that come from local codes defined by the access control security system (e.g. RBAC, ABAC) used in the local context. */
+  role?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Specification of the participation type the user plays when performing the event. */
+  type?: Maybe<CodeableConcept>;
+  /** Reference to who this agent is that was involved in the event. */
+  who?: Maybe<Reference>;
+};
+
+export type AuditEventAgentInput = {
+  altId?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<ReferenceInput>;
+  media?: InputMaybe<CodingInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  network?: InputMaybe<AuditEventAgentNetworkInput>;
+  policy?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  purposeOfUse?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  requestor?: InputMaybe<Scalars['Boolean']['input']>;
+  role?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  type?: InputMaybe<CodeableConceptInput>;
+  who?: InputMaybe<ReferenceInput>;
+};
+
+/** Logical network location for application activity, if the activity has a network location. */
+export type AuditEventAgentNetwork = {
+  __typename?: 'AuditEventAgentNetwork';
+  /** An identifier for the network access point of the user device for the audit event. */
+  address?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** An identifier for the type of network access point that originated the audit event. */
+  type?: Maybe<Scalars['String']['output']>;
+};
+
+export type AuditEventAgentNetworkInput = {
+  address?: InputMaybe<Scalars['String']['input']>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A page of AuditEvent search results */
+export type AuditEventConnection = {
+  __typename?: 'AuditEventConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  edges: Array<AuditEventConnectionEdge>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+};
+
+export type AuditEventConnectionEdge = {
+  __typename?: 'AuditEventConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  resource: AuditEvent;
+  score?: Maybe<Scalars['Float']['output']>;
+};
+
+/** Specific instances of data or objects that have been accessed. */
+export type AuditEventEntity = {
+  __typename?: 'AuditEventEntity';
+  /** Text that describes the entity in more detail. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** Tagged value pairs for conveying additional information about the entity. */
+  detail?: Maybe<Array<Maybe<AuditEventEntityDetail>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Identifier for the data life-cycle stage for the entity. */
+  lifecycle?: Maybe<Coding>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A name of the entity in the audit event. */
+  name?: Maybe<Scalars['String']['output']>;
+  /** The query parameters for a query-type entities. */
+  query?: Maybe<Scalars['String']['output']>;
+  /** Code representing the role the entity played in the event being audited. */
+  role?: Maybe<Coding>;
+  /** Security labels for the identified entity. */
+  securityLabel?: Maybe<Array<Maybe<Coding>>>;
+  /** The type of the object that was involved in this audit event. */
+  type?: Maybe<Coding>;
+  /** Identifies a specific instance of the entity. The reference should be version specific. */
+  what?: Maybe<Reference>;
+};
+
+/** Tagged value pairs for conveying additional information about the entity. */
+export type AuditEventEntityDetail = {
+  __typename?: 'AuditEventEntityDetail';
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The type of extra detail provided in the value. */
+  type?: Maybe<Scalars['String']['output']>;
+  /** The  value of the extra detail. */
+  valueBase64Binary?: Maybe<Scalars['String']['output']>;
+  /** The  value of the extra detail. */
+  valueString?: Maybe<Scalars['String']['output']>;
+};
+
+export type AuditEventEntityDetailInput = {
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  valueBase64Binary?: InputMaybe<Scalars['String']['input']>;
+  valueString?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type AuditEventEntityInput = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  detail?: InputMaybe<Array<InputMaybe<AuditEventEntityDetailInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  lifecycle?: InputMaybe<CodingInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  query?: InputMaybe<Scalars['String']['input']>;
+  role?: InputMaybe<CodingInput>;
+  securityLabel?: InputMaybe<Array<InputMaybe<CodingInput>>>;
+  type?: InputMaybe<CodingInput>;
+  what?: InputMaybe<ReferenceInput>;
+};
+
+export type AuditEventInput = {
+  action?: InputMaybe<Scalars['String']['input']>;
+  agent?: InputMaybe<Array<InputMaybe<AuditEventAgentInput>>>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  entity?: InputMaybe<Array<InputMaybe<AuditEventEntityInput>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  meta?: InputMaybe<MetaInput>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcomeDesc?: InputMaybe<Scalars['String']['input']>;
+  period?: InputMaybe<PeriodInput>;
+  purposeOfEvent?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<AuditEventSourceInput>;
+  subtype?: InputMaybe<Array<InputMaybe<CodingInput>>>;
+  text?: InputMaybe<NarrativeInput>;
+  type?: InputMaybe<CodingInput>;
+};
+
+/** The system that is reporting the event. */
+export type AuditEventSource = {
+  __typename?: 'AuditEventSource';
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Identifier of the source where the event was detected. */
+  observer?: Maybe<Reference>;
+  /** Logical source location within the healthcare enterprise network.  For example, a hospital or other provider location within a multi-entity provider group. */
+  site?: Maybe<Scalars['String']['output']>;
+  /** Code specifying the type of source where event originated. */
+  type?: Maybe<Array<Maybe<Coding>>>;
+};
+
+export type AuditEventSourceInput = {
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  id?: InputMaybe<Scalars['String']['input']>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  observer?: InputMaybe<ReferenceInput>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Array<InputMaybe<CodingInput>>>;
+};
+
 export type BundleEntryResult = {
   __typename?: 'BundleEntryResult';
   id?: Maybe<Scalars['ID']['output']>;
@@ -728,6 +1523,8 @@ export type BundleImportResult = {
 /** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
 export type CarePlan = {
   __typename?: 'CarePlan';
+  /** AuditEvent resources that refer to this CarePlan, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this CarePlan, resolved in one batch per request. _reference names the CarePlan search parameter that points here: based_on, part_of, replaces */
   CarePlanList: Array<CarePlan>;
   /** Condition resources that refer to this CarePlan, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
@@ -814,6 +1611,76 @@ export type CarePlan = {
   text?: Maybe<Narrative>;
   /** Human-friendly name for the care plan. */
   title?: Maybe<Scalars['String']['output']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -1677,6 +2544,8 @@ export type CarePlanInput = {
 /** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
 export type Claim = {
   __typename?: 'Claim';
+  /** AuditEvent resources that refer to this Claim, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Condition resources that refer to this Claim, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DocumentReference resources that refer to this Claim, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
@@ -1763,6 +2632,76 @@ export type Claim = {
   type?: Maybe<CodeableConcept>;
   /** A code to indicate whether the nature of the request is: to request adjudication of products and services previously rendered; or requesting authorization and adjudication for provision in the future; or requesting the non-binding adjudication of the listed products and services which could be pr... */
   use?: Maybe<Scalars['String']['output']>;
+};
+
+
+/** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
+export type ClaimAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -2776,6 +3715,8 @@ export type CodingInput = {
 /** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
 export type Condition = {
   __typename?: 'Condition';
+  /** AuditEvent resources that refer to this Condition, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this Condition, resolved in one batch per request. _reference names the CarePlan search parameter that points here: condition */
   CarePlanList: Array<CarePlan>;
   /** Condition resources that refer to this Condition, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
@@ -2864,6 +3805,76 @@ export type Condition = {
   text?: Maybe<Narrative>;
   /** The verification status to support the clinical status of the condition. */
   verificationStatus?: Maybe<CodeableConcept>;
+};
+
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -3838,6 +4849,8 @@ export type DeleteResult = {
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReport = {
   __typename?: 'DiagnosticReport';
+  /** AuditEvent resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Condition resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DocumentReference resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
@@ -3910,6 +4923,76 @@ export type DiagnosticReport = {
   subject?: Maybe<Reference>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -4518,6 +5601,8 @@ export type DistanceInput = {
 /** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
 export type DocumentReference = {
   __typename?: 'DocumentReference';
+  /** AuditEvent resources that refer to this DocumentReference, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Condition resources that refer to this DocumentReference, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DocumentReference resources that refer to this DocumentReference, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related, relatesto */
@@ -4582,6 +5667,76 @@ export type DocumentReference = {
   text?: Maybe<Narrative>;
   /** Specifies the particular kind of document referenced  (e.g. History and Physical, Discharge Summary, Progress Note). This usually equates to the purpose of making the document referenced. */
   type?: Maybe<CodeableConcept>;
+};
+
+
+/** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
+export type DocumentReferenceAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5277,6 +6432,8 @@ export type DurationInput = {
 /** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
 export type Encounter = {
   __typename?: 'Encounter';
+  /** AuditEvent resources that refer to this Encounter, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this Encounter, resolved in one batch per request. _reference names the CarePlan search parameter that points here: encounter */
   CarePlanList: Array<CarePlan>;
   /** Claim resources that refer to this Encounter, resolved in one batch per request. _reference names the Claim search parameter that points here: encounter */
@@ -5371,6 +6528,76 @@ export type Encounter = {
   text?: Maybe<Narrative>;
   /** Specific type of encounter (e.g. e-mail consultation, surgical day-care, skilled nursing, rehabilitation). */
   type?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -6544,6 +7771,8 @@ export type EncounterStatusHistoryInput = {
 /** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
 export type ExplanationOfBenefit = {
   __typename?: 'ExplanationOfBenefit';
+  /** AuditEvent resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Condition resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DocumentReference resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
@@ -6660,6 +7889,76 @@ export type ExplanationOfBenefit = {
   type?: Maybe<CodeableConcept>;
   /** A code to indicate whether the nature of the request is: to request adjudication of products and services previously rendered; or requesting authorization and adjudication for provision in the future; or requesting the non-binding adjudication of the listed products and services which could be pr... */
   use?: Maybe<Scalars['String']['output']>;
+};
+
+
+/** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
+export type ExplanationOfBenefitAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -8141,6 +9440,8 @@ export type ExtensionInput = {
 /** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
 export type Goal = {
   __typename?: 'Goal';
+  /** AuditEvent resources that refer to this Goal, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this Goal, resolved in one batch per request. _reference names the CarePlan search parameter that points here: goal */
   CarePlanList: Array<CarePlan>;
   /** Condition resources that refer to this Goal, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
@@ -8207,6 +9508,76 @@ export type Goal = {
   target?: Maybe<Array<Maybe<GoalTarget>>>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
+export type GoalAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -8846,6 +10217,8 @@ export type IdentifierInput = {
 /** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
 export type ImagingStudy = {
   __typename?: 'ImagingStudy';
+  /** AuditEvent resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Condition resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DocumentReference resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
@@ -8916,6 +10289,76 @@ export type ImagingStudy = {
   subject?: Maybe<Reference>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
+export type ImagingStudyAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -9460,6 +10903,8 @@ export type ImagingStudySeriesPerformerInput = {
 /** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
 export type Immunization = {
   __typename?: 'Immunization';
+  /** AuditEvent resources that refer to this Immunization, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Condition resources that refer to this Immunization, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DocumentReference resources that refer to this Immunization, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
@@ -9548,6 +10993,76 @@ export type Immunization = {
   text?: Maybe<Narrative>;
   /** Vaccine that was administered or was to be administered. */
   vaccineCode?: Maybe<CodeableConcept>;
+};
+
+
+/** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
+export type ImmunizationAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -10120,6 +11635,8 @@ export type ImportCounts = {
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type Location = {
   __typename?: 'Location';
+  /** AuditEvent resources that refer to this Location, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Claim resources that refer to this Location, resolved in one batch per request. _reference names the Claim search parameter that points here: facility */
   ClaimList: Array<Claim>;
   /** Condition resources that refer to this Location, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
@@ -10202,6 +11719,76 @@ export type Location = {
   text?: Maybe<Narrative>;
   /** Indicates the type of function performed at the location. */
   type?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -11248,6 +12835,8 @@ export type LocationPositionInput = {
 /** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
 export type MedicationRequest = {
   __typename?: 'MedicationRequest';
+  /** AuditEvent resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the CarePlan search parameter that points here: activity_reference */
   CarePlanList: Array<CarePlan>;
   /** Condition resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
@@ -11352,6 +12941,76 @@ export type MedicationRequest = {
   supportingInformation?: Maybe<Array<Maybe<Reference>>>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -12161,6 +13820,12 @@ export type Mutation = {
   AllergyIntoleranceDelete: DeleteResult;
   /** Update a AllergyIntolerance; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   AllergyIntoleranceUpdate: AllergyIntolerance;
+  /** Create a AuditEvent; the hub assigns id and version */
+  AuditEventCreate: AuditEvent;
+  /** Delete a AuditEvent; its versions stay in history */
+  AuditEventDelete: DeleteResult;
+  /** Update a AuditEvent; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  AuditEventUpdate: AuditEvent;
   /** Create a CarePlan; the hub assigns id and version */
   CarePlanCreate: CarePlan;
   /** Delete a CarePlan; its versions stay in history */
@@ -12323,6 +13988,24 @@ export type MutationAllergyIntoleranceUpdateArgs = {
   id: Scalars['ID']['input'];
   ifMatch?: InputMaybe<Scalars['String']['input']>;
   res: AllergyIntoleranceInput;
+};
+
+
+export type MutationAuditEventCreateArgs = {
+  res: AuditEventInput;
+};
+
+
+export type MutationAuditEventDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationAuditEventUpdateArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  res: AuditEventInput;
 };
 
 
@@ -12745,6 +14428,8 @@ export type NarrativeInput = {
 /** Measurements and simple assertions made about a patient, device or other subject. */
 export type Observation = {
   __typename?: 'Observation';
+  /** AuditEvent resources that refer to this Observation, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Condition resources that refer to this Observation, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DiagnosticReport resources that refer to this Observation, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: result */
@@ -12857,6 +14542,76 @@ export type Observation = {
   valueString?: Maybe<Scalars['String']['output']>;
   /** The information determined as a result of making the observation, if the information has a simple value. */
   valueTime?: Maybe<Scalars['String']['output']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -13658,6 +15413,8 @@ export type ObservationReferenceRangeInput = {
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type Organization = {
   __typename?: 'Organization';
+  /** AuditEvent resources that refer to this Organization, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, source */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this Organization, resolved in one batch per request. _reference names the CarePlan search parameter that points here: performer */
   CarePlanList: Array<CarePlan>;
   /** Claim resources that refer to this Organization, resolved in one batch per request. _reference names the Claim search parameter that points here: care_team, insurer, payee, provider */
@@ -13738,6 +15495,76 @@ export type Organization = {
   text?: Maybe<Narrative>;
   /** The kind(s) of organization that this is. */
   type?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -15170,6 +16997,8 @@ export type Patient = {
   __typename?: 'Patient';
   /** AllergyIntolerance resources that refer to this Patient, resolved in one batch per request. _reference names the AllergyIntolerance search parameter that points here: asserter, patient, recorder */
   AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** AuditEvent resources that refer to this Patient, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, patient, source */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this Patient, resolved in one batch per request. _reference names the CarePlan search parameter that points here: patient, performer, subject */
   CarePlanList: Array<CarePlan>;
   /** Claim resources that refer to this Patient, resolved in one batch per request. _reference names the Claim search parameter that points here: patient, payee */
@@ -15322,6 +17151,76 @@ export type PatientAllergyIntoleranceListArgs = {
   verification_status?: InputMaybe<Scalars['String']['input']>;
   verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
   verification_status_not?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -16684,6 +18583,8 @@ export type Practitioner = {
   __typename?: 'Practitioner';
   /** AllergyIntolerance resources that refer to this Practitioner, resolved in one batch per request. _reference names the AllergyIntolerance search parameter that points here: asserter, recorder */
   AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** AuditEvent resources that refer to this Practitioner, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, source */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this Practitioner, resolved in one batch per request. _reference names the CarePlan search parameter that points here: performer */
   CarePlanList: Array<CarePlan>;
   /** Claim resources that refer to this Practitioner, resolved in one batch per request. _reference names the Claim search parameter that points here: care_team, enterer, payee, provider */
@@ -16823,6 +18724,76 @@ export type PractitionerAllergyIntoleranceListArgs = {
   verification_status?: InputMaybe<Scalars['String']['input']>;
   verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
   verification_status_not?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -18051,6 +20022,8 @@ export type PractitionerRole = {
   __typename?: 'PractitionerRole';
   /** AllergyIntolerance resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the AllergyIntolerance search parameter that points here: asserter, recorder */
   AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** AuditEvent resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, source */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the CarePlan search parameter that points here: performer */
   CarePlanList: Array<CarePlan>;
   /** Claim resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Claim search parameter that points here: care_team, enterer, payee, provider */
@@ -18193,6 +20166,76 @@ export type PractitionerRoleAllergyIntoleranceListArgs = {
   verification_status?: InputMaybe<Scalars['String']['input']>;
   verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
   verification_status_not?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -19393,6 +21436,8 @@ export type PractitionerRoleNotAvailableInput = {
 /** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
 export type Procedure = {
   __typename?: 'Procedure';
+  /** AuditEvent resources that refer to this Procedure, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Condition resources that refer to this Procedure, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DocumentReference resources that refer to this Procedure, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
@@ -19491,6 +21536,76 @@ export type Procedure = {
   usedCode?: Maybe<Array<Maybe<CodeableConcept>>>;
   /** Identifies medications, devices and any other substance used as part of the procedure. */
   usedReference?: Maybe<Array<Maybe<Reference>>>;
+};
+
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type ProcedureAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -20120,6 +22235,8 @@ export type ProcedurePerformerInput = {
 /** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
 export type Provenance = {
   __typename?: 'Provenance';
+  /** AuditEvent resources that refer to this Provenance, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** Condition resources that refer to this Provenance, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
   ConditionList: Array<Condition>;
   /** DocumentReference resources that refer to this Provenance, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
@@ -20172,6 +22289,76 @@ export type Provenance = {
   target?: Maybe<Array<Maybe<Reference>>>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
+export type ProvenanceAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -20691,6 +22878,12 @@ export type Query = {
   AllergyIntoleranceConnection: AllergyIntoleranceConnection;
   /** AllergyIntolerance resources matching FHIR search arguments */
   AllergyIntoleranceList: Array<AllergyIntolerance>;
+  /** One AuditEvent by id; NOT_FOUND error when there is none */
+  AuditEvent?: Maybe<AuditEvent>;
+  /** AuditEvent resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  AuditEventConnection: AuditEventConnection;
+  /** AuditEvent resources matching FHIR search arguments */
+  AuditEventList: Array<AuditEvent>;
   /** One CarePlan by id; NOT_FOUND error when there is none */
   CarePlan?: Maybe<CarePlan>;
   /** CarePlan resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
@@ -20959,6 +23152,147 @@ export type QueryAllergyIntoleranceListArgs = {
   verification_status?: InputMaybe<Scalars['String']['input']>;
   verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
   verification_status_not?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryAuditEventArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryAuditEventConnectionArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -23946,6 +26280,8 @@ export type SampledDataInput = {
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequest = {
   __typename?: 'ServiceRequest';
+  /** AuditEvent resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the CarePlan search parameter that points here: activity_reference */
   CarePlanList: Array<CarePlan>;
   /** Condition resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
@@ -24064,6 +26400,76 @@ export type ServiceRequest = {
   supportingInfo?: Maybe<Array<Maybe<Reference>>>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -24941,6 +27347,8 @@ export type SignatureInput = {
 /** A task to be performed. */
 export type Task = {
   __typename?: 'Task';
+  /** AuditEvent resources that refer to this Task, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
   /** CarePlan resources that refer to this Task, resolved in one batch per request. _reference names the CarePlan search parameter that points here: activity_reference */
   CarePlanList: Array<CarePlan>;
   /** Condition resources that refer to this Task, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
@@ -25037,6 +27445,76 @@ export type Task = {
   statusReason?: Maybe<CodeableConcept>;
   /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
   text?: Maybe<Narrative>;
+};
+
+
+/** A task to be performed. */
+export type TaskAuditEventListArgs = {
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _reference: Scalars['String']['input'];
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -26228,6 +28706,20 @@ export type ResolversTypes = {
   AnyResource: ResolverTypeWrapper<Record<string, unknown>>;
   Attachment: ResolverTypeWrapper<Record<string, unknown>>;
   AttachmentInput: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEvent: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventAgent: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventAgentInput: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventAgentNetwork: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventAgentNetworkInput: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventEntity: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventEntityDetail: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventEntityDetailInput: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventEntityInput: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventInput: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventSource: ResolverTypeWrapper<Record<string, unknown>>;
+  AuditEventSourceInput: ResolverTypeWrapper<Record<string, unknown>>;
   Boolean: ResolverTypeWrapper<boolean>;
   BundleEntryResult: ResolverTypeWrapper<Record<string, unknown>>;
   BundleImportResult: ResolverTypeWrapper<Record<string, unknown>>;
@@ -26567,6 +29059,20 @@ export type ResolversParentTypes = {
   AnyResource: Record<string, unknown>;
   Attachment: Record<string, unknown>;
   AttachmentInput: Record<string, unknown>;
+  AuditEvent: Record<string, unknown>;
+  AuditEventAgent: Record<string, unknown>;
+  AuditEventAgentInput: Record<string, unknown>;
+  AuditEventAgentNetwork: Record<string, unknown>;
+  AuditEventAgentNetworkInput: Record<string, unknown>;
+  AuditEventConnection: Record<string, unknown>;
+  AuditEventConnectionEdge: Record<string, unknown>;
+  AuditEventEntity: Record<string, unknown>;
+  AuditEventEntityDetail: Record<string, unknown>;
+  AuditEventEntityDetailInput: Record<string, unknown>;
+  AuditEventEntityInput: Record<string, unknown>;
+  AuditEventInput: Record<string, unknown>;
+  AuditEventSource: Record<string, unknown>;
+  AuditEventSourceInput: Record<string, unknown>;
   Boolean: boolean;
   BundleEntryResult: Record<string, unknown>;
   BundleImportResult: Record<string, unknown>;
@@ -26933,6 +29439,7 @@ export type AgeResolvers<ContextType = RequestContext, ParentType extends Resolv
 };
 
 export type AllergyIntoleranceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AllergyIntolerance'] = ResolversParentTypes['AllergyIntolerance']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<AllergyIntoleranceAuditEventListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<AllergyIntoleranceConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<AllergyIntoleranceDocumentReferenceListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<AllergyIntoleranceObservationListArgs, '_reference'>>;
@@ -27011,7 +29518,7 @@ export type AnnotationResolvers<ContextType = RequestContext, ParentType extends
 };
 
 export type AnyResourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AnyResource'] = ResolversParentTypes['AnyResource']> = {
-  __resolveType: TypeResolveFn<'AllergyIntolerance' | 'CarePlan' | 'Claim' | 'Condition' | 'DiagnosticReport' | 'DocumentReference' | 'Encounter' | 'ExplanationOfBenefit' | 'Goal' | 'ImagingStudy' | 'Immunization' | 'Location' | 'MedicationRequest' | 'Observation' | 'Organization' | 'Patient' | 'Practitioner' | 'PractitionerRole' | 'Procedure' | 'Provenance' | 'ServiceRequest' | 'Task', ParentType, ContextType>;
+  __resolveType: TypeResolveFn<'AllergyIntolerance' | 'AuditEvent' | 'CarePlan' | 'Claim' | 'Condition' | 'DiagnosticReport' | 'DocumentReference' | 'Encounter' | 'ExplanationOfBenefit' | 'Goal' | 'ImagingStudy' | 'Immunization' | 'Location' | 'MedicationRequest' | 'Observation' | 'Organization' | 'Patient' | 'Practitioner' | 'PractitionerRole' | 'Procedure' | 'Provenance' | 'ServiceRequest' | 'Task', ParentType, ContextType>;
 };
 
 export type AttachmentResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Attachment'] = ResolversParentTypes['Attachment']> = {
@@ -27025,6 +29532,112 @@ export type AttachmentResolvers<ContextType = RequestContext, ParentType extends
   size?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   title?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   url?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type AuditEventResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AuditEvent'] = ResolversParentTypes['AuditEvent']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<AuditEventAuditEventListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<AuditEventConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<AuditEventDocumentReferenceListArgs, '_reference'>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<AuditEventObservationListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<AuditEventProvenanceListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<AuditEventTaskListArgs, '_reference'>>;
+  action?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  agent?: Resolver<Maybe<Array<Maybe<ResolversTypes['AuditEventAgent']>>>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  entity?: Resolver<Maybe<Array<Maybe<ResolversTypes['AuditEventEntity']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  outcome?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  outcomeDesc?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  period?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  purposeOfEvent?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  recorded?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  source?: Resolver<Maybe<ResolversTypes['AuditEventSource']>, ParentType, ContextType>;
+  subtype?: Resolver<Maybe<Array<Maybe<ResolversTypes['Coding']>>>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type AuditEventAgentResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AuditEventAgent'] = ResolversParentTypes['AuditEventAgent']> = {
+  altId?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  location?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  media?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  network?: Resolver<Maybe<ResolversTypes['AuditEventAgentNetwork']>, ParentType, ContextType>;
+  policy?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  purposeOfUse?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  requestor?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  role?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  who?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
+export type AuditEventAgentNetworkResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AuditEventAgentNetwork'] = ResolversParentTypes['AuditEventAgentNetwork']> = {
+  address?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type AuditEventConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AuditEventConnection'] = ResolversParentTypes['AuditEventConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['AuditEventConnectionEdge']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type AuditEventConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AuditEventConnectionEdge'] = ResolversParentTypes['AuditEventConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['AuditEvent'], ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type AuditEventEntityResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AuditEventEntity'] = ResolversParentTypes['AuditEventEntity']> = {
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  detail?: Resolver<Maybe<Array<Maybe<ResolversTypes['AuditEventEntityDetail']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  lifecycle?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  query?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  role?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  securityLabel?: Resolver<Maybe<Array<Maybe<ResolversTypes['Coding']>>>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  what?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
+export type AuditEventEntityDetailResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AuditEventEntityDetail'] = ResolversParentTypes['AuditEventEntityDetail']> = {
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  valueBase64Binary?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  valueString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type AuditEventSourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AuditEventSource'] = ResolversParentTypes['AuditEventSource']> = {
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType>;
+  observer?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  site?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<Array<Maybe<ResolversTypes['Coding']>>>, ParentType, ContextType>;
 };
 
 export type BundleEntryResultResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['BundleEntryResult'] = ResolversParentTypes['BundleEntryResult']> = {
@@ -27043,6 +29656,7 @@ export type BundleImportResultResolvers<ContextType = RequestContext, ParentType
 };
 
 export type CarePlanResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CarePlan'] = ResolversParentTypes['CarePlan']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<CarePlanAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<CarePlanCarePlanListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<CarePlanConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<CarePlanDiagnosticReportListArgs, '_reference'>>;
@@ -27144,6 +29758,7 @@ export type CarePlanConnectionEdgeResolvers<ContextType = RequestContext, Parent
 };
 
 export type ClaimResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Claim'] = ResolversParentTypes['Claim']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ClaimAuditEventListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ClaimConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ClaimDocumentReferenceListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<ClaimExplanationOfBenefitListArgs, '_reference'>>;
@@ -27382,6 +29997,7 @@ export type CodingResolvers<ContextType = RequestContext, ParentType extends Res
 };
 
 export type ConditionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Condition'] = ResolversParentTypes['Condition']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ConditionAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<ConditionCarePlanListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ConditionConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ConditionDocumentReferenceListArgs, '_reference'>>;
@@ -27545,6 +30161,7 @@ export type DeleteResultResolvers<ContextType = RequestContext, ParentType exten
 };
 
 export type DiagnosticReportResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DiagnosticReport'] = ResolversParentTypes['DiagnosticReport']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<DiagnosticReportAuditEventListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<DiagnosticReportConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<DiagnosticReportDocumentReferenceListArgs, '_reference'>>;
   ImmunizationList?: Resolver<Array<ResolversTypes['Immunization']>, ParentType, ContextType, RequireFields<DiagnosticReportImmunizationListArgs, '_reference'>>;
@@ -27620,6 +30237,7 @@ export type DistanceResolvers<ContextType = RequestContext, ParentType extends R
 };
 
 export type DocumentReferenceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DocumentReference'] = ResolversParentTypes['DocumentReference']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<DocumentReferenceAuditEventListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<DocumentReferenceConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<DocumentReferenceDocumentReferenceListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<DocumentReferenceObservationListArgs, '_reference'>>;
@@ -27743,6 +30361,7 @@ export type DurationResolvers<ContextType = RequestContext, ParentType extends R
 };
 
 export type EncounterResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Encounter'] = ResolversParentTypes['Encounter']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<EncounterAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<EncounterCarePlanListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<EncounterClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<EncounterConditionListArgs, '_reference'>>;
@@ -27870,6 +30489,7 @@ export type EncounterStatusHistoryResolvers<ContextType = RequestContext, Parent
 };
 
 export type ExplanationOfBenefitResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ExplanationOfBenefit'] = ResolversParentTypes['ExplanationOfBenefit']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitAuditEventListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitDocumentReferenceListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitObservationListArgs, '_reference'>>;
@@ -28296,6 +30916,7 @@ export type ExtensionResolvers<ContextType = RequestContext, ParentType extends 
 };
 
 export type GoalResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Goal'] = ResolversParentTypes['Goal']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<GoalAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<GoalCarePlanListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<GoalConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<GoalDocumentReferenceListArgs, '_reference'>>;
@@ -28404,6 +31025,7 @@ export type IdentifierResolvers<ContextType = RequestContext, ParentType extends
 };
 
 export type ImagingStudyResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImagingStudy'] = ResolversParentTypes['ImagingStudy']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ImagingStudyAuditEventListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ImagingStudyConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ImagingStudyDocumentReferenceListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ImagingStudyObservationListArgs, '_reference'>>;
@@ -28496,6 +31118,7 @@ export type ImagingStudySeriesPerformerResolvers<ContextType = RequestContext, P
 };
 
 export type ImmunizationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Immunization'] = ResolversParentTypes['Immunization']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ImmunizationAuditEventListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ImmunizationConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ImmunizationDocumentReferenceListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ImmunizationObservationListArgs, '_reference'>>;
@@ -28612,6 +31235,7 @@ export interface JsonScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes
 }
 
 export type LocationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Location'] = ResolversParentTypes['Location']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<LocationAuditEventListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<LocationClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<LocationConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<LocationDiagnosticReportListArgs, '_reference'>>;
@@ -28693,6 +31317,7 @@ export type LocationPositionResolvers<ContextType = RequestContext, ParentType e
 };
 
 export type MedicationRequestResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationRequest'] = ResolversParentTypes['MedicationRequest']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<MedicationRequestAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<MedicationRequestCarePlanListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<MedicationRequestConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<MedicationRequestDiagnosticReportListArgs, '_reference'>>;
@@ -28823,6 +31448,9 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   AllergyIntoleranceCreate?: Resolver<ResolversTypes['AllergyIntolerance'], ParentType, ContextType, RequireFields<MutationAllergyIntoleranceCreateArgs, 'res'>>;
   AllergyIntoleranceDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationAllergyIntoleranceDeleteArgs, 'id'>>;
   AllergyIntoleranceUpdate?: Resolver<ResolversTypes['AllergyIntolerance'], ParentType, ContextType, RequireFields<MutationAllergyIntoleranceUpdateArgs, 'id' | 'res'>>;
+  AuditEventCreate?: Resolver<ResolversTypes['AuditEvent'], ParentType, ContextType, RequireFields<MutationAuditEventCreateArgs, 'res'>>;
+  AuditEventDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationAuditEventDeleteArgs, 'id'>>;
+  AuditEventUpdate?: Resolver<ResolversTypes['AuditEvent'], ParentType, ContextType, RequireFields<MutationAuditEventUpdateArgs, 'id' | 'res'>>;
   CarePlanCreate?: Resolver<ResolversTypes['CarePlan'], ParentType, ContextType, RequireFields<MutationCarePlanCreateArgs, 'res'>>;
   CarePlanDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationCarePlanDeleteArgs, 'id'>>;
   CarePlanUpdate?: Resolver<ResolversTypes['CarePlan'], ParentType, ContextType, RequireFields<MutationCarePlanUpdateArgs, 'id' | 'res'>>;
@@ -28900,6 +31528,7 @@ export type NarrativeResolvers<ContextType = RequestContext, ParentType extends 
 };
 
 export type ObservationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Observation'] = ResolversParentTypes['Observation']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ObservationAuditEventListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ObservationConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<ObservationDiagnosticReportListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ObservationDocumentReferenceListArgs, '_reference'>>;
@@ -29010,6 +31639,7 @@ export type ObservationReferenceRangeResolvers<ContextType = RequestContext, Par
 };
 
 export type OrganizationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Organization'] = ResolversParentTypes['Organization']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<OrganizationAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<OrganizationCarePlanListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<OrganizationClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<OrganizationConditionListArgs, '_reference'>>;
@@ -29094,6 +31724,7 @@ export type ParameterDefinitionResolvers<ContextType = RequestContext, ParentTyp
 
 export type PatientResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Patient'] = ResolversParentTypes['Patient']> = {
   AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<PatientAllergyIntoleranceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PatientAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<PatientCarePlanListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PatientClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<PatientConditionListArgs, '_reference'>>;
@@ -29239,6 +31870,7 @@ export type PossibleDuplicateResolvers<ContextType = RequestContext, ParentType 
 
 export type PractitionerResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Practitioner'] = ResolversParentTypes['Practitioner']> = {
   AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<PractitionerAllergyIntoleranceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PractitionerAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<PractitionerCarePlanListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PractitionerClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<PractitionerConditionListArgs, '_reference'>>;
@@ -29308,6 +31940,7 @@ export type PractitionerQualificationResolvers<ContextType = RequestContext, Par
 
 export type PractitionerRoleResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PractitionerRole'] = ResolversParentTypes['PractitionerRole']> = {
   AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<PractitionerRoleAllergyIntoleranceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PractitionerRoleAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<PractitionerRoleCarePlanListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PractitionerRoleClaimListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<PractitionerRoleConditionListArgs, '_reference'>>;
@@ -29387,6 +32020,7 @@ export type PractitionerRoleNotAvailableResolvers<ContextType = RequestContext, 
 };
 
 export type ProcedureResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Procedure'] = ResolversParentTypes['Procedure']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ProcedureAuditEventListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ProcedureConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ProcedureDocumentReferenceListArgs, '_reference'>>;
   EncounterList?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, RequireFields<ProcedureEncounterListArgs, '_reference'>>;
@@ -29474,6 +32108,7 @@ export type ProcedurePerformerResolvers<ContextType = RequestContext, ParentType
 };
 
 export type ProvenanceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Provenance'] = ResolversParentTypes['Provenance']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ProvenanceAuditEventListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ProvenanceConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ProvenanceDocumentReferenceListArgs, '_reference'>>;
   ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ProvenanceObservationListArgs, '_reference'>>;
@@ -29553,6 +32188,9 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   AllergyIntolerance?: Resolver<Maybe<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, RequireFields<QueryAllergyIntoleranceArgs, 'id'>>;
   AllergyIntoleranceConnection?: Resolver<ResolversTypes['AllergyIntoleranceConnection'], ParentType, ContextType, Partial<QueryAllergyIntoleranceConnectionArgs>>;
   AllergyIntoleranceList?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType, Partial<QueryAllergyIntoleranceListArgs>>;
+  AuditEvent?: Resolver<Maybe<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<QueryAuditEventArgs, 'id'>>;
+  AuditEventConnection?: Resolver<ResolversTypes['AuditEventConnection'], ParentType, ContextType, Partial<QueryAuditEventConnectionArgs>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, Partial<QueryAuditEventListArgs>>;
   CarePlan?: Resolver<Maybe<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<QueryCarePlanArgs, 'id'>>;
   CarePlanConnection?: Resolver<ResolversTypes['CarePlanConnection'], ParentType, ContextType, Partial<QueryCarePlanConnectionArgs>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, Partial<QueryCarePlanListArgs>>;
@@ -29671,6 +32309,7 @@ export type SampledDataResolvers<ContextType = RequestContext, ParentType extend
 };
 
 export type ServiceRequestResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ServiceRequest'] = ResolversParentTypes['ServiceRequest']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ServiceRequestAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<ServiceRequestCarePlanListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ServiceRequestConditionListArgs, '_reference'>>;
   DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<ServiceRequestDiagnosticReportListArgs, '_reference'>>;
@@ -29763,6 +32402,7 @@ export type SignatureResolvers<ContextType = RequestContext, ParentType extends 
 };
 
 export type TaskResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Task'] = ResolversParentTypes['Task']> = {
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<TaskAuditEventListArgs, '_reference'>>;
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<TaskCarePlanListArgs, '_reference'>>;
   ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<TaskConditionListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<TaskDocumentReferenceListArgs, '_reference'>>;
@@ -30023,6 +32663,14 @@ export type Resolvers<ContextType = RequestContext> = {
   Annotation?: AnnotationResolvers<ContextType>;
   AnyResource?: AnyResourceResolvers<ContextType>;
   Attachment?: AttachmentResolvers<ContextType>;
+  AuditEvent?: AuditEventResolvers<ContextType>;
+  AuditEventAgent?: AuditEventAgentResolvers<ContextType>;
+  AuditEventAgentNetwork?: AuditEventAgentNetworkResolvers<ContextType>;
+  AuditEventConnection?: AuditEventConnectionResolvers<ContextType>;
+  AuditEventConnectionEdge?: AuditEventConnectionEdgeResolvers<ContextType>;
+  AuditEventEntity?: AuditEventEntityResolvers<ContextType>;
+  AuditEventEntityDetail?: AuditEventEntityDetailResolvers<ContextType>;
+  AuditEventSource?: AuditEventSourceResolvers<ContextType>;
   BundleEntryResult?: BundleEntryResultResolvers<ContextType>;
   BundleImportResult?: BundleImportResultResolvers<ContextType>;
   CarePlan?: CarePlanResolvers<ContextType>;

@@ -2,8 +2,11 @@ import DataLoader from 'dataloader';
 import type { Resource } from '@medplum/fhirtypes';
 import type { SearchArguments } from '../fhir/search-query.ts';
 import type { FhirStore } from '../fhir/store.ts';
-import type { PersonDirectory } from '../identity/linking.ts';
-import type { PatientHistory } from '../identity/patient-history.ts';
+import type { Db } from 'mongodb';
+import type { AccessPolicy } from '../auth/access-policy.ts';
+import { HubError } from '../errors.ts';
+import { PersonDirectory } from '../identity/linking.ts';
+import { PatientHistory } from '../identity/patient-history.ts';
 
 /** The identity domain: persons, links and histories. */
 export interface IdentityServices {
@@ -24,8 +27,15 @@ export interface RequestContext {
   /** Whether the database answered a ping, for hubStatus. */
   databaseReachable: () => Promise<boolean>;
   identity: IdentityServices;
-  /** Who is calling, recorded with manual links (authentication comes with client tokens). */
+  /** Who is calling (client id), recorded with manual links. */
   caller: string;
+  /** The caller's access policy; undefined when AUTH_REQUIRED=false. */
+  access?: AccessPolicy;
+}
+
+/** FORBIDDEN unless the caller is an administrator (or authentication is off). */
+export function requireAdmin(context: RequestContext): void {
+  if (context.access && !context.access.isAdmin) throw new HubError('FORBIDDEN', 'Only administrators may do this');
 }
 
 export function createResourceLoader(store: FhirStore): DataLoader<string, Resource | null> {
@@ -80,19 +90,27 @@ export function createReverseReferenceLoader(store: FhirStore): DataLoader<Rever
   );
 }
 
-export function createRequestContext(
-  store: FhirStore,
-  databaseReachable: () => Promise<boolean>,
-  paging: RequestContext['paging'],
-  identity: IdentityServices,
-): RequestContext {
+export interface ContextOptions {
+  /** the unrestricted store; the context gets it bound to the caller's access policy */
+  store: FhirStore;
+  db: Db;
+  nationalIdSystem: string;
+  databaseReachable: () => Promise<boolean>;
+  paging: RequestContext['paging'];
+}
+
+/** The context of one request: the store, loaders and identity services all read and write as the caller. */
+export function createRequestContext(options: ContextOptions, caller: string, access?: AccessPolicy): RequestContext {
+  const store = options.store.withAccess(access);
+  const directory = new PersonDirectory(store, options.db, options.nationalIdSystem);
   return {
     store,
     resources: createResourceLoader(store),
     referencing: createReverseReferenceLoader(store),
-    paging,
-    databaseReachable,
-    identity,
-    caller: 'unauthenticated',
+    paging: options.paging,
+    databaseReachable: options.databaseReachable,
+    identity: { directory, history: new PatientHistory(store, directory), nationalIdSystem: options.nationalIdSystem },
+    caller,
+    ...(access ? { access } : {}),
   };
 }

@@ -20,7 +20,8 @@ export function createErrorFormatter(log: Logger) {
     }
     const apolloCode = formatted.extensions?.code;
     if (typeof apolloCode === 'string' && callerFaults.has(apolloCode)) {
-      return { ...base, extensions: { code: 'BAD_USER_INPUT', reason: apolloCode } };
+      const reason = typeof formatted.extensions?.reason === 'string' ? formatted.extensions.reason : apolloCode;
+      return { ...base, extensions: { code: 'BAD_USER_INPUT', reason } };
     }
     log.error('unexpected error', { error: original instanceof Error ? original.stack ?? original.message : String(original), path: formatted.path });
     return { ...base, message: 'Internal error; it has been logged', extensions: { code: 'INTERNAL' } };

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
-import type { ErrorCode } from '../errors.ts';
+import { HubError, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { RequestContext } from '../graphql/context.ts';
 import { PLAYGROUND_ASSET_PREFIX, playgroundAsset, playgroundPage } from './playground.ts';
@@ -17,7 +17,12 @@ export interface HttpOptions {
   maxBodyBytes: number;
   playgroundEnabled: boolean;
   apollo: ApolloServer<RequestContext>;
-  createContext: () => RequestContext;
+  /** The context of a request from its Authorization header; throws UNAUTHENTICATED or RATE_LIMITED. */
+  createContext: (authorization: string | undefined) => Promise<RequestContext>;
+  /** POST /oauth/token */
+  tokenEndpoint: (form: URLSearchParams, authorization: string | undefined) => Promise<{ status: number; body: unknown; headers?: Record<string, string> }>;
+  /** How long a GraphQL request may take before it is answered with TIMEOUT. */
+  requestTimeoutMs: number;
   databaseReachable: () => Promise<boolean>;
   log: Logger;
 }
@@ -91,10 +96,29 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       }
       if (contentType.includes('application/graphql')) headers.set('content-type', 'application/json');
     }
-    const result = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method: request.method ?? 'GET', headers, search: url.search, body },
-      context: async () => options.createContext(),
-    });
+    let context: RequestContext;
+    try {
+      context = await options.createContext(request.headers.authorization);
+    } catch (error) {
+      if (!(error instanceof HubError)) throw error;
+      const status = error.code === 'UNAUTHENTICATED' ? 401 : error.code === 'RATE_LIMITED' ? 429 : error.code === 'SERVICE_UNAVAILABLE' ? 503 : 400;
+      if (status === 401) response.setHeader('www-authenticate', 'Bearer realm="consortium-hub"');
+      sendError(response, status, error.code, error.message);
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), options.requestTimeoutMs)));
+    const result = await Promise.race([
+      apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest: { method: request.method ?? 'GET', headers, search: url.search, body },
+        context: async () => context,
+      }),
+      timedOut,
+    ]).finally(() => clearTimeout(timer));
+    if (result === 'timeout') {
+      sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
+      return;
+    }
     for (const [key, value] of result.headers) response.setHeader(key, value);
     response.statusCode = result.status ?? 200;
     if (result.body.kind === 'complete') {
@@ -142,6 +166,22 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
         return;
       }
       await handleGraphql(request, response, url);
+      return;
+    }
+    if (url.pathname === '/oauth/token') {
+      if (request.method !== 'POST') {
+        response.setHeader('allow', 'POST');
+        sendJson(response, 405, { error: 'invalid_request', error_description: 'Use POST' });
+        return;
+      }
+      if (!(request.headers['content-type'] ?? '').includes('application/x-www-form-urlencoded')) {
+        sendJson(response, 400, { error: 'invalid_request', error_description: 'The token request must be application/x-www-form-urlencoded' });
+        return;
+      }
+      const form = new URLSearchParams(await readBody(request, 16 * 1024));
+      const answer = await options.tokenEndpoint(form, request.headers.authorization);
+      for (const [key, value] of Object.entries(answer.headers ?? {})) response.setHeader(key, value);
+      sendJson(response, answer.status, answer.body);
       return;
     }
     if (url.pathname === '/' && request.method === 'GET') {

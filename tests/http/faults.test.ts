@@ -64,7 +64,7 @@ describe('when the database goes away', () => {
 describe('SIGTERM', () => {
   it('drains the in-flight request, refuses new connections, and exits with 0', async () => {
     const port = await freePort();
-    const hub = spawnHub({ MONGODB_URI: server.uri, MONGODB_DB: 'drain', PORT: String(port), DB_TIMEOUT_MS: '20000', LOG_LEVEL: 'info' });
+    const hub = spawnHub({ MONGODB_URI: server.uri, MONGODB_DB: 'drain', PORT: String(port), DB_TIMEOUT_MS: '20000', LOG_LEVEL: 'info', AUTH_REQUIRED: 'false' });
     await waitForOutput(hub, /Playground: http/);
     const url = `http://127.0.0.1:${port}`;
     expect((await graphql(url, createOrganization)).data?.OrganizationCreate.name).toBe('东湖县人民医院');

@@ -224,7 +224,7 @@ describe('possible duplicates and manual links over GraphQL', () => {
     const linked = await graphql(hub.url, link, { p: b, to: a, reason: '电话随访核实为同一人' });
     expect(linked.errors).toBeUndefined();
     expect(linked.data!.linkPatientRecord.records.map((r: { id: string }) => r.id).sort()).toEqual([a, b].sort());
-    expect(linked.data!.linkPatientRecord.linkEvents).toEqual([{ action: 'link', reason: '电话随访核实为同一人', by: 'unauthenticated' }]);
+    expect(linked.data!.linkPatientRecord.linkEvents).toEqual([{ action: 'link', reason: '电话随访核实为同一人', by: 'auth-off' }]);
     const history = await allPages({ patient: a }, 20);
     expect(new Set(history.map((e) => e.source?.name))).toEqual(new Set(['东湖县长塘镇卫生院', '西山县人民医院']));
 

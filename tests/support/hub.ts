@@ -37,8 +37,12 @@ export async function freshDatabase(label: string, options: { uri?: string; list
   };
 }
 
+/**
+ * Test hubs run with AUTH_REQUIRED=false unless a test asks for authentication (tests/auth/ does): the
+ * other suites test search, identity and the store, not tokens.
+ */
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  return loadConfig({ PORT: '0', LOG_LEVEL: 'silent', DB_TIMEOUT_MS: '1500', SHUTDOWN_GRACE_MS: '2000', ...overrides });
+  return loadConfig({ PORT: '0', LOG_LEVEL: 'silent', DB_TIMEOUT_MS: '1500', SHUTDOWN_GRACE_MS: '2000', AUTH_REQUIRED: 'false', ...overrides });
 }
 
 export async function startTestHub(databaseName: string, overrides: Record<string, string> = {}, uri = mongodbUri()): Promise<Hub> {
@@ -51,10 +55,10 @@ export interface GraphQLResponse<T = Record<string, unknown>> {
   errors?: { message: string; path?: string[]; extensions?: { code?: string; resource?: { resourceType: string; issue: unknown[] } } & Record<string, unknown> }[];
 }
 
-export async function graphql<T = Record<string, any>>(hubUrl: string, query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>> {
+export async function graphql<T = Record<string, any>>(hubUrl: string, query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T>> {
   const response = await fetch(`${hubUrl}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ query, variables }),
   });
   return { status: response.status, ...((await response.json()) as object) };

@@ -1,0 +1,95 @@
+/**
+ * Authentication: the OAuth 2.0 client-credentials token endpoint, and the caller behind a bearer token.
+ *
+ * The county health app (a resident-app client) asks for a token for one resident by adding
+ * `patient_identifier` (the resident's national ID, or `system|value` of a member record number) to its
+ * token request; the token is then bound to that person and carries only patient/ scopes.
+ */
+import { HubError } from '../errors.ts';
+import type { PersonDirectory } from '../identity/linking.ts';
+import { AccessPolicy } from './access-policy.ts';
+import type { ClientRegistry } from './clients.ts';
+import { narrowScopes, parseScopes } from './scopes.ts';
+import type { Caller, TokenService } from './tokens.ts';
+
+export interface TokenResponse {
+  status: number;
+  body: Record<string, unknown>;
+  headers?: Record<string, string>;
+}
+
+const oauthError = (status: number, error: string, description: string): TokenResponse => ({
+  status,
+  body: { error, error_description: description },
+  ...(status === 401 ? { headers: { 'www-authenticate': 'Basic realm="consortium-hub"' } } : {}),
+});
+
+export class Authenticator {
+  constructor(
+    private readonly clients: ClientRegistry,
+    private readonly tokens: TokenService,
+    private readonly directory: PersonDirectory,
+  ) {}
+
+  /** POST /oauth/token (RFC 6749 section 4.4), form-encoded; client credentials in Basic auth or the form. */
+  async tokenRequest(form: URLSearchParams, authorization: string | undefined): Promise<TokenResponse> {
+    let clientId = form.get('client_id') ?? undefined;
+    let clientSecret = form.get('client_secret') ?? undefined;
+    if (authorization?.startsWith('Basic ')) {
+      const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon > 0) {
+        clientId = decodeURIComponent(decoded.slice(0, colon));
+        clientSecret = decodeURIComponent(decoded.slice(colon + 1));
+      }
+    }
+    if (form.get('grant_type') !== 'client_credentials') return oauthError(400, 'unsupported_grant_type', 'Only grant_type=client_credentials is supported');
+    if (!clientId || !clientSecret) return oauthError(401, 'invalid_client', 'Client id and secret are required (Basic auth or client_id/client_secret)');
+    let client;
+    try {
+      client = await this.clients.authenticate(clientId, clientSecret);
+    } catch {
+      return oauthError(401, 'invalid_client', 'Unknown client, wrong secret or revoked client');
+    }
+    const granted = parseScopes(client.scopes.join(' '));
+    let scopes = granted;
+    const requested = form.get('scope');
+    if (requested) {
+      try {
+        scopes = narrowScopes(granted, parseScopes(requested));
+      } catch (error) {
+        return oauthError(400, 'invalid_scope', error instanceof HubError ? error.message : 'Invalid scope');
+      }
+      if (scopes.length === 0) return oauthError(400, 'invalid_scope', 'None of the requested scopes is granted to this client');
+    }
+    let person: string | undefined;
+    if (client.kind === 'resident-app') {
+      const identifier = form.get('patient_identifier');
+      if (!identifier) return oauthError(400, 'invalid_request', 'A resident-app token is for one resident: give patient_identifier (national ID or system|value)');
+      try {
+        person = await this.directory.resolve({ identifier });
+      } catch (error) {
+        return oauthError(400, 'invalid_request', error instanceof HubError ? error.message : 'The resident cannot be found');
+      }
+    } else if (form.has('patient_identifier')) {
+      return oauthError(400, 'invalid_request', 'patient_identifier is only for resident-app clients');
+    }
+    const issued = await this.tokens.issue(client, scopes, person);
+    return { status: 200, body: { access_token: issued.token, token_type: 'Bearer', expires_in: issued.expiresIn, scope: issued.scope }, headers: { 'cache-control': 'no-store' } };
+  }
+
+  /** The caller of an `Authorization: Bearer` header; UNAUTHENTICATED without a valid one. */
+  async caller(authorization: string | undefined): Promise<Caller> {
+    if (!authorization) throw new HubError('UNAUTHENTICATED', 'An access token is required: Authorization: Bearer <token> (get one at POST /oauth/token)');
+    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization.trim());
+    if (!match) throw new HubError('UNAUTHENTICATED', 'The Authorization header must be Bearer <token>');
+    return this.tokens.verify(match[1]!);
+  }
+
+  /** The access policy of a caller (a resident's is bound to the records of its person). */
+  async policy(caller: Caller): Promise<AccessPolicy> {
+    if (!caller.person) return AccessPolicy.forClient(caller);
+    const records = await this.directory.members(caller.person);
+    return AccessPolicy.forResident(caller, records.map((record) => record.id!));
+  }
+}

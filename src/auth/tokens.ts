@@ -1,0 +1,73 @@
+/**
+ * Short-lived access tokens: JWTs signed with HS256 (jose) under TOKEN_SECRET. A token names its client, the
+ * organisation it acts for, its scopes and, for the county health app, the one person it is bound to. Every
+ * request also checks that the client is still registered and not revoked.
+ */
+import { randomUUID } from 'node:crypto';
+import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import { HubError } from '../errors.ts';
+import type { ClientInfo, ClientKind, ClientRegistry } from './clients.ts';
+import { formatScope, parseScopes, type Scope } from './scopes.ts';
+
+const ISSUER = 'consortium-hub';
+const AUDIENCE = 'consortium-hub/graphql';
+
+/** Who is calling, as the token says and the registry confirms. */
+export interface Caller {
+  clientId: string;
+  kind: ClientKind;
+  /** `Organization/<id>` the client acts for */
+  organization?: string;
+  scopes: Scope[];
+  /** the person a resident token is bound to */
+  person?: string;
+  tokenId: string;
+}
+
+export class TokenService {
+  private readonly key: Uint8Array;
+
+  constructor(
+    secret: string,
+    private readonly ttlSeconds: number,
+    private readonly clients: ClientRegistry,
+  ) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  async issue(client: ClientInfo, scopes: Scope[], person?: string): Promise<{ token: string; expiresIn: number; scope: string }> {
+    const scope = scopes.map(formatScope).join(' ');
+    const token = await new SignJWT({ scope, kind: client.kind, ...(client.organization ? { org: client.organization } : {}), ...(person ? { person } : {}) })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setSubject(client._id)
+      .setJti(randomUUID())
+      .setIssuedAt()
+      .setExpirationTime(`${this.ttlSeconds}s`)
+      .sign(this.key);
+    return { token, expiresIn: this.ttlSeconds, scope };
+  }
+
+  /** The caller of a bearer token; UNAUTHENTICATED for a malformed, tampered, expired or revoked one. */
+  async verify(token: string): Promise<Caller> {
+    if (token.length > 4096) throw new HubError('UNAUTHENTICATED', 'The access token is malformed');
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] }));
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) throw new HubError('UNAUTHENTICATED', 'The access token has expired; get a new one at /oauth/token');
+      throw new HubError('UNAUTHENTICATED', 'The access token is not valid');
+    }
+    const client = typeof payload.sub === 'string' ? await this.clients.active(payload.sub) : undefined;
+    if (!client) throw new HubError('UNAUTHENTICATED', 'The client of this access token is revoked or unknown');
+    return {
+      clientId: client._id,
+      kind: client.kind,
+      ...(client.organization ? { organization: client.organization } : {}),
+      scopes: parseScopes(String(payload.scope ?? '')),
+      ...(typeof payload.person === 'string' ? { person: payload.person } : {}),
+      tokenId: String(payload.jti),
+    };
+  }
+}
