@@ -150,6 +150,7 @@ export class BundleImporter {
         } else {
           const id = path?.split('/')[1];
           if (!id || !ID.test(id) || path !== `${resourceType}/${id}`) throw badInput(`${where}: PUT needs a url like ${resourceType}/<id>`);
+          if (resource.id !== undefined && resource.id !== id) throw badInput(`${where}: the resource id does not match the PUT url ${url}`, ['id']);
           planned.id = id;
         }
       } else if (method === 'POST') {

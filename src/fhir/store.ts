@@ -613,11 +613,20 @@ export class FhirStore {
     }
   }
 
+  /** compileSearch with `_count` capped at the list maximum. */
+  private compile(type: string, args: SearchArguments): ReturnType<typeof compileSearch> {
+    const compiled = compileSearch(type, args);
+    if (compiled.count !== undefined && compiled.count > this.options.listMaxResults) {
+      throw badInput(`_count may be at most ${this.options.listMaxResults}`, ['_count']);
+    }
+    return compiled;
+  }
+
   /** Searches one type with FHIR search arguments; `_count` bounds the page, otherwise the list maximum applies. */
   async search(type: string, args: SearchArguments): Promise<SearchResult> {
     return this.guard(async () => {
       assertServedType(type);
-      const compiled = compileSearch(type, args);
+      const compiled = this.compile(type, args);
       const pageSize = compiled.count ?? this.options.listMaxResults;
       const documents = await this.current(type)
         // One batch for the whole page: a round trip per request, not per 101 documents.
@@ -654,7 +663,7 @@ export class FhirStore {
       if (!parameter || parameter.type !== 'reference') {
         throw badInput(`"${parameterName}" is not a reference search parameter of ${type}`, ['_reference']);
       }
-      const compiled = compileSearch(type, args);
+      const compiled = this.compile(type, args);
       const field = `sp.${parameter.key}`;
       const unique = [...new Set(targets)];
       const filter = this.scoped(type, { $and: [compiled.filter, { [field]: { $in: unique } }] }, 's');

@@ -33,6 +33,8 @@ export function validateFhirResource(resource: unknown, expectedType?: string): 
   if (!isServedResourceType(resourceType)) {
     throw badInput(`Resource type ${resourceType} is not served by this hub`, ['resourceType']);
   }
+  const control = findControlCharacter(resource, resourceType);
+  if (control) throw badInput(`${control}: control characters are not allowed in FHIR strings`, [control]);
   ensureStructureDefinitions();
   let issues: OperationOutcomeIssue[];
   try {
@@ -49,4 +51,27 @@ export function validateFhirResource(resource: unknown, expectedType?: string): 
   );
   if (refused.length > 0) throw refusal(refused, resourceType);
   return resource as Resource;
+}
+
+// C0 controls other than tab, line feed and carriage return, and DEL: FHIR strings may not contain them.
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
+const MAX_NESTING = 64;
+
+/** The path of the first string (or key) holding a control character, or of a value nested too deep. */
+function findControlCharacter(value: unknown, path: string, depth = 0): string | undefined {
+  if (depth > MAX_NESTING) return `${path} (nested more than ${MAX_NESTING} levels)`;
+  if (typeof value === 'string') return CONTROL.test(value) ? path : undefined;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = findControlCharacter(item, `${path}[${index}]`, depth + 1);
+      if (found) return found;
+    }
+  } else if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      if (CONTROL.test(key)) return `${path}.${key.replace(CONTROL, '?')}`;
+      const found = findControlCharacter(item, `${path}.${key}`, depth + 1);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }

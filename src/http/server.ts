@@ -35,6 +35,10 @@ export interface HttpServer {
 }
 
 class BodyTooLarge extends Error {}
+class InvalidEncoding extends Error {}
+
+/** Bodies must be valid UTF-8: a replacement character silently stored in a name would be a lost write. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 function readBody(request: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -56,7 +60,13 @@ function readBody(request: IncomingMessage, limit: number): Promise<string> {
       }
       chunks.push(chunk);
     });
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.on('end', () => {
+      try {
+        resolve(strictUtf8.decode(Buffer.concat(chunks)));
+      } catch {
+        reject(new InvalidEncoding());
+      }
+    });
     request.on('error', reject);
   });
 }
@@ -194,6 +204,10 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
 
   const server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
+      if (error instanceof InvalidEncoding) {
+        sendError(response, 400, 'BAD_USER_INPUT', 'The request body is not valid UTF-8');
+        return;
+      }
       if (error instanceof BodyTooLarge) {
         response.setHeader('connection', 'close');
         sendError(response, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${options.maxBodyBytes} bytes`);
