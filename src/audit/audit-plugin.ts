@@ -9,7 +9,7 @@ export function auditPlugin(trail: AuditTrail): ApolloServerPlugin<RequestContex
   return {
     async requestDidStart() {
       return {
-        async willSendResponse({ contextValue, request, errors }) {
+        async willSendResponse({ contextValue, request, errors, operationName }) {
           if (!contextValue.access) return;
           const codes = (errors ?? []).map((error) => String(error.extensions?.code ?? (error.originalError as { code?: string } | undefined)?.code ?? ''));
           const refused = codes.some((code) => refusalCodes.has(code));
@@ -17,7 +17,7 @@ export function auditPlugin(trail: AuditTrail): ApolloServerPlugin<RequestContex
             caller: contextValue.access.caller,
             audit: contextValue.access.audit,
             query: request.query ?? '',
-            ...(request.operationName ? { operationName: request.operationName } : {}),
+            ...(operationName ?? request.operationName ? { operationName: (operationName ?? request.operationName)! } : {}),
             outcome: refused ? 'refused' : (errors?.length ?? 0) > 0 ? 'failed' : 'success',
             ...(errors?.length ? { detail: errors.map((error) => error.message).join('; ') } : {}),
           });
