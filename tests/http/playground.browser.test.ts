@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
+import { ClientRegistry } from '../../src/auth/clients.ts';
+import { seedDemoClients } from '../../src/demo/clients.ts';
 import { seedDemoConsortium } from '../../src/demo/seed.ts';
 import { freshDatabase, startTestHub, type TestDatabase } from '../support/hub.ts';
 
@@ -53,6 +55,38 @@ describe('the playground', () => {
     expect(requested.filter((url) => !url.startsWith(hub.url))).toEqual([]);
     expect(pageErrors).toEqual([]);
     await page.screenshot({ path: join(tmpdir(), 'hub-playground.png') });
+  });
+
+  it('runs with a demo token pasted into the Headers tab, as the README says, and explains a missing one', async () => {
+    const secured = await startTestHub(database.name, { AUTH_REQUIRED: 'true' });
+    await seedDemoClients(new ClientRegistry(database.connection.db));
+    try {
+      const tokenAnswer = await fetch(`${secured.url}/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('consortium-admin:demo-secret-consortium-admin').toString('base64')}` },
+        body: 'grant_type=client_credentials',
+      });
+      const { access_token: accessToken } = (await tokenAnswer.json()) as { access_token: string };
+      const page = await browser.newPage();
+      await page.goto(`${secured.url}/graphql`);
+      const run = page.locator('.graphiql-execute-button');
+      await run.waitFor({ timeout: 30_000 });
+      await run.click();
+      await page.waitForFunction("document.querySelector('.graphiql-response')?.textContent?.includes('UNAUTHENTICATED')", undefined, { timeout: 30_000 });
+      expect(await page.locator('.graphiql-response').innerText()).toContain('/oauth/token');
+
+      await page.getByRole('button', { name: 'Headers' }).click();
+      // The headers editor is a CodeMirror 5 instance; setting its value is what typing into it does.
+      await page.evaluate((header) => {
+        const editors = [...document.querySelectorAll('.graphiql-editor-tool .graphiql-editor:not(.hidden) > .CodeMirror')] as (Element & { CodeMirror: { setValue(v: string): void } })[];
+        editors[0]!.CodeMirror.setValue(header);
+      }, JSON.stringify({ Authorization: `Bearer ${accessToken}` }));
+      await run.click();
+      await page.waitForFunction("document.querySelector('.graphiql-response')?.textContent?.includes('pat-donghu-county-001')", undefined, { timeout: 30_000 });
+      expect(await page.locator('.graphiql-response').innerText()).toContain('王伟');
+    } finally {
+      await secured.stop();
+    }
   });
 
   it('is not served when switched off', async () => {
