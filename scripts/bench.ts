@@ -69,6 +69,32 @@ function report(m: Measurement, unit = 'req'): string {
   return `${m.label.padEnd(34)} c=${String(m.concurrency).padStart(2)}  ${(m.requests / m.seconds).toFixed(2).padStart(8)} ${unit}/s  p50 ${percentile(m.latencies, 50).toFixed(0).padStart(6)} ms  p95 ${percentile(m.latencies, 95).toFixed(0).padStart(6)} ms${rt}`;
 }
 
+const summaryQueryText = `query Summary($id: ID!) {
+    Patient(id: $id) {
+      id name { family given } birthDate
+      EncounterList(_reference: "patient") { id status period { start end } type { text } }
+      ObservationList(_reference: "patient") { id code { coding { system code } } valueQuantity { value unit } effectiveDateTime }
+      DiagnosticReportList(_reference: "patient") {
+        id code { text } effectiveDateTime
+        result { resource { ... on Observation { id code { text } valueQuantity { value unit } } } }
+        performer { resource { ... on Organization { organizationName: name } ... on Practitioner { name { family } } } }
+      }
+    }
+  }`;
+
+let failures: string[] = [];
+async function postTo(url: string, accessToken: string | undefined, query: string, variables: Record<string, unknown>): Promise<void> {
+  const response = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...(accessToken ? { authorization: `Bearer ${accessToken}` } : {}) }, body: JSON.stringify({ query, variables }) });
+  const body = (await response.json()) as { errors?: { message: string; extensions?: { code?: string } }[] };
+  if (body.errors) failures.push(`${body.errors[0]?.extensions?.code}: ${body.errors[0]?.message}`);
+}
+function failedText(): string {
+  const text = failures.length > 0 ? `  FAILED ${failures.length} (${[...new Set(failures)].slice(0, 2).join('; ')})` : '';
+  failures = [];
+  return text;
+}
+const patientIdsOf = (bundles: Bundle[]): string[] => bundles.map((bundle) => bundle.entry!.find((entry) => entry.resource?.resourceType === 'Patient')!.resource!.id as string);
+
 /** Hospital and practitioner ids: shared by all replicas of the patients. */
 const sharedIds = new Set<string>();
 
@@ -167,38 +193,35 @@ async function main(): Promise<void> {
   // (d) setup: one person with records at four members and at least 500 history entries, among the Synthea data.
   const historyPerson = await seedHistoryPerson(uri, mainDb);
   // (a) and (b) against the hub over HTTP, on the database imported at concurrency 16.
-  const config = loadConfig({ PORT: '0', LOG_LEVEL: 'error', MONGODB_DB: mainDb, LIST_MAX_RESULTS: '10000' });
+  // First without authentication and audit (AUTH_REQUIRED=false), for (a) only: the cost of both is the
+  // difference to the same measurement on the authenticated hub below.
+  const summaryWithoutAuth: Record<number, number> = {};
+  {
+    const open = await startHub(loadConfig({ PORT: '0', LOG_LEVEL: 'error', MONGODB_DB: mainDb, LIST_MAX_RESULTS: '10000', AUTH_REQUIRED: 'false' }), uri, createLogger('error'));
+    await open.indexesReady;
+    for (const concurrency of [1, 16]) {
+      const m = await measure('(a) summary, no auth, no audit', concurrency, requestsPerRun, (i) => postTo(open.url, undefined, summaryQueryText, { id: patientIdsOf(patients)[i % patients.length] }), open.database);
+      summaryWithoutAuth[concurrency] = m.requests / m.seconds;
+      results.push(report(m) + failedText());
+    }
+    await open.stop();
+  }
+  const config = loadConfig({ PORT: '0', LOG_LEVEL: 'error', MONGODB_DB: mainDb, LIST_MAX_RESULTS: '10000', RATE_LIMIT_PER_MINUTE: '100000' });
   const hub = await startHub(config, uri, createLogger('error'));
   await hub.indexesReady;
+  // A member hospital's HIS: reads go through the access policy, and every one is audited.
+  const benchSecret = 'bench-secret-bench-secret-bench-secret';
+  await hub.clients.register({ id: 'bench-his', name: 'bench HIS', kind: 'member', organization: 'bench-county', scopes: 'system/*.rs', secret: benchSecret });
+  const tokenAnswer = await fetch(`${hub.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=client_credentials&client_id=bench-his&client_secret=${benchSecret}` });
+  const accessToken = ((await tokenAnswer.json()) as { access_token: string }).access_token;
   const patientIds = patients.map((bundle) => bundle.entry!.find((entry) => entry.resource?.resourceType === 'Patient')!.resource!.id as string);
-  const summaryQuery = `query Summary($id: ID!) {
-    Patient(id: $id) {
-      id name { family given } birthDate
-      EncounterList(_reference: "patient") { id status period { start end } type { text } }
-      ObservationList(_reference: "patient") { id code { coding { system code } } valueQuantity { value unit } effectiveDateTime }
-      DiagnosticReportList(_reference: "patient") {
-        id code { text } effectiveDateTime
-        result { resource { ... on Observation { id code { text } valueQuantity { value unit } } } }
-        performer { resource { ... on Organization { organizationName: name } ... on Practitioner { name { family } } } }
-      }
-    }
-  }`;
-  let failures: string[] = [];
-  const post = async (query: string, variables: Record<string, unknown>): Promise<void> => {
-    const response = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-    const body = (await response.json()) as { errors?: { message: string; extensions?: { code?: string } }[] };
-    if (body.errors) failures.push(`${body.errors[0]?.extensions?.code}: ${body.errors[0]?.message}`);
-  };
-  const failed = (): string => {
-    const text = failures.length > 0 ? `  FAILED ${failures.length} (${[...new Set(failures)].slice(0, 2).join('; ')})` : '';
-    failures = [];
-    return text;
-  };
+  const post = (query: string, variables: Record<string, unknown>): Promise<void> => postTo(hub.url, accessToken, query, variables);
+  const failed = failedText;
   const summaryRuns: Record<number, number> = {};
   for (const concurrency of [1, 16]) {
-    const m = await measure('(a) patient summary (GraphQL/HTTP)', concurrency, requestsPerRun, (i) => post(summaryQuery, { id: patientIds[i % patientIds.length] }), hub.database);
+    const m = await measure('(a) patient summary (GraphQL/HTTP)', concurrency, requestsPerRun, (i) => post(summaryQueryText, { id: patientIds[i % patientIds.length] }), hub.database);
     summaryRuns[concurrency] = m.requests / m.seconds;
-    results.push(report(m) + failed());
+    results.push(`${report(m)}  with/without auth+audit ${(summaryRuns[concurrency]! / summaryWithoutAuth[concurrency]!).toFixed(2)}${failed()}`);
   }
   // The floor: the same data straight from the driver, in-process, with the fewest calls (3 levels).
   const db = hub.database.db;
@@ -240,7 +263,7 @@ async function main(): Promise<void> {
   }`;
   const cursors: (string | null)[] = [null];
   for (let page = 0; page < 4; page++) {
-    const response = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: historyQuery, variables: { identifier: historyPerson.nationalId, after: cursors[page] } }) });
+    const response = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${accessToken}` }, body: JSON.stringify({ query: historyQuery, variables: { identifier: historyPerson.nationalId, after: cursors[page] } }) });
     cursors.push(((await response.json()) as { data: { patientHistory: { next: string } } }).data.patientHistory.next);
   }
   const historyRuns: Record<number, number> = {};

@@ -77,10 +77,8 @@ describe('the playground', () => {
 
       await page.getByRole('button', { name: 'Headers' }).click();
       // The headers editor is a CodeMirror 5 instance; setting its value is what typing into it does.
-      await page.evaluate((header) => {
-        const editors = [...document.querySelectorAll('.graphiql-editor-tool .graphiql-editor:not(.hidden) > .CodeMirror')] as (Element & { CodeMirror: { setValue(v: string): void } })[];
-        editors[0]!.CodeMirror.setValue(header);
-      }, JSON.stringify({ Authorization: `Bearer ${accessToken}` }));
+      const header = JSON.stringify({ Authorization: `Bearer ${accessToken}` });
+      await page.evaluate(`document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) > .CodeMirror').CodeMirror.setValue(${JSON.stringify(header)})`);
       await run.click();
       await page.waitForFunction("document.querySelector('.graphiql-response')?.textContent?.includes('pat-donghu-county-001')", undefined, { timeout: 30_000 });
       expect(await page.locator('.graphiql-response').innerText()).toContain('王伟');
