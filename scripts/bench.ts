@@ -197,7 +197,7 @@ async function main(): Promise<void> {
   // difference to the same measurement on the authenticated hub below.
   const summaryWithoutAuth: Record<number, number> = {};
   {
-    const open = await startHub(loadConfig({ PORT: '0', LOG_LEVEL: 'error', MONGODB_DB: mainDb, LIST_MAX_RESULTS: '10000', AUTH_REQUIRED: 'false' }), uri, createLogger('error'));
+    const open = await startHub(loadConfig({ PORT: '0', LOG_LEVEL: 'error', MONGODB_DB: mainDb, LIST_MAX_RESULTS: '10000', AUTH_REQUIRED: 'false', REQUEST_TIMEOUT_MS: '3600000' }), uri, createLogger('error'));
     await open.indexesReady;
     for (const concurrency of [1, 16]) {
       const m = await measure('(a) summary, no auth, no audit', concurrency, requestsPerRun, (i) => postTo(open.url, undefined, summaryQueryText, { id: patientIdsOf(patients)[i % patients.length] }), open.database);
@@ -206,7 +206,7 @@ async function main(): Promise<void> {
     }
     await open.stop();
   }
-  const config = loadConfig({ PORT: '0', LOG_LEVEL: 'error', MONGODB_DB: mainDb, LIST_MAX_RESULTS: '10000', RATE_LIMIT_PER_MINUTE: '100000' });
+  const config = loadConfig({ PORT: '0', LOG_LEVEL: 'error', MONGODB_DB: mainDb, LIST_MAX_RESULTS: '10000', RATE_LIMIT_PER_MINUTE: '100000', REQUEST_TIMEOUT_MS: '3600000' });
   const hub = await startHub(config, uri, createLogger('error'));
   await hub.indexesReady;
   // A member hospital's HIS: reads go through the access policy, and every one is audited.

@@ -134,7 +134,9 @@ export async function startHub(
   if (config.NODE_ENV === 'production') {
     const demo = await activeDemoClients(clients);
     if (demo.length > 0) {
+      indexing.stop();
       await apollo.stop();
+      await auditTrail.stop();
       await database.close();
       throw new ConfigError(`Refusing to start with NODE_ENV=production: demo clients accept their documented secrets (${demo.join(', ')}); revoke them with npm run clients -- revoke --id <id>`);
     }
