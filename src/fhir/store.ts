@@ -119,13 +119,17 @@ export class FhirStore {
     private readonly db: Db,
     private readonly options: StoreOptions,
     private readonly access?: StoreAccess,
+    private readonly signal?: AbortSignal,
   ) {
     this.nationalIdSystem = options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM;
   }
 
-  /** The same store, reading and writing as a caller with this access policy. */
-  withAccess(access: StoreAccess | undefined): FhirStore {
-    return new FhirStore(this.db, this.options, access);
+  /**
+   * The same store, reading and writing as a caller with this access policy. Once `signal` aborts (the
+   * request ran out of time), every further operation fails with TIMEOUT instead of reaching the database.
+   */
+  withAccess(access: StoreAccess | undefined, signal?: AbortSignal): FhirStore {
+    return new FhirStore(this.db, this.options, access, signal);
   }
 
   private scoped(type: string, filter: Filter<ResourceDocument>, permission: 'r' | 's'): Filter<ResourceDocument> {
@@ -775,6 +779,7 @@ export class FhirStore {
   }
 
   private async guard<T>(work: () => Promise<T>): Promise<T> {
+    if (this.signal?.aborted) throw new HubError('TIMEOUT', 'The request ran out of time');
     try {
       return await work();
     } catch (error) {

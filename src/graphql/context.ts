@@ -31,6 +31,8 @@ export interface RequestContext {
   caller: string;
   /** The caller's access policy; undefined when AUTH_REQUIRED=false. */
   access?: AccessPolicy;
+  /** Aborted when the request runs out of time: its remaining database work is not started. */
+  deadline: AbortController;
 }
 
 /** FORBIDDEN unless the caller is an administrator (or authentication is off). */
@@ -101,7 +103,8 @@ export interface ContextOptions {
 
 /** The context of one request: the store, loaders and identity services all read and write as the caller. */
 export function createRequestContext(options: ContextOptions, caller: string, access?: AccessPolicy): RequestContext {
-  const store = options.store.withAccess(access);
+  const deadline = new AbortController();
+  const store = options.store.withAccess(access, deadline.signal);
   const directory = new PersonDirectory(store, options.db, options.nationalIdSystem);
   return {
     store,
@@ -112,5 +115,6 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     identity: { directory, history: new PatientHistory(store, directory), nationalIdSystem: options.nationalIdSystem },
     caller,
     ...(access ? { access } : {}),
+    deadline,
   };
 }

@@ -126,6 +126,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       timedOut,
     ]).finally(() => clearTimeout(timer));
     if (result === 'timeout') {
+      context.deadline.abort();
       sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
       return;
     }

@@ -198,4 +198,15 @@ describe('FHIR store', () => {
       await fresh.drop();
     }
   });
+
+  it('stops a request that ran out of time from reaching the database again', async () => {
+    const deadline = new AbortController();
+    const scoped = database.store.withAccess(undefined, deadline.signal);
+    expect((await scoped.search('Patient', { _count: 1 })).resources.length).toBeLessThanOrEqual(1);
+    deadline.abort();
+    const before = database.connection.commandsSent();
+    await expect(scoped.search('Patient', { _count: 1 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await expect(scoped.create(patient('超', '时'))).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(database.connection.commandsSent()).toBe(before);
+  });
 });
