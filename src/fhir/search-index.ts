@@ -229,6 +229,8 @@ export function extractSearchValues(resource: Resource): SearchValues {
   const values: SearchValues = {};
   for (const parameter of searchParametersOf(resource.resourceType).values()) {
     if (parameter.code === '_id' || parameter.code === '_lastUpdated') continue;
+    // A union of other parameters (combo-code = code | component-code) is searched through them.
+    if (parameter.unionOf) continue;
     if (parameter.type === 'composite') {
       const composite = compositeValue(parameter, typed);
       if (composite) values[parameter.key] = composite;

@@ -19,6 +19,7 @@ export type SimpleParameterType = Exclude<SupportedParameterType, 'composite'>;
  */
 export interface CompositeComponent {
   type: SimpleParameterType;
+  expression: string;
   atom: FhirPathAtom;
   targets: string[];
 }
@@ -36,6 +37,11 @@ export interface SearchParameterDefinition {
   description: string;
   /** For composite parameters: the first part (token or reference) and the second part (any simple type). */
   components?: [CompositeComponent, CompositeComponent];
+  /**
+   * Keys of parameters whose expressions together are exactly this one's (`combo-code` = `code` |
+   * `component-code`): its values are not stored again, a search on it is a search on any of them.
+   */
+  unionOf?: string[];
 }
 
 const byType = new Map<string, Map<string, SearchParameterDefinition>>();
@@ -63,7 +69,7 @@ function compositeComponents(parameter: SearchParameter, byUrl: Map<string, Sear
     const definition = byUrl.get(component.definition ?? '');
     const type = definition?.type;
     if (!definition || !component.expression || !isSupported(type) || type === 'composite') return undefined;
-    return { type, atom: parseFhirPath(component.expression), targets: definition.target ?? [] } satisfies CompositeComponent;
+    return { type, expression: component.expression, atom: parseFhirPath(component.expression), targets: definition.target ?? [] } satisfies CompositeComponent;
   });
   const [first, second] = parts;
   if (parts.length !== 2 || !first || !second || !['token', 'reference'].includes(first.type)) return undefined;
@@ -97,6 +103,34 @@ function buildIndex(): void {
       }
     }
   }
+  for (const parameters of byType.values()) findUnions(parameters);
+}
+
+/** Types whose stored values are sets matched by any element, so a union is the OR of its members. */
+const unionTypes = new Set<SupportedParameterType>(['token', 'quantity', 'string', 'number', 'composite']);
+const partsOf = (expression: string): string[] => expression.split(/\s\|\s/).map((part) => part.trim());
+const componentsKey = (parameter: SearchParameterDefinition): string => parameter.components?.map((c) => `${c.type}:${c.expression}`).join('$') ?? '';
+
+function findUnions(parameters: Map<string, SearchParameterDefinition>): void {
+  const all = [...parameters.values()];
+  for (const parameter of all) {
+    const parts = partsOf(parameter.expression);
+    if (parts.length < 2 || !unionTypes.has(parameter.type)) continue;
+    if (parameter.type === 'composite' && parameter.components![1].type === 'date') continue;
+    const candidates = all
+      .filter((other) => other !== parameter && other.type === parameter.type && componentsKey(other) === componentsKey(parameter))
+      .filter((other) => partsOf(other.expression).every((part) => parts.includes(part)) && partsOf(other.expression).length < parts.length)
+      .sort((a, b) => partsOf(b.expression).length - partsOf(a.expression).length || a.key.localeCompare(b.key));
+    const covered = new Set<string>();
+    const members: SearchParameterDefinition[] = [];
+    for (const candidate of candidates) {
+      const adds = partsOf(candidate.expression).filter((part) => !covered.has(part));
+      if (adds.length === 0) continue;
+      members.push(candidate);
+      adds.forEach((part) => covered.add(part));
+    }
+    if (members.length >= 2 && covered.size === parts.length) parameter.unionOf = members.map((member) => member.key);
+  }
 }
 
 /** Every supported search parameter of a resource type, by FHIR code (`_id` and `_lastUpdated` are handled by the store). */
@@ -112,7 +146,7 @@ export function findSearchParameter(resourceType: string, name: string): SearchP
 }
 
 /** Bump when the stored layout of search values changes (search-index.ts) without a parameter changing. */
-const SEARCH_VALUE_LAYOUT = 3;
+const SEARCH_VALUE_LAYOUT = 4;
 
 /**
  * A fingerprint of what the store extracts: every served type's parameters with their expressions, and the
@@ -123,7 +157,7 @@ export function searchIndexFingerprint(): string {
   const hash = createHash('sha256').update(String(SEARCH_VALUE_LAYOUT));
   for (const type of servedResourceTypes) {
     for (const parameter of [...searchParametersOf(type).values()].sort((a, b) => a.code.localeCompare(b.code))) {
-      hash.update(`${type}|${parameter.code}|${parameter.type}|${parameter.expression}|${parameter.components?.map((c) => c.type).join('$') ?? ''}\n`);
+      hash.update(`${type}|${parameter.code}|${parameter.type}|${parameter.expression}|${parameter.components?.map((c) => c.type).join('$') ?? ''}|${parameter.unionOf?.join(',') ?? ''}\n`);
     }
   }
   return hash.digest('hex').slice(0, 16);

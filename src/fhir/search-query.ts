@@ -172,6 +172,12 @@ function parameterCondition(resourceType: string, argument: string, raw: string)
     }
   }
   if (!parameter) throw badInput(`Unknown search parameter "${argument}" for ${resourceType}`, [argument]);
+  if (parameter.unionOf) {
+    // Any member matching is a match; for :not and :missing=true, none of them may.
+    const members = parameter.unionOf.map((key) => parameterCondition(resourceType, modifier ? `${key}_${modifier}` : key, raw));
+    const negative = modifier === 'not' || (modifier === 'missing' && raw === 'true');
+    return negative ? { $and: members } : { $or: members };
+  }
   const field = `sp.${parameter.key}`;
   if (modifier === 'missing') {
     if (raw !== 'true' && raw !== 'false') throw badInput(`${argument} takes true or false`, [argument]);
@@ -236,8 +242,9 @@ function compileSort(resourceType: string, raw: string | undefined): Sort {
     if (name === '_id') sort._id = direction;
     else if (name === '_lastUpdated') sort.ts = direction;
     else {
-      const parameter = findSearchParameter(resourceType, name);
-      if (!parameter) throw badInput(`Unknown sort parameter "${name}" for ${resourceType}`, ['_sort']);
+      const named = findSearchParameter(resourceType, name);
+      if (!named) throw badInput(`Unknown sort parameter "${name}" for ${resourceType}`, ['_sort']);
+      const parameter = named.unionOf ? findSearchParameter(resourceType, named.unionOf[0]!)! : named;
       const field = parameter.type === 'date' ? `sp.${parameter.key}.lo` : parameter.type === 'quantity' ? `sp.${parameter.key}.*` : `sp.${parameter.key}`;
       sort[field] = direction;
     }

@@ -97,6 +97,10 @@ describe('search on the HL7 R4 examples', () => {
     expect(await ids('Observation', { code_value_concept: 'http://loinc.org|883-9$http://snomed.info/sct|112144000' })).toEqual(['bloodgroup', 'rhstatus']);
     expect(await ids('Observation', { code_value_concept: 'http://loinc.org|883-9$http://snomed.info/sct|165743006' })).toEqual([]);
     expect(await ids('Observation', { combo_code_value_quantity: '8462-4$60' })).toEqual(['blood-pressure']);
+    // combo-code is code | component.code, searched through both (its values are not stored twice).
+    expect(await ids('Observation', { combo_code: 'http://loinc.org|8480-6' })).toEqual(['blood-pressure', 'blood-pressure-cancel', 'blood-pressure-dar']);
+    expect(await ids('Observation', { subject: 'Patient/example', code: 'http://loinc.org|85354-9', combo_code_not: 'http://loinc.org|8480-6' })).toEqual([]);
+    expect(await ids('Observation', { combo_code: 'http://loinc.org|85354-9', combo_value_quantity_missing: true })).toEqual(['blood-pressure-cancel']);
     await expect(ids('Observation', { code_value_concept: 'http://loinc.org|883-9' })).rejects.toThrow(/joined by \$/);
   });
 
