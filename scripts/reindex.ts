@@ -12,10 +12,8 @@ const { database, close } = await openConfiguredDatabase(config, console.log);
 try {
   const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
   const started = Date.now();
-  let lastType = '';
+  // A progress line on a terminal; otherwise only the summary below.
   const summary = await store.reindex((type, done) => {
-    if (type !== lastType && lastType && !process.stdout.isTTY) console.log(`${lastType}: done`);
-    lastType = type;
     if (process.stdout.isTTY) process.stdout.write(`\r${type}: ${done} resources   `);
   });
   if (process.stdout.isTTY) process.stdout.write('\n');

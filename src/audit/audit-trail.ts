@@ -31,7 +31,8 @@ export class RequestAudit {
       if (directoryTypes.has(resource.resourceType)) continue;
       this.actions.add(action);
       const reference = `${resource.resourceType}/${resource.id ?? '(new)'}`;
-      for (const patient of patientReferences(resource).concat(patientReferences(resource).length === 0 ? [''] : [])) {
+      const patients = patientReferences(resource);
+      for (const patient of patients.length > 0 ? patients : ['']) {
         const set = this.byPatient.get(patient) ?? new Set<string>();
         if (set.size < MAX_RESOURCES) set.add(reference);
         this.byPatient.set(patient, set);

@@ -41,7 +41,6 @@ const attributionParameters: Record<string, string[]> = {
   CarePlan: ['performer'],
   DocumentReference: ['author', 'custodian'],
   Provenance: ['agent'],
-  AuditEvent: ['agent'],
 };
 
 const forbidden = (message: string): HubError => new HubError('FORBIDDEN', message);
@@ -119,8 +118,10 @@ export class AccessPolicy implements StoreAccess {
    */
   private async attributedTo(resource: Resource, organization: string, unrestricted: FhirStore): Promise<boolean> {
     if (resource.resourceType === 'Organization') return `Organization/${resource.id}` === organization;
-    const values = extractSearchValues(resource) as Record<string, unknown>;
-    const named = (attributionParameters[resource.resourceType] ?? []).flatMap((key) => (values[key] as string[] | undefined) ?? []).filter((ref) => ref.startsWith('Organization/'));
+    const attribution = attributionParameters[resource.resourceType] ?? [];
+    // Only the parameters the rule reads are evaluated, not all of the type's.
+    const values = extractSearchValues(resource, new Set([...attribution, 'patient'])) as Record<string, unknown>;
+    const named = attribution.flatMap((key) => (values[key] as string[] | undefined) ?? []).filter((ref) => ref.startsWith('Organization/'));
     if (named.length > 0) return named.includes(organization);
     if (directoryTypes.has(resource.resourceType)) return false;
     const patients = ((values.patient as string[] | undefined) ?? []).filter((ref) => ref.startsWith('Patient/')).map((ref) => ref.slice('Patient/'.length));

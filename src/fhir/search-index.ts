@@ -222,13 +222,17 @@ function compositeValue(parameter: SearchParameterDefinition, typed: TypedValue)
   return Object.keys(byFirst).length > 0 ? byFirst : undefined;
 }
 
-/** All search values of a resource, keyed by parameter key; parameters without values are left out. */
-export function extractSearchValues(resource: Resource): SearchValues {
+/**
+ * All search values of a resource, keyed by parameter key; parameters without values are left out. With
+ * `only`, just the values of those parameter keys are extracted.
+ */
+export function extractSearchValues(resource: Resource, only?: ReadonlySet<string>): SearchValues {
   ensureStructureDefinitions();
   const typed = toTypedValue(resource);
   const values: SearchValues = {};
   for (const parameter of searchParametersOf(resource.resourceType).values()) {
     if (parameter.code === '_id' || parameter.code === '_lastUpdated') continue;
+    if (only && !only.has(parameter.key)) continue;
     // A union of other parameters (combo-code = code | component-code) is searched through them.
     if (parameter.unionOf) continue;
     if (parameter.type === 'composite') {

@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Collection, Db, Filter } from 'mongodb';
 import type { Resource } from '@medplum/fhirtypes';
+import { createMissingIndexes, type IndexSpec } from '../database/indexes.ts';
 import { HubError, badInput, conflict, notFound, translateDatabaseError } from '../errors.ts';
 import { isServedResourceType, servedResourceTypes, indexedSearchParameters } from './resource-types.ts';
 import { storedSearchValues } from '../identity/derived-values.ts';
@@ -199,17 +200,17 @@ export class FhirStore {
   async ensureIndexes(): Promise<void> {
     for (const type of servedResourceTypes) {
       const available = searchParametersOf(type);
-      const wanted = [
+      const wanted: IndexSpec[] = [
         { key: { ts: 1 }, name: 'lastUpdated' },
         ...indexedSearchParameters
           .filter((code) => available.has(code))
-          .map((code) => ({
-            key: { [available.get(code)?.type === 'date' ? `sp.${parameterKey(code)}.lo` : `sp.${parameterKey(code)}`]: 1 },
+          .map((code): IndexSpec => ({
+            key: { [available.get(code)?.type === 'date' ? `sp.${parameterKey(code)}.lo` : `sp.${parameterKey(code)}`]: 1 as const },
             name: `sp_${parameterKey(code)}`,
           })),
       ];
-      await this.createMissingIndexes(type, wanted);
-      await this.createMissingIndexes(`${type}_history`, [{ key: { rid: 1, v: -1 }, name: 'resource_version' }]);
+      await createMissingIndexes(this.db.collection(type), wanted);
+      await createMissingIndexes(this.db.collection(`${type}_history`), [{ key: { rid: 1, v: -1 }, name: 'resource_version' }]);
     }
   }
 
@@ -270,18 +271,6 @@ export class FhirStore {
       await this.markSearchIndexCurrent();
       return { documents, changed };
     });
-  }
-
-  private async createMissingIndexes(collectionName: string, wanted: { key: Record<string, number>; name: string }[]): Promise<void> {
-    const collection = this.db.collection(collectionName);
-    const existing = new Set(
-      (await collection.listIndexes().toArray().catch((error: unknown) => {
-        if ((error as { code?: number }).code === 26) return []; // NamespaceNotFound: no collection yet
-        throw error;
-      })).map((index) => index.name as string),
-    );
-    const missing = wanted.filter((index) => !existing.has(index.name));
-    if (missing.length > 0) await collection.createIndexes(missing);
   }
 
   private prepare(resource: Resource, id: string, version: number, lastUpdated: Date): Resource {

@@ -10,14 +10,21 @@ export const identityQueryResolvers: Pick<QueryResolvers, 'person' | 'patientHis
   person: (_parent, args, context) => context.identity.directory.person(args),
   patientHistory: (_parent, { identifier, patient, person, first, after, ...filters }, context) =>
     context.identity.history.page({ identifier, patient, person }, filters, first, after),
-  possibleDuplicates: (_parent, args, context) => requireAdmin(context) ?? context.identity.directory.possibleDuplicates(Math.min(Math.max(args.first ?? 100, 1), MAX_DUPLICATES)),
+  possibleDuplicates: (_parent, args, context) => {
+    requireAdmin(context);
+    return context.identity.directory.possibleDuplicates(Math.min(Math.max(args.first ?? 100, 1), MAX_DUPLICATES));
+  },
 };
 
 export const identityMutationResolvers: Pick<MutationResolvers, 'linkPatientRecord' | 'unlinkPatientRecord'> = {
-  linkPatientRecord: (_parent, args, context) =>
-    requireAdmin(context) ??
-    context.identity.directory.link(args.patient, { patient: args.toPatient, person: args.toPerson }, args.reason, context.caller),
-  unlinkPatientRecord: (_parent, args, context) => requireAdmin(context) ?? context.identity.directory.unlink(args.patient, args.reason, context.caller),
+  linkPatientRecord: (_parent, args, context) => {
+    requireAdmin(context);
+    return context.identity.directory.link(args.patient, { patient: args.toPatient, person: args.toPerson }, args.reason, context.caller);
+  },
+  unlinkPatientRecord: (_parent, args, context) => {
+    requireAdmin(context);
+    return context.identity.directory.unlink(args.patient, args.reason, context.caller);
+  },
 };
 
 const personResolvers: PersonResolvers = {
@@ -41,7 +48,10 @@ const personResolvers: PersonResolvers = {
     }
     return [...seen.values()] as unknown as Record<string, unknown>[];
   },
-  linkEvents: (person, _args, context) => requireAdmin(context) ?? context.identity.directory.linkEvents(person.records.map((record) => record.id!)),
+  linkEvents: (person, _args, context) => {
+    requireAdmin(context);
+    return context.identity.directory.linkEvents(person.records.map((record) => record.id!));
+  },
 };
 
 export const identityTypeResolvers = {

@@ -16,6 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import type { Patient, Resource } from '@medplum/fhirtypes';
+import { createMissingIndexes } from '../database/indexes.ts';
 import { badInput, conflict, notFound } from '../errors.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import { checkNationalId } from './national-id.ts';
@@ -84,8 +85,7 @@ export class PersonDirectory {
   }
 
   async ensureIndexes(): Promise<void> {
-    const existing = new Set((await this.links.listIndexes().toArray().catch(() => [])).map((index) => index.name as string));
-    if (!existing.has('person')) await this.links.createIndexes([{ key: { person: 1 }, name: 'person' }]);
+    await createMissingIndexes(this.links, [{ key: { person: 1 }, name: 'person' }]);
   }
 
   /** The person of each record: its manual link if it has one, else its automatic person. One query. */

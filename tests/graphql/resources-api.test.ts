@@ -1,15 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
-import { seedDemoConsortium } from '../../src/demo/seed.ts';
 import { exampleQueries } from '../../src/http/example-queries.ts';
-import { freshDatabase, graphql, startTestHub, type TestDatabase } from '../support/hub.ts';
+import { demoHub, graphql, type TestDatabase } from '../support/hub.ts';
 
 let database: TestDatabase;
 let hub: Hub;
 beforeAll(async () => {
-  database = await freshDatabase('graphql');
-  await seedDemoConsortium(database.store);
-  hub = await startTestHub(database.name);
+  ({ database, hub } = await demoHub('graphql'));
 });
 afterAll(async () => {
   await hub.stop();

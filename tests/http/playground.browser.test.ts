@@ -6,8 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { ClientRegistry } from '../../src/auth/clients.ts';
 import { seedDemoClients } from '../../src/demo/clients.ts';
-import { seedDemoConsortium } from '../../src/demo/seed.ts';
-import { freshDatabase, startTestHub, type TestDatabase } from '../support/hub.ts';
+import { demoHub, startTestHub, type TestDatabase } from '../support/hub.ts';
 
 const chromiumPath = '/usr/bin/chromium';
 let database: TestDatabase;
@@ -16,9 +15,7 @@ let browser: Browser;
 
 beforeAll(async () => {
   if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install chromium (.ci/run does this)`);
-  database = await freshDatabase('playground');
-  await seedDemoConsortium(database.store);
-  hub = await startTestHub(database.name);
+  ({ database, hub } = await demoHub('playground'));
   // Playwright gives the browser a fresh, empty profile of its own.
   browser = await chromium.launch({
     executablePath: chromiumPath,

@@ -5,16 +5,14 @@
 import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
-import { demoResources, seedDemoConsortium } from '../../src/demo/seed.ts';
+import { demoResources } from '../../src/demo/seed.ts';
 import { demoSystems } from '../../src/demo/systems.ts';
-import { freshDatabase, graphql, startTestHub, type TestDatabase } from '../support/hub.ts';
+import { demoHub, graphql, type TestDatabase } from '../support/hub.ts';
 
 let database: TestDatabase;
 let hub: Hub;
 beforeAll(async () => {
-  database = await freshDatabase('history');
-  await seedDemoConsortium(database.store);
-  hub = await startTestHub(database.name);
+  ({ database, hub } = await demoHub('history'));
 });
 afterAll(async () => {
   await hub.stop();

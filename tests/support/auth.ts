@@ -1,16 +1,14 @@
 /** Test helpers for authenticated hubs: a hub with the demo data and demo clients, and tokens. */
 import type { Hub } from '../../src/app.ts';
 import { demoClients, seedDemoClients } from '../../src/demo/clients.ts';
-import { seedDemoConsortium } from '../../src/demo/seed.ts';
 import { ClientRegistry } from '../../src/auth/clients.ts';
-import { freshDatabase, startTestHub, type TestDatabase } from './hub.ts';
+import { demoHub, type TestDatabase } from './hub.ts';
 
 export async function authenticatedDemoHub(label: string, overrides: Record<string, string> = {}): Promise<{ database: TestDatabase; hub: Hub; registry: ClientRegistry }> {
-  const database = await freshDatabase(label);
-  await seedDemoConsortium(database.store);
+  const { database, hub } = await demoHub(label, { AUTH_REQUIRED: 'true', AUDIT_FLUSH_MS: '50', ...overrides });
+  // Clients are read from the database at every token request, so registering them after the start is fine.
   const registry = new ClientRegistry(database.connection.db);
   await seedDemoClients(registry);
-  const hub = await startTestHub(database.name, { AUTH_REQUIRED: 'true', AUDIT_FLUSH_MS: '50', ...overrides });
   return { database, hub, registry };
 }
 

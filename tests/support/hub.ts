@@ -4,6 +4,7 @@ import { inject } from 'vitest';
 import { startHub, type Hub } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { openDatabase, type DatabaseConnection } from '../../src/database/connection.ts';
+import { seedDemoConsortium } from '../../src/demo/seed.ts';
 import { FhirStore } from '../../src/fhir/store.ts';
 import { createLogger } from '../../src/log.ts';
 
@@ -47,6 +48,13 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 
 export async function startTestHub(databaseName: string, overrides: Record<string, string> = {}, uri = mongodbUri()): Promise<Hub> {
   return startHub(testConfig({ MONGODB_DB: databaseName, ...overrides }), uri, createLogger('silent'));
+}
+
+/** A fresh database holding the demo consortium, and a hub on it. */
+export async function demoHub(label: string, overrides: Record<string, string> = {}): Promise<{ database: TestDatabase; hub: Hub }> {
+  const database = await freshDatabase(label);
+  await seedDemoConsortium(database.store);
+  return { database, hub: await startTestHub(database.name, overrides) };
 }
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
