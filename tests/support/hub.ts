@@ -42,12 +42,15 @@ export async function freshDatabase(label: string, options: { uri?: string; list
  * Test hubs run with AUTH_REQUIRED=false unless a test asks for authentication (tests/auth/ does): the
  * other suites test search, identity and the store, not tokens.
  */
+/** TEST_LOG_LEVEL=error (or debug) shows the test hubs' logs, e.g. the cause of an INTERNAL error. */
+const testLogLevel = (process.env.TEST_LOG_LEVEL ?? 'silent') as Config['LOG_LEVEL'];
+
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  return loadConfig({ PORT: '0', LOG_LEVEL: 'silent', DB_TIMEOUT_MS: '1500', SHUTDOWN_GRACE_MS: '2000', AUTH_REQUIRED: 'false', ...overrides });
+  return loadConfig({ PORT: '0', LOG_LEVEL: testLogLevel, DB_TIMEOUT_MS: '1500', SHUTDOWN_GRACE_MS: '2000', AUTH_REQUIRED: 'false', ...overrides });
 }
 
 export async function startTestHub(databaseName: string, overrides: Record<string, string> = {}, uri = mongodbUri()): Promise<Hub> {
-  return startHub(testConfig({ MONGODB_DB: databaseName, ...overrides }), uri, createLogger('silent'));
+  return startHub(testConfig({ MONGODB_DB: databaseName, ...overrides }), uri, createLogger(testLogLevel));
 }
 
 /** A fresh database holding the demo consortium, and a hub on it. */
