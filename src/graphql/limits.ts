@@ -15,7 +15,11 @@ function fragmentsOf(context: ValidationContext): Map<string, FragmentDefinition
 function walk(selectionSet: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>, visit: (field: FieldNode, depth: number, multiplier: number) => number, depth: number, multiplier: number, seen: Set<string>): number {
   let total = 0;
   for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) total += visit(selection, depth, multiplier);
+    if (selection.kind === Kind.FIELD) {
+      // Introspection (`__schema`, `__type`: the playground's schema for Docs and autocomplete) is not counted.
+      if (selection.name.value === '__schema' || selection.name.value === '__type') continue;
+      total += visit(selection, depth, multiplier);
+    }
     else if (selection.kind === Kind.INLINE_FRAGMENT) total += walk(selection.selectionSet, fragments, visit, depth, multiplier, seen);
     else {
       const fragment = fragments.get(selection.name.value);
