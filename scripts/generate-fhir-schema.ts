@@ -61,6 +61,8 @@ interface Field {
   typeCode: string;
   isArray: boolean;
   description: string;
+  /** one of the types of a choice element (value[x] -> valueString) */
+  choice: boolean;
 }
 
 function fieldsOf(typeName: string): Field[] {
@@ -71,11 +73,28 @@ function fieldsOf(typeName: string): Field[] {
     const isChoice = key.endsWith('[x]');
     for (const type of element.type ?? []) {
       const name = isChoice ? `${key.slice(0, -3)}${capitalize(type.code)}` : key;
-      fields.push({ name, typeCode: type.code, isArray: element.isArray === true, description: element.description ?? '' });
+      fields.push({ name, typeCode: type.code, isArray: element.isArray === true, description: element.description ?? '', choice: isChoice });
       if (!isChoice) break;
     }
   }
   return fields;
+}
+
+/** Primitive values carry extensions in FHIR JSON (`_birthDate`); not the resource type, xhtml or GraphQL-only values. */
+function hasPrimitiveExtensions(field: Field): boolean {
+  return field.typeCode !== 'xhtml' && field.typeCode !== 'Resource' && !field.typeCode.startsWith('http://hl7.org/fhirpath/');
+}
+
+/**
+ * Arguments of a repeating complex field (HL7 FHIR GraphQL "list navigation"): `fhirpath` keeps the items for
+ * which it is true, `_count`/`_offset` cut the list, and each primitive property of the item type filters by
+ * value: `name(use: official)`, `extension(url: "...")`. Applied by src/graphql/list-navigation.ts.
+ */
+function listNavigationArguments(typeCode: string): string {
+  const filters = fieldsOf(typeCode)
+    .filter((field) => !field.isArray && !field.choice && field.name !== 'id' && graphqlScalar(field.typeCode) !== undefined && field.typeCode !== 'xhtml')
+    .map((field) => `${field.name}: String`);
+  return ['fhirpath: String', '_count: Int', '_offset: Int', ...filters].join(', ');
 }
 
 const outputTypes: string[] = [];
@@ -110,8 +129,15 @@ function emit(typeName: string): void {
     }
     const wrap = (t: string): string => (field.isArray ? `[${t}]` : t);
     const description = describe(field.description);
-    outLines.push(`${description}  ${field.name}: ${wrap(outType)}`);
+    const listArguments = field.isArray && !scalar ? `(${listNavigationArguments(field.typeCode)})` : '';
+    outLines.push(`${description}  ${field.name}${listArguments}: ${wrap(outType)}`);
     inLines.push(`  ${field.name}: ${wrap(inType)}`);
+    if (scalar && hasPrimitiveExtensions(field)) {
+      // FHIR JSON keeps the id and extensions of a primitive value in a sibling named _<name>.
+      emit('Element');
+      outLines.push(`  "Extensions of ${field.name} (FHIR JSON _${field.name})"\n  _${field.name}: ${wrap('Element')}`);
+      inLines.push(`  _${field.name}: ${wrap('ElementInput')}`);
+    }
   }
   if (isResource) outLines.push(...reverseReferenceFields(typeName));
   if (typeName === 'Reference') {
