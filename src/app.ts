@@ -20,6 +20,8 @@ import { ClientRegistry } from './auth/clients.ts';
 import { RateLimiter } from './auth/rate-limit.ts';
 import { TokenService } from './auth/tokens.ts';
 import { costLimit, depthLimit } from './graphql/limits.ts';
+import { FhirLiteralRewriter } from './graphql/fhir-literals.ts';
+import { fhirFieldResolver } from './graphql/list-navigation.ts';
 import type { Logger } from './log.ts';
 
 export interface Hub {
@@ -112,8 +114,13 @@ export async function startHub(
     }
   };
 
+  const schema = buildHubSchema();
+  const literals = new FhirLiteralRewriter(schema, config.MAX_QUERY_TOKENS);
   const apollo = new ApolloServer<RequestContext>({
-    schema: buildHubSchema(),
+    schema,
+    parseOptions: { maxTokens: config.MAX_QUERY_TOKENS },
+    // Repeating FHIR elements take the HL7 list navigation arguments (name(use: official), fhirpath, _count).
+    fieldResolver: fhirFieldResolver,
     introspection: config.INTROSPECTION_ENABLED,
     // Callers are to authenticate with bearer tokens, never cookies, so Apollo's CSRF guard (which blocks
     // plain GET queries) protects nothing here; the FHIR GraphQL conventions require GET to work.
@@ -151,6 +158,7 @@ export async function startHub(
     createContext,
     tokenEndpoint: (form, authorization) => authenticator.tokenRequest(form, authorization),
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    prepareQuery: (query) => literals.rewrite(query),
     databaseReachable: database.ping,
     log,
   });

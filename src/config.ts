@@ -53,6 +53,8 @@ const configSchema = z.object({
   AUTH_REQUIRED: booleanFlag.default(true),
   /** Largest depth of a GraphQL operation (fields inside fields), checked before it runs. */
   MAX_QUERY_DEPTH: z.coerce.number().int().min(2).max(100).default(12),
+  /** Largest number of tokens (names, punctuation, values) in a GraphQL document; longer ones are refused while parsing. */
+  MAX_QUERY_TOKENS: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
   /** Largest cost of an operation: every field counts 1, inside lists times the page size asked (or 20). */
   MAX_QUERY_COST: z.coerce.number().int().min(10).max(10_000_000).default(200_000),
   /** Requests per client per minute; more get RATE_LIMITED. */

@@ -57,6 +57,11 @@ export function createResourceLoader(store: FhirStore): DataLoader<string, Resou
   });
 }
 
+/** Puts resources read by a search into the reference loader, so a reference to one of them reads nothing. */
+export function primeResources(loader: DataLoader<string, Resource | null>, resources: readonly Resource[]): void {
+  for (const resource of resources) if (resource.id) loader.prime(`${resource.resourceType}/${resource.id}`, resource);
+}
+
 export interface ReverseReferenceKey {
   type: string;
   parameter: string;
@@ -66,7 +71,7 @@ export interface ReverseReferenceKey {
 }
 
 /** Batches reverse references: every key with the same type, parameter and arguments becomes one `$in` query. */
-export function createReverseReferenceLoader(store: FhirStore): DataLoader<ReverseReferenceKey, Resource[]> {
+export function createReverseReferenceLoader(store: FhirStore, found: (resources: Resource[]) => void = () => {}): DataLoader<ReverseReferenceKey, Resource[]> {
   return new DataLoader<ReverseReferenceKey, Resource[], string>(
     async (keys) => {
       const groups = new Map<string, ReverseReferenceKey[]>();
@@ -79,8 +84,12 @@ export function createReverseReferenceLoader(store: FhirStore): DataLoader<Rever
         [...groups.values()].map(async (group) => {
           const first = group[0]!;
           try {
-            const found = await store.searchReferencing(first.type, first.parameter, group.map((key) => key.target), first.args);
-            for (const key of group) answers.set(key, found.get(key.target) ?? []);
+            const byTarget = await store.searchReferencing(first.type, first.parameter, group.map((key) => key.target), first.args);
+            for (const key of group) {
+              const resources = byTarget.get(key.target) ?? [];
+              answers.set(key, resources);
+              if (Array.isArray(resources)) found(resources);
+            }
           } catch (error) {
             for (const key of group) answers.set(key, error as Error);
           }
@@ -106,10 +115,12 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
   const deadline = new AbortController();
   const store = options.store.withAccess(access, deadline.signal);
   const directory = new PersonDirectory(store, options.db, options.nationalIdSystem);
+  const resources = createResourceLoader(store);
   return {
     store,
-    resources: createResourceLoader(store),
-    referencing: createReverseReferenceLoader(store),
+    resources,
+    // What a reverse reference found need not be read again when a reference points at it.
+    referencing: createReverseReferenceLoader(store, (found) => primeResources(resources, found)),
     paging: options.paging,
     databaseReachable: options.databaseReachable,
     identity: { directory, history: new PatientHistory(store, directory), nationalIdSystem: options.nationalIdSystem },

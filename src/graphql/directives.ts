@@ -92,9 +92,18 @@ function transform(object: Json, selectionSet: SelectionSetNode, fragments: Map<
     }
     if (flatten) {
       const items = Array.isArray(value) ? value : value === null || value === undefined ? [] : [value];
+      // Children of a flattened list become lists, unless marked @singleton (then more than one is an error).
+      const singletons = new Set(
+        sub ? fieldsOf(sub, fragments).filter((child) => child.directives?.some((d) => d.name.value === 'singleton')).map((child) => child.alias?.value ?? child.name.value) : [],
+      );
       for (const item of items) {
-        if (item && typeof item === 'object') {
-          for (const [childKey, childValue] of Object.entries(item as Json)) put(out, childKey, childValue, Array.isArray(value));
+        if (!item || typeof item !== 'object') continue;
+        for (const [childKey, childValue] of Object.entries(item as Json)) {
+          if (childValue === null || childValue === undefined) continue; // an absent value adds nothing
+          if (singletons.has(childKey)) {
+            if (childKey in out) throw new DirectiveError(`@singleton on ${path}.${key}.${childKey}: more than one value when flattening`);
+            out[childKey] = childValue;
+          } else put(out, childKey, childValue, Array.isArray(value));
         }
       }
       continue;

@@ -10,18 +10,24 @@ import { searchConnection } from '../fhir/connection.ts';
 import { normalizeReference } from '../fhir/search-index.ts';
 import { searchParametersOf } from '../fhir/search-parameters.ts';
 import type { SearchArguments } from '../fhir/search-query.ts';
-import type { RequestContext } from './context.ts';
+import { primeResources, type RequestContext } from './context.ts';
 
 type Resolver = (parent: unknown, args: Record<string, unknown>, context: RequestContext) => unknown;
 
-/** GraphQL input objects carry explicit nulls for fields sent as null; FHIR JSON leaves them out. */
-function withoutNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.filter((item) => item !== null).map(withoutNulls);
+/**
+ * GraphQL input objects carry explicit nulls for fields sent as null; FHIR JSON leaves them out. Inside a
+ * repeating primitive and its `_<name>` extensions, nulls keep the two lists aligned (FHIR JSON:
+ * `"given": ["Jim", null], "_given": [null, {"extension": [...]}]`), so there they stay.
+ */
+function withoutNulls(value: unknown, keepNullItems = false): unknown {
+  if (Array.isArray(value)) return (keepNullItems ? value : value.filter((item) => item !== null)).map((item) => withoutNulls(item));
   if (value && typeof value === 'object') {
+    const object = value as Record<string, unknown>;
+    const paired = (key: string): boolean => (key.startsWith('_') ? key.slice(1) in object : `_${key}` in object);
     return Object.fromEntries(
-      Object.entries(value)
+      Object.entries(object)
         .filter(([, item]) => item !== null && item !== undefined)
-        .map(([key, item]) => [key, withoutNulls(item)]),
+        .map(([key, item]) => [key, withoutNulls(item, paired(key))]),
     );
   }
   return value;
@@ -72,8 +78,11 @@ export function resourceResolvers(): { Query: Record<string, Resolver>; Mutation
   const rest: Record<string, unknown> = {};
   for (const type of servedResourceTypes) {
     Query[type] = (_parent, args, context) => readOne(context, type, String(args.id));
-    Query[`${type}List`] = async (_parent, args, context) =>
-      (await context.store.search(type, args as SearchArguments)).resources;
+    Query[`${type}List`] = async (_parent, args, context) => {
+      const { resources } = await context.store.search(type, args as SearchArguments);
+      primeResources(context.resources, resources);
+      return resources;
+    };
     Query[`${type}Connection`] = (_parent, args, context) =>
       searchConnection(context.store, type, args as SearchArguments, context.paging);
     Mutation[`${type}Create`] = (_parent, args, context) => context.store.create(inputResource(type, args.res));

@@ -47,6 +47,18 @@ export const exampleQueries: ExampleQuery[] = [
 }`,
   },
   {
+    title: 'HbA1c of one record in 2024: a repeated date parameter through _and, reverse references written as on the HL7 page',
+    query: `query HbA1cIn2024 {
+  ObservationList(patient: "pat-taolin-township-001", code: "http://loinc.org|4548-4", _and: ["date=ge2024-01-01", "date=lt2025-01-01", "status:not=cancelled"]) {
+    id effectiveDateTime valueQuantity { value unit }
+  }
+  Patient(id: "pat-taolin-township-001") {
+    name(use: official) { text }
+    EncounterList(_reference: patient, _count: 3, _sort: "-date") { period { start } serviceProvider { display } }
+  }
+}`,
+  },
+  {
     title: 'Referrals: open referral tasks with their requests',
     query: `query OpenReferrals {
   TaskList(status: "requested,received,accepted,in-progress") {

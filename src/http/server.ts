@@ -23,6 +23,8 @@ export interface HttpOptions {
   tokenEndpoint: (form: URLSearchParams, authorization: string | undefined) => Promise<{ status: number; body: unknown; headers?: Record<string, string> }>;
   /** How long a GraphQL request may take before it is answered with TIMEOUT. */
   requestTimeoutMs: number;
+  /** Rewrites the query text before it is parsed and validated (FHIR-style bare literals). */
+  prepareQuery?: (query: string) => string;
   databaseReachable: () => Promise<boolean>;
   log: Logger;
 }
@@ -105,6 +107,15 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
         return;
       }
       if (contentType.includes('application/graphql')) headers.set('content-type', 'application/json');
+      if (options.prepareQuery && body && typeof body === 'object' && typeof (body as { query?: unknown }).query === 'string') {
+        body = { ...body, query: options.prepareQuery((body as { query: string }).query) };
+      }
+    }
+    let search = url.search;
+    if (request.method === 'GET' && options.prepareQuery && url.searchParams.has('query')) {
+      const params = new URLSearchParams(url.searchParams);
+      params.set('query', options.prepareQuery(params.get('query')!));
+      search = `?${params.toString()}`;
     }
     let context: RequestContext;
     try {
@@ -120,7 +131,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), options.requestTimeoutMs)));
     const result = await Promise.race([
       apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest: { method: request.method ?? 'GET', headers, search: url.search, body },
+        httpGraphQLRequest: { method: request.method ?? 'GET', headers, search, body },
         context: async () => context,
       }),
       timedOut,
