@@ -66,8 +66,30 @@ function utcRange(startMs: number, endExclusiveMs: number): DateRange {
   return { lo: new Date(startMs), hi: new Date(endExclusiveMs - 1) };
 }
 
-function tokenStrings(system: string | undefined, code: string | undefined): string[] {
-  if (code === undefined || code === '') return system ? [`${system}|`] : [];
+/**
+ * Codes of some systems are compared in a normal form (the national ID's check character `x` as `X`): the
+ * stored search value and the searched value are both normalised; the resource keeps what was written.
+ */
+const tokenNormalizers = new Map<string, (code: string) => string>();
+
+export function registerTokenNormalizer(system: string, normalize: (code: string) => string): void {
+  tokenNormalizers.set(system, normalize);
+}
+
+/** The code in the normal form of its system (unchanged for systems without one). */
+export function normalizeTokenCode(system: string | undefined, code: string): string {
+  const normalize = system === undefined ? undefined : tokenNormalizers.get(system);
+  return normalize ? normalize(code) : code;
+}
+
+/** The forms a bare code (no system) is searched in: as written, and normalised by every system that normalises. */
+export function bareTokenForms(code: string): string[] {
+  return [...new Set([code, ...[...tokenNormalizers.values()].map((normalize) => normalize(code))])];
+}
+
+function tokenStrings(system: string | undefined, rawCode: string | undefined): string[] {
+  if (rawCode === undefined || rawCode === '') return system ? [`${system}|`] : [];
+  const code = normalizeTokenCode(system, rawCode);
   return system ? [`${system}|${code}`, `${system}|`, code] : [`|${code}`, code];
 }
 

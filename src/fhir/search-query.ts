@@ -7,7 +7,7 @@
  */
 import type { Filter, Sort } from 'mongodb';
 import { badInput } from '../errors.ts';
-import { dateRange, normalizeReference, normalizeString, unitKey } from './search-index.ts';
+import { bareTokenForms, dateRange, normalizeReference, normalizeString, normalizeTokenCode, unitKey } from './search-index.ts';
 import { findSearchParameter, parameterKey, type SimpleParameterType } from './search-parameters.ts';
 
 /** The stored document of a current resource version. */
@@ -212,7 +212,14 @@ function valuesCondition(
   modifier?: string,
 ): Filter<ResourceDocument> {
   switch (type) {
-    case 'token':
+    case 'token': {
+      // `system|code` in the system's normal form; a bare code in every form it may be stored in.
+      const forms = values.flatMap((value) => {
+        const bar = value.indexOf('|');
+        return bar === -1 ? bareTokenForms(value) : [`${value.slice(0, bar)}|${normalizeTokenCode(value.slice(0, bar) || undefined, value.slice(bar + 1))}`];
+      });
+      return { [field]: modifier === 'not' ? { $nin: forms } : { $in: forms } };
+    }
     case 'uri':
       return { [field]: modifier === 'not' ? { $nin: values } : { $in: values } };
     case 'reference':

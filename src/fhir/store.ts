@@ -14,12 +14,14 @@ import { randomUUID } from 'node:crypto';
 import type { Collection, Db, Filter } from 'mongodb';
 import type { Resource } from '@medplum/fhirtypes';
 import { createMissingIndexes, type IndexSpec } from '../database/indexes.ts';
+import { databaseProfile } from '../database/profile.ts';
 import { HubError, badInput, conflict, notFound, translateDatabaseError } from '../errors.ts';
 import { isServedResourceType, servedResourceTypes, indexedSearchParameters } from './resource-types.ts';
 import { storedSearchValues } from '../identity/derived-values.ts';
 import { DEFAULT_NATIONAL_ID_SYSTEM, nationalIdOf } from '../identity/patient-identity.ts';
 import { findSearchParameter, searchParametersOf, parameterKey, searchIndexFingerprint } from './search-parameters.ts';
 import { compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
+import { registerTokenNormalizer } from './search-index.ts';
 import { validateFhirResource } from './validation.ts';
 
 export interface HistoryDocument {
@@ -68,6 +70,13 @@ export interface WriteOutcome {
 }
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/**
+ * Up to how many ids a batch is read with one equality query per id on FerretDB. Measured on the Synthea data
+ * (6,873 Observations, SQLite backend): 20 ids take 0.4 s as concurrent equalities and 2.9 s as one `$in`,
+ * 100 ids 2.2 s against 3.5 s.
+ */
+const FERRETDB_EQUALITY_BATCH = 64;
 
 /** The most documents one batched reverse-reference query may return. */
 const REVERSE_REFERENCE_CAP = 50_000;
@@ -123,6 +132,8 @@ export class FhirStore {
     private readonly signal?: AbortSignal,
   ) {
     this.nationalIdSystem = options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM;
+    // A national ID is compared with its check character in upper case (`…011x` finds `…011X`).
+    registerTokenNormalizer(this.nationalIdSystem, (code) => code.trim().toUpperCase());
   }
 
   /**
@@ -345,10 +356,30 @@ export class FhirStore {
     });
   }
 
+  /**
+   * The current documents of some ids, as the caller may see them. Reads by plain `_id` equality, the one
+   * shape every server answers with its primary key (FerretDB's SQLite backend pushes down nothing else); the
+   * access policy's filter is then applied to the documents found, so it cannot turn the read into a scan.
+   */
+  private async documentsById(type: string, ids: string[], projection: Record<string, 1>): Promise<ResourceDocument[]> {
+    const extra = this.access?.readFilter(type, 'r');
+    const collection = this.current(type);
+    let documents: ResourceDocument[];
+    if (ids.length === 1) {
+      const one = await collection.findOne({ _id: ids[0]! }, { projection });
+      documents = one ? [one] : [];
+    } else if (ids.length <= FERRETDB_EQUALITY_BATCH && (await databaseProfile(this.db)).ferretdb) {
+      documents = (await mapWithConcurrency(ids, 16, (id) => collection.findOne({ _id: id }, { projection }))).filter((d): d is ResourceDocument => d !== null);
+    } else {
+      documents = await collection.find({ _id: { $in: ids } }, { projection, limit: ids.length, batchSize: ids.length + 1 }).toArray();
+    }
+    return extra ? documents.filter((document) => documentMatches(document, extra)) : documents;
+  }
+
   async read<T extends Resource = Resource>(type: string, id: string): Promise<T> {
     return this.guard(async () => {
       assertValidId(id);
-      const document = await this.current(type).findOne(this.scoped(type, { _id: id }, 'r'));
+      const [document] = await this.documentsById(type, [id], { json: 1, sp: 1 } as Record<string, 1>);
       if (document) return this.seen([parseResource(document.json)])[0] as T;
       if (this.access?.readFilter(type, 'r')) throw notFound(`${type}/${id} not found`);
       const deleted = await this.versions(type).findOne({ rid: id, json: null });
@@ -357,15 +388,17 @@ export class FhirStore {
     });
   }
 
-  /** Reads many resources of one type in one round trip; missing ones are absent from the map. */
+  /**
+   * Reads many resources of one type; missing ones are absent from the map. On MongoDB one `$in` query; on
+   * FerretDB, up to FERRETDB_EQUALITY_BATCH ids are read with one equality query each (sent together), as its
+   * `$in` decodes the whole collection.
+   */
   async readMany(type: string, ids: readonly string[]): Promise<Map<string, Resource>> {
     return this.guard(async () => {
       const valid = [...new Set(ids)].filter((id) => ID_PATTERN.test(id));
       const found = new Map<string, Resource>();
       if (valid.length === 0) return found;
-      for await (const document of this.current(type).find(this.scoped(type, { _id: { $in: valid } }, 'r'), { projection: { json: 1 }, limit: valid.length, batchSize: valid.length + 1 })) {
-        found.set(document._id, parseResource(document.json));
-      }
+      for (const document of await this.documentsById(type, valid, { json: 1, sp: 1 } as Record<string, 1>)) found.set(document._id, parseResource(document.json));
       this.seen([...found.values()]);
       return found;
     });
@@ -621,6 +654,11 @@ export class FhirStore {
       assertServedType(type);
       const compiled = this.compile(type, args);
       const pageSize = compiled.count ?? this.options.listMaxResults;
+      // `_count: 0` asks for no resources: nothing to read.
+      if (pageSize === 0) {
+        this.access?.readFilter(type, 's');
+        return { resources: [], hasMore: false };
+      }
       const documents = await this.current(type)
         // One batch for the whole page: a round trip per request, not per 101 documents.
         .find(this.scoped(type, compiled.filter, 's'), { projection: { json: 1 }, batchSize: pageSize + 1 })
@@ -775,6 +813,41 @@ export class FhirStore {
       throw translateDatabaseError(error);
     }
   }
+}
+
+/** Runs `work` on every item with at most `limit` running at once; results in the order of the items. */
+async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        results[index] = await work(items[index]!);
+      }
+    }),
+  );
+  return results;
+}
+
+/**
+ * Whether a document matches a filter of the shapes the access policy builds (equality, `$in`, `$and`, on
+ * dotted paths; an array value matches when any element does). Anything else fails closed.
+ */
+function documentMatches(document: unknown, filter: Filter<ResourceDocument>): boolean {
+  return Object.entries(filter).every(([key, condition]) => {
+    if (key === '$and') return (condition as Filter<ResourceDocument>[]).every((part) => documentMatches(document, part));
+    if (key.startsWith('$')) throw new Error(`documentMatches: unsupported operator ${key}`);
+    const value = key.split('.').reduce<unknown>((node, part) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[part] : undefined), document);
+    const values = Array.isArray(value) ? value : [value];
+    if (condition && typeof condition === 'object' && !Array.isArray(condition)) {
+      const operators = Object.keys(condition);
+      if (operators.length !== 1 || operators[0] !== '$in') throw new Error(`documentMatches: unsupported condition on ${key}`);
+      const wanted = new Set((condition as { $in: unknown[] }).$in);
+      return values.some((item) => wanted.has(item));
+    }
+    return values.some((item) => item === condition);
+  });
 }
 
 /** Inserts with ordered: false; returns the indexes refused as duplicates. Any other failure is thrown. */
