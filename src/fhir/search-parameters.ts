@@ -146,7 +146,7 @@ export function findSearchParameter(resourceType: string, name: string): SearchP
 }
 
 /** Bump when the stored layout of search values changes (search-index.ts) without a parameter changing. */
-const SEARCH_VALUE_LAYOUT = 4;
+const SEARCH_VALUE_LAYOUT = 5;
 
 /**
  * A fingerprint of what the store extracts: every served type's parameters with their expressions, and the

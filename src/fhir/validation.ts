@@ -3,6 +3,7 @@ import type { OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum
 import { HubError, badInput } from '../errors.ts';
 import { ensureStructureDefinitions } from './definitions.ts';
 import { isServedResourceType } from './resource-types.ts';
+import { malformedReferences } from './references.ts';
 import { checkRequiredBindings } from './terminology.ts';
 
 /** Warnings of the validator that describe a resource no FHIR server should accept. */
@@ -49,6 +50,14 @@ export function validateFhirResource(resource: unknown, expectedType?: string): 
       issue.severity === 'fatal' ||
       refusedWarnings.some((pattern) => pattern.test(issue.details?.text ?? '')),
   );
+  for (const path of malformedReferences(resource as Resource)) {
+    refused.push({
+      severity: 'error',
+      code: 'value',
+      details: { text: 'a reference must be Type/id, an absolute URL, urn:uuid:, urn:oid: or #contained' },
+      expression: [path],
+    });
+  }
   if (refused.length > 0) throw refusal(refused, resourceType);
   return resource as Resource;
 }

@@ -105,6 +105,33 @@ describe('FHIR store', () => {
     expect([await countDocuments('Observation'), await countDocuments('Observation_history')]).toEqual(before);
   });
 
+  it('refuses a reference that is not a literal reference, anywhere in the resource, and writes nothing', async () => {
+    const before = await countDocuments('Patient');
+    for (const [reference, where] of [
+      ['not a ref !!', 'Patient.managingOrganization.reference'],
+      ['Organization/', 'Patient.managingOrganization.reference'],
+      ['patient/123', 'Patient.managingOrganization.reference'],
+    ] as const) {
+      const error = await database.store.create({ ...patient('赵', '敏'), managingOrganization: { reference } }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HubError);
+      expect((error as HubError).code).toBe('BAD_USER_INPUT');
+      expect((error as HubError).outcome?.issue?.[0]?.expression).toEqual([where]);
+    }
+    const nested = await database.store
+      .create({ ...patient('赵', '敏'), extension: [{ url: 'http://example.org/ext/gp', valueReference: { reference: '医生 张三' } }] })
+      .catch((e: unknown) => e);
+    expect((nested as HubError).outcome?.issue?.[0]?.expression).toEqual(['Patient.extension[0].valueReference.reference']);
+    expect(await countDocuments('Patient')).toBe(before);
+    // Relative, versioned, absolute, contained and urn references are literal references.
+    const valid = await database.store.create({
+      ...patient('赵', '敏'),
+      contained: [{ resourceType: 'Practitioner', id: 'gp', name: [{ text: '张医生' }] }],
+      managingOrganization: { reference: 'Organization/org-1' },
+      generalPractitioner: [{ reference: '#gp' }, { reference: 'https://his.example.cn/fhir/Practitioner/7' }, { reference: 'Practitioner/7/_history/2' }, { reference: 'urn:oid:1.2.156.1' }],
+    });
+    expect(valid.id).toBeDefined();
+  });
+
   it('refuses a resource of a type the hub does not serve', async () => {
     await expect(database.store.create({ resourceType: 'Claim' } as never)).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
   });

@@ -108,6 +108,24 @@ describe('automatic links', () => {
     }
   });
 
+  it('a national ID written with a lower-case x joins the person and is found in either case, kept as written', async () => {
+    let sequenceWithX = 0;
+    while (!makeNationalId('430621', '1988-03-08', sequenceWithX, 'female').endsWith('X')) sequenceWithX++;
+    const withX = `${makeNationalId('430621', '1988-03-08', sequenceWithX, 'female').slice(0, 17)}x`;
+    const lower = record('clinic-x', '刘小红', '1988-03-08', 'female', withX);
+    const upper = record('county-x', '刘小红', '1988-03-08', 'female', withX.toUpperCase());
+    await database.store.putMany([lower, upper]);
+    expect(await recordIds({ identifier: withX })).toEqual([lower.id, upper.id].sort());
+    for (const value of [withX, withX.toUpperCase()]) {
+      const found = await database.store.search('Patient', { identifier: `${nid}|${value}` });
+      expect(found.resources.map((p) => p.id).sort()).toEqual([lower.id, upper.id].sort());
+      const bare = await database.store.search('Patient', { identifier: value });
+      expect(bare.resources.map((p) => p.id).sort()).toEqual([lower.id, upper.id].sort());
+    }
+    const stored = await database.store.read<Patient>('Patient', lower.id!);
+    expect(stored.identifier?.find((i) => i.system === nid)?.value).toBe(withX);
+  });
+
   it('never links weak matches, and reports them as possible duplicates', async () => {
     const a = await database.store.create(record('township', '赵桂兰', '1956-03-12', 'female'), { id: 'weak-a' });
     const b = await database.store.create(record('county', '赵桂兰', '1956-03-12', 'female'), { id: 'weak-b' });

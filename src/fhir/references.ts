@@ -1,0 +1,92 @@
+/**
+ * The one home of the shapes of FHIR ids and references (R4 "Literal references"):
+ *
+ * - a relative reference `Type/id`, optionally `Type/id/_history/version`;
+ * - an absolute URL (`https://other.example/fhir/Patient/123`);
+ * - `urn:uuid:<uuid>` and `urn:oid:<oid>` (inside Bundles);
+ * - `#id`, a contained resource (`#` alone: the container).
+ *
+ * Medplum's validator takes any string for `Reference.reference`; the store refuses anything else, so
+ * `"not a ref !!"` is never stored as if it pointed somewhere.
+ */
+import { getDataType, type InternalSchemaElement } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+
+/** A FHIR resource id (R4: 1 to 64 of letters, digits, `-` and `.`). */
+export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+
+const literalReference = new RegExp(
+  [
+    /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.source,
+    /^#[A-Za-z0-9\-.]{0,64}$/.source,
+    /^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.source,
+    /^urn:oid:[0-2](?:\.(?:0|[1-9][0-9]*))+$/.source,
+    /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/]+(?:\/\S*)?$/.source,
+  ].join('|'),
+);
+
+export function isLiteralReference(reference: string): boolean {
+  return literalReference.test(reference);
+}
+
+type Json = Record<string, unknown>;
+
+/** The element definition of a JSON key on a type, choice types included (`valueReference` -> `value[x]`). */
+function elementType(typeName: string, key: string): string | undefined {
+  const elements = getDataType(typeName).elements as Record<string, InternalSchemaElement>;
+  const direct = elements[key];
+  if (direct) return direct.type?.[0]?.code;
+  for (const [name, element] of Object.entries(elements)) {
+    if (!name.endsWith('[x]')) continue;
+    const base = name.slice(0, -3);
+    if (!key.startsWith(base)) continue;
+    const suffix = key.slice(base.length);
+    const match = element.type?.find((type) => type.code.toLowerCase() === suffix.toLowerCase());
+    if (match) return match.code;
+  }
+  return undefined;
+}
+
+/** The FHIR type of the object at `path` (keys and indices from the resource), by the definitions. */
+function typeAt(resource: Json, path: (string | number)[]): string | undefined {
+  let typeName = resource.resourceType as string;
+  let value: unknown = resource;
+  for (let i = 0; i < path.length; i++) {
+    const key = path[i]!;
+    value = (value as Record<string | number, unknown> | undefined)?.[key];
+    if (typeof key === 'number') continue; // an item of a list has the list's type
+    const next = elementType(typeName, key);
+    if (!next) return undefined;
+    if (next === 'Resource') {
+      // A contained resource: its type is its own resourceType.
+      const item = typeof path[i + 1] === 'number' ? (value as unknown[] | undefined)?.[path[i + 1] as number] : value;
+      const own = (item as Json | undefined)?.resourceType;
+      if (typeof own !== 'string') return undefined;
+      typeName = own;
+    } else typeName = next;
+  }
+  return typeName;
+}
+
+/**
+ * The FHIRPath-like paths of `Reference.reference` values that are not literal references. A quick walk of the
+ * JSON finds candidates; only those are checked against the definitions (a uri element that happens to be
+ * named `reference`, like `Immunization.education.reference`, is not a Reference).
+ */
+export function malformedReferences(resource: Resource): string[] {
+  const found: string[] = [];
+  const walk = (value: unknown, path: (string | number)[]): void => {
+    if (Array.isArray(value)) value.forEach((item, index) => walk(item, [...path, index]));
+    else if (value && typeof value === 'object') {
+      for (const [key, item] of Object.entries(value)) {
+        if (key === 'reference' && typeof item === 'string') {
+          if (!isLiteralReference(item) && typeAt(resource as unknown as Json, path) === 'Reference') {
+            found.push(`${resource.resourceType}${path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`)).join('')}.reference`);
+          }
+        } else if (item && typeof item === 'object') walk(item, [...path, key]);
+      }
+    }
+  };
+  walk(resource, []);
+  return found;
+}
