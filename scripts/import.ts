@@ -14,7 +14,7 @@ if (paths.length === 0) {
   process.exit(2);
 }
 const config = loadConfig();
-const { database, close } = await openConfiguredDatabase(config);
+const { database, close } = await openConfiguredDatabase(config, console.log);
 const tty = process.stderr.isTTY;
 const started = Date.now();
 

@@ -183,17 +183,22 @@ export class EmbeddedFerretDb {
     return join(this.options.dataDir, 'ferretdb.pid');
   }
 
-  /** The FerretDB process named in our pid file, if it still runs ferretdb on this data folder. */
-  private runningFromPidFile(): { pid: number; ownerAlive: boolean } | undefined {
+  /**
+   * The FerretDB process named in our pid file, if it still runs ferretdb on this data folder, with the address
+   * it really listens on (from its own command line, not from this process's configuration).
+   */
+  private runningFromPidFile(): { pid: number; ownerAlive: boolean; host: string; port: number } | undefined {
     if (!existsSync(this.pidFile)) return undefined;
     const pid = Number(readFileSync(this.pidFile, 'utf8').trim());
     try {
-      const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!commandLine.includes('ferretdb') || !commandLine.includes(this.options.dataDir)) return undefined;
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!args[0]?.includes('ferretdb') || !args.some((arg) => arg.includes(this.options.dataDir))) return undefined;
+      const listen = /^--listen-addr=(.+):(\d+)$/.exec(args.find((arg) => arg.startsWith('--listen-addr=')) ?? '');
+      if (!listen) return undefined;
       // Field 4 of /proc/<pid>/stat is the parent: a live node process (a hub, seed or import) owns it.
       const parent = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
       const parentCommand = parent > 1 ? readFileSync(`/proc/${parent}/cmdline`, 'utf8') : '';
-      return { pid, ownerAlive: parentCommand.includes('node') };
+      return { pid, ownerAlive: parentCommand.includes('node'), host: listen[1]!, port: Number(listen[2]) };
     } catch {
       return undefined;
     }
@@ -221,14 +226,17 @@ export class EmbeddedFerretDb {
   }
 
   /**
-   * For `npm run seed` and `npm run import`: use the embedded database of a hub that is running now, or
-   * start one for the run. Returns whether it was started here (and so must be stopped afterwards).
+   * For `npm run seed`, `import`, `reindex` and `clients`: the embedded database of this data folder that a
+   * running hub serves, at the address that FerretDB process really listens on (whatever port this command
+   * was configured with); undefined when no hub runs it.
    */
-  async attachOrStart(): Promise<boolean> {
+  async runningForDataFolder(): Promise<{ uri: string; description: string } | undefined> {
     const running = this.runningFromPidFile();
-    if (running?.ownerAlive && (await portOpen(this.options.host ?? '127.0.0.1', this.options.port))) return false;
-    await this.start();
-    return true;
+    if (!running?.ownerAlive || !(await portOpen(running.host, running.port))) return undefined;
+    return {
+      uri: `mongodb://${running.host}:${running.port}/`,
+      description: `the embedded FerretDB of the running hub (pid ${running.pid}, ${running.host}:${running.port}, data folder ${this.options.dataDir})`,
+    };
   }
 
   /** Called with the exit code when the process ends without being asked to. */

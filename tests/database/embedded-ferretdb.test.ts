@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/database/connection.ts';
 import { EmbeddedDatabaseError, EmbeddedFerretDb, ensureFerretDbBinary, FERRETDB_VERSION } from '../../src/database/embedded-ferretdb.ts';
+import { projectRoot } from '../../src/config.ts';
 import { freePort } from '../support/ports.ts';
 import { spawnHub, waitForOutput } from '../support/process.ts';
 
@@ -42,9 +44,44 @@ describe('the embedded FerretDB', () => {
     try {
       const second = new EmbeddedFerretDb({ dataDir, port });
       await expect(second.start()).rejects.toThrow(/already running the embedded database/);
-      expect(await second.attachOrStart()).toBe(false);
+      expect(await second.runningForDataFolder()).toEqual({ uri: `mongodb://127.0.0.1:${port}/`, description: expect.stringContaining(`127.0.0.1:${port}`) });
     } finally {
       await owner.stop();
+    }
+  });
+
+  it('npm run import uses the database of its data folder at the port that database really uses, and says so first', async () => {
+    const folder = tempDir();
+    const hubPort = await freePort();
+    const decoyPort = await freePort();
+    // The hub's FerretDB runs on a port of its own; another FerretDB (not ours) listens on the port the command is configured with.
+    const hubDatabase = new EmbeddedFerretDb({ dataDir: join(folder, 'ferretdb'), port: hubPort });
+    const decoy = new EmbeddedFerretDb({ dataDir: tempDir(), port: decoyPort });
+    await hubDatabase.start();
+    await decoy.start();
+    try {
+      mkdirSync(join(folder, 'in'));
+      const bundle = join(folder, 'in', 'bundle.json');
+      writeFileSync(bundle, JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'PUT', url: 'Organization/cli-org' }, resource: { resourceType: 'Organization', id: 'cli-org', name: '命令行导入测试机构' } }] }));
+      const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'scripts', 'import.ts'), bundle], {
+        cwd: projectRoot,
+        env: { ...process.env, MONGODB_URI: '', DATA_DIR: folder, EMBEDDED_DB_PORT: String(decoyPort), MONGODB_DB: 'cli' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      expect(await new Promise((resolve) => child.once('exit', resolve)), output).toBe(0);
+      expect(output.split('\n')[0]).toMatch(new RegExp(`^database: the embedded FerretDB of the running hub \\(pid \\d+, 127\\.0\\.0\\.1:${hubPort}, data folder ${join(folder, 'ferretdb')}\\), database cli$`));
+      const ours = openDatabase(hubDatabase.uri, 'cli', 3000);
+      const theirs = openDatabase(decoy.uri, 'cli', 3000);
+      expect(await ours.db.collection('Organization').countDocuments({ _id: 'cli-org' as never })).toBe(1);
+      expect(await theirs.db.collection('Organization').countDocuments({})).toBe(0);
+      await ours.close();
+      await theirs.close();
+    } finally {
+      await hubDatabase.stop();
+      await decoy.stop();
     }
   });
 
