@@ -1,12 +1,13 @@
 /** Composition of the hub: database -> store -> GraphQL -> HTTP. Used by main.ts and by the tests. */
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ConfigError, type Config } from './config.ts';
 import { activeDemoClients } from './demo/clients.ts';
 import { openDatabase, type DatabaseConnection } from './database/connection.ts';
 import { HubError, isDatabaseUnavailable } from './errors.ts';
 import { ensureStructureDefinitions } from './fhir/definitions.ts';
-import { FhirStore } from './fhir/store.ts';
+import type { FhirStore } from './fhir/store.ts';
+import { createHubStore } from './hub-store.ts';
 import { createRequestContext, type RequestContext } from './graphql/context.ts';
 import { fhirDirectivesPlugin } from './graphql/directives.ts';
 import { createErrorFormatter } from './graphql/errors.ts';
@@ -19,7 +20,9 @@ import { Authenticator } from './auth/authenticator.ts';
 import { ClientRegistry } from './auth/clients.ts';
 import { RateLimiter } from './auth/rate-limit.ts';
 import { TokenService } from './auth/tokens.ts';
-import { costLimit, depthLimit } from './graphql/limits.ts';
+import { armorProtection, costPlugin, selectionLimit, type QueryLimits } from './graphql/limits.ts';
+import { ClientConcurrency } from './auth/concurrency.ts';
+import { RefusalLog } from './audit/refusals.ts';
 import { FhirLiteralRewriter } from './graphql/fhir-literals.ts';
 import { fhirFieldResolver } from './graphql/list-navigation.ts';
 import type { Logger } from './log.ts';
@@ -31,6 +34,8 @@ export interface Hub {
   http: HttpServer;
   /** Settles when the start-up indexes exist (they are created in the background). */
   indexesReady: Promise<void>;
+  /** Settles when the start-up pass over writes left half done has run. */
+  recovered: Promise<void>;
   clients: ClientRegistry;
   auditTrail: AuditTrail;
   /** Drains in-flight requests (up to the grace period), then closes the database connection. */
@@ -85,34 +90,78 @@ export async function startHub(
 ): Promise<Hub> {
   ensureStructureDefinitions();
   const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS);
-  const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
+  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
   const directory = new PersonDirectory(store, database.db, config.NATIONAL_ID_SYSTEM);
   const clients = new ClientRegistry(database.db);
-  const authenticator = new Authenticator(clients, new TokenService(config.TOKEN_SECRET, config.TOKEN_TTL_SECONDS, clients), directory);
-  const rateLimiter = new RateLimiter(database.db, config.RATE_LIMIT_PER_MINUTE);
   const auditTrail = new AuditTrail(store, log, config.AUDIT_FLUSH_MS);
-  const indexing = ensureIndexesEventually(log, () => Promise.all([store.ensureIndexes(), directory.ensureIndexes()]));
+  const refusals = new RefusalLog(database.db, auditTrail);
+  const authenticator = new Authenticator(clients, new TokenService(config.TOKEN_SECRET, config.TOKEN_TTL_SECONDS, clients), directory, refusals, {
+    perClient: config.LOGIN_FAILURES_PER_CLIENT,
+    perSource: config.LOGIN_FAILURES_PER_SOURCE,
+  });
+  const rateLimiter = new RateLimiter(database.db, config.RATE_LIMIT_PER_MINUTE);
+  const concurrency = new ClientConcurrency(config.MAX_CONCURRENT_REQUESTS_PER_CLIENT, config.CONCURRENCY_WAIT_MS);
+  const indexing = ensureIndexesEventually(log, () =>
+    Promise.all([store.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes()]),
+  );
   const contextOptions = {
     store,
     db: database.db,
     nationalIdSystem: config.NATIONAL_ID_SYSTEM,
     databaseReachable: database.ping,
     paging: { defaultCount: config.DEFAULT_COUNT, maxCount: config.LIST_MAX_RESULTS },
+    requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
   };
-  /** Authenticates, counts the request against the client's rate limit and binds the context to the caller. */
-  const createContext = async (authorization: string | undefined): Promise<RequestContext> => {
+  /**
+   * Authenticates, waits for one of the client's turns on this instance, counts the request against the
+   * client's per-minute budget and binds the context to the caller. Refusals are recorded in aggregate.
+   */
+  const createContext = async (authorization: string | undefined, source: string): Promise<RequestContext> => {
     if (!config.AUTH_REQUIRED) return createRequestContext(contextOptions, 'auth-off');
+    let caller;
     try {
-      const caller = await authenticator.caller(authorization);
-      await rateLimiter.hit(caller.clientId);
-      return createRequestContext(contextOptions, caller.clientId, await authenticator.policy(caller));
+      caller = await authenticator.caller(authorization);
     } catch (error) {
-      if (error instanceof HubError && (error.code === 'UNAUTHENTICATED' || error.code === 'RATE_LIMITED')) {
-        auditTrail.record({ outcome: 'refused', detail: `${error.code}: ${error.message}` });
+      if (error instanceof HubError && error.code === 'UNAUTHENTICATED') {
+        await refusals.record('UNAUTHENTICATED', [`source:${source}`], error.message, { source }).catch((e: unknown) => log.error('recording a refusal failed', { error: String(e) }));
       }
       throw error;
     }
+    const rateLimited = async (error: unknown): Promise<never> => {
+      if (error instanceof HubError && error.code === 'RATE_LIMITED') {
+        await refusals.record('RATE_LIMITED', [`client:${caller.clientId}`], error.message, { caller, source }).catch((e: unknown) => log.error('recording a refusal failed', { error: String(e) }));
+      }
+      throw error;
+    };
+    const release = await concurrency.acquire(caller.clientId).catch(rateLimited);
+    try {
+      await rateLimiter.take(caller.clientId, 1).catch(rateLimited);
+      return createRequestContext(contextOptions, caller.clientId, await authenticator.policy(caller), release);
+    } catch (error) {
+      release();
+      throw error;
+    }
   };
+  const limits: QueryLimits = {
+    maxDepth: config.MAX_QUERY_DEPTH,
+    maxAliases: config.MAX_QUERY_ALIASES,
+    maxSelections: config.MAX_QUERY_SELECTIONS,
+    maxCost: config.MAX_QUERY_COST,
+    listMax: config.LIST_MAX_RESULTS,
+    connectionDefault: config.DEFAULT_COUNT,
+    introspection: config.INTROSPECTION_ENABLED,
+  };
+  /** A costly query weighs more against the rate limit: its first unit was counted when the request came in. */
+  const chargeCost = async (context: RequestContext, cost: number): Promise<void> => {
+    if (!context.access) return;
+    const weight = Math.max(1, Math.ceil(cost / config.RATE_LIMIT_COST_UNIT));
+    const caller = context.access.caller;
+    await rateLimiter.take(caller.clientId, weight - 1, `this query weighs ${weight}: its cost is ${cost}, one unit per ${config.RATE_LIMIT_COST_UNIT}`).catch(async (error: unknown) => {
+      if (error instanceof HubError && error.code === 'RATE_LIMITED') await refusals.record('RATE_LIMITED', [`client:${caller.clientId}`], error.message, { caller });
+      throw error;
+    });
+  };
+  const armor = armorProtection(limits);
 
   const schema = buildHubSchema();
   const literals = new FhirLiteralRewriter(schema, config.MAX_QUERY_TOKENS);
@@ -125,14 +174,32 @@ export async function startHub(
     // Callers are to authenticate with bearer tokens, never cookies, so Apollo's CSRF guard (which blocks
     // plain GET queries) protects nothing here; the FHIR GraphQL conventions require GET to work.
     csrfPrevention: false,
+    allowBatchedHttpRequests: false,
     formatError: createErrorFormatter(log),
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it drains HTTP first, then stops Apollo and the database.
     stopOnTerminationSignals: false,
-    validationRules: [depthLimit(config.MAX_QUERY_DEPTH), costLimit(config.MAX_QUERY_COST)],
-    plugins: [ApolloServerPluginLandingPageDisabled(), fhirDirectivesPlugin<RequestContext>(), auditPlugin(auditTrail)],
+    validationRules: [...armor.validationRules, selectionLimit(config.MAX_QUERY_SELECTIONS)],
+    plugins: [
+      ApolloServerPluginLandingPageDisabled(),
+      ...(armor.plugins as ApolloServerPlugin<RequestContext>[]),
+      costPlugin<RequestContext>(limits, chargeCost),
+      fhirDirectivesPlugin<RequestContext>(),
+      auditPlugin(auditTrail),
+    ],
   });
   await apollo.start();
+  // Writes a killed process left half done are finished at start, then every minute (shared by instances: safe beside live writers).
+  const recover = (): Promise<void> =>
+    store.recoverCutOffWrites().then(
+      ({ intents, resources }) => {
+        if (intents > 0) log.info('finished writes left half done', { intents, resources });
+      },
+      (error: unknown) => log.warn('finishing half-done writes failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
+    );
+  const recovered = recover();
+  const recovery = setInterval(() => void recover(), 60_000);
+  recovery.unref();
   // Checked before seeding, so an empty database is marked current and a seeded one is not taken for stale.
   if ((await store.searchIndexStatus().catch(() => undefined)) === 'stale') {
     log.warn('the stored search values were extracted with other search parameters than this hub knows; run `npm run reindex` once');
@@ -141,6 +208,8 @@ export async function startHub(
   if (config.NODE_ENV === 'production') {
     const demo = await activeDemoClients(clients);
     if (demo.length > 0) {
+      clearInterval(recovery);
+      await recovered;
       indexing.stop();
       await apollo.stop();
       await auditTrail.stop();
@@ -156,7 +225,7 @@ export async function startHub(
     playgroundEnabled: config.PLAYGROUND_ENABLED,
     apollo,
     createContext,
-    tokenEndpoint: (form, authorization) => authenticator.tokenRequest(form, authorization),
+    tokenEndpoint: (form, authorization, source) => authenticator.tokenRequest(form, authorization, source),
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     prepareQuery: (query) => literals.rewrite(query),
     databaseReachable: database.ping,
@@ -171,7 +240,10 @@ export async function startHub(
     indexesReady: indexing.ready,
     clients,
     auditTrail,
+    recovered,
     stop: async () => {
+      clearInterval(recovery);
+      await recovered;
       indexing.stop();
       await http.close(config.SHUTDOWN_GRACE_MS);
       log.debug('http server closed');

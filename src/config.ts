@@ -55,8 +55,22 @@ const configSchema = z.object({
   MAX_QUERY_DEPTH: z.coerce.number().int().min(2).max(100).default(12),
   /** Largest number of tokens (names, punctuation, values) in a GraphQL document; longer ones are refused while parsing. */
   MAX_QUERY_TOKENS: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
-  /** Largest cost of an operation: every field counts 1, inside lists times the page size asked (or 20). */
-  MAX_QUERY_COST: z.coerce.number().int().min(10).max(10_000_000).default(200_000),
+  /** Largest cost of an operation: every field counts 1, inside lists times what the list can return (its _count, else the most it may). */
+  MAX_QUERY_COST: z.coerce.number().int().min(10).max(100_000_000).default(1_000_000),
+  /** Most aliases in one operation (each alias of a list is a search of its own). */
+  MAX_QUERY_ALIASES: z.coerce.number().int().min(1).max(10_000).default(30),
+  /** Most fields written in one document. */
+  MAX_QUERY_SELECTIONS: z.coerce.number().int().min(10).max(100_000).default(1500),
+  /** A request weighs ceil(cost / this) units of the per-minute rate limit (at least 1). */
+  RATE_LIMIT_COST_UNIT: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
+  /** Requests of one client that one instance works on at once; more wait for a turn. */
+  MAX_CONCURRENT_REQUESTS_PER_CLIENT: z.coerce.number().int().min(1).max(1000).default(4),
+  /** How long a request waits for its client's turn before RATE_LIMITED. */
+  CONCURRENCY_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
+  /** Failed logins of one client id in 5 minutes after which the token endpoint refuses it until the window ends. */
+  LOGIN_FAILURES_PER_CLIENT: z.coerce.number().int().min(1).max(100_000).default(10),
+  /** Failed logins from one source address in 5 minutes after which the token endpoint refuses it. */
+  LOGIN_FAILURES_PER_SOURCE: z.coerce.number().int().min(1).max(100_000).default(100),
   /** Requests per client per minute; more get RATE_LIMITED. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
   /** How long one request may take before it is answered with TIMEOUT. */

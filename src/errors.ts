@@ -47,10 +47,21 @@ export const notFound = (message: string): HubError =>
 export const conflict = (message: string): HubError =>
   new HubError('CONFLICT', message, operationOutcome('conflict', message));
 
+/** Server error codes of a server that is shutting down, stepping down or not (yet) serving. */
+const unavailableCodes = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
+
 /** Errors of the MongoDB driver that mean "the database cannot be reached right now". */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const name = error.name;
+  if (name === 'MongoServerError') {
+    const code = (error as { code?: unknown }).code;
+    const labels = (error as { errorLabels?: unknown }).errorLabels;
+    if (typeof code === 'number' && unavailableCodes.has(code)) return true;
+    if (Array.isArray(labels) && (labels.includes('RetryableWriteError') || labels.includes('SystemOverloadedError'))) return true;
+    // FerretDB stopping: it cancels the queries in flight ("context canceled") without a code of its own.
+    if (/context canceled/.test(error.message) && (error as { code?: unknown }).code !== 50) return true;
+  }
   return (
     name === 'MongoServerSelectionError' ||
     name === 'MongoNetworkError' ||
@@ -69,7 +80,15 @@ export const databaseUnavailable = (): HubError =>
     operationOutcome('transient', 'database unavailable'),
   );
 
-/** Turns driver connectivity errors into SERVICE_UNAVAILABLE; everything else passes through. */
+/** A read stopped because its request's time was up: the server's maxTimeMS, or the request's abort signal. */
+export function isRequestTimeUp(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return (error as { code?: unknown }).code === 50 || error.name === 'AbortError' || error.name === 'TimeoutError' || error.name === 'MongoOperationTimeoutError';
+}
+
+/** Turns driver connectivity errors into SERVICE_UNAVAILABLE and timed-out reads into TIMEOUT; everything else passes through. */
 export function translateDatabaseError(error: unknown): unknown {
-  return isDatabaseUnavailable(error) ? databaseUnavailable() : error;
+  if (isDatabaseUnavailable(error)) return databaseUnavailable();
+  if (isRequestTimeUp(error)) return new HubError('TIMEOUT', 'The request ran out of time');
+  return error;
 }

@@ -52,6 +52,8 @@ export function patientReferences(resource: Resource): string[] {
 
 export interface AuditRecord {
   caller?: Caller;
+  /** the network address the request came from */
+  source?: string;
   audit?: RequestAudit;
   /** the GraphQL operation text (or what was refused) */
   query?: string;
@@ -146,6 +148,7 @@ function auditEvent(record: AuditRecord, patient: string, touched: Set<string>):
         who: caller ? { identifier: { system: CLIENT_SYSTEM, value: caller.clientId }, display: `${caller.kind} client ${caller.clientId}` } : { display: 'unauthenticated caller' },
         requestor: true,
         ...(caller?.person ? { altId: caller.person } : {}),
+        ...(record.source ? { network: { address: record.source.slice(0, 100), type: '2' } } : {}),
       },
       ...(caller?.organization ? [{ who: { reference: caller.organization }, requestor: false }] : []),
     ],

@@ -5,6 +5,7 @@
  * `patient_identifier` (the resident's national ID, or `system|value` of a member record number) to its
  * token request; the token is then bound to that person and carries only patient/ scopes.
  */
+import { REFUSAL_WINDOW_MS, type RefusalLog } from '../audit/refusals.ts';
 import { HubError } from '../errors.ts';
 import type { PersonDirectory } from '../identity/linking.ts';
 import { AccessPolicy } from './access-policy.ts';
@@ -24,15 +25,44 @@ const oauthError = (status: number, error: string, description: string): TokenRe
   ...(status === 401 ? { headers: { 'www-authenticate': 'Basic realm="consortium-hub"' } } : {}),
 });
 
+/** Failed client authentications in one window after which a client id, or a source address, is refused for the rest of it. */
+export interface LoginThrottle {
+  perClient: number;
+  perSource: number;
+}
+
 export class Authenticator {
+  /** Secret checks running now, per client id: they count against the throttle before their outcome is known. */
+  private readonly checking = new Map<string, number>();
+
   constructor(
     private readonly clients: ClientRegistry,
     private readonly tokens: TokenService,
     private readonly directory: PersonDirectory,
+    private readonly refusals: RefusalLog,
+    private readonly throttle: LoginThrottle,
   ) {}
 
+  /**
+   * Whether a client id or a source is refused for now: too many failed logins in this window (counted in the
+   * database, shared by instances), counting the checks of this client running here, which may still fail.
+   * `position` is this check's place among them, taken on arrival, so concurrent attempts cannot all pass.
+   */
+  private async throttled(clientId: string, source: string, position: number): Promise<string | undefined> {
+    const [byClient, bySource] = await Promise.all([this.refusals.current('TOKEN_REFUSED', `client:${clientId}`), this.refusals.current('TOKEN_REFUSED', `source:${source}`)]);
+    if (byClient + position > this.throttle.perClient) return `client ${clientId}`;
+    if (bySource >= this.throttle.perSource) return `source ${source}`;
+    return undefined;
+  }
+
+  private endCheck(clientId: string): void {
+    const running = (this.checking.get(clientId) ?? 1) - 1;
+    if (running <= 0) this.checking.delete(clientId);
+    else this.checking.set(clientId, running);
+  }
+
   /** POST /oauth/token (RFC 6749 section 4.4), form-encoded; client credentials in Basic auth or the form. */
-  async tokenRequest(form: URLSearchParams, authorization: string | undefined): Promise<TokenResponse> {
+  async tokenRequest(form: URLSearchParams, authorization: string | undefined, source = 'unknown'): Promise<TokenResponse> {
     let clientId = form.get('client_id') ?? undefined;
     let clientSecret = form.get('client_secret') ?? undefined;
     if (authorization?.startsWith('Basic ')) {
@@ -45,11 +75,26 @@ export class Authenticator {
     }
     if (form.get('grant_type') !== 'client_credentials') return oauthError(400, 'unsupported_grant_type', 'Only grant_type=client_credentials is supported');
     if (!clientId || !clientSecret) return oauthError(401, 'invalid_client', 'Client id and secret are required (Basic auth or client_id/client_secret)');
+    const id = clientId.slice(0, 64);
+    const position = (this.checking.get(id) ?? 0) + 1;
+    this.checking.set(id, position);
     let client;
     try {
-      client = await this.clients.authenticate(clientId, clientSecret);
-    } catch {
+      const refusedFor = await this.throttled(id, source, position);
+      if (refusedFor) {
+        return {
+          status: 429,
+          body: { error: 'temporarily_unavailable', error_description: `Too many failed logins for ${refusedFor}; try again after a few minutes` },
+          headers: { 'retry-after': String(Math.ceil(REFUSAL_WINDOW_MS / 1000)) },
+        };
+      }
+      client = await this.clients.authenticate(id, clientSecret);
+    } catch (error) {
+      if (!(error instanceof HubError && error.code === 'UNAUTHENTICATED')) throw error;
+      await this.refusals.record('TOKEN_REFUSED', [`client:${id}`, `source:${source}`], 'unknown client, wrong secret or revoked client', { source });
       return oauthError(401, 'invalid_client', 'Unknown client, wrong secret or revoked client');
+    } finally {
+      this.endCheck(id);
     }
     const granted = parseScopes(client.scopes.join(' '));
     let scopes = granted;

@@ -20,6 +20,8 @@ export interface ClientDocument {
   organization?: string;
   scopes: string[];
   secretHash: string;
+  /** Random per registration: a token names the registration it was issued under, so re-registering a client id invalidates older tokens. */
+  registration: string;
   revoked: boolean;
   createdAt: Date;
   revokedAt?: Date;
@@ -88,6 +90,7 @@ export class ClientRegistry {
       ...(organization ? { organization: `Organization/${organization}` } : {}),
       scopes: normalized,
       secretHash: await hashSecret(secret),
+      registration: randomBytes(12).toString('base64url'),
       revoked: false,
       createdAt: new Date(),
     };

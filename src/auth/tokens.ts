@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import { HubError } from '../errors.ts';
 import type { ClientInfo, ClientKind, ClientRegistry } from './clients.ts';
-import { formatScope, parseScopes, type Scope } from './scopes.ts';
+import { formatScope, narrowScopes, parseScopes, type Scope } from './scopes.ts';
 
 const ISSUER = 'consortium-hub';
 const AUDIENCE = 'consortium-hub/graphql';
@@ -37,7 +37,7 @@ export class TokenService {
 
   async issue(client: ClientInfo, scopes: Scope[], person?: string): Promise<{ token: string; expiresIn: number; scope: string }> {
     const scope = scopes.map(formatScope).join(' ');
-    const token = await new SignJWT({ scope, kind: client.kind, ...(client.organization ? { org: client.organization } : {}), ...(person ? { person } : {}) })
+    const token = await new SignJWT({ scope, kind: client.kind, reg: client.registration, ...(client.organization ? { org: client.organization } : {}), ...(person ? { person } : {}) })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
@@ -61,11 +61,17 @@ export class TokenService {
     }
     const client = typeof payload.sub === 'string' ? await this.clients.active(payload.sub) : undefined;
     if (!client) throw new HubError('UNAUTHENTICATED', 'The client of this access token is revoked or unknown');
+    // A token belongs to the registration it was issued under: a client id registered again (after a
+    // revocation, with other scopes) does not bring its old tokens back.
+    if (payload.reg !== client.registration) throw new HubError('UNAUTHENTICATED', 'The access token was issued under an earlier registration of this client; get a new one');
+    // And it never carries more than the client holds now.
+    const scopes = narrowScopes(parseScopes(client.scopes.join(' ')), parseScopes(String(payload.scope ?? '')));
+    if (scopes.length === 0) throw new HubError('UNAUTHENTICATED', 'The client of this access token holds none of its scopes any more');
     return {
       clientId: client._id,
       kind: client.kind,
       ...(client.organization ? { organization: client.organization } : {}),
-      scopes: parseScopes(String(payload.scope ?? '')),
+      scopes,
       ...(typeof payload.person === 'string' ? { person: payload.person } : {}),
       tokenId: String(payload.jti),
     };

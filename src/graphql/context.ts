@@ -1,10 +1,15 @@
+import { setMaxListeners } from 'node:events';
 import DataLoader from 'dataloader';
 import type { Resource } from '@medplum/fhirtypes';
 import type { SearchArguments } from '../fhir/search-query.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import type { Db } from 'mongodb';
 import type { AccessPolicy } from '../auth/access-policy.ts';
+import { Semaphore } from '../database/semaphore.ts';
 import { HubError } from '../errors.ts';
+
+/** Database reads one request runs at once (its other reads wait for one of these to finish). */
+const READS_PER_REQUEST = 4;
 import { PersonDirectory } from '../identity/linking.ts';
 import { PatientHistory } from '../identity/patient-history.ts';
 
@@ -31,8 +36,10 @@ export interface RequestContext {
   caller: string;
   /** The caller's access policy; undefined when AUTH_REQUIRED=false. */
   access?: AccessPolicy;
-  /** Aborted when the request runs out of time: its remaining database work is not started. */
+  /** Aborted when the request runs out of time or its client goes away: its database reads stop. */
   deadline: AbortController;
+  /** Gives back the client's turn (per-client concurrency) once the request's work has stopped. */
+  release: () => void;
 }
 
 /** FORBIDDEN unless the caller is an administrator (or authentication is off). */
@@ -108,12 +115,16 @@ export interface ContextOptions {
   nationalIdSystem: string;
   databaseReachable: () => Promise<boolean>;
   paging: RequestContext['paging'];
+  /** How long a request may take; its database reads carry the time left. */
+  requestTimeoutMs: number;
 }
 
 /** The context of one request: the store, loaders and identity services all read and write as the caller. */
-export function createRequestContext(options: ContextOptions, caller: string, access?: AccessPolicy): RequestContext {
+export function createRequestContext(options: ContextOptions, caller: string, access?: AccessPolicy, release: () => void = () => {}): RequestContext {
   const deadline = new AbortController();
-  const store = options.store.withAccess(access, deadline.signal);
+  // Every database read of the request listens to this signal (the driver adds one listener per operation).
+  setMaxListeners(0, deadline.signal);
+  const store = options.store.withAccess(access, { signal: deadline.signal, at: Date.now() + options.requestTimeoutMs, reads: new Semaphore(READS_PER_REQUEST) });
   const directory = new PersonDirectory(store, options.db, options.nationalIdSystem);
   const resources = createResourceLoader(store);
   return {
@@ -127,5 +138,6 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     caller,
     ...(access ? { access } : {}),
     deadline,
+    release,
   };
 }

@@ -1,5 +1,5 @@
 import { unwrapResolverError } from '@apollo/server/errors';
-import type { GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { HubError, translateDatabaseError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
@@ -13,7 +13,10 @@ const callerFaults = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED
  */
 export function createErrorFormatter(log: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = translateDatabaseError(unwrapResolverError(error));
+    const unwrapped = unwrapResolverError(error);
+    // A plugin's refusal (rate limit, time) travels as a GraphQLError carrying the HubError.
+    const carried = unwrapped instanceof GraphQLError && unwrapped.originalError instanceof HubError ? unwrapped.originalError : unwrapped;
+    const original = translateDatabaseError(carried);
     const base = { message: formatted.message, ...(formatted.locations ? { locations: formatted.locations } : {}), ...(formatted.path ? { path: formatted.path } : {}) };
     if (original instanceof HubError) {
       return { ...base, message: original.message, extensions: { code: original.code, ...(original.outcome ? { resource: original.outcome } : {}) } };

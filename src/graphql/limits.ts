@@ -1,78 +1,158 @@
 /**
- * Limits checked before a GraphQL operation runs (validation rules): its depth (fields inside fields,
- * fragments followed) and its cost (each field 1; inside a list field, times the page size it asks for
- * with _count or first, or 20 when it does not say). Hostile queries are refused before any database work.
+ * Limits on a GraphQL document, checked before any database work, each linear in the size of the document
+ * (a fragment is measured once, however often it is spread: a document of nested fragment spreads cannot
+ * make the check itself slow):
+ *
+ * - tokens: graphql-js's own parser limit (`parseOptions.maxTokens`, set in app.ts);
+ * - depth, aliases and directives: GraphQL Armor's rules (`@escape.tech/graphql-armor`), introspection not
+ *   counted, so the playground's schema query always passes; "Did you mean …" suggestions are masked when
+ *   introspection is off;
+ * - selections: the fields written in the document (this file);
+ * - cost: every field 1, and inside a list times what the list can really return: its `_count` (or `first`)
+ *   when given as a number, otherwise the most it may return (LIST_MAX_RESULTS for lists and reverse
+ *   references, DEFAULT_COUNT for a connection page). A variable counts as the most. Checked per request (after
+ *   Apollo's cached validation), where the cost also weighs the request against the client's rate limit.
  */
-import { GraphQLError, Kind, type ASTVisitor, type FieldNode, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext } from 'graphql';
+import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import {
+  GraphQLError,
+  Kind,
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type OperationDefinitionNode,
+  type SelectionSetNode,
+  type ValidationContext,
+  type ValidationRule,
+} from 'graphql';
+import { HubError } from '../errors.ts';
 
-const DEFAULT_LIST_SIZE = 20;
-const listArguments = new Set(['_count', 'first']);
-
-function fragmentsOf(context: ValidationContext): Map<string, FragmentDefinitionNode> {
-  return new Map(context.getDocument().definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((d) => [d.name.value, d]));
+export interface QueryLimits {
+  maxDepth: number;
+  maxAliases: number;
+  maxSelections: number;
+  maxCost: number;
+  /** what a list (`TList`, a reverse reference) returns at most */
+  listMax: number;
+  /** a connection's page size when `_count` is not given */
+  connectionDefault: number;
+  introspection: boolean;
 }
 
-function walk(selectionSet: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>, visit: (field: FieldNode, depth: number, multiplier: number) => number, depth: number, multiplier: number, seen: Set<string>): number {
-  let total = 0;
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) {
-      // Introspection (`__schema`, `__type`: the playground's schema for Docs and autocomplete) is not counted.
-      if (selection.name.value === '__schema' || selection.name.value === '__type') continue;
-      total += visit(selection, depth, multiplier);
+const MAX_DIRECTIVES = 50;
+
+type Reason = 'QUERY_TOO_DEEP' | 'TOO_MANY_ALIASES' | 'TOO_MANY_DIRECTIVES' | 'TOO_MANY_SELECTIONS' | 'QUERY_TOO_COSTLY';
+
+function refusal(message: string, reason: Reason): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT', reason, http: { status: 400 } } });
+}
+
+/** Reports Armor's rejection as the hub's own error (code and reason), instead of throwing it. */
+const reportAs = (reason: Reason, explain: (armorMessage: string) => string) => ({
+  propagateOnRejection: false,
+  onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(refusal(explain(error.message.replace(/^Syntax Error: /, '')), reason))],
+});
+
+/** Armor's depth, alias and directive rules, and its masking of field suggestions when introspection is off. */
+export function armorProtection(limits: QueryLimits): { plugins: ApolloServerPlugin<BaseContext>[]; validationRules: ValidationRule[] } {
+  const { plugins, validationRules } = new ApolloArmor({
+    maxDepth: { n: limits.maxDepth, flattenFragments: true, ignoreIntrospection: true, ...reportAs('QUERY_TOO_DEEP', (m) => `${m} Ask for fewer nested levels.`) },
+    maxAliases: { n: limits.maxAliases, ...reportAs('TOO_MANY_ALIASES', (m) => `${m} Each alias of a list is a search of its own.`) },
+    maxDirectives: { n: MAX_DIRECTIVES, ...reportAs('TOO_MANY_DIRECTIVES', (m) => m) },
+    // graphql-js counts tokens while parsing (parseOptions.maxTokens); the cost below counts list sizes.
+    maxTokens: { enabled: false },
+    costLimit: { enabled: false },
+    blockFieldSuggestion: { enabled: !limits.introspection },
+  }).protect();
+  return { plugins: plugins as ApolloServerPlugin<BaseContext>[], validationRules: validationRules as ValidationRule[] };
+}
+
+/** Refuses a document with more than `max` fields written in it (each written field once). */
+export function selectionLimit(max: number): ValidationRule {
+  return (context) => {
+    let fields = 0;
+    let reported = false;
+    return {
+      Field() {
+        fields++;
+        if (fields > max && !reported) {
+          reported = true;
+          context.reportError(refusal(`The document selects more than ${max} fields; split it into smaller queries`, 'TOO_MANY_SELECTIONS'));
+        }
+      },
+    };
+  };
+}
+
+const isIntrospection = (field: FieldNode): boolean => field.name.value === '__schema' || field.name.value === '__type';
+
+/** How many items a field can return: 1 for a single object. */
+function itemsOf(field: FieldNode, limits: QueryLimits): number {
+  const name = field.name.value;
+  const sizeArgument = field.arguments?.find((argument) => argument.name.value === '_count' || argument.name.value === 'first');
+  const given = sizeArgument?.value.kind === Kind.INT ? Number(sizeArgument.value.value) : undefined;
+  if (/Connection$/.test(name)) return given ?? limits.connectionDefault;
+  if (/List$/.test(name) || name === 'possibleDuplicates') return given ?? limits.listMax;
+  if (name === 'entries') return given ?? 200;
+  // A repeating FHIR element (name, coding, ...) holds a few items; `_count` there cuts it further.
+  return 1;
+}
+
+/**
+ * The cost of an operation (see the top of this file). Linear: each fragment's cost is computed once and
+ * reused at every spread (cost is proportional to the items of the enclosing lists).
+ */
+export function operationCost(document: DocumentNode, operation: OperationDefinitionNode, limits: QueryLimits): number {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  const fragmentCost = new Map<string, number>();
+  const costOf = (selectionSet: SelectionSetNode, visiting: Set<string>): number => {
+    let total = 0;
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (isIntrospection(selection)) continue;
+        total += 1 + (selection.selectionSet ? itemsOf(selection, limits) * costOf(selection.selectionSet, visiting) : 0);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        total += costOf(selection.selectionSet, visiting);
+      } else {
+        const name = selection.name.value;
+        const fragment = fragments.get(name);
+        if (!fragment || visiting.has(name)) continue; // unknown or cyclic: graphql-js reports those
+        if (!fragmentCost.has(name)) fragmentCost.set(name, costOf(fragment.selectionSet, new Set([...visiting, name])));
+        total += fragmentCost.get(name)!;
+      }
+      if (total > Number.MAX_SAFE_INTEGER / 1000) return total; // far over any limit already
     }
-    else if (selection.kind === Kind.INLINE_FRAGMENT) total += walk(selection.selectionSet, fragments, visit, depth, multiplier, seen);
-    else {
-      const fragment = fragments.get(selection.name.value);
-      if (!fragment || seen.has(fragment.name.value)) continue;
-      total += walk(fragment.selectionSet, fragments, visit, depth, multiplier, new Set([...seen, fragment.name.value]));
-    }
-  }
-  return total;
+    return total;
+  };
+  return costOf(operation.selectionSet, new Set());
 }
 
-/** The page size a list field asks for as a literal; a variable (unknown during validation) counts as the default. */
-function pageSize(field: FieldNode): number {
-  for (const argument of field.arguments ?? []) {
-    if (listArguments.has(argument.name.value) && argument.value.kind === Kind.INT) return Number(argument.value.value);
-  }
-  return DEFAULT_LIST_SIZE;
-}
-
-function operationRule(check: (context: ValidationContext, selectionSet: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>) => void) {
-  return (context: ValidationContext): ASTVisitor => ({
-    OperationDefinition(node) {
-      check(context, node.selectionSet, fragmentsOf(context));
+/**
+ * Per request, after validation: the operation's cost is computed, a costly one refused, and `charge` told
+ * the cost (the rate limit weighs the request by it; it throws RATE_LIMITED when over the budget).
+ */
+export function costPlugin<T extends BaseContext>(limits: QueryLimits, charge: (context: T, cost: number) => Promise<void>): ApolloServerPlugin<T> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ document, operation, contextValue }) {
+          if (!operation) return; // Apollo has answered that the operation cannot be found
+          const cost = operationCost(document, operation, limits);
+          if (cost > limits.maxCost) {
+            throw refusal(`The query would cost about ${cost} (fields times the items their lists can return); at most ${limits.maxCost} is allowed. Give lists a _count, or ask for fewer nested lists`, 'QUERY_TOO_COSTLY');
+          }
+          try {
+            await charge(contextValue, cost);
+          } catch (error) {
+            if (error instanceof HubError) {
+              throw new GraphQLError(error.message, { originalError: error, extensions: { code: error.code, http: { status: error.code === 'RATE_LIMITED' ? 429 : 503 } } });
+            }
+            throw error;
+          }
+        },
+      };
     },
-  });
-}
-
-export function depthLimit(maxDepth: number) {
-  return operationRule((context, selectionSet, fragments) => {
-    let deepest = 0;
-    const visit = (field: FieldNode, depth: number): number => {
-      deepest = Math.max(deepest, depth);
-      if (field.selectionSet && depth <= maxDepth) walk(field.selectionSet, fragments, visit, depth + 1, 1, new Set());
-      return 0;
-    };
-    walk(selectionSet, fragments, visit, 1, 1, new Set());
-    if (deepest > maxDepth) {
-      context.reportError(new GraphQLError(`The query is ${deepest > maxDepth + 1 ? 'more than ' : ''}${Math.min(deepest, maxDepth + 1)} levels deep; at most ${maxDepth} are allowed`, { extensions: { code: 'BAD_USER_INPUT', reason: 'QUERY_TOO_DEEP' } }));
-    }
-  });
-}
-
-export function costLimit(maxCost: number) {
-  return operationRule((context, selectionSet, fragments) => {
-    const visit = (field: FieldNode, depth: number, multiplier: number): number => {
-      if (!field.selectionSet) return multiplier;
-      const isList = /List$|Connection$|^entries$|^records$|^edges$|^possibleDuplicates$/.test(field.name.value);
-      const inner = isList ? multiplier * Math.max(1, pageSize(field)) : multiplier;
-      if (inner > maxCost) return inner;
-      return multiplier + walk(field.selectionSet, fragments, visit, depth + 1, inner, new Set());
-    };
-    const cost = walk(selectionSet, fragments, visit, 1, 1, new Set());
-    if (cost > maxCost) {
-      context.reportError(new GraphQLError(`The query would cost about ${cost} (fields times list sizes); at most ${maxCost} is allowed. Ask for smaller pages or fewer nested lists`, { extensions: { code: 'BAD_USER_INPUT', reason: 'QUERY_TOO_COSTLY' } }));
-    }
-  });
+  };
 }

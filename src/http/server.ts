@@ -17,10 +17,10 @@ export interface HttpOptions {
   maxBodyBytes: number;
   playgroundEnabled: boolean;
   apollo: ApolloServer<RequestContext>;
-  /** The context of a request from its Authorization header; throws UNAUTHENTICATED or RATE_LIMITED. */
-  createContext: (authorization: string | undefined) => Promise<RequestContext>;
+  /** The context of a request from its Authorization header and source address; throws UNAUTHENTICATED or RATE_LIMITED. */
+  createContext: (authorization: string | undefined, source: string) => Promise<RequestContext>;
   /** POST /oauth/token */
-  tokenEndpoint: (form: URLSearchParams, authorization: string | undefined) => Promise<{ status: number; body: unknown; headers?: Record<string, string> }>;
+  tokenEndpoint: (form: URLSearchParams, authorization: string | undefined, source: string) => Promise<{ status: number; body: unknown; headers?: Record<string, string> }>;
   /** How long a GraphQL request may take before it is answered with TIMEOUT. */
   requestTimeoutMs: number;
   /** Rewrites the query text before it is parsed and validated (FHIR-style bare literals). */
@@ -73,6 +73,35 @@ function readBody(request: IncomingMessage, limit: number): Promise<string> {
   });
 }
 
+/**
+ * Request bodies the GraphQL endpoint takes: JSON (`application/json`, or the GraphQL-over-HTTP response type
+ * some clients send), or a bare query (`application/graphql`, as the FHIR GraphQL page allows). Compared as
+ * exact media types: `text/plain; charset=application/json` is not JSON.
+ */
+const acceptedMediaTypes = new Set(['application/json', 'application/graphql-response+json', 'application/graphql']);
+
+const mediaTypeOf = (header: string | undefined): string => (header ?? '').split(';')[0]!.trim().toLowerCase();
+
+/** FHIR resources and GraphQL variables nest a few dozen levels; deeper JSON is refused before any work. */
+const MAX_JSON_DEPTH = 100;
+
+/** Whether a parsed JSON value nests deeper than `limit` (iteratively: no recursion on hostile input). */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth >= limit) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** The network address a request came from (the hub does not trust forwarding headers). */
+function sourceOf(request: IncomingMessage): string {
+  return (request.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+}
+
 function sendJson(response: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
@@ -95,18 +124,22 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     let body: unknown;
     if (request.method === 'POST') {
       const text = await readBody(request, options.maxBodyBytes);
-      const contentType = headers.get('content-type') ?? '';
-      if (!contentType.includes('application/json') && !contentType.includes('application/graphql')) {
-        sendError(response, 415, 'BAD_USER_INPUT', 'POST /graphql needs Content-Type: application/json');
+      const mediaType = mediaTypeOf(headers.get('content-type'));
+      if (!acceptedMediaTypes.has(mediaType)) {
+        sendError(response, 415, 'BAD_USER_INPUT', 'POST /graphql needs Content-Type: application/json (or application/graphql-response+json, or application/graphql for a bare query)');
         return;
       }
       try {
-        body = contentType.includes('application/graphql') ? { query: text } : JSON.parse(text);
+        body = mediaType === 'application/graphql' ? { query: text } : JSON.parse(text);
       } catch {
         sendError(response, 400, 'BAD_USER_INPUT', 'The request body is not valid JSON');
         return;
       }
-      if (contentType.includes('application/graphql')) headers.set('content-type', 'application/json');
+      if (nestedDeeperThan(body, MAX_JSON_DEPTH)) {
+        sendError(response, 400, 'BAD_USER_INPUT', `The request body nests JSON more than ${MAX_JSON_DEPTH} levels deep`);
+        return;
+      }
+      headers.set('content-type', 'application/json');
       if (options.prepareQuery && body && typeof body === 'object' && typeof (body as { query?: unknown }).query === 'string') {
         body = { ...body, query: options.prepareQuery((body as { query: string }).query) };
       }
@@ -119,23 +152,29 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     }
     let context: RequestContext;
     try {
-      context = await options.createContext(request.headers.authorization);
+      context = await options.createContext(request.headers.authorization, sourceOf(request));
     } catch (error) {
       if (!(error instanceof HubError)) throw error;
       const status = error.code === 'UNAUTHENTICATED' ? 401 : error.code === 'RATE_LIMITED' ? 429 : error.code === 'SERVICE_UNAVAILABLE' ? 503 : 400;
       if (status === 401) response.setHeader('www-authenticate', 'Bearer realm="consortium-hub"');
+      if (status === 429) response.setHeader('retry-after', '1');
       sendError(response, status, error.code, error.message);
       return;
     }
+    // A client that goes away stops its request's database work too.
+    const abandoned = (): void => {
+      if (!response.writableEnded) context.deadline.abort();
+    };
+    response.once('close', abandoned);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), options.requestTimeoutMs)));
-    const result = await Promise.race([
-      apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest: { method: request.method ?? 'GET', headers, search, body },
-        context: async () => context,
-      }),
-      timedOut,
-    ]).finally(() => clearTimeout(timer));
+    const execution = apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: request.method ?? 'GET', headers, search, body },
+      context: async () => context,
+    });
+    // The client's turn is given back when the work has really stopped, not when the answer was sent.
+    execution.then(context.release, context.release);
+    const result = await Promise.race([execution, timedOut]).finally(() => clearTimeout(timer));
     if (result === 'timeout') {
       context.deadline.abort();
       sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
@@ -201,7 +240,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
         return;
       }
       const form = new URLSearchParams(await readBody(request, 16 * 1024));
-      const answer = await options.tokenEndpoint(form, request.headers.authorization);
+      const answer = await options.tokenEndpoint(form, request.headers.authorization, sourceOf(request));
       for (const [key, value] of Object.entries(answer.headers ?? {})) response.setHeader(key, value);
       sendJson(response, answer.status, answer.body);
       return;

@@ -154,7 +154,7 @@ describe('tokens', () => {
 
 describe('limits', () => {
   it('answers RATE_LIMITED past the per-client limit and TIMEOUT past the request time limit', async () => {
-    const limited = await startTestHub(database.name, { AUTH_REQUIRED: 'true', RATE_LIMIT_PER_MINUTE: '3', REQUEST_TIMEOUT_MS: '100' });
+    const limited = await startTestHub(database.name, { AUTH_REQUIRED: 'true', RATE_LIMIT_PER_MINUTE: '3', RATE_LIMIT_COST_UNIT: '1000000', REQUEST_TIMEOUT_MS: '100' });
     try {
       const own = await token(limited.url, 'his-baiyangtian-township');
       const statuses: number[] = [];
