@@ -23,7 +23,7 @@ import { EmbeddedFerretDb } from '../src/database/embedded-ferretdb.ts';
 import { BundleImporter } from '../src/fhir/bundles.ts';
 import { bundleFiles } from '../src/fhir/import-files.ts';
 import { extractSearchValues } from '../src/fhir/search-index.ts';
-import { FhirStore } from '../src/fhir/store.ts';
+import { createHubStore } from '../src/hub-store.ts';
 import { createLogger } from '../src/log.ts';
 import { makeNationalId } from '../src/identity/national-id.ts';
 import { DEFAULT_NATIONAL_ID_SYSTEM, nationalIdPersonId } from '../src/identity/patient-identity.ts';
@@ -142,7 +142,7 @@ async function main(): Promise<void> {
   for (const concurrency of [1, 16]) {
     const name = `bench_${stamp}_import_c${concurrency}`;
     const connection = openDatabase(uri, name, 10_000);
-    const store = new FhirStore(connection.db, { listMaxResults: 100_000 });
+    const store = createHubStore(connection.db, { listMaxResults: 100_000 });
     await store.ensureIndexes();
     for (const bundle of providers) await new BundleImporter(store).import(bundle);
     const m = await measure('(c) import, patient Bundles', concurrency, patients.length, async (i) => {
@@ -303,7 +303,7 @@ async function main(): Promise<void> {
  */
 async function seedHistoryPerson(uri: string, databaseName: string): Promise<{ nationalId: string; personId: string }> {
   const connection = openDatabase(uri, databaseName, 10_000);
-  const store = new FhirStore(connection.db, { listMaxResults: 100_000 });
+  const store = createHubStore(connection.db, { listMaxResults: 100_000 });
   const nationalId = makeNationalId('430621', '1958-06-15', 77, 'female');
   const members = ['bench-provincial', 'bench-county', 'bench-township', 'bench-community'];
   const resources: Resource[] = [];

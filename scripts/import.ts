@@ -6,7 +6,7 @@
 import { loadConfig } from '../src/config.ts';
 import { openConfiguredDatabase } from '../src/database/configured-database.ts';
 import { bundleFiles, importFiles, type ImportReport } from '../src/fhir/import-files.ts';
-import { FhirStore } from '../src/fhir/store.ts';
+import { createHubStore } from '../src/hub-store.ts';
 
 const paths = process.argv.slice(2);
 if (paths.length === 0) {
@@ -28,7 +28,7 @@ function progress(done: number, total: number, report: ImportReport): void {
 
 let exitCode = 0;
 try {
-  const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
+  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
   await store.ensureIndexes();
   const files = await bundleFiles(paths);
   const report = await importFiles(store, files, progress);

@@ -5,12 +5,12 @@
  */
 import { loadConfig } from '../src/config.ts';
 import { openConfiguredDatabase } from '../src/database/configured-database.ts';
-import { FhirStore } from '../src/fhir/store.ts';
+import { createHubStore } from '../src/hub-store.ts';
 
 const config = loadConfig();
 const { database, close } = await openConfiguredDatabase(config, console.log);
 try {
-  const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
+  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
   const started = Date.now();
   // A progress line on a terminal; otherwise only the summary below.
   const summary = await store.reindex((type, done) => {

@@ -7,12 +7,12 @@ import { loadConfig } from '../src/config.ts';
 import { seedDemoClients } from '../src/demo/clients.ts';
 import { openConfiguredDatabase } from '../src/database/configured-database.ts';
 import { seedDemoConsortium } from '../src/demo/seed.ts';
-import { FhirStore } from '../src/fhir/store.ts';
+import { createHubStore } from '../src/hub-store.ts';
 
 const config = loadConfig();
 const { database, close } = await openConfiguredDatabase(config, console.log);
 try {
-  const store = new FhirStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
+  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
   await store.ensureIndexes();
   const started = Date.now();
   const summary = await seedDemoConsortium(store);

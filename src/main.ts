@@ -24,6 +24,7 @@ async function main(): Promise<void> {
       log: (message) => log.info(message),
     });
     await embedded.start();
+    startedDatabase = embedded;
     uri = embedded.uri;
     const database = embedded;
     const restart = (code: number | null): void => {
@@ -69,7 +70,11 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-main().catch((error: unknown) => {
+/** The embedded database started for this run: a start that fails stops it again (it is ours, not a leftover). */
+let startedDatabase: EmbeddedFerretDb | undefined;
+
+main().catch(async (error: unknown) => {
+  await startedDatabase?.stop().catch(() => undefined);
   if (error instanceof ConfigError || error instanceof EmbeddedDatabaseError) {
     process.stderr.write(`\n${error.message}\n\n`);
   } else {

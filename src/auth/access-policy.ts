@@ -9,13 +9,13 @@
  *
  * The store applies the policy to every query and write (StoreAccess), so every GraphQL path is covered.
  */
-import type { Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Resource } from '@medplum/fhirtypes';
 import type { Filter } from 'mongodb';
 import { HubError } from '../errors.ts';
 import type { ResourceDocument } from '../fhir/search-query.ts';
 import { extractSearchValues } from '../fhir/search-index.ts';
 import { searchParametersOf } from '../fhir/search-parameters.ts';
-import type { FhirStore, StoreAccess } from '../fhir/store.ts';
+import type { FhirStore, StoreAccess, StoreExtension } from '../fhir/store.ts';
 import { RequestAudit } from '../audit/audit-trail.ts';
 import { allows, type Permission } from './scopes.ts';
 import type { Caller } from './tokens.ts';
@@ -88,6 +88,25 @@ export class AccessPolicy implements StoreAccess {
     }
   }
 
+  /**
+   * A resident's view of its audit trail: who (client, organisation), when, which of its records and the
+   * operation name. The query text and error details are left out: a member's query naming several people
+   * (`PatientList(identifier: "<A>,<B>")`) is recorded in A's event, and B's national ID is not A's to read.
+   * Administrators see everything.
+   */
+  present(resource: Resource): Resource {
+    if (!this.compartment || resource.resourceType !== 'AuditEvent') return resource;
+    const event = resource as AuditEvent;
+    const { outcomeDesc: _detail, ...rest } = event;
+    return {
+      ...rest,
+      // An operation name is the client's to choose: long digit runs (an identifier someone wrote into it) are masked.
+      entity: (event.entity ?? []).map(({ query: _query, detail: _entityDetail, ...entity }) =>
+        entity.description ? { ...entity, description: entity.description.replace(/\d{6,}[\dXx]*/g, '…') } : entity,
+      ),
+    } as AuditEvent;
+  }
+
   readFilter(type: string, permission: 'r' | 's'): Filter<ResourceDocument> | undefined {
     this.require(type, permission);
     if (type === 'AuditEvent' && !this.compartment && !this.isAdmin) throw forbidden('Only administrators and the resident concerned read audit events');
@@ -97,15 +116,38 @@ export class AccessPolicy implements StoreAccess {
     throw forbidden(`${type} is not readable with a resident token`);
   }
 
-  async checkWrite(operation: 'c' | 'u' | 'd', resource: Resource, existing: Resource | undefined, unrestricted: FhirStore): Promise<void> {
-    this.require(resource.resourceType, operation);
+  assertMayWrite(type: string, operation: 'c' | 'u' | 'd'): void {
+    this.require(type, operation);
     if (this.compartment) throw forbidden('A resident token cannot write');
-    if (resource.resourceType === 'AuditEvent') throw forbidden('Audit events are written by the hub alone');
+    if (type === 'AuditEvent') throw forbidden('Audit events are written by the hub alone');
+    if (!this.isAdmin && !this.caller.organization) throw forbidden(`Client ${this.caller.clientId} acts for no organisation and cannot write`);
+  }
+
+  /** A member's new resources belong to its organisation; an administrator's to what their content names. */
+  get writerOrganization(): string | undefined {
+    return this.isAdmin || this.compartment ? undefined : this.caller.organization;
+  }
+
+  /**
+   * A member writes a resource when it belongs to the member's organisation (the owner recorded when the id
+   * was first written, kept after a deletion) and when its content is attributed to it, before and after the
+   * change.
+   */
+  async checkWrite(
+    operation: 'c' | 'u' | 'd',
+    resource: Resource,
+    existing: Resource | undefined,
+    unrestricted: FhirStore,
+    context: { owner?: string; batch?: ReadonlyMap<string, Resource> } = {},
+  ): Promise<void> {
+    this.assertMayWrite(resource.resourceType, operation);
     if (this.isAdmin) return;
-    const own = this.caller.organization;
-    if (!own) throw forbidden(`Client ${this.caller.clientId} acts for no organisation and cannot write`);
+    const own = this.caller.organization!;
+    if (context.owner && context.owner !== own) {
+      throw forbidden(`${resource.resourceType}/${resource.id ?? '(new)'} belongs to ${context.owner}; a member writes only its own organisation's resources`);
+    }
     for (const version of existing ? [existing, ...(operation === 'd' ? [] : [resource])] : [resource]) {
-      if (!(await this.attributedTo(version, own, unrestricted))) {
+      if (!(await this.attributedTo(version, own, unrestricted, context.batch))) {
         throw forbidden(`${resource.resourceType}/${resource.id ?? '(new)'} is not attributed to ${own}; a member writes only its own organisation's resources`);
       }
     }
@@ -114,19 +156,35 @@ export class AccessPolicy implements StoreAccess {
   /**
    * Whether a resource is attributed to the organisation: named in its attribution parameters (performer,
    * serviceProvider, requester, managingOrganization, ...), or, when it names none, about a patient record
-   * that the organisation manages.
+   * that the organisation manages (a record in the same Bundle counts as it will be written).
    */
-  private async attributedTo(resource: Resource, organization: string, unrestricted: FhirStore): Promise<boolean> {
+  private async attributedTo(resource: Resource, organization: string, unrestricted: FhirStore, batch?: ReadonlyMap<string, Resource>): Promise<boolean> {
     if (resource.resourceType === 'Organization') return `Organization/${resource.id}` === organization;
-    const attribution = attributionParameters[resource.resourceType] ?? [];
-    // Only the parameters the rule reads are evaluated, not all of the type's.
-    const values = extractSearchValues(resource, new Set([...attribution, 'patient'])) as Record<string, unknown>;
-    const named = attribution.flatMap((key) => (values[key] as string[] | undefined) ?? []).filter((ref) => ref.startsWith('Organization/'));
+    const { named, patients } = attributionOf(resource);
     if (named.length > 0) return named.includes(organization);
-    if (directoryTypes.has(resource.resourceType)) return false;
-    const patients = ((values.patient as string[] | undefined) ?? []).filter((ref) => ref.startsWith('Patient/')).map((ref) => ref.slice('Patient/'.length));
-    if (patients.length === 0) return false;
-    const records = await unrestricted.readMany('Patient', patients);
-    return patients.every((id) => (records.get(id) as { managingOrganization?: { reference?: string } } | undefined)?.managingOrganization?.reference === organization);
+    if (directoryTypes.has(resource.resourceType) || patients.length === 0) return false;
+    const inBatch = (id: string): Resource | undefined => batch?.get(`Patient/${id}`);
+    const stored = await unrestricted.readMany('Patient', patients.filter((id) => !inBatch(id)));
+    return patients.every((id) => ((inBatch(id) ?? stored.get(id)) as { managingOrganization?: { reference?: string } } | undefined)?.managingOrganization?.reference === organization);
   }
 }
+
+/**
+ * The organisations a resource names as where it comes from (its attribution parameters), and the Patient ids
+ * it is about. Only the parameters the rule reads are evaluated, not all of the type's.
+ */
+export function attributionOf(resource: Resource): { named: string[]; patients: string[] } {
+  const attribution = attributionParameters[resource.resourceType] ?? [];
+  const values = extractSearchValues(resource, new Set([...attribution, 'patient'])) as Record<string, unknown>;
+  const named = attribution.flatMap((key) => (values[key] as string[] | undefined) ?? []).filter((ref) => ref.startsWith('Organization/'));
+  const patients = ((values.patient as string[] | undefined) ?? []).filter((ref) => ref.startsWith('Patient/')).map((ref) => ref.slice('Patient/'.length));
+  return { named, patients };
+}
+
+/**
+ * The store's ownership hook (src/hub-store.ts): a resource written without a member's organisation (seed,
+ * import, an administrator) belongs to the first organisation its content names; an Organization to itself.
+ */
+export const ownershipExtension: StoreExtension = {
+  owner: (resource) => (resource.resourceType === 'Organization' ? `Organization/${resource.id}` : attributionOf(resource).named[0]),
+};

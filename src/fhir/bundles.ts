@@ -198,6 +198,9 @@ export class BundleImporter {
     const entries = bundle.entry ?? [];
     if (!Array.isArray(entries)) throw badInput('Bundle.entry must be a list');
     if (entries.length > MAX_ENTRIES) throw badInput(`A Bundle may have at most ${MAX_ENTRIES} entries`);
+    entries.forEach((entry, index) => {
+      if (!entry || typeof entry !== 'object' || Array.isArray(entry)) throw badInput(`Bundle.entry[${index}] is not an object`, [`Bundle.entry[${index}]`]);
+    });
     const atomic = bundle.type === 'transaction';
 
     await this.prefetchConditions(entries);

@@ -21,6 +21,8 @@ export interface ResourceDocument {
   json: string;
   /** extracted search values */
   sp: Record<string, unknown>;
+  /** the organisation the resource belongs to (decided when its id was first written) */
+  owner?: string;
 }
 
 export type SearchArguments = Record<string, string | string[] | number | boolean | null | undefined>;

@@ -15,13 +15,12 @@ import type { Collection, Db, Filter } from 'mongodb';
 import type { Resource } from '@medplum/fhirtypes';
 import { createMissingIndexes, type IndexSpec } from '../database/indexes.ts';
 import { databaseProfile } from '../database/profile.ts';
+import type { Semaphore } from '../database/semaphore.ts';
 import { HubError, badInput, conflict, notFound, translateDatabaseError } from '../errors.ts';
 import { isServedResourceType, servedResourceTypes, indexedSearchParameters } from './resource-types.ts';
-import { storedSearchValues } from '../identity/derived-values.ts';
-import { DEFAULT_NATIONAL_ID_SYSTEM, nationalIdOf } from '../identity/patient-identity.ts';
 import { findSearchParameter, searchParametersOf, parameterKey, searchIndexFingerprint } from './search-parameters.ts';
 import { compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
-import { registerTokenNormalizer } from './search-index.ts';
+import { extractSearchValues, registerTokenNormalizer, type SearchValues } from './search-index.ts';
 import { validateFhirResource } from './validation.ts';
 
 export interface HistoryDocument {
@@ -34,13 +33,49 @@ export interface HistoryDocument {
   json: string | null;
   /** recreate: put again after a deletion */
   op: 'create' | 'update' | 'delete' | 'recreate';
+  /** the organisation the resource belongs to, decided when its id was first written */
+  owner?: string;
+}
+
+/** What remains of a deleted id: its last version and owner, so putting it again continues both. */
+interface Tombstone {
+  /** `Type/id` */
+  _id: string;
+  v: number;
+  owner?: string;
+  ts: Date;
+}
+
+/**
+ * A write in progress: the ids it is about to write. Removed when the write is complete; one left behind by a
+ * process that died mid-write tells the next start which resources to roll forward (recoverCutOffWrites).
+ */
+interface WriteIntent {
+  _id: string;
+  type: string;
+  ids: string[];
+  at: Date;
+}
+
+/**
+ * What a domain adds to every write, handed to the store where the hub is put together (src/hub-store.ts), so
+ * the store never imports a domain. Each hook sees the resource alone, never the database.
+ */
+export interface StoreExtension {
+  /** Refuses what the domain does not allow (e.g. an invalid national ID) with BAD_USER_INPUT; nothing is written. */
+  check?(resource: Resource): void;
+  /** Values stored beside the search values (`sp._person`, `sp._when`), computed at every write. */
+  derive?(resource: Resource, searchValues: SearchValues): Record<string, unknown>;
+  /** The organisation a resource written without a member's organisation belongs to (seed, import, administrators). */
+  owner?(resource: Resource, searchValues: SearchValues): string | undefined;
+  /** Codes of these systems are stored and searched in a normal form (the national ID's `x` as `X`). */
+  tokenNormalizers?: Record<string, (code: string) => string>;
 }
 
 export interface StoreOptions {
   /** Lists without `_count` refuse when more than this many resources match. */
   listMaxResults: number;
-  /** Identifier system of the national ID, validated on every Patient written (default: the national OID). */
-  nationalIdSystem?: string;
+  extensions?: StoreExtension[];
 }
 
 /**
@@ -50,10 +85,30 @@ export interface StoreOptions {
 export interface StoreAccess {
   /** An extra filter for reading a type, or undefined for none; throws FORBIDDEN when the type may not be read. */
   readFilter(type: string, permission: 'r' | 's'): Filter<ResourceDocument> | undefined;
-  /** Throws FORBIDDEN unless the caller may write `resource` (replacing `existing`, for updates and deletes). */
-  checkWrite(operation: 'c' | 'u' | 'd', resource: Resource, existing: Resource | undefined, unrestricted: FhirStore): Promise<void>;
+  /**
+   * Throws FORBIDDEN unless the caller may make this kind of write to the type at all (scopes, residents,
+   * the audit trail): checked before anything about the resource is looked up, so a refusal tells nothing
+   * about whether it exists.
+   */
+  assertMayWrite(type: string, operation: 'c' | 'u' | 'd'): void;
+  /**
+   * Throws FORBIDDEN unless the caller may write `resource` (replacing `existing`, for updates and deletes).
+   * `owner` is the organisation the resource (or, for a re-created id, its deleted predecessor) belongs to;
+   * `batch` holds the other resources of the same Bundle, by `Type/id`.
+   */
+  checkWrite(
+    operation: 'c' | 'u' | 'd',
+    resource: Resource,
+    existing: Resource | undefined,
+    unrestricted: FhirStore,
+    context?: { owner?: string; batch?: ReadonlyMap<string, Resource> },
+  ): Promise<void>;
+  /** The organisation a resource this caller creates belongs to (a member's own); undefined to let the store decide. */
+  readonly writerOrganization?: string | undefined;
   /** Told of every resource read or written for the caller (the audit trail). */
   observe?(resources: Resource[], action: 'R' | 'C' | 'U' | 'D'): void;
+  /** What the caller is shown of a resource it may read (every read path passes through it). */
+  present?(resource: Resource): Resource;
 }
 
 export interface SearchResult {
@@ -122,26 +177,57 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/**
+ * A request's bounds on its database reads: they carry the time left (maxTimeMS), stop at the signal, and at
+ * most `reads` of them run at once (thirty aliased lists become thirty reads, a few at a time, so one
+ * request cannot take every database connection and core).
+ */
+export interface RequestDeadline {
+  signal: AbortSignal;
+  /** epoch milliseconds */
+  at: number;
+  reads?: Semaphore;
+}
+
 export class FhirStore {
-  private readonly nationalIdSystem: string;
+  private readonly extensions: StoreExtension[];
 
   constructor(
     private readonly db: Db,
     private readonly options: StoreOptions,
     private readonly access?: StoreAccess,
-    private readonly signal?: AbortSignal,
+    private readonly deadline?: RequestDeadline,
   ) {
-    this.nationalIdSystem = options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM;
-    // A national ID is compared with its check character in upper case (`…011x` finds `…011X`).
-    registerTokenNormalizer(this.nationalIdSystem, (code) => code.trim().toUpperCase());
+    this.extensions = options.extensions ?? [];
+    for (const extension of this.extensions) {
+      for (const [system, normalize] of Object.entries(extension.tokenNormalizers ?? {})) registerTokenNormalizer(system, normalize);
+    }
   }
 
   /**
-   * The same store, reading and writing as a caller with this access policy. Once `signal` aborts (the
-   * request ran out of time), every further operation fails with TIMEOUT instead of reaching the database.
+   * The same store, reading and writing as a caller with this access policy, within a request's time. Reads
+   * ask the server to stop when the time is up (maxTimeMS) and are abandoned when the signal aborts (the
+   * request timed out or its client went away); once aborted, no further operation reaches the database.
    */
-  withAccess(access: StoreAccess | undefined, signal?: AbortSignal): FhirStore {
-    return new FhirStore(this.db, this.options, access, signal);
+  withAccess(access: StoreAccess | undefined, deadline?: RequestDeadline): FhirStore {
+    return new FhirStore(this.db, this.options, access, deadline);
+  }
+
+  /** Runs a read within the request's share of concurrent reads. */
+  private bounded<T>(read: () => Promise<T>): Promise<T> {
+    const deadline = this.deadline;
+    if (!deadline?.reads) return read();
+    return deadline.reads.run(() => {
+      // The request may have run out of time while this read waited for its turn.
+      if (deadline.signal.aborted) throw new HubError('TIMEOUT', 'The request ran out of time');
+      return read();
+    });
+  }
+
+  /** Options for a read within the request's time (none outside a request). */
+  private timed(): { maxTimeMS?: number; signal?: AbortSignal } {
+    if (!this.deadline) return {};
+    return { maxTimeMS: Math.max(1, Math.round(this.deadline.at - Date.now())), signal: this.deadline.signal };
   }
 
   private scoped(type: string, filter: Filter<ResourceDocument>, permission: 'r' | 's'): Filter<ResourceDocument> {
@@ -156,10 +242,21 @@ export class FhirStore {
     if (!visible) throw notFound(`${type}/${id} not found`);
   }
 
-  private async checkWrite(operation: 'c' | 'u' | 'd', resource: Resource, existingJson?: string): Promise<void> {
+  private async checkWrite(
+    operation: 'c' | 'u' | 'd',
+    resource: Resource,
+    existingJson?: string,
+    context: { owner?: string; batch?: ReadonlyMap<string, Resource> } = {},
+  ): Promise<void> {
     if (!this.access) return;
-    await this.access.checkWrite(operation, resource, existingJson ? parseResource(existingJson) : undefined, this.withAccess(undefined));
+    await this.access.checkWrite(operation, resource, existingJson ? parseResource(existingJson) : undefined, this.withAccess(undefined), context);
     this.access.observe?.([resource], operation.toUpperCase() as 'C' | 'U' | 'D');
+  }
+
+  /** A stored resource as the caller is shown it (the access policy may leave out what is not theirs to see). */
+  private reveal(json: string): Resource {
+    const resource = parseResource(json);
+    return this.access?.present ? this.access.present(resource) : resource;
   }
 
   /** Passes what was read to the access policy's observer; returns it unchanged. */
@@ -168,30 +265,49 @@ export class FhirStore {
     return resources;
   }
 
-  /** FHIR validation plus the hub's rules for what it stores (a Patient's national ID must be valid). */
+  /** FHIR validation plus the domains' rules for what is stored (a Patient's national ID must be valid). */
   private validate(resource: unknown): Resource {
     const valid = validateFhirResource(resource);
-    if (valid.resourceType === 'Patient') nationalIdOf(valid, this.nationalIdSystem);
+    for (const extension of this.extensions) extension.check?.(valid);
     return valid;
   }
 
+  /** The search values of a resource and the values the domains derive from it. */
   private searchValues(resource: Resource): Record<string, unknown> {
-    return storedSearchValues(resource, this.nationalIdSystem);
+    const values = extractSearchValues(resource);
+    let stored: Record<string, unknown> = values;
+    for (const extension of this.extensions) if (extension.derive) stored = { ...stored, ...extension.derive(resource, values) };
+    return stored;
   }
 
-  /** The history entry and the current document of one version of a resource. */
+  /**
+   * The history entry and the current document of one version of a resource. Its owner is inherited from
+   * the id's earlier versions; a new id belongs to the writing member's organisation, or else to the
+   * organisation its content names (the domains' `owner` hook).
+   */
   private versionDocuments(
     resource: Resource,
     version: number,
     ts: Date,
     op: HistoryDocument['op'],
+    inheritedOwner?: string,
   ): { history: HistoryDocument; current: ResourceDocument } {
     const id = resource.id as string;
     const json = JSON.stringify(resource);
+    const sp = this.searchValues(resource);
+    const owner = inheritedOwner ?? this.access?.writerOrganization ?? this.extensionOwner(resource, sp);
     return {
-      history: { _id: `${id}/${version}`, rid: id, v: version, ts, json, op },
-      current: { _id: id, v: version, ts, json, sp: this.searchValues(resource) },
+      history: { _id: `${id}/${version}`, rid: id, v: version, ts, json, op, ...(owner ? { owner } : {}) },
+      current: { _id: id, v: version, ts, json, sp, ...(owner ? { owner } : {}) },
     };
+  }
+
+  private extensionOwner(resource: Resource, searchValues: Record<string, unknown>): string | undefined {
+    for (const extension of this.extensions) {
+      const owner = extension.owner?.(resource, searchValues as SearchValues);
+      if (owner) return owner;
+    }
+    return undefined;
   }
 
   private current(type: string): Collection<ResourceDocument> {
@@ -202,6 +318,48 @@ export class FhirStore {
   private versions(type: string): Collection<HistoryDocument> {
     assertServedType(type);
     return this.db.collection<HistoryDocument>(`${type}_history`);
+  }
+
+  private tombstones(): Collection<Tombstone> {
+    return this.db.collection<Tombstone>('tombstones');
+  }
+
+  private intents(): Collection<WriteIntent> {
+    return this.db.collection<WriteIntent>('write_intents');
+  }
+
+  /** Records that a write of these ids begins (see WriteIntent). */
+  private async intend(type: string, ids: string[]): Promise<string> {
+    const _id = randomUUID();
+    await this.intents().insertOne({ _id, type, ids, at: new Date() });
+    return _id;
+  }
+
+  /** The write is complete: nothing to roll forward. (A write that failed half-way keeps its intent.) */
+  private async completed(intent: string): Promise<void> {
+    await this.intents().deleteOne({ _id: intent });
+  }
+
+  /**
+   * Finishes writes that a process left half done (killed between a version's history entry and its current
+   * document): every intent's resources are rolled forward to their latest version in history. Run at every
+   * start and then every minute; safe beside live writers (a write finds its version already in place and
+   * counts as done). Intents older than `settleMs` are then removed.
+   */
+  async recoverCutOffWrites(settleMs = 30_000): Promise<{ intents: number; resources: number }> {
+    return this.guard(async () => {
+      const intents = await this.intents().find({}).limit(1000).toArray();
+      let resources = 0;
+      for (const intent of intents) {
+        if (!isServedResourceType(intent.type)) continue;
+        for (const id of intent.ids) {
+          await this.rollForward(intent.type, id);
+          resources++;
+        }
+        if (Date.now() - intent.at.getTime() >= settleMs) await this.completed(intent._id);
+      }
+      return { intents: intents.length, resources };
+    });
   }
 
   /**
@@ -289,19 +447,21 @@ export class FhirStore {
     return { ...resource, id, meta } as Resource;
   }
 
-  private async writeNewVersion(
-    stored: Resource,
-    version: number,
-    ts: Date,
-    op: HistoryDocument['op'],
-  ): Promise<void> {
+  /**
+   * Writes one version: the history entry first (its unique `<id>/<version>` is the claim on the version), then
+   * the current document. A write intent brackets both, so a process killed between them leaves a pointer
+   * for the next start to finish the write.
+   */
+  private async writeNewVersion(stored: Resource, version: number, ts: Date, op: HistoryDocument['op'], inheritedOwner?: string): Promise<void> {
     const type = stored.resourceType;
     const id = stored.id as string;
-    const { history, current: document } = this.versionDocuments(stored, version, ts, op);
+    const { history, current: document } = this.versionDocuments(stored, version, ts, op, inheritedOwner);
+    const intent = await this.intend(type, [id]);
     try {
       await this.versions(type).insertOne(history);
     } catch (error) {
       if (isDuplicateKey(error)) {
+        await this.completed(intent);
         await this.rollForward(type, id);
         throw conflict(`${type}/${id} was changed by someone else (version ${version} already exists); read it again and retry`);
       }
@@ -309,32 +469,49 @@ export class FhirStore {
     }
     // Version 1, or a resource put again after its deletion: there is no current document to move forward.
     if (version === 1 || op === 'recreate') {
-      try {
-        await this.current(type).insertOne(document);
-      } catch (error) {
-        if (isDuplicateKey(error)) throw conflict(`${type}/${id} already exists`);
-        throw error;
-      }
+      await this.current(type).insertOne(document).catch(async (error: unknown) => {
+        // A recovery may have finished this very write already; anything else holds the id.
+        if (!isDuplicateKey(error) || !(await this.isAtVersion(type, id, version))) throw isDuplicateKey(error) ? conflict(`${type}/${id} already exists`) : error;
+      });
+      if (op === 'recreate') await this.tombstones().deleteOne({ _id: `${type}/${id}` });
     } else {
-      await this.current(type).replaceOne({ _id: id, v: version - 1 }, document);
+      const replaced = await this.current(type).replaceOne({ _id: id, v: version - 1 }, document);
+      // Not at the version before: a cut-off earlier write, or a recovery that already moved it here.
+      if (replaced.matchedCount === 0) await this.rollForward(type, id);
     }
+    await this.completed(intent);
+  }
+
+  private async isAtVersion(type: string, id: string, version: number): Promise<boolean> {
+    const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1 } });
+    return current?.v === version;
   }
 
   /**
    * Repairs a write that was cut off between its two steps: if history holds a newer version than the
-   * current document, the current document is moved forward to it.
+   * current document, the current document is moved forward to it (a deletion removes it and leaves its
+   * tombstone).
    */
   private async rollForward(type: string, id: string): Promise<void> {
-    const latest = await this.versions(type).find({ rid: id }).sort({ v: -1 }).limit(1).next();
-    if (!latest) return;
     const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1 } });
-    if (current && current.v >= latest.v) return;
+    // Versions after the current one (or after the deletion, or from the first) are looked up by their
+    // `<id>/<version>` key, one by one: an equality every server answers without a scan.
+    let version = current?.v ?? (await this.tombstones().findOne({ _id: `${type}/${id}` }, { projection: { v: 1 } }))?.v ?? 0;
+    let latest: HistoryDocument | null = null;
+    for (;;) {
+      const next = await this.versions(type).findOne({ _id: `${id}/${version + 1}` });
+      if (!next) break;
+      latest = next;
+      version = next.v;
+    }
+    if (!latest) return;
     if (latest.json === null) {
+      await this.tombstones().replaceOne({ _id: `${type}/${id}` }, { v: latest.v, ts: latest.ts, ...(latest.owner ? { owner: latest.owner } : {}) }, { upsert: true });
       await this.current(type).deleteOne({ _id: id, v: { $lt: latest.v } });
       return;
     }
     const resource = parseResource(latest.json);
-    const document: ResourceDocument = { _id: id, v: latest.v, ts: latest.ts, json: latest.json, sp: this.searchValues(resource) };
+    const document: ResourceDocument = { _id: id, v: latest.v, ts: latest.ts, json: latest.json, sp: this.searchValues(resource), ...(latest.owner ? { owner: latest.owner } : {}) };
     if (current) await this.current(type).replaceOne({ _id: id, v: current.v }, document);
     // No current document: a cut-off create or put-after-delete; a concurrent repair may win the insert.
     else await this.current(type).insertOne(document).catch((error: unknown) => {
@@ -346,6 +523,7 @@ export class FhirStore {
   async create<T extends Resource>(resource: T, options: { id?: string } = {}): Promise<T> {
     return this.guard(async () => {
       const valid = this.validate(resource);
+      this.access?.assertMayWrite(valid.resourceType, 'c');
       const id = options.id ?? randomUUID();
       assertValidId(id);
       await this.checkWrite('c', { ...valid, id } as Resource);
@@ -362,16 +540,20 @@ export class FhirStore {
    * access policy's filter is then applied to the documents found, so it cannot turn the read into a scan.
    */
   private async documentsById(type: string, ids: string[], projection: Record<string, 1>): Promise<ResourceDocument[]> {
+    return this.bounded(() => this.documentsByIdNow(type, ids, projection));
+  }
+
+  private async documentsByIdNow(type: string, ids: string[], projection: Record<string, 1>): Promise<ResourceDocument[]> {
     const extra = this.access?.readFilter(type, 'r');
     const collection = this.current(type);
     let documents: ResourceDocument[];
     if (ids.length === 1) {
-      const one = await collection.findOne({ _id: ids[0]! }, { projection });
+      const one = await collection.findOne({ _id: ids[0]! }, { projection, ...this.timed() });
       documents = one ? [one] : [];
     } else if (ids.length <= FERRETDB_EQUALITY_BATCH && (await databaseProfile(this.db)).ferretdb) {
-      documents = (await mapWithConcurrency(ids, 16, (id) => collection.findOne({ _id: id }, { projection }))).filter((d): d is ResourceDocument => d !== null);
+      documents = (await mapWithConcurrency(ids, 16, (id) => collection.findOne({ _id: id }, { projection, ...this.timed() }))).filter((d): d is ResourceDocument => d !== null);
     } else {
-      documents = await collection.find({ _id: { $in: ids } }, { projection, limit: ids.length, batchSize: ids.length + 1 }).toArray();
+      documents = await collection.find({ _id: { $in: ids } }, { projection, limit: ids.length, batchSize: ids.length + 1, ...this.timed() }).toArray();
     }
     return extra ? documents.filter((document) => documentMatches(document, extra)) : documents;
   }
@@ -380,9 +562,9 @@ export class FhirStore {
     return this.guard(async () => {
       assertValidId(id);
       const [document] = await this.documentsById(type, [id], { json: 1, sp: 1 } as Record<string, 1>);
-      if (document) return this.seen([parseResource(document.json)])[0] as T;
+      if (document) return this.seen([this.reveal(document.json)])[0] as T;
       if (this.access?.readFilter(type, 'r')) throw notFound(`${type}/${id} not found`);
-      const deleted = await this.versions(type).findOne({ rid: id, json: null });
+      const deleted = await this.tombstones().findOne({ _id: `${type}/${id}` }, { projection: { _id: 1 } });
       if (deleted) throw new HubError('GONE', `${type}/${id} was deleted`);
       throw notFound(`${type}/${id} not found`);
     });
@@ -398,7 +580,7 @@ export class FhirStore {
       const valid = [...new Set(ids)].filter((id) => ID_PATTERN.test(id));
       const found = new Map<string, Resource>();
       if (valid.length === 0) return found;
-      for (const document of await this.documentsById(type, valid, { json: 1, sp: 1 } as Record<string, 1>)) found.set(document._id, parseResource(document.json));
+      for (const document of await this.documentsById(type, valid, { json: 1, sp: 1 } as Record<string, 1>)) found.set(document._id, this.reveal(document.json));
       this.seen([...found.values()]);
       return found;
     });
@@ -412,7 +594,7 @@ export class FhirStore {
       const document = await this.versions(type).findOne({ _id: `${id}/${version}` });
       if (!document) throw notFound(`${type}/${id} has no version ${version}`);
       if (document.json === null) throw new HubError('GONE', `${type}/${id} version ${version} is a deletion`);
-      return parseResource(document.json) as T;
+      return this.reveal(document.json) as T;
     });
   }
 
@@ -427,9 +609,20 @@ export class FhirStore {
         versionId: String(document.v),
         lastUpdated: document.ts.toISOString(),
         deleted: document.json === null,
-        ...(document.json === null ? {} : { resource: parseResource(document.json) }),
+        ...(document.json === null ? {} : { resource: this.reveal(document.json) }),
       }));
     });
+  }
+
+  /**
+   * The current document of a resource that the caller is about to change: NOT_FOUND when there is none or
+   * the caller may not read it (so a refusal never tells that someone else's resource exists).
+   */
+  private async changing(type: string, id: string): Promise<ResourceDocument> {
+    const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1, json: 1, owner: 1, ...(this.access ? { sp: 1 } : {}) } });
+    const extra = current && this.access?.readFilter(type, 'r');
+    if (!current || (extra && !documentMatches(current, extra))) throw notFound(`${type}/${id} not found`);
+    return current;
   }
 
   /**
@@ -443,21 +636,17 @@ export class FhirStore {
       if (!id) throw badInput('An update needs the resource id', ['id']);
       assertValidId(id);
       const type = valid.resourceType;
-      const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1, ...(this.access ? { json: 1 } : {}) } });
-      if (!current) {
-        const claimed = await this.versions(type).findOne({ rid: id }, { projection: { v: 1 } });
-        if (claimed) await this.rollForward(type, id);
-        throw notFound(`${type}/${id} not found`);
-      }
+      this.access?.assertMayWrite(type, 'u');
+      const current = await this.changing(type, id);
       const expectedRaw = options.ifMatch ?? valid.meta?.versionId;
       const expected = expectedRaw === undefined ? current.v : parseVersion(expectedRaw);
       if (expected !== current.v) {
         throw conflict(`${type}/${id} is at version ${current.v}, not ${expected}; read it again and retry`);
       }
-      await this.checkWrite('u', valid, current.json);
+      await this.checkWrite('u', valid, current.json, current.owner ? { owner: current.owner } : {});
       const ts = new Date();
       const stored = this.prepare(valid, id, expected + 1, ts);
-      await this.writeNewVersion(stored, expected + 1, ts, 'update');
+      await this.writeNewVersion(stored, expected + 1, ts, 'update', current.owner);
       return stored as T;
     });
   }
@@ -466,46 +655,52 @@ export class FhirStore {
   async delete(type: string, id: string, options: { ifMatch?: string | number } = {}): Promise<string> {
     return this.guard(async () => {
       assertValidId(id);
-      const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1, ...(this.access ? { json: 1 } : {}) } });
-      if (!current) throw notFound(`${type}/${id} not found`);
-      if (this.access) await this.checkWrite('d', parseResource(current.json), current.json);
+      this.access?.assertMayWrite(type, 'd');
+      const current = await this.changing(type, id);
       const expected = options.ifMatch === undefined ? current.v : parseVersion(options.ifMatch);
       if (expected !== current.v) throw conflict(`${type}/${id} is at version ${current.v}, not ${expected}`);
+      if (this.access) await this.checkWrite('d', parseResource(current.json), current.json, current.owner ? { owner: current.owner } : {});
       const version = expected + 1;
+      const ts = new Date();
+      const intent = await this.intend(type, [id]);
       try {
-        await this.versions(type).insertOne({ _id: `${id}/${version}`, rid: id, v: version, ts: new Date(), json: null, op: 'delete' });
+        await this.versions(type).insertOne({ _id: `${id}/${version}`, rid: id, v: version, ts, json: null, op: 'delete', ...(current.owner ? { owner: current.owner } : {}) });
       } catch (error) {
-        if (isDuplicateKey(error)) throw conflict(`${type}/${id} was changed by someone else; read it again and retry`);
+        if (isDuplicateKey(error)) {
+          await this.completed(intent);
+          throw conflict(`${type}/${id} was changed by someone else; read it again and retry`);
+        }
         throw error;
       }
+      // The id stays its owner's: putting it again continues its versions and is checked against that owner.
+      await this.tombstones().replaceOne({ _id: `${type}/${id}` }, { v: version, ts, ...(current.owner ? { owner: current.owner } : {}) }, { upsert: true });
       await this.current(type).deleteOne({ _id: id, v: expected });
+      await this.completed(intent);
       return String(version);
     });
   }
 
   /**
    * Creates or updates a resource with a given id, writing a new version only when its content differs
-   * from what is stored (used by the seed: running it twice changes nothing).
+   * from what is stored (used by the seed: running it twice changes nothing). An id that was deleted is
+   * created again as its next version, as its owner's.
    */
-  async put(resource: Resource): Promise<WriteOutcome> {
+  async put(resource: Resource, batch?: ReadonlyMap<string, Resource>): Promise<WriteOutcome> {
     return this.guard(async () => {
       const valid = this.validate(resource);
       if (!valid.id) throw badInput('A put needs the resource id', ['id']);
       assertValidId(valid.id);
-      const existing = await this.current(valid.resourceType).findOne({ _id: valid.id });
+      const type = valid.resourceType;
+      const existing = await this.current(type).findOne({ _id: valid.id });
       if (!existing) {
-        const latest = await this.versions(valid.resourceType).find({ rid: valid.id }).sort({ v: -1 }).limit(1).next();
-        if (!latest) return { resource: await this.create(valid, { id: valid.id }), outcome: 'created' };
-        if (latest.json !== null) {
-          // History is ahead of a missing current document: a cut-off write; repair it, then put again.
-          await this.rollForward(valid.resourceType, valid.id);
-          return this.put(valid);
-        }
+        const tombstone = await this.tombstones().findOne({ _id: `${type}/${valid.id}` });
+        if (!tombstone) return { resource: await this.create(valid, { id: valid.id }), outcome: 'created' };
         // Put after a deletion creates the resource again as its next version (FHIR update-as-create).
-        await this.checkWrite('c', valid);
+        this.access?.assertMayWrite(type, 'c');
+        await this.checkWrite('c', valid, undefined, { ...(tombstone.owner ? { owner: tombstone.owner } : {}), ...(batch ? { batch } : {}) });
         const ts = new Date();
-        const stored = this.prepare(valid, valid.id, latest.v + 1, ts);
-        await this.writeNewVersion(stored, latest.v + 1, ts, 'recreate');
+        const stored = this.prepare(valid, valid.id, tombstone.v + 1, ts);
+        await this.writeNewVersion(stored, tombstone.v + 1, ts, 'recreate', tombstone.owner);
         return { resource: stored, outcome: 'created' };
       }
       const stored = parseResource(existing.json);
@@ -555,7 +750,8 @@ export class FhirStore {
           outcomes.set(resource, { resource, outcome: 'failed', error: named });
         }
       });
-      if (this.access) await this.checkWrites(valid);
+      const batch = new Map(valid.map(({ resource }) => [`${resource.resourceType}/${resource.id}`, resource]));
+      if (this.access) await this.checkWrites(valid, batch);
       const groups = new Map<string, { create: Resource[]; put: Resource[] }>();
       for (const { resource, mode } of valid) {
         const group = groups.get(resource.resourceType) ?? { create: [], put: [] };
@@ -564,24 +760,44 @@ export class FhirStore {
       }
       for (const [type, group] of groups) {
         if (group.create.length > 0) await this.createIfAbsent(type, group.create, outcomes);
-        if (group.put.length > 0) await this.putGroup(type, group.put, outcomes);
+        if (group.put.length > 0) await this.putGroup(type, group.put, outcomes, batch);
       }
       return items.map(({ resource }) => outcomes.get(resource)!);
     });
   }
 
-  /** Every write of a batch is checked before any is made (one read of existing resources per type). */
-  private async checkWrites(items: { resource: Resource; mode: 'create' | 'put' }[]): Promise<void> {
+  /**
+   * The current documents of ids, whoever may read them (for the store's own checks), by `_id` equality: one
+   * query per id on FerretDB (up to the batch size), one `$in` on MongoDB.
+   */
+  private async existingDocuments(type: string, ids: string[], projection: Record<string, 1>): Promise<Map<string, ResourceDocument>> {
+    const unrestricted = this.access ? this.withAccess(undefined, this.deadline) : this;
+    return new Map((await unrestricted.documentsByIdNow(type, [...new Set(ids)], projection)).map((document) => [document._id, document]));
+  }
+
+  /**
+   * Every write of a batch is checked before any is made: one read of existing resources per type (and of
+   * the tombstones of ids that are gone), and the Bundle's own resources stand in for what they refer to.
+   */
+  private async checkWrites(items: { resource: Resource; mode: 'create' | 'put' }[], batch: ReadonlyMap<string, Resource>): Promise<void> {
     const idsByType = new Map<string, string[]>();
     for (const { resource } of items) idsByType.set(resource.resourceType, [...(idsByType.get(resource.resourceType) ?? []), resource.id as string]);
-    const existing = new Map<string, string>();
+    const existing = new Map<string, ResourceDocument>();
+    const owners = new Map<string, string>();
     for (const [type, ids] of idsByType) {
-      for (const document of await this.current(type).find({ _id: { $in: ids } }, { projection: { json: 1 } }).toArray()) existing.set(`${type}/${document._id}`, document.json);
+      for (const [id, document] of await this.existingDocuments(type, ids, { json: 1, owner: 1 } as Record<string, 1>)) existing.set(`${type}/${id}`, document);
+      const gone = ids.filter((id) => !existing.has(`${type}/${id}`)).map((id) => `${type}/${id}`);
+      for (const tombstone of await mapWithConcurrency(gone, 16, (key) => this.tombstones().findOne({ _id: key }))) {
+        if (tombstone?.owner) owners.set(tombstone._id, tombstone.owner);
+      }
     }
     for (const { resource, mode } of items) {
-      const json = existing.get(`${resource.resourceType}/${resource.id}`);
+      this.access!.assertMayWrite(resource.resourceType, mode === 'put' ? 'u' : 'c');
+      const key = `${resource.resourceType}/${resource.id}`;
+      const document = existing.get(key);
+      const owner = document?.owner ?? owners.get(key);
       // A create of an existing id writes nothing (unchanged), so only the content is checked.
-      await this.checkWrite(json && mode === 'put' ? 'u' : 'c', resource, mode === 'put' ? json : undefined);
+      await this.checkWrite(document && mode === 'put' ? 'u' : 'c', resource, mode === 'put' ? document?.json : undefined, { ...(owner ? { owner } : {}), batch });
     }
   }
 
@@ -589,6 +805,7 @@ export class FhirStore {
     const ts = new Date();
     const prepared = resources.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
     const documents = prepared.map((resource) => this.versionDocuments(resource, 1, ts, 'create'));
+    const intent = await this.intend(type, resources.map((resource) => resource.id as string));
     const historyFailed = await insertManyReportingDuplicates(this.versions(type), documents.map((d) => d.history));
     const currentFailed = await insertManyReportingDuplicates(this.current(type), documents.map((d) => d.current));
     for (const [i, resource] of resources.entries()) {
@@ -602,20 +819,18 @@ export class FhirStore {
         outcomes.set(resource, { resource, outcome: 'unchanged' });
       }
     }
+    await this.completed(intent);
   }
 
-  private async putGroup(type: string, group: Resource[], outcomes: Map<Resource, WriteOutcome>): Promise<void> {
-    const existing = new Map<string, ResourceDocument>();
-    for await (const document of this.current(type).find({ _id: { $in: group.map((r) => r.id as string) } }, { limit: group.length, batchSize: group.length + 1 })) {
-      existing.set(document._id, document);
-    }
+  private async putGroup(type: string, group: Resource[], outcomes: Map<Resource, WriteOutcome>, batch: ReadonlyMap<string, Resource>): Promise<void> {
+    const existing = await this.existingDocuments(type, group.map((r) => r.id as string), { json: 1, v: 1 } as Record<string, 1>);
     const fresh: Resource[] = [];
     for (const resource of group) {
       const document = existing.get(resource.id as string);
       if (!document) fresh.push(resource);
       else {
         const stored = parseResource(document.json);
-        outcomes.set(resource, sameContent(stored, resource) ? { resource: stored, outcome: 'unchanged' } : await this.put(resource));
+        outcomes.set(resource, sameContent(stored, resource) ? { resource: stored, outcome: 'unchanged' } : await this.put(resource, batch));
       }
     }
     if (fresh.length === 0) return;
@@ -625,16 +840,16 @@ export class FhirStore {
     await this.createIfAbsent(type, fresh, created);
     for (const resource of fresh) {
       const outcome = created.get(resource)!;
-      outcomes.set(resource, outcome.outcome === 'created' ? outcome : await this.putWithRetry(resource));
+      outcomes.set(resource, outcome.outcome === 'created' ? outcome : await this.putWithRetry(resource, batch));
     }
   }
 
-  private async putWithRetry(resource: Resource): Promise<WriteOutcome> {
+  private async putWithRetry(resource: Resource, batch?: ReadonlyMap<string, Resource>): Promise<WriteOutcome> {
     try {
-      return await this.put(resource);
+      return await this.put(resource, batch);
     } catch (error) {
       // A concurrent writer or a cut-off earlier write: `put` rolled it forward; one more look settles it.
-      if (error instanceof HubError && error.code === 'CONFLICT') return this.put(resource);
+      if (error instanceof HubError && error.code === 'CONFLICT') return this.put(resource, batch);
       throw error;
     }
   }
@@ -659,13 +874,15 @@ export class FhirStore {
         this.access?.readFilter(type, 's');
         return { resources: [], hasMore: false };
       }
-      const documents = await this.current(type)
-        // One batch for the whole page: a round trip per request, not per 101 documents.
-        .find(this.scoped(type, compiled.filter, 's'), { projection: { json: 1 }, batchSize: pageSize + 1 })
-        .sort(compiled.sort)
-        .skip(compiled.offset)
-        .limit(pageSize + 1)
-        .toArray();
+      const documents = await this.bounded(() =>
+        this.current(type)
+          // One batch for the whole page: a round trip per request, not per 101 documents.
+          .find(this.scoped(type, compiled.filter, 's'), { projection: { json: 1 }, batchSize: pageSize + 1, ...this.timed() })
+          .sort(compiled.sort)
+          .skip(compiled.offset)
+          .limit(pageSize + 1)
+          .toArray(),
+      );
       const hasMore = documents.length > pageSize;
       if (hasMore && compiled.count === undefined) {
         throw new HubError(
@@ -673,7 +890,7 @@ export class FhirStore {
           `More than ${this.options.listMaxResults} ${type} resources match; narrow the search or page with _count and _offset`,
         );
       }
-      return { resources: this.seen(documents.slice(0, pageSize).map((document) => parseResource(document.json))), hasMore };
+      return { resources: this.seen(documents.slice(0, pageSize).map((document) => this.reveal(document.json))), hasMore };
     });
   }
 
@@ -700,15 +917,13 @@ export class FhirStore {
       const filter = this.scoped(type, { $and: [compiled.filter, { [field]: { $in: unique } }] }, 's');
       const perTarget = compiled.count ?? this.options.listMaxResults;
       const cap = Math.min((compiled.offset + perTarget + 1) * unique.length, REVERSE_REFERENCE_CAP);
-      const documents = await this.current(type)
-        .find(filter, { projection: { json: 1, [field]: 1 }, batchSize: cap })
-        .sort(compiled.sort)
-        .limit(cap)
-        .toArray();
+      const documents = await this.bounded(() =>
+        this.current(type).find(filter, { projection: { json: 1, [field]: 1 }, batchSize: cap, ...this.timed() }).sort(compiled.sort).limit(cap).toArray(),
+      );
       const grouped = new Map<string, Resource[]>(unique.map((target) => [target, []]));
       for (const document of documents) {
         const references = (document.sp as Record<string, unknown> | undefined)?.[parameter.key];
-        const resource = parseResource(document.json);
+        const resource = this.reveal(document.json);
         for (const reference of Array.isArray(references) ? references : []) grouped.get(reference as string)?.push(resource);
       }
       this.seen([...new Set([...grouped.values()].flat())]);
@@ -738,7 +953,7 @@ export class FhirStore {
       const field = `sp.${parameter.key}`;
       const wanted = new Set(values);
       const found = new Map<string, string[]>(values.map((value) => [value, []]));
-      const documents = await this.current(type).find(this.scoped(type, { [field]: { $in: [...wanted] } }, 's'), { projection: { [field]: 1 } }).toArray();
+      const documents = await this.current(type).find(this.scoped(type, { [field]: { $in: [...wanted] } }, 's'), { projection: { [field]: 1 }, ...this.timed() }).toArray();
       for (const document of documents) {
         const held = (document.sp as Record<string, unknown> | undefined)?.[parameter.key];
         for (const value of Array.isArray(held) ? held : []) if (wanted.has(value as string)) found.get(value as string)!.push(document._id);
@@ -757,9 +972,9 @@ export class FhirStore {
     return this.guard(async () => {
       const fields = Object.keys(sort);
       const projection = Object.fromEntries([['json', 1], ...fields.filter((f) => f !== '_id').map((f) => [f, 1])]);
-      const documents = await this.current(type).find(this.scoped(type, filter, 's'), { projection, limit, batchSize: limit + 1 }).sort(sort).toArray();
+      const documents = await this.bounded(() => this.current(type).find(this.scoped(type, filter, 's'), { projection, limit, batchSize: limit + 1, ...this.timed() }).sort(sort).toArray());
       const page = documents.map((document) => ({
-        resource: parseResource(document.json),
+        resource: this.reveal(document.json),
         sortValues: fields.map((field) => field.split('.').reduce<unknown>((value, part) => (value as Record<string, unknown> | undefined)?.[part], document) ?? null),
       }));
       this.seen(page.map((item) => item.resource));
@@ -778,9 +993,9 @@ export class FhirStore {
   ): Promise<{ resource: Resource; values: Record<string, unknown> }[]> {
     return this.guard(async () => {
       const projection = Object.fromEntries([['json', 1], ...(options.values ?? []).map((key) => [`sp.${key}`, 1])]);
-      const cursor = this.current(type).find(this.scoped(type, filter, 's'), { projection, ...(options.limit ? { limit: options.limit, batchSize: options.limit + 1 } : {}) });
+      const cursor = this.current(type).find(this.scoped(type, filter, 's'), { projection, ...(options.limit ? { limit: options.limit, batchSize: options.limit + 1 } : {}), ...this.timed() });
       if (options.sort) cursor.sort(options.sort);
-      const found = (await cursor.toArray()).map((document) => ({ resource: parseResource(document.json), values: document.sp ?? {} }));
+      const found = (await this.bounded(() => cursor.toArray())).map((document) => ({ resource: this.reveal(document.json), values: document.sp ?? {} }));
       this.seen(found.map((item) => item.resource));
       return found;
     });
@@ -790,23 +1005,23 @@ export class FhirStore {
   async aggregate<T extends Record<string, unknown>>(type: string, pipeline: object[]): Promise<T[]> {
     return this.guard(() => {
       const extra = this.access?.readFilter(type, 's');
-      return this.current(type).aggregate<T>(extra ? [{ $match: extra }, ...pipeline] : pipeline).toArray();
+      return this.bounded(() => this.current(type).aggregate<T>(extra ? [{ $match: extra }, ...pipeline] : pipeline, this.timed()).toArray());
     });
   }
 
   async countMatching(type: string, filter: Filter<ResourceDocument>): Promise<number> {
-    return this.guard(() => this.current(type).countDocuments(this.scoped(type, filter, 's')));
+    return this.guard(() => this.bounded(() => this.current(type).countDocuments(this.scoped(type, filter, 's'), this.timed())));
   }
 
   async count(type: string, args: SearchArguments = {}): Promise<number> {
     return this.guard(async () => {
       const { filter } = compileSearch(type, args);
-      return this.current(type).countDocuments(this.scoped(type, filter as Filter<ResourceDocument>, 's'));
+      return this.bounded(() => this.current(type).countDocuments(this.scoped(type, filter as Filter<ResourceDocument>, 's'), this.timed()));
     });
   }
 
   private async guard<T>(work: () => Promise<T>): Promise<T> {
-    if (this.signal?.aborted) throw new HubError('TIMEOUT', 'The request ran out of time');
+    if (this.deadline?.signal.aborted) throw new HubError('TIMEOUT', 'The request ran out of time');
     try {
       return await work();
     } catch (error) {

@@ -228,7 +228,7 @@ describe('FHIR store', () => {
 
   it('stops a request that ran out of time from reaching the database again', async () => {
     const deadline = new AbortController();
-    const scoped = database.store.withAccess(undefined, deadline.signal);
+    const scoped = database.store.withAccess(undefined, { signal: deadline.signal, at: Date.now() + 60_000 });
     expect((await scoped.search('Patient', { _count: 1 })).resources.length).toBeLessThanOrEqual(1);
     deadline.abort();
     const before = database.connection.commandsSent();

@@ -5,7 +5,8 @@ import { startHub, type Hub } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { openDatabase, type DatabaseConnection } from '../../src/database/connection.ts';
 import { seedDemoConsortium } from '../../src/demo/seed.ts';
-import { FhirStore } from '../../src/fhir/store.ts';
+import type { FhirStore } from '../../src/fhir/store.ts';
+import { createHubStore } from '../../src/hub-store.ts';
 import { createLogger } from '../../src/log.ts';
 
 export const mongodbUri = (): string => inject('mongodbUri');
@@ -25,7 +26,7 @@ export interface TestDatabase {
 export async function freshDatabase(label: string, options: { uri?: string; listMaxResults?: number } = {}): Promise<TestDatabase> {
   const name = uniqueDatabaseName(label);
   const connection = openDatabase(options.uri ?? mongodbUri(), name, 5000);
-  const store = new FhirStore(connection.db, { listMaxResults: options.listMaxResults ?? 1000 });
+  const store = createHubStore(connection.db, { listMaxResults: options.listMaxResults ?? 1000 });
   await store.ensureIndexes();
   return {
     name,
@@ -46,7 +47,7 @@ export async function freshDatabase(label: string, options: { uri?: string; list
 const testLogLevel = (process.env.TEST_LOG_LEVEL ?? 'silent') as Config['LOG_LEVEL'];
 
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  return loadConfig({ PORT: '0', LOG_LEVEL: testLogLevel, DB_TIMEOUT_MS: '1500', SHUTDOWN_GRACE_MS: '2000', AUTH_REQUIRED: 'false', ...overrides });
+  return loadConfig({ PORT: '0', LOG_LEVEL: testLogLevel, DB_TIMEOUT_MS: '5000', SHUTDOWN_GRACE_MS: '2000', AUTH_REQUIRED: 'false', ...overrides });
 }
 
 export async function startTestHub(databaseName: string, overrides: Record<string, string> = {}, uri = mongodbUri()): Promise<Hub> {
