@@ -87,9 +87,11 @@ export async function startHub(
   mongodbUri: string,
   log: Logger,
   beforeListening?: (store: FhirStore, clients: ClientRegistry) => Promise<void>,
+  /** FerretDB's PostgreSQL database (the embedded default, or FERRETDB_POSTGRESQL_URL): the hub's GIN indexes go there. */
+  postgresUrl: string | undefined = config.FERRETDB_POSTGRESQL_URL,
 ): Promise<Hub> {
   ensureStructureDefinitions();
-  const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS);
+  const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS, postgresUrl ? { url: postgresUrl, warn: (message) => log.warn(message) } : undefined);
   const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
   const directory = new PersonDirectory(store, database.db, config.NATIONAL_ID_SYSTEM);
   const clients = new ClientRegistry(database.db);
@@ -102,7 +104,7 @@ export async function startHub(
   const rateLimiter = new RateLimiter(database.db, config.RATE_LIMIT_PER_MINUTE);
   const concurrency = new ClientConcurrency(config.MAX_CONCURRENT_REQUESTS_PER_CLIENT, config.CONCURRENCY_WAIT_MS);
   const indexing = ensureIndexesEventually(log, () =>
-    Promise.all([store.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes()]),
+    Promise.all([store.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes()]),
   );
   const contextOptions = {
     store,

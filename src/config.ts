@@ -26,6 +26,12 @@ const configSchema = z.object({
   /** The embedded FerretDB binary; built there from the Go module proxy when missing. */
   FERRETDB_BIN: z.string().min(1).default(resolve(projectRoot, '.tools', 'bin', 'ferretdb')),
   EMBEDDED_DB_PORT: z.coerce.number().int().min(1).max(65535).default(27018),
+  /** Port of the embedded PostgreSQL under FerretDB (loopback only). */
+  EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(27019),
+  /** auto: PostgreSQL when installed (and the data folder holds no SQLite data), else SQLite. */
+  EMBEDDED_DB_BACKEND: z.enum(['auto', 'postgresql', 'sqlite']).default('auto'),
+  /** With MONGODB_URI pointing at FerretDB on PostgreSQL: its PostgreSQL database, so the hub can create its GIN indexes there. */
+  FERRETDB_POSTGRESQL_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must start with postgres://').optional(),
   /** How long one database operation may wait for a reachable server before failing. */
   DB_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(3000),
   /** How long one database operation may run once sent (a slow scan on FerretDB, a busy server) before it fails. */

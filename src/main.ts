@@ -1,11 +1,11 @@
 /**
- * Start-up only: config -> database (MONGODB_URI, or the embedded FerretDB) -> demo seed on first start ->
+ * Start-up only: config -> database (MONGODB_URI, or the embedded FerretDB on PostgreSQL) -> demo seed on first start ->
  * hub. SIGTERM and SIGINT drain in-flight requests and stop everything in reverse order.
  */
-import { join } from 'node:path';
 import { startHub, type Hub } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { EmbeddedDatabaseError, EmbeddedFerretDb } from './database/embedded-ferretdb.ts';
+import { startEmbeddedDatabase, type EmbeddedDatabase } from './database/embedded-database.ts';
+import { EmbeddedDatabaseError } from './database/embedded-ferretdb.ts';
 import { seedDemoClients } from './demo/clients.ts';
 import { seedDemoConsortium } from './demo/seed.ts';
 import { createLogger } from './log.ts';
@@ -14,27 +14,29 @@ async function main(): Promise<void> {
   const startedAt = Date.now();
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL);
-  let embedded: EmbeddedFerretDb | undefined;
+  let embedded: EmbeddedDatabase | undefined;
   let uri = config.MONGODB_URI;
   if (!uri) {
-    embedded = new EmbeddedFerretDb({
-      binary: config.FERRETDB_BIN,
-      dataDir: join(config.DATA_DIR, 'ferretdb'),
-      port: config.EMBEDDED_DB_PORT,
+    embedded = await startEmbeddedDatabase({
+      dataDir: config.DATA_DIR,
+      ferretdbPort: config.EMBEDDED_DB_PORT,
+      postgresPort: config.EMBEDDED_POSTGRES_PORT,
+      ferretdbBinary: config.FERRETDB_BIN,
+      backend: config.EMBEDDED_DB_BACKEND,
       log: (message) => log.info(message),
+      warn: (message) => log.warn(message),
     });
-    await embedded.start();
     startedDatabase = embedded;
     uri = embedded.uri;
     const database = embedded;
-    const restart = (code: number | null): void => {
-      log.error('embedded FerretDB stopped unexpectedly; restarting it', { code });
+    const restart = (which: 'ferretdb' | 'postgres', code: number | null): void => {
+      log.error(`embedded ${which === 'postgres' ? 'PostgreSQL' : 'FerretDB'} stopped unexpectedly; restarting it`, { code });
       setTimeout(() => {
-        database.start().then(() => database.onUnexpectedExit(restart)).catch((error: unknown) => log.error('restart failed', { error: String(error) }));
+        database.restart(which).catch((error: unknown) => log.error('restart failed', { error: String(error) }));
       }, 1000);
     };
     database.onUnexpectedExit(restart);
-    log.info('embedded FerretDB started', { uri, dataDir: join(config.DATA_DIR, 'ferretdb') });
+    log.info('embedded database started', { database: database.description });
   }
 
   const hub: Hub = await startHub(config, uri, log, async (store, clients) => {
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
       log.info('demo consortium seeded on first start', seeded);
       log.info('demo API clients registered (secrets in the README)', { added: await seedDemoClients(clients) });
     }
-  });
+  }, embedded?.postgresUrl ?? config.FERRETDB_POSTGRESQL_URL);
   log.info('hub ready', { url: hub.url, startupMs: Date.now() - startedAt });
   process.stdout.write(`\nConsortium hub is ready.\n  Playground: ${hub.url}/graphql\n  Health:     ${hub.url}/health\n\n`);
 
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
 }
 
 /** The embedded database started for this run: a start that fails stops it again (it is ours, not a leftover). */
-let startedDatabase: EmbeddedFerretDb | undefined;
+let startedDatabase: EmbeddedDatabase | undefined;
 
 main().catch(async (error: unknown) => {
   await startedDatabase?.stop().catch(() => undefined);

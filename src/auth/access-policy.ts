@@ -112,7 +112,7 @@ export class AccessPolicy implements StoreAccess {
     if (type === 'AuditEvent' && !this.compartment && !this.isAdmin) throw forbidden('Only administrators and the resident concerned read audit events');
     if (!this.compartment || directoryTypes.has(type)) return undefined;
     if (type === 'Patient') return { _id: { $in: this.compartment.map((ref) => ref.slice('Patient/'.length)) } };
-    if (searchParametersOf(type).has('patient')) return { 'sp.patient': { $in: this.compartment } };
+    if (searchParametersOf(type).has('patient')) return { t_patient: this.compartment.length === 1 ? this.compartment[0] : { $in: this.compartment } };
     throw forbidden(`${type} is not readable with a resident token`);
   }
 

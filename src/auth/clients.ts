@@ -5,6 +5,7 @@
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { z } from 'zod';
+import { createMissingIndexes } from '../database/indexes.ts';
 import { HubError, badInput, notFound } from '../errors.ts';
 import { formatScope, parseScopes } from './scopes.ts';
 
@@ -66,8 +67,13 @@ let decoyHash: Promise<string> | undefined;
 export class ClientRegistry {
   private readonly clients: Collection<ClientDocument>;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.clients = db.collection<ClientDocument>('clients');
+  }
+
+  /** Clients are read by id at every request. */
+  async ensureIndexes(): Promise<void> {
+    await createMissingIndexes(this.db, 'clients', []);
   }
 
   /** Registers (or re-registers, replacing secret and scopes) a client; returns its secret once. */

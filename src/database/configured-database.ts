@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import { openDatabase, type DatabaseConnection } from './connection.ts';
+import { runningPostgresUrl, startEmbeddedDatabase, type EmbeddedDatabase } from './embedded-database.ts';
 import { EmbeddedFerretDb } from './embedded-ferretdb.ts';
 
 /** A connection string with its user name and password left out, for messages. */
@@ -9,34 +10,42 @@ export function withoutCredentials(uri: string): string {
 }
 
 /**
- * For commands beside the hub (`npm run seed`, `import`, `reindex`, `clients`): the database of MONGODB_URI, or
- * the embedded FerretDB of DATA_DIR — the one a running hub uses, or one started for this command and stopped
- * by `close`. Never another server that happens to listen on the configured port. `log` is told first which
- * database it is.
+ * For commands beside the hub (`npm run seed`, `import`, `reindex`, `clients`, `migrate`): the database of
+ * MONGODB_URI, or the embedded database of DATA_DIR — the one a running hub serves (at the port its FerretDB
+ * really listens on), or one started for this command and stopped by `close`. Never another server that
+ * happens to listen on the configured port. `log` is told first which database it is.
  */
 export async function openConfiguredDatabase(
   config: Config,
   log: (message: string) => void,
 ): Promise<{ database: DatabaseConnection; close: () => Promise<void> }> {
-  let embedded: EmbeddedFerretDb | undefined;
+  let embedded: EmbeddedDatabase | undefined;
   let uri = config.MONGODB_URI;
+  let postgresUrl = config.FERRETDB_POSTGRESQL_URL;
   if (uri) {
     log(`database: MONGODB_URI ${withoutCredentials(uri)}, database ${config.MONGODB_DB}`);
   } else {
-    const dataDir = join(config.DATA_DIR, 'ferretdb');
-    const candidate = new EmbeddedFerretDb({ binary: config.FERRETDB_BIN, dataDir, port: config.EMBEDDED_DB_PORT, log });
-    const running = await candidate.runningForDataFolder();
+    const running = await new EmbeddedFerretDb({ binary: config.FERRETDB_BIN, dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.EMBEDDED_DB_PORT }).runningForDataFolder();
     if (running) {
       log(`database: ${running.description}, database ${config.MONGODB_DB}`);
       uri = running.uri;
+      postgresUrl = runningPostgresUrl(config.DATA_DIR);
     } else {
-      log(`database: an embedded FerretDB started for this command (127.0.0.1:${config.EMBEDDED_DB_PORT}, data folder ${dataDir}), database ${config.MONGODB_DB}`);
-      await candidate.start();
-      embedded = candidate;
-      uri = candidate.uri;
+      log(`database: an embedded database started for this command (data folder ${config.DATA_DIR}), database ${config.MONGODB_DB}`);
+      embedded = await startEmbeddedDatabase({
+        dataDir: config.DATA_DIR,
+        ferretdbPort: config.EMBEDDED_DB_PORT,
+        postgresPort: config.EMBEDDED_POSTGRES_PORT,
+        ferretdbBinary: config.FERRETDB_BIN,
+        backend: config.EMBEDDED_DB_BACKEND,
+        log,
+        warn: log,
+      });
+      uri = embedded.uri;
+      postgresUrl = embedded.postgresUrl;
     }
   }
-  const database = openDatabase(uri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS);
+  const database = openDatabase(uri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS, postgresUrl ? { url: postgresUrl, warn: log } : undefined);
   return {
     database,
     close: async () => {

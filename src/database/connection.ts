@@ -1,4 +1,5 @@
 import { MongoClient, type Db } from 'mongodb';
+import { FerretDbPostgresIndexes, usePostgresIndexes } from './postgres-indexes.ts';
 
 export interface DatabaseConnection {
   client: MongoClient;
@@ -14,7 +15,14 @@ export interface DatabaseConnection {
  * Opens a client. The driver connects lazily and reconnects by itself, so a database that is down at
  * start or goes away later makes operations fail fast (after `timeoutMs`) instead of stopping the hub.
  */
-export function openDatabase(uri: string, dbName: string, timeoutMs: number, operationTimeoutMs = 120_000): DatabaseConnection {
+export function openDatabase(
+  uri: string,
+  dbName: string,
+  timeoutMs: number,
+  operationTimeoutMs = 120_000,
+  /** FerretDB's PostgreSQL database, when the server is FerretDB on PostgreSQL: the hub creates its GIN indexes there. */
+  postgres?: { url: string; warn?: (message: string) => void },
+): DatabaseConnection {
   const client = new MongoClient(uri, {
     serverSelectionTimeoutMS: timeoutMs,
     connectTimeoutMS: timeoutMs,
@@ -28,6 +36,8 @@ export function openDatabase(uri: string, dbName: string, timeoutMs: number, ope
     commands++;
   });
   const db = client.db(dbName);
+  const indexes = postgres ? new FerretDbPostgresIndexes(postgres.url, postgres.warn) : undefined;
+  if (indexes) usePostgresIndexes(db, indexes);
   return {
     client,
     db,
@@ -40,6 +50,9 @@ export function openDatabase(uri: string, dbName: string, timeoutMs: number, ope
         return false;
       }
     },
-    close: () => client.close(),
+    close: async () => {
+      await client.close();
+      await indexes?.close();
+    },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The embedded default database: a local FerretDB v1.24.2 (MongoDB wire protocol over SQLite),
+ * The embedded default database: a local FerretDB v1.24.2 (MongoDB wire protocol over PostgreSQL, or SQLite),
  * built once from its Go module into `.tools/bin/` and run as a child process of the hub or the tests.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -98,9 +98,12 @@ function makeWritable(dir: string): void {
 
 export interface FerretDbOptions {
   binary?: string;
+  /** FerretDB's state folder; with the SQLite backend also where the data is */
   dataDir: string;
   port: number;
   host?: string;
+  /** The PostgreSQL database of the PostgreSQL backend; without it the SQLite backend (in dataDir) is used. */
+  postgresqlUrl?: string;
   log?: (message: string) => void;
 }
 
@@ -131,11 +134,11 @@ export class EmbeddedFerretDb {
     mkdirSync(this.options.dataDir, { recursive: true });
     const logFile = openSync(this.logPath, 'a');
     this.stopping = false;
+    const backend = this.options.postgresqlUrl ? ['--handler=postgresql'] : ['--handler=sqlite', `--sqlite-url=file:${this.options.dataDir}/`];
     const child = spawn(
       binary,
       [
-        '--handler=sqlite',
-        `--sqlite-url=file:${this.options.dataDir}/`,
+        ...backend,
         `--state-dir=${this.options.dataDir}`,
         `--listen-addr=${host}:${this.options.port}`,
         `--debug-addr=${host}:0`,
@@ -144,7 +147,11 @@ export class EmbeddedFerretDb {
       ],
       // Its log goes to a file in the data folder, not a pipe: a pipe would kill it with SIGPIPE when the
       // hub dies, at a random moment; with a file, a hub killed hard always leaves it for the next start.
-      { stdio: ['ignore', logFile, logFile] },
+      // The PostgreSQL URL (with its password) goes in the environment, not on the command line.
+      {
+        stdio: ['ignore', logFile, logFile],
+        env: { ...process.env, ...(this.options.postgresqlUrl ? { FERRETDB_POSTGRESQL_URL: this.options.postgresqlUrl } : {}) },
+      },
     );
     this.child = child;
     if (child.pid) writeFileSync(this.pidFile, String(child.pid));

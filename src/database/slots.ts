@@ -26,6 +26,7 @@ interface SlotDocument {
 
 export class SlotCounter {
   private readonly slots: Collection<SlotDocument>;
+  private readonly db: Db;
   /** Next number to try, by key: a hint only (the unique insert decides). */
   private readonly next = new Map<string, number>();
   private lastCleanup = 0;
@@ -35,11 +36,12 @@ export class SlotCounter {
     collection: string,
     private readonly now: () => number = Date.now,
   ) {
+    this.db = db;
     this.slots = db.collection<SlotDocument>(collection);
   }
 
   async ensureIndexes(): Promise<void> {
-    await createMissingIndexes(this.slots, [
+    await createMissingIndexes(this.db, this.slots.collectionName, [
       { key: { k: 1 }, name: 'key' },
       { key: { until: 1 }, name: 'until' },
     ]);

@@ -7,7 +7,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import type { Filter } from 'mongodb';
 import { badInput } from '../errors.ts';
-import { compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
+import { allOf, compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
 import type { FhirStore } from './store.ts';
 
 export interface ConnectionPage {
@@ -127,7 +127,7 @@ export async function searchConnection(
   const order = backwards ? reversed(sort) : sort;
   const conditions: Filter<ResourceDocument>[] = [filter];
   if ((cursor.w === 'a' || cursor.w === 'b') && cursor.k) conditions.push(after(order, cursor.k));
-  const rows = await store.findPage(type, conditions.length === 1 ? filter : { $and: conditions }, order, cursor.n + 1);
+  const rows = await store.findPage(type, allOf(conditions), order, cursor.n + 1);
   const more = rows.length > cursor.n;
   const page = rows.slice(0, cursor.n);
   if (backwards) page.reverse();

@@ -49,6 +49,22 @@ const byType = new Map<string, Map<string, SearchParameterDefinition>>();
 /** `based-on` -> `based_on`: the GraphQL argument name and the key under which values are stored. */
 export const parameterKey = (code: string): string => code.replace(/-/g, '_');
 
+/** Parameter types whose values are compared for equality (`system|code`, `Type/id`, a uri). */
+const equalityTypes = new Set<SupportedParameterType>(['token', 'reference', 'uri']);
+
+/** The prefix of top-level fields: values a query can start from with an equality (see storedField). */
+export const TOP_LEVEL_PREFIX = 't_';
+
+/**
+ * Where the values of a parameter are stored in a resource's document. Values compared for equality (tokens,
+ * references, uris) are top-level fields `t_<key>`: a filter `{t_code: "http://loinc.org|718-7"}` is the shape
+ * FerretDB pushes down to its storage and MongoDB answers with an index. Dates, strings, quantities, numbers
+ * and composites, searched by ranges and patterns, stay under `sp.<key>` and narrow what an equality found.
+ */
+export function storedField(parameter: Pick<SearchParameterDefinition, 'key' | 'type'>): string {
+  return equalityTypes.has(parameter.type) ? `${TOP_LEVEL_PREFIX}${parameter.key}` : `sp.${parameter.key}`;
+}
+
 function isSupported(type: string | undefined): type is SupportedParameterType {
   return (supportedParameterTypes as readonly string[]).includes(type ?? '');
 }
@@ -146,7 +162,7 @@ export function findSearchParameter(resourceType: string, name: string): SearchP
 }
 
 /** Bump when the stored layout of search values changes (search-index.ts) without a parameter changing. */
-const SEARCH_VALUE_LAYOUT = 5;
+const SEARCH_VALUE_LAYOUT = 6;
 
 /**
  * A fingerprint of what the store extracts: every served type's parameters with their expressions, and the

@@ -8,7 +8,7 @@
 import type { Filter, Sort } from 'mongodb';
 import { badInput } from '../errors.ts';
 import { bareTokenForms, dateRange, normalizeReference, normalizeString, normalizeTokenCode, unitKey } from './search-index.ts';
-import { findSearchParameter, parameterKey, type SimpleParameterType } from './search-parameters.ts';
+import { findSearchParameter, parameterKey, storedField, type SimpleParameterType } from './search-parameters.ts';
 
 /** The stored document of a current resource version. */
 export interface ResourceDocument {
@@ -19,10 +19,12 @@ export interface ResourceDocument {
   ts: Date;
   /** the resource as FHIR JSON text */
   json: string;
-  /** extracted search values */
+  /** search values compared by range or pattern (dates, strings, quantities, ...) and derived values */
   sp: Record<string, unknown>;
   /** the organisation the resource belongs to (decided when its id was first written) */
   owner?: string;
+  /** search values compared for equality (tokens, references, uris) and derived keys: top-level fields */
+  [topLevel: `t_${string}`]: unknown;
 }
 
 export type SearchArguments = Record<string, string | string[] | number | boolean | null | undefined>;
@@ -180,7 +182,7 @@ function parameterCondition(resourceType: string, argument: string, raw: string)
     const negative = modifier === 'not' || (modifier === 'missing' && raw === 'true');
     return negative ? { $and: members } : { $or: members };
   }
-  const field = `sp.${parameter.key}`;
+  const field = storedField(parameter);
   if (modifier === 'missing') {
     if (raw !== 'true' && raw !== 'false') throw badInput(`${argument} takes true or false`, [argument]);
     return { [field]: { $exists: raw === 'false' } };
@@ -204,6 +206,32 @@ function parameterCondition(resourceType: string, argument: string, raw: string)
 
 const anyOf = (conditions: Filter<ResourceDocument>[]): Filter<ResourceDocument> => (conditions.length === 1 ? conditions[0]! : { $or: conditions });
 
+/** One value: a plain equality (the shape an index answers); several: `$in`. */
+function equalOrIn(field: string, values: string[]): Filter<ResourceDocument> {
+  const unique = [...new Set(values)];
+  return { [field]: unique.length === 1 ? unique[0] : { $in: unique } } as Filter<ResourceDocument>;
+}
+
+/**
+ * Conditions combined with AND into one filter whose top level holds the plain equalities (`{t_code: "x",
+ * t_subject: "Patient/1", $and: [...]}`): FerretDB pushes down only top-level equalities, and MongoDB reads
+ * the same filter either way.
+ */
+export function allOf(conditions: Filter<ResourceDocument>[]): Filter<ResourceDocument> {
+  const filter: Record<string, unknown> = {};
+  const rest: Filter<ResourceDocument>[] = [];
+  for (const condition of conditions) {
+    const entries = Object.entries(condition);
+    for (const [key, value] of entries) {
+      if (key === '$and') rest.push(...(value as Filter<ResourceDocument>[]));
+      else if (!key.startsWith('$') && !(key in filter) && (typeof value === 'string' || entries.length === 1)) filter[key] = value;
+      else rest.push({ [key]: value } as Filter<ResourceDocument>);
+    }
+  }
+  if (rest.length > 0) filter.$and = rest;
+  return filter as Filter<ResourceDocument>;
+}
+
 /** The condition on one stored field for the (OR-ed) values of a parameter of a simple type. */
 function valuesCondition(
   type: SimpleParameterType,
@@ -220,12 +248,12 @@ function valuesCondition(
         const bar = value.indexOf('|');
         return bar === -1 ? bareTokenForms(value) : [`${value.slice(0, bar)}|${normalizeTokenCode(value.slice(0, bar) || undefined, value.slice(bar + 1))}`];
       });
-      return { [field]: modifier === 'not' ? { $nin: forms } : { $in: forms } };
+      return modifier === 'not' ? { [field]: { $nin: forms } } : equalOrIn(field, forms);
     }
     case 'uri':
-      return { [field]: modifier === 'not' ? { $nin: values } : { $in: values } };
+      return modifier === 'not' ? { [field]: { $nin: values } } : equalOrIn(field, values);
     case 'reference':
-      return { [field]: { $in: values.flatMap((value) => referenceCandidates(targets, argument, value)) } };
+      return equalOrIn(field, values.flatMap((value) => referenceCandidates(targets, argument, value)));
     case 'date':
       return anyOf(values.map((value) => dateCondition(`${field}.lo`, `${field}.hi`, argument, value)));
     case 'quantity':
@@ -254,7 +282,7 @@ function compileSort(resourceType: string, raw: string | undefined): Sort {
       const named = findSearchParameter(resourceType, name);
       if (!named) throw badInput(`Unknown sort parameter "${name}" for ${resourceType}`, ['_sort']);
       const parameter = named.unionOf ? findSearchParameter(resourceType, named.unionOf[0]!)! : named;
-      const field = parameter.type === 'date' ? `sp.${parameter.key}.lo` : parameter.type === 'quantity' ? `sp.${parameter.key}.*` : `sp.${parameter.key}`;
+      const field = parameter.type === 'date' ? `sp.${parameter.key}.lo` : parameter.type === 'quantity' ? `sp.${parameter.key}.*` : storedField(parameter);
       sort[field] = direction;
     }
   }
@@ -308,7 +336,5 @@ export function compileSearch(resourceType: string, args: SearchArguments): Comp
       }
     }
   }
-  const filter: Filter<ResourceDocument> =
-    conditions.length === 0 ? {} : conditions.length === 1 ? conditions[0]! : { $and: conditions };
-  return { filter, sort: compileSort(resourceType, sortArgument), count, offset };
+  return { filter: allOf(conditions), sort: compileSort(resourceType, sortArgument), count, offset };
 }

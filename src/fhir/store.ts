@@ -11,15 +11,15 @@
  * claimed version in history and rolls the current document forward to it, so no written version is lost.
  */
 import { randomUUID } from 'node:crypto';
-import type { Collection, Db, Filter } from 'mongodb';
+import type { Collection, Db, Filter, UpdateFilter } from 'mongodb';
 import type { Resource } from '@medplum/fhirtypes';
 import { createMissingIndexes, type IndexSpec } from '../database/indexes.ts';
 import { databaseProfile } from '../database/profile.ts';
 import type { Semaphore } from '../database/semaphore.ts';
 import { HubError, badInput, conflict, notFound, translateDatabaseError } from '../errors.ts';
 import { isServedResourceType, servedResourceTypes, indexedSearchParameters } from './resource-types.ts';
-import { findSearchParameter, searchParametersOf, parameterKey, searchIndexFingerprint } from './search-parameters.ts';
-import { compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
+import { TOP_LEVEL_PREFIX, findSearchParameter, searchParametersOf, searchIndexFingerprint, storedField } from './search-parameters.ts';
+import { allOf, compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
 import { extractSearchValues, registerTokenNormalizer, type SearchValues } from './search-index.ts';
 import { validateFhirResource } from './validation.ts';
 
@@ -64,12 +64,14 @@ interface WriteIntent {
 export interface StoreExtension {
   /** Refuses what the domain does not allow (e.g. an invalid national ID) with BAD_USER_INPUT; nothing is written. */
   check?(resource: Resource): void;
-  /** Values stored beside the search values (`sp._person`, `sp._when`), computed at every write. */
+  /** Values stored beside the search values, computed at every write: keys starting with `t_` (`t_person`) at the top level, where an equality on them is pushed down, the rest under `sp` (`sp._when`). */
   derive?(resource: Resource, searchValues: SearchValues): Record<string, unknown>;
   /** The organisation a resource written without a member's organisation belongs to (seed, import, administrators). */
   owner?(resource: Resource, searchValues: SearchValues): string | undefined;
   /** Codes of these systems are stored and searched in a normal form (the national ID's `x` as `X`). */
   tokenNormalizers?: Record<string, (code: string) => string>;
+  /** Top-level fields (by resource type) that the domain's queries start from: they get indexes. */
+  indexes?: Record<string, string[]>;
 }
 
 export interface StoreOptions {
@@ -230,9 +232,10 @@ export class FhirStore {
     return { maxTimeMS: Math.max(1, Math.round(this.deadline.at - Date.now())), signal: this.deadline.signal };
   }
 
+  /** A filter with the access policy's added, keeping plain equalities at the top level (where they are pushed down). */
   private scoped(type: string, filter: Filter<ResourceDocument>, permission: 'r' | 's'): Filter<ResourceDocument> {
     const extra = this.access?.readFilter(type, permission);
-    return extra ? { $and: [filter, extra] } : filter;
+    return extra ? allOf([filter, extra]) : filter;
   }
 
   /** With an access policy: NOT_FOUND unless the caller may read the resource's current version. */
@@ -272,12 +275,28 @@ export class FhirStore {
     return valid;
   }
 
-  /** The search values of a resource and the values the domains derive from it. */
-  private searchValues(resource: Resource): Record<string, unknown> {
+  /**
+   * The stored search fields of a resource: the values of its search parameters and what the domains derive
+   * from it, equality values as top-level `t_` fields, the rest under `sp` (see storedField).
+   */
+  private searchFields(resource: Resource): { sp: Record<string, unknown>; top: Record<string, unknown> } {
     const values = extractSearchValues(resource);
-    let stored: Record<string, unknown> = values;
-    for (const extension of this.extensions) if (extension.derive) stored = { ...stored, ...extension.derive(resource, values) };
-    return stored;
+    const sp: Record<string, unknown> = {};
+    const top: Record<string, unknown> = {};
+    const parameters = searchParametersOf(resource.resourceType);
+    for (const [key, value] of Object.entries(values)) {
+      const parameter = findSearchParameter(resource.resourceType, key) ?? parameters.get(key);
+      const field = parameter ? storedField(parameter) : `sp.${key}`;
+      if (field.startsWith('sp.')) sp[key] = value;
+      else top[field] = value;
+    }
+    for (const extension of this.extensions) {
+      for (const [key, value] of Object.entries(extension.derive?.(resource, values) ?? {})) {
+        if (key.startsWith(TOP_LEVEL_PREFIX)) top[key] = value;
+        else sp[key] = value;
+      }
+    }
+    return { sp, top };
   }
 
   /**
@@ -294,11 +313,11 @@ export class FhirStore {
   ): { history: HistoryDocument; current: ResourceDocument } {
     const id = resource.id as string;
     const json = JSON.stringify(resource);
-    const sp = this.searchValues(resource);
-    const owner = inheritedOwner ?? this.access?.writerOrganization ?? this.extensionOwner(resource, sp);
+    const { sp, top } = this.searchFields(resource);
+    const owner = inheritedOwner ?? this.access?.writerOrganization ?? this.extensionOwner(resource, { ...sp, ...top });
     return {
       history: { _id: `${id}/${version}`, rid: id, v: version, ts, json, op, ...(owner ? { owner } : {}) },
-      current: { _id: id, v: version, ts, json, sp, ...(owner ? { owner } : {}) },
+      current: { _id: id, v: version, ts, json, sp, ...top, ...(owner ? { owner } : {}) } as ResourceDocument,
     };
   }
 
@@ -363,24 +382,28 @@ export class FhirStore {
   }
 
   /**
-   * Creates the indexes searches use; safe to call at every start. Only missing indexes are requested:
-   * FerretDB v1.24 drops the connection when createIndexes names an index that already exists.
+   * Creates the indexes the store's queries use (see createMissingIndexes for what each server gets); safe to
+   * call at every start.
    */
   async ensureIndexes(): Promise<void> {
     for (const type of servedResourceTypes) {
       const available = searchParametersOf(type);
       const wanted: IndexSpec[] = [
-        { key: { ts: 1 }, name: 'lastUpdated' },
+        { key: { ts: 1 }, name: 'lastUpdated', range: true },
         ...indexedSearchParameters
           .filter((code) => available.has(code))
-          .map((code): IndexSpec => ({
-            key: { [available.get(code)?.type === 'date' ? `sp.${parameterKey(code)}.lo` : `sp.${parameterKey(code)}`]: 1 as const },
-            name: `sp_${parameterKey(code)}`,
-          })),
+          .map((code): IndexSpec => {
+            const parameter = available.get(code)!;
+            const field = parameter.type === 'date' ? `sp.${parameter.key}.lo` : storedField(parameter);
+            return { key: { [field]: 1 as const }, name: field.replace(/\./g, '_'), ...(parameter.type === 'date' ? { range: true } : {}) };
+          }),
       ];
-      await createMissingIndexes(this.db.collection(type), wanted);
-      await createMissingIndexes(this.db.collection(`${type}_history`), [{ key: { rid: 1, v: -1 }, name: 'resource_version' }]);
+      for (const extension of this.extensions) for (const field of extension.indexes?.[type] ?? []) wanted.push({ key: { [field]: 1 }, name: field });
+      await createMissingIndexes(this.db, type, wanted);
+      await createMissingIndexes(this.db, `${type}_history`, [{ key: { rid: 1, v: -1 }, name: 'resource_version' }]);
     }
+    await createMissingIndexes(this.db, 'tombstones', []);
+    await createMissingIndexes(this.db, 'write_intents', []);
   }
 
   /**
@@ -421,14 +444,17 @@ export class FhirStore {
         let done = 0;
         for (;;) {
           const page = await this.current(type)
-            .find({ _id: { $gt: after } }, { projection: { _id: 1, v: 1, json: 1, sp: 1 }, limit: pageSize })
+            .find({ _id: { $gt: after } }, { projection: { owner: 0 }, limit: pageSize })
             .sort({ _id: 1 })
             .toArray();
           if (page.length === 0) break;
           const updates = page.flatMap((document) => {
-            const sp = this.searchValues(parseResource(document.json));
-            if (canonicalJson(sp) === canonicalJson(document.sp)) return [];
-            return [{ updateOne: { filter: { _id: document._id, v: document.v }, update: { $set: { sp } } } }];
+            const { sp, top } = this.searchFields(parseResource(document.json));
+            const stored = Object.fromEntries(Object.entries(document).filter(([key]) => key.startsWith(TOP_LEVEL_PREFIX)));
+            if (canonicalJson(sp) === canonicalJson(document.sp) && canonicalJson(top) === canonicalJson(stored)) return [];
+            const gone = Object.keys(stored).filter((key) => !(key in top));
+            const update = { $set: { sp, ...top }, ...(gone.length > 0 ? { $unset: Object.fromEntries(gone.map((key) => [key, ''])) } : {}) } as UpdateFilter<ResourceDocument>;
+            return [{ updateOne: { filter: { _id: document._id, v: document.v }, update } }];
           });
           if (updates.length > 0) changed += (await this.current(type).bulkWrite(updates, { ordered: false })).modifiedCount;
           documents += page.length;
@@ -510,8 +536,8 @@ export class FhirStore {
       await this.current(type).deleteOne({ _id: id, v: { $lt: latest.v } });
       return;
     }
-    const resource = parseResource(latest.json);
-    const document: ResourceDocument = { _id: id, v: latest.v, ts: latest.ts, json: latest.json, sp: this.searchValues(resource), ...(latest.owner ? { owner: latest.owner } : {}) };
+    const { sp, top } = this.searchFields(parseResource(latest.json));
+    const document = { _id: id, v: latest.v, ts: latest.ts, json: latest.json, sp, ...top, ...(latest.owner ? { owner: latest.owner } : {}) } as ResourceDocument;
     if (current) await this.current(type).replaceOne({ _id: id, v: current.v }, document);
     // No current document: a cut-off create or put-after-delete; a concurrent repair may win the insert.
     else await this.current(type).insertOne(document).catch((error: unknown) => {
@@ -863,6 +889,41 @@ export class FhirStore {
     return compiled;
   }
 
+  /**
+   * The documents matching a filter, in one query, except on FerretDB when the only top-level field an index
+   * could start from is an `$in` of a few values (reverse references of many parents, a person's records, a
+   * resident's compartment, `code: "a,b"`): FerretDB pushes down plain equalities only and would decode the
+   * whole collection for the `$in`, so it gets one equality query per value instead, merged here in the sort
+   * order. Each query runs within the request's share of concurrent reads and time.
+   */
+  private async findDocuments(
+    type: string,
+    filter: Filter<ResourceDocument>,
+    options: { projection: Record<string, 0 | 1>; sort?: Record<string, 1 | -1>; skip?: number; limit?: number },
+  ): Promise<ResourceDocument[]> {
+    const { projection, sort, skip = 0, limit } = options;
+    const query = (condition: Filter<ResourceDocument>, from: number, count: number | undefined): Promise<ResourceDocument[]> =>
+      this.bounded(() => {
+        const cursor = this.current(type).find(condition, { projection, ...(count !== undefined ? { limit: count, batchSize: count + 1 } : {}), ...this.timed() });
+        if (sort) cursor.sort(sort);
+        if (from > 0) cursor.skip(from);
+        return cursor.toArray();
+      });
+    const split = (await databaseProfile(this.db)).ferretdb ? splitIn(filter) : undefined;
+    if (!split) return query(filter, skip, limit);
+    const perValue = await Promise.all(split.values.map((value) => query({ ...split.rest, [split.field]: value } as Filter<ResourceDocument>, 0, limit === undefined ? undefined : skip + limit)));
+    const seen = new Set<string>();
+    const merged = perValue.flat().filter((document) => !seen.has(document._id) && seen.add(document._id));
+    if (sort) merged.sort(documentOrder(sort));
+    return merged.slice(skip, limit === undefined ? undefined : skip + limit);
+  }
+
+  /** How many documents match (on FerretDB, an `$in` is counted as the union of its values' equalities). */
+  private async countDocuments(type: string, filter: Filter<ResourceDocument>): Promise<number> {
+    if ((await databaseProfile(this.db)).ferretdb && splitIn(filter)) return (await this.findDocuments(type, filter, { projection: { _id: 1 } })).length;
+    return this.bounded(() => this.current(type).countDocuments(filter, this.timed()));
+  }
+
   /** Searches one type with FHIR search arguments; `_count` bounds the page, otherwise the list maximum applies. */
   async search(type: string, args: SearchArguments): Promise<SearchResult> {
     return this.guard(async () => {
@@ -874,15 +935,13 @@ export class FhirStore {
         this.access?.readFilter(type, 's');
         return { resources: [], hasMore: false };
       }
-      const documents = await this.bounded(() =>
-        this.current(type)
-          // One batch for the whole page: a round trip per request, not per 101 documents.
-          .find(this.scoped(type, compiled.filter, 's'), { projection: { json: 1 }, batchSize: pageSize + 1, ...this.timed() })
-          .sort(compiled.sort)
-          .skip(compiled.offset)
-          .limit(pageSize + 1)
-          .toArray(),
-      );
+      // One batch for the whole page: a round trip per request, not per 101 documents.
+      const documents = await this.findDocuments(type, this.scoped(type, compiled.filter, 's'), {
+        projection: { json: 1, ...sortProjection(compiled.sort as Record<string, 1 | -1>) },
+        sort: compiled.sort as Record<string, 1 | -1>,
+        skip: compiled.offset,
+        limit: pageSize + 1,
+      });
       const hasMore = documents.length > pageSize;
       if (hasMore && compiled.count === undefined) {
         throw new HubError(
@@ -912,17 +971,16 @@ export class FhirStore {
         throw badInput(`"${parameterName}" is not a reference search parameter of ${type}`, ['_reference']);
       }
       const compiled = this.compile(type, args);
-      const field = `sp.${parameter.key}`;
+      const field = storedField(parameter);
       const unique = [...new Set(targets)];
-      const filter = this.scoped(type, { $and: [compiled.filter, { [field]: { $in: unique } }] }, 's');
+      const filter = this.scoped(type, allOf([compiled.filter, { [field]: unique.length === 1 ? unique[0] : { $in: unique } }]), 's');
       const perTarget = compiled.count ?? this.options.listMaxResults;
       const cap = Math.min((compiled.offset + perTarget + 1) * unique.length, REVERSE_REFERENCE_CAP);
-      const documents = await this.bounded(() =>
-        this.current(type).find(filter, { projection: { json: 1, [field]: 1 }, batchSize: cap, ...this.timed() }).sort(compiled.sort).limit(cap).toArray(),
-      );
+      const sort = compiled.sort as Record<string, 1 | -1>;
+      const documents = await this.findDocuments(type, filter, { projection: { json: 1, [field]: 1, ...sortProjection(sort) }, sort, limit: cap });
       const grouped = new Map<string, Resource[]>(unique.map((target) => [target, []]));
       for (const document of documents) {
-        const references = (document.sp as Record<string, unknown> | undefined)?.[parameter.key];
+        const references = document[field as `t_${string}`];
         const resource = this.reveal(document.json);
         for (const reference of Array.isArray(references) ? references : []) grouped.get(reference as string)?.push(resource);
       }
@@ -950,12 +1008,12 @@ export class FhirStore {
     return this.guard(async () => {
       const parameter = findSearchParameter(type, parameterName);
       if (!parameter || !['token', 'reference', 'uri'].includes(parameter.type)) return undefined;
-      const field = `sp.${parameter.key}`;
+      const field = storedField(parameter);
       const wanted = new Set(values);
       const found = new Map<string, string[]>(values.map((value) => [value, []]));
-      const documents = await this.current(type).find(this.scoped(type, { [field]: { $in: [...wanted] } }, 's'), { projection: { [field]: 1 }, ...this.timed() }).toArray();
+      const documents = await this.findDocuments(type, this.scoped(type, { [field]: wanted.size === 1 ? [...wanted][0] : { $in: [...wanted] } }, 's'), { projection: { [field]: 1 } });
       for (const document of documents) {
-        const held = (document.sp as Record<string, unknown> | undefined)?.[parameter.key];
+        const held = document[field as `t_${string}`];
         for (const value of Array.isArray(held) ? held : []) if (wanted.has(value as string)) found.get(value as string)!.push(document._id);
       }
       return found;
@@ -972,7 +1030,7 @@ export class FhirStore {
     return this.guard(async () => {
       const fields = Object.keys(sort);
       const projection = Object.fromEntries([['json', 1], ...fields.filter((f) => f !== '_id').map((f) => [f, 1])]);
-      const documents = await this.bounded(() => this.current(type).find(this.scoped(type, filter, 's'), { projection, limit, batchSize: limit + 1, ...this.timed() }).sort(sort).toArray());
+      const documents = await this.findDocuments(type, this.scoped(type, filter, 's'), { projection, sort, limit });
       const page = documents.map((document) => ({
         resource: this.reveal(document.json),
         sortValues: fields.map((field) => field.split('.').reduce<unknown>((value, part) => (value as Record<string, unknown> | undefined)?.[part], document) ?? null),
@@ -984,7 +1042,7 @@ export class FhirStore {
 
   /**
    * Resources matching a filter over stored values, with the stored values named in `values` (e.g.
-   * `_person`, `_when`): for the identity and history queries, which filter on values of their own.
+   * `person`, `_when`): for the identity and history queries, which filter on values of their own.
    */
   async findWithValues(
     type: string,
@@ -992,10 +1050,14 @@ export class FhirStore {
     options: { sort?: Record<string, 1 | -1>; limit?: number; values?: string[] } = {},
   ): Promise<{ resource: Resource; values: Record<string, unknown> }[]> {
     return this.guard(async () => {
-      const projection = Object.fromEntries([['json', 1], ...(options.values ?? []).map((key) => [`sp.${key}`, 1])]);
-      const cursor = this.current(type).find(this.scoped(type, filter, 's'), { projection, ...(options.limit ? { limit: options.limit, batchSize: options.limit + 1 } : {}), ...this.timed() });
-      if (options.sort) cursor.sort(options.sort);
-      const found = (await this.bounded(() => cursor.toArray())).map((document) => ({ resource: this.reveal(document.json), values: document.sp ?? {} }));
+      // A value is stored under sp or, for equality values and derived keys, at the top level.
+      const projection = Object.fromEntries([['json', 1], ...(options.values ?? []).flatMap((key) => [[`sp.${key}`, 1], [`${TOP_LEVEL_PREFIX}${key}`, 1]])]);
+      const documents = await this.findDocuments(type, this.scoped(type, filter, 's'), {
+        projection: { ...projection, ...(options.sort ? sortProjection(options.sort) : {}) },
+        ...(options.sort ? { sort: options.sort } : {}),
+        ...(options.limit ? { limit: options.limit } : {}),
+      });
+      const found = documents.map((document) => ({ resource: this.reveal(document.json), values: valuesOf(document, options.values ?? []) }));
       this.seen(found.map((item) => item.resource));
       return found;
     });
@@ -1010,14 +1072,11 @@ export class FhirStore {
   }
 
   async countMatching(type: string, filter: Filter<ResourceDocument>): Promise<number> {
-    return this.guard(() => this.bounded(() => this.current(type).countDocuments(this.scoped(type, filter, 's'), this.timed())));
+    return this.guard(() => this.countDocuments(type, this.scoped(type, filter, 's')));
   }
 
   async count(type: string, args: SearchArguments = {}): Promise<number> {
-    return this.guard(async () => {
-      const { filter } = compileSearch(type, args);
-      return this.bounded(() => this.current(type).countDocuments(this.scoped(type, filter as Filter<ResourceDocument>, 's'), this.timed()));
-    });
+    return this.guard(async () => this.countDocuments(type, this.scoped(type, compileSearch(type, args).filter, 's')));
   }
 
   private async guard<T>(work: () => Promise<T>): Promise<T> {
@@ -1028,6 +1087,80 @@ export class FhirStore {
       throw translateDatabaseError(error);
     }
   }
+}
+
+/** The most values of an `$in` that FerretDB gets as separate equality queries (findDocuments). */
+const SPLIT_MAX_VALUES = 64;
+
+/** Fields an equality on which a storage index can answer: `_id` and the top-level `t_` fields. */
+const anchorField = (key: string): boolean => key === '_id' || key.startsWith(TOP_LEVEL_PREFIX);
+
+/**
+ * When a filter has no plain top-level equality on an anchor field but has a top-level `$in` of at most
+ * SPLIT_MAX_VALUES values on one: that field, its values and the rest of the filter (the fewest values win).
+ */
+function splitIn(filter: Filter<ResourceDocument>): { field: string; values: unknown[]; rest: Record<string, unknown> } | undefined {
+  const entries = Object.entries(filter);
+  if (entries.some(([key, value]) => anchorField(key) && typeof value === 'string')) return undefined;
+  let best: { field: string; values: unknown[] } | undefined;
+  for (const [key, value] of entries) {
+    if (!anchorField(key) || !value || typeof value !== 'object' || Array.isArray(value)) continue;
+    const operators = Object.keys(value);
+    const values = (value as { $in?: unknown }).$in;
+    if (operators.length !== 1 || !Array.isArray(values) || values.length === 0 || values.length > SPLIT_MAX_VALUES) continue;
+    if (!best || values.length < best.values.length) best = { field: key, values };
+  }
+  if (!best) return undefined;
+  const rest = Object.fromEntries(entries.filter(([key]) => key !== best!.field));
+  return { ...best, rest };
+}
+
+/** The sort fields (other than `_id`) as a projection, so merged results can be ordered. */
+function sortProjection(sort: Record<string, 1 | -1>): Record<string, 1> {
+  return Object.fromEntries(Object.keys(sort).filter((field) => field !== '_id').map((field) => [field, 1]));
+}
+
+/** MongoDB's order of BSON types for sorting: null (and missing) < numbers < strings < objects < booleans < dates. */
+function typeRank(value: unknown): number {
+  if (value === null || value === undefined) return 0;
+  if (typeof value === 'number') return 1;
+  if (typeof value === 'string') return 2;
+  if (value instanceof Date) return 9;
+  if (typeof value === 'boolean') return 8;
+  return 3;
+}
+
+function compareValues(a: unknown, b: unknown): number {
+  const rank = typeRank(a) - typeRank(b);
+  if (rank !== 0) return rank;
+  if (a instanceof Date && b instanceof Date) return a.getTime() - b.getTime();
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
+  if (typeof a === 'boolean' && typeof b === 'boolean') return Number(a) - Number(b);
+  return 0;
+}
+
+/** Orders documents as MongoDB sorts them (an array sorts by its smallest element ascending, its largest descending). */
+function documentOrder(sort: Record<string, 1 | -1>): (a: ResourceDocument, b: ResourceDocument) => number {
+  const fields = Object.entries(sort);
+  const valueAt = (document: ResourceDocument, path: string, direction: 1 | -1): unknown => {
+    const value = path.split('.').reduce<unknown>((node, part) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[part] : undefined), document);
+    if (!Array.isArray(value)) return value;
+    if (value.length === 0) return undefined;
+    return value.reduce((best, item) => (compareValues(item, best) * direction < 0 ? item : best));
+  };
+  return (a, b) => {
+    for (const [field, direction] of fields) {
+      const order = compareValues(valueAt(a, field, direction), valueAt(b, field, direction)) * direction;
+      if (order !== 0) return order;
+    }
+    return 0;
+  };
+}
+
+/** The stored values named by key, from `sp.<key>` or the top-level `t_<key>`. */
+function valuesOf(document: ResourceDocument, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((key) => [key, document.sp?.[key] ?? document[`${TOP_LEVEL_PREFIX}${key}` as `t_${string}`]]).filter(([, value]) => value !== undefined));
 }
 
 /** Runs `work` on every item with at most `limit` running at once; results in the order of the items. */

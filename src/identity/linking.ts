@@ -77,7 +77,7 @@ export class PersonDirectory {
 
   constructor(
     private readonly store: FhirStore,
-    db: Db,
+    private readonly db: Db,
     private readonly nationalIdSystem: string,
   ) {
     this.links = db.collection<LinkDocument>('person_links');
@@ -85,7 +85,8 @@ export class PersonDirectory {
   }
 
   async ensureIndexes(): Promise<void> {
-    await createMissingIndexes(this.links, [{ key: { person: 1 }, name: 'person' }]);
+    await createMissingIndexes(this.db, 'person_links', [{ key: { person: 1 }, name: 'person' }]);
+    await createMissingIndexes(this.db, 'person_link_events', [{ key: { patient: 1 }, name: 'patient' }]);
   }
 
   /** The person of each record: its manual link if it has one, else its automatic person. One query. */
@@ -93,7 +94,7 @@ export class PersonDirectory {
     const ids = records.map((record) => record.resource.id as string);
     const overrides = new Map<string, string>();
     if (ids.length > 0) for (const link of await this.links.find({ _id: { $in: ids } }).toArray()) overrides.set(link._id, link.person);
-    return new Map(records.map((record) => [record.resource.id as string, overrides.get(record.resource.id as string) ?? (record.values._person as string)]));
+    return new Map(records.map((record) => [record.resource.id as string, overrides.get(record.resource.id as string) ?? (record.values.person as string)]));
   }
 
   /** The identifier search token: `system|value`, or a bare national ID, or a bare value of any system. */
@@ -117,8 +118,8 @@ export class PersonDirectory {
       if (!PERSON_ID.test(selector.person)) throw badInput(`"${selector.person.slice(0, 40)}" is not a person id`, ['person']);
       return selector.person;
     }
-    const filter = selector.patient ? { _id: selector.patient } : { 'sp.identifier': this.identifierToken(selector.identifier!) };
-    const matched = await this.store.findWithValues('Patient', filter, { values: ['_person'], limit: MAX_IDENTIFIER_MATCHES + 1 });
+    const filter = selector.patient ? { _id: selector.patient } : { t_identifier: this.identifierToken(selector.identifier!) };
+    const matched = await this.store.findWithValues('Patient', filter, { values: ['person'], limit: MAX_IDENTIFIER_MATCHES + 1 });
     if (matched.length === 0) throw notFound(selector.patient ? `Patient/${selector.patient} not found` : `No patient record has the identifier ${selector.identifier}`);
     const persons = new Set((await this.effectivePersons(matched)).values());
     if (persons.size > 1) {
@@ -127,14 +128,18 @@ export class PersonDirectory {
     return [...persons][0]!;
   }
 
-  /** Every record of a person (three queries, whatever the number of records). */
+  /**
+   * Every record of a person (four queries, whatever the number of records): its manual links, the records
+   * whose automatic person it is (an equality on `t_person`), the records linked to it by hand (by id), and
+   * the manual links of all of them.
+   */
   async members(personId: string): Promise<Patient[]> {
     const incoming = await this.links.find({ person: personId }, { projection: { _id: 1 } }).toArray();
-    const candidates = await this.store.findWithValues(
-      'Patient',
-      { $or: [{ 'sp._person': personId }, ...(incoming.length > 0 ? [{ _id: { $in: incoming.map((link) => link._id) } }] : [])] },
-      { values: ['_person'] },
-    );
+    const [automatic, linked] = await Promise.all([
+      this.store.findWithValues('Patient', { t_person: personId }, { values: ['person'] }),
+      incoming.length > 0 ? this.store.findWithValues('Patient', { _id: { $in: incoming.map((link) => link._id) } }, { values: ['person'] }) : Promise.resolve([]),
+    ]);
+    const candidates = [...automatic, ...linked.filter((record) => !automatic.some((other) => other.resource.id === record.resource.id))];
     const persons = await this.effectivePersons(candidates);
     return candidates
       .filter((candidate) => persons.get(candidate.resource.id as string) === personId)
@@ -151,7 +156,7 @@ export class PersonDirectory {
   }
 
   private async recordWithValues(patientId: string): Promise<{ resource: Resource; values: Record<string, unknown> }> {
-    const [record] = await this.store.findWithValues('Patient', { _id: patientId }, { values: ['_person'], limit: 1 });
+    const [record] = await this.store.findWithValues('Patient', { _id: patientId }, { values: ['person'], limit: 1 });
     if (!record) throw notFound(`Patient/${patientId} not found`);
     return record;
   }
@@ -168,7 +173,7 @@ export class PersonDirectory {
     const after = await this.resolve(target);
     if (target.person && (await this.members(after)).length === 0) throw notFound(`Person ${after} has no records`);
     if (after === before) throw conflict(`Patient/${patientId} already belongs to person ${after}`);
-    const automatic = record.values._person as string;
+    const automatic = record.values.person as string;
     if (after === automatic) await this.links.deleteOne({ _id: patientId });
     else await this.links.updateOne({ _id: patientId }, { $set: { person: after, from: automatic, reason: why, by, at: new Date() } }, { upsert: true });
     await this.record({ patient: patientId, action: 'link', before, after, reason: why, by });
@@ -183,7 +188,7 @@ export class PersonDirectory {
   async unlink(patientId: string, reason: string, by: string): Promise<Person> {
     const why = requireReason(reason);
     const record = await this.recordWithValues(patientId);
-    const automatic = record.values._person as string;
+    const automatic = record.values.person as string;
     const manual = await this.links.findOne({ _id: patientId });
     let after: string;
     if (manual) {
@@ -225,7 +230,7 @@ export class PersonDirectory {
     if (candidateIds.length === 0) return [];
     const demoKeys = [...counts].filter(([key, n]) => n > 1 && !key.includes('*')).map(([key]) => key);
     const nearKeys = [...counts].filter(([key, n]) => n > 1 && key.includes('*')).map(([key]) => key);
-    const candidates = await this.store.findWithValues('Patient', { _id: { $in: candidateIds.slice(0, MAX_DUPLICATE_CANDIDATES) } }, { values: ['_person', '_demo', '_nidnear'] });
+    const candidates = await this.store.findWithValues('Patient', { _id: { $in: candidateIds.slice(0, MAX_DUPLICATE_CANDIDATES) } }, { values: ['person', '_demo', '_nidnear'] });
     const persons = await this.effectivePersons(candidates);
     const pairs = new Map<string, PossibleDuplicate>();
     const consider = (reason: DuplicateReason, keys: string[], keyOf: (values: Record<string, unknown>) => string[]): void => {

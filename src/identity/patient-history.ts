@@ -14,7 +14,7 @@ import { z } from 'zod';
 import type { CodeableConcept, DiagnosticReport, Encounter, MedicationRequest, Observation, Organization, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { badInput } from '../errors.ts';
 import { dateRange, normalizeReference } from '../fhir/search-index.ts';
-import type { ResourceDocument } from '../fhir/search-query.ts';
+import { allOf, type ResourceDocument } from '../fhir/search-query.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import type { Person, PersonDirectory, PersonSelector } from './linking.ts';
 import { isTimelineType, timelineResourceTypes, timelineTypes, type TimelineResourceType } from './timeline.ts';
@@ -134,9 +134,9 @@ export class PatientHistory {
     const perType = await Promise.all(
       types.map(async (type) => {
         const rank = timelineResourceTypes.indexOf(type);
-        const conditions: Filter<ResourceDocument>[] = [{ 'sp.patient': { $in: patientRefs } }, ...typeFilters(type)];
+        const conditions: Filter<ResourceDocument>[] = [{ t_patient: patientRefs.length === 1 ? patientRefs[0] : { $in: patientRefs } }, ...typeFilters(type)];
         if (organization) {
-          conditions.push({ $or: [{ 'sp._org': organization }, { 'sp._org': { $exists: false }, 'sp.patient': { $in: heldThere } }] });
+          conditions.push({ $or: [{ 'sp._org': organization }, { 'sp._org': { $exists: false }, t_patient: { $in: heldThere } }] });
         }
         if (cursor) {
           const when = new Date(cursor.w);
@@ -144,7 +144,7 @@ export class PatientHistory {
           else if (rank > cursor.t) conditions.push({ 'sp._when': { $lte: when } });
           else conditions.push({ $or: [{ 'sp._when': { $lt: when } }, { 'sp._when': when, _id: { $gt: cursor.i } }] });
         }
-        const found = await this.store.findWithValues(type, { $and: conditions }, { sort: { 'sp._when': -1, _id: 1 }, limit: pageSize + 1, values: ['_when', '_org', 'patient'] });
+        const found = await this.store.findWithValues(type, allOf(conditions), { sort: { 'sp._when': -1, _id: 1 }, limit: pageSize + 1, values: ['_when', '_org', 'patient'] });
         return found.map((item) => ({ ...item, type, rank, when: item.values._when as Date }));
       }),
     );
@@ -166,7 +166,7 @@ export class PatientHistory {
     const referralIds = pageItems.filter((item) => item.type === 'ServiceRequest').map((item) => `ServiceRequest/${item.resource.id}`);
     const [organizations, tasks] = await Promise.all([
       this.store.readMany('Organization', [...new Set(sources.filter((ref): ref is string => ref?.startsWith('Organization/') ?? false))].map((ref) => ref.slice('Organization/'.length))),
-      referralIds.length > 0 ? this.store.findWithValues('Task', { 'sp.focus': { $in: referralIds } }, { values: ['focus'] }) : Promise.resolve([]),
+      referralIds.length > 0 ? this.store.findWithValues('Task', { t_focus: referralIds.length === 1 ? referralIds[0] : { $in: referralIds } }, { values: ['focus'] }) : Promise.resolve([]),
     ]);
     const taskOf = new Map<string, Task>();
     for (const task of tasks) for (const focus of (task.values.focus as string[] | undefined) ?? []) taskOf.set(focus, task.resource as Task);
@@ -222,6 +222,6 @@ export class PatientHistory {
     }
     const code = filters.code?.trim();
     if (code !== undefined && (code.length === 0 || code.length > 256)) throw badInput('code must be 1 to 256 characters', ['code']);
-    return (type) => (code ? [...conditions, { [`sp.${timelineTypes[type].code}`]: code }] : conditions);
+    return (type) => (code ? [...conditions, { [`t_${timelineTypes[type].code}`]: code }] : conditions);
   }
 }

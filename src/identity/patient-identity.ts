@@ -2,13 +2,13 @@
  * What a Patient record says about the person it belongs to, computed when the record is written:
  *
  * - its national ID (居民身份证号) must be valid (GB 11643), or the write is refused;
- * - `_person`: the person the record belongs to automatically. Records with the same valid national ID
+ * - `t_person`: the person the record belongs to automatically. Records with the same valid national ID
  *   share it; a record without one is a person of its own. Being a function of the record alone, it does not
  *   depend on the order in which records arrive. Administrators' manual links override it (linking.ts).
  * - `_demo`: name + birth date + sex, and `_nidnear`: the national ID with one digit masked at a time, the keys
  *   under which possible duplicates are found (never linked automatically).
  *
- * These are stored with the search values of the record (`sp._person`, ...), not in the FHIR record itself:
+ * These are stored with the search values of the record (`t_person`, `sp._demo`, ...), not in the FHIR record itself:
  * linking never changes a source record.
  */
 import { createHash } from 'node:crypto';
@@ -72,7 +72,8 @@ export function identityValues(resource: Resource, nationalIdSystem: string): Re
   if (resource.resourceType !== 'Patient') return {};
   const nationalId = nationalIdOf(resource, nationalIdSystem);
   const values: Record<string, unknown> = {
-    _person: nationalId ? nationalIdPersonId(nationalId) : singleRecordPersonId(resource.id as string),
+    // Top level (t_): the person's records are found by an equality on it.
+    t_person: nationalId ? nationalIdPersonId(nationalId) : singleRecordPersonId(resource.id as string),
   };
   const name = officialName(resource.name);
   if (name && resource.birthDate && resource.gender) values._demo = `${name}|${resource.birthDate}|${resource.gender}`;

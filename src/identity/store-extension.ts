@@ -2,7 +2,7 @@
  * What the identity domain adds to every write (registered with the store in src/hub-store.ts):
  *
  * - a Patient's national ID must be valid (GB 11643), or the write is refused;
- * - `_person`, `_demo`, `_nidnear`: the person a record belongs to automatically and its duplicate-finding
+ * - `t_person`, `_demo`, `_nidnear`: the person a record belongs to automatically and its duplicate-finding
  *   keys (patient-identity.ts);
  * - `_when`, `_org`: the date and source of history entries (timeline.ts);
  * - national IDs are stored and searched with the check character in upper case (`…011x` finds `…011X`).
@@ -20,5 +20,6 @@ export function identityExtension(nationalIdSystem: string): StoreExtension {
     },
     derive: (resource, searchValues) => ({ ...identityValues(resource, nationalIdSystem), ...timelineValues(resource, searchValues) }),
     tokenNormalizers: { [nationalIdSystem]: (code) => code.trim().toUpperCase() },
+    indexes: { Patient: ['t_person'] },
   };
 }

@@ -100,8 +100,10 @@ describe('references both ways', () => {
     expect(large.data.PatientList[0].DiagnosticReportList).toHaveLength(2);
     console.log(`searches for 50 patients: ${small.searches} with 100 observations, ${large.searches} with 400; ids read ${small.idReads} and ${large.idReads}`);
     expect(large.searches).toBe(small.searches);
-    // Query depth bounds it: patients, observations, reports (the targets of references are read by id).
-    expect(small.searches).toBeLessThanOrEqual(3);
+    // Query depth bounds it: patients, observations, reports (the targets of references are read by id). On
+    // FerretDB a batch of reverse references is one equality query per parent, sent together (its `$in`
+    // decodes the whole collection); on MongoDB one `$in` query.
+    expect(small.searches).toBeLessThanOrEqual(1 + 2 * patients);
     // Each referenced resource is read once per request, however many parents point at it.
     expect(small.idReads).toBe(small.distinctIds);
     expect(large.idReads).toBe(large.distinctIds);

@@ -202,8 +202,10 @@ describe('patientHistory', () => {
     await database.store.putMany(many);
     const grown = await roundTrips({ identifier: firstResident });
     expect(three).toBe(grown);
-    expect(grown).toBeLessThanOrEqual(small + 2);
-    expect(grown).toBeLessThanOrEqual(14);
+    // Person (2), records (3), six entry types, Tasks and organisations; on FerretDB an entry type of a person
+    // with several records is one equality query per record (its `$in` decodes the whole collection).
+    expect(grown).toBeLessThanOrEqual(small + 2 + 6 * 2);
+    expect(grown).toBeLessThanOrEqual(14 + 6 * 2);
   });
 });
 

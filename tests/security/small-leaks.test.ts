@@ -2,7 +2,7 @@
  * Issue 10, item 8: smaller leaks and errors seen from outside.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,6 +81,7 @@ describe('item 8: smaller leaks and errors', () => {
 
   it('stops its embedded FerretDB when a production start is refused', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hub-production-'));
+    chmodSync(dataDir, 0o755); // the embedded PostgreSQL runs as its own user
     try {
       const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'main.ts')], {
         cwd: projectRoot,
@@ -95,6 +96,8 @@ describe('item 8: smaller leaks and errors', () => {
       expect(existsSync(pidFile)).toBe(true);
       const pid = Number(readFileSync(pidFile, 'utf8'));
       expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ')).toBe(false);
+      // PostgreSQL, under FerretDB, is stopped too (a clean shutdown removes its postmaster.pid).
+      expect(existsSync(join(dataDir, 'postgres', 'cluster', 'postmaster.pid'))).toBe(false);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

@@ -10,6 +10,8 @@ import { createHubStore } from '../../src/hub-store.ts';
 import { createLogger } from '../../src/log.ts';
 
 export const mongodbUri = (): string => inject('mongodbUri');
+/** FerretDB's PostgreSQL database of the run, when there is one (the hub creates its GIN indexes there). */
+export const postgresUrl = (): string | undefined => inject('postgresUrl') || undefined;
 
 export function uniqueDatabaseName(label: string): string {
   return `test_${label}_${randomBytes(4).toString('hex')}`;
@@ -25,7 +27,9 @@ export interface TestDatabase {
 
 export async function freshDatabase(label: string, options: { uri?: string; listMaxResults?: number } = {}): Promise<TestDatabase> {
   const name = uniqueDatabaseName(label);
-  const connection = openDatabase(options.uri ?? mongodbUri(), name, 5000);
+  const uri = options.uri ?? mongodbUri();
+  const postgres = uri === mongodbUri() ? postgresUrl() : undefined;
+  const connection = openDatabase(uri, name, 5000, undefined, postgres ? { url: postgres } : undefined);
   const store = createHubStore(connection.db, { listMaxResults: options.listMaxResults ?? 1000 });
   await store.ensureIndexes();
   return {
@@ -51,7 +55,7 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 }
 
 export async function startTestHub(databaseName: string, overrides: Record<string, string> = {}, uri = mongodbUri()): Promise<Hub> {
-  return startHub(testConfig({ MONGODB_DB: databaseName, ...overrides }), uri, createLogger(testLogLevel));
+  return startHub(testConfig({ MONGODB_DB: databaseName, ...overrides }), uri, createLogger(testLogLevel), undefined, uri === mongodbUri() ? postgresUrl() : undefined);
 }
 
 /** A fresh database holding the demo consortium, and a hub on it. */
