@@ -32,6 +32,7 @@ try {
   await store.ensureIndexes();
   const files = await bundleFiles(paths);
   const report = await importFiles(store, files, progress);
+  await database.refreshStatistics();
   if (tty) process.stderr.write('\n');
   const seconds = (Date.now() - started) / 1000;
   const resources = Object.values(report.totals).reduce((a, b) => a + b, 0);

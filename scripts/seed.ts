@@ -16,6 +16,7 @@ try {
   await store.ensureIndexes();
   const started = Date.now();
   const summary = await seedDemoConsortium(store);
+  await database.refreshStatistics();
   console.log(`demo consortium loaded into ${config.MONGODB_DB} in ${Date.now() - started} ms:`, summary);
   console.log(`demo API clients registered: ${await seedDemoClients(new ClientRegistry(database.db))} new`);
 } finally {

@@ -113,6 +113,7 @@ export async function startHub(
     databaseReachable: database.ping,
     paging: { defaultCount: config.DEFAULT_COUNT, maxCount: config.LIST_MAX_RESULTS },
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    maxResourcesPerRequest: config.MAX_RESOURCES_PER_REQUEST,
   };
   /**
    * Authenticates, waits for one of the client's turns on this instance, counts the request against the
@@ -121,8 +122,14 @@ export async function startHub(
   const createContext = async (authorization: string | undefined, source: string): Promise<RequestContext> => {
     if (!config.AUTH_REQUIRED) return createRequestContext(contextOptions, 'auth-off');
     let caller;
+    // The request is counted against its client's budget while the registry confirms the client (one round
+    // trip less per request); a request whose token turns out revoked has then been counted, harmlessly.
+    let counted: Promise<void> | undefined;
     try {
-      caller = await authenticator.caller(authorization);
+      caller = await authenticator.caller(authorization, (clientId) => {
+        counted = rateLimiter.take(clientId, 1);
+        counted.catch(() => {}); // awaited below, unless the caller is refused first
+      });
     } catch (error) {
       if (error instanceof HubError && error.code === 'UNAUTHENTICATED') {
         await refusals.record('UNAUTHENTICATED', [`source:${source}`], error.message, { source }).catch((e: unknown) => log.error('recording a refusal failed', { error: String(e) }));
@@ -137,7 +144,7 @@ export async function startHub(
     };
     const release = await concurrency.acquire(caller.clientId).catch(rateLimited);
     try {
-      await rateLimiter.take(caller.clientId, 1).catch(rateLimited);
+      await (counted ?? rateLimiter.take(caller.clientId, 1)).catch(rateLimited);
       return createRequestContext(contextOptions, caller.clientId, await authenticator.policy(caller), release);
     } catch (error) {
       release();
@@ -206,7 +213,11 @@ export async function startHub(
   if ((await store.searchIndexStatus().catch(() => undefined)) === 'stale') {
     log.warn('the stored search values were extracted with other search parameters than this hub knows; run `npm run reindex` once');
   }
-  await beforeListening?.(store, clients);
+  if (beforeListening) {
+    await beforeListening(store, clients);
+    // What was just written (the demo seed) gets planner statistics before the first request.
+    await database.refreshStatistics().catch((error: unknown) => log.warn('refreshing database statistics failed', { error: String(error) }));
+  }
   if (config.NODE_ENV === 'production') {
     const demo = await activeDemoClients(clients);
     if (demo.length > 0) {

@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'TOO_MANY_RESULTS'
+  | 'ILLEGAL_TRANSITION'
   | 'PAYLOAD_TOO_LARGE'
   | 'RATE_LIMITED'
   | 'TIMEOUT'
@@ -54,6 +55,11 @@ const unavailableCodes = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const name = error.name;
+  // PostgreSQL under FerretDB, read directly (database/ferretdb-storage.ts): refused or lost connections,
+  // a server shutting down or starting (SQLSTATE classes 08 and 57P).
+  const sqlState = (error as { code?: unknown }).code;
+  if (typeof sqlState === 'string' && (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT)$/.test(sqlState) || /^(08...|57P0[1-3])$/.test(sqlState))) return true;
+  if (/Connection terminated|timeout exceeded when trying to connect/.test(error.message)) return true;
   if (name === 'MongoServerError') {
     const code = (error as { code?: unknown }).code;
     const labels = (error as { errorLabels?: unknown }).errorLabels;
@@ -83,7 +89,8 @@ export const databaseUnavailable = (): HubError =>
 /** A read stopped because its request's time was up: the server's maxTimeMS, or the request's abort signal. */
 export function isRequestTimeUp(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  return (error as { code?: unknown }).code === 50 || error.name === 'AbortError' || error.name === 'TimeoutError' || error.name === 'MongoOperationTimeoutError';
+  // 57014: PostgreSQL cancelled the statement; 'Query read timeout': the pg client's own query_timeout.
+  return (error as { code?: unknown }).code === 50 || (error as { code?: unknown }).code === '57014' || error.message === 'Query read timeout' || error.name === 'AbortError' || error.name === 'TimeoutError' || error.name === 'MongoOperationTimeoutError';
 }
 
 /** Turns driver connectivity errors into SERVICE_UNAVAILABLE and timed-out reads into TIMEOUT; everything else passes through. */

@@ -123,12 +123,15 @@ export class Authenticator {
     return { status: 200, body: { access_token: issued.token, token_type: 'Bearer', expires_in: issued.expiresIn, scope: issued.scope }, headers: { 'cache-control': 'no-store' } };
   }
 
-  /** The caller of an `Authorization: Bearer` header; UNAUTHENTICATED without a valid one. */
-  async caller(authorization: string | undefined): Promise<Caller> {
+  /**
+   * The caller of an `Authorization: Bearer` header; UNAUTHENTICATED without a valid one. `alongside` is called
+   * with the client id of a correctly signed token, before the registry confirms the client.
+   */
+  async caller(authorization: string | undefined, alongside?: (clientId: string) => void): Promise<Caller> {
     if (!authorization) throw new HubError('UNAUTHENTICATED', 'An access token is required: Authorization: Bearer <token> (get one at POST /oauth/token)');
     const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization.trim());
     if (!match) throw new HubError('UNAUTHENTICATED', 'The Authorization header must be Bearer <token>');
-    return this.tokens.verify(match[1]!);
+    return this.tokens.verify(match[1]!, alongside);
   }
 
   /** The access policy of a caller (a resident's is bound to the records of its person). */

@@ -1,5 +1,5 @@
 import { MongoClient, type Db } from 'mongodb';
-import { FerretDbPostgresIndexes, usePostgresIndexes } from './postgres-indexes.ts';
+import { FerretDbStorage, useFerretDbStorage } from './ferretdb-storage.ts';
 
 export interface DatabaseConnection {
   client: MongoClient;
@@ -8,6 +8,8 @@ export interface DatabaseConnection {
   commandsSent(): number;
   /** Whether the server answers a ping now. */
   ping(): Promise<boolean>;
+  /** After a bulk import: refreshes the planner statistics of FerretDB's PostgreSQL tables (a no-op elsewhere). */
+  refreshStatistics(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -36,8 +38,8 @@ export function openDatabase(
     commands++;
   });
   const db = client.db(dbName);
-  const indexes = postgres ? new FerretDbPostgresIndexes(postgres.url, postgres.warn) : undefined;
-  if (indexes) usePostgresIndexes(db, indexes);
+  const indexes = postgres ? new FerretDbStorage(postgres.url, postgres.warn) : undefined;
+  if (indexes) useFerretDbStorage(db, indexes);
   return {
     client,
     db,
@@ -49,6 +51,9 @@ export function openDatabase(
       } catch {
         return false;
       }
+    },
+    refreshStatistics: async () => {
+      await indexes?.analyze(dbName);
     },
     close: async () => {
       await client.close();

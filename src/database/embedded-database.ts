@@ -9,7 +9,7 @@
  *
  * Why PostgreSQL: FerretDB v1's SQLite backend pushes down only `{_id: <id>}` and decodes whole collections for
  * everything else; its PostgreSQL backend pushes down top-level equalities, which the hub's GIN indexes answer
- * in milliseconds (postgres-indexes.ts).
+ * in milliseconds (ferretdb-storage.ts).
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';

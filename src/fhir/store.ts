@@ -11,7 +11,8 @@
  * claimed version in history and rolls the current document forward to it, so no written version is lost.
  */
 import { randomUUID } from 'node:crypto';
-import type { Collection, Db, Filter, UpdateFilter } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Db, Filter } from 'mongodb';
+import { ferretDbStorageOf, type CompactOrder, type CompactRow } from '../database/ferretdb-storage.ts';
 import type { Resource } from '@medplum/fhirtypes';
 import { createMissingIndexes, type IndexSpec } from '../database/indexes.ts';
 import { databaseProfile } from '../database/profile.ts';
@@ -20,6 +21,7 @@ import { HubError, badInput, conflict, notFound, translateDatabaseError } from '
 import { isServedResourceType, servedResourceTypes, indexedSearchParameters } from './resource-types.ts';
 import { TOP_LEVEL_PREFIX, findSearchParameter, searchParametersOf, searchIndexFingerprint, storedField } from './search-parameters.ts';
 import { allOf, compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
+import { compactQueries, encodeCurrent, matcher, orderKey, viewOf, type LayoutName, type VersionFields } from './document-layout.ts';
 import { extractSearchValues, registerTokenNormalizer, type SearchValues } from './search-index.ts';
 import { validateFhirResource } from './validation.ts';
 
@@ -72,6 +74,8 @@ export interface StoreExtension {
   tokenNormalizers?: Record<string, (code: string) => string>;
   /** Top-level fields (by resource type) that the domain's queries start from: they get indexes. */
   indexes?: Record<string, string[]>;
+  /** Date paths (by resource type) that the domain's queries sort by, with a limit (`sp._when`): read in that order. */
+  orders?: Record<string, string[]>;
 }
 
 export interface StoreOptions {
@@ -128,13 +132,6 @@ export interface WriteOutcome {
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
-/**
- * Up to how many ids a batch is read with one equality query per id on FerretDB. Measured on the Synthea data
- * (6,873 Observations, SQLite backend): 20 ids take 0.4 s as concurrent equalities and 2.9 s as one `$in`,
- * 100 ids 2.2 s against 3.5 s.
- */
-const FERRETDB_EQUALITY_BATCH = 64;
-
 /** The most documents one batched reverse-reference query may return. */
 const REVERSE_REFERENCE_CAP = 50_000;
 
@@ -189,6 +186,11 @@ export interface RequestDeadline {
   /** epoch milliseconds */
   at: number;
   reads?: Semaphore;
+  /**
+   * How many more resources the request's reads may bring back (MAX_RESOURCES_PER_REQUEST): what one request
+   * may cost the hub's single thread in decoding and answering, whatever its aliases and lists.
+   */
+  budget?: { left: number; limit: number };
 }
 
 export class FhirStore {
@@ -215,6 +217,15 @@ export class FhirStore {
     return new FhirStore(this.db, this.options, access, deadline);
   }
 
+  /**
+   * The same store within the same request bounds, for a domain acting on the caller's behalf under its own
+   * rules (the referral workflow checks which side may act, then writes with an access that keeps the caller's
+   * reads, audit and scopes but not the member-writes-its-own rule).
+   */
+  actingAs(access: StoreAccess | undefined): FhirStore {
+    return new FhirStore(this.db, this.options, access, this.deadline);
+  }
+
   /** Runs a read within the request's share of concurrent reads. */
   private bounded<T>(read: () => Promise<T>): Promise<T> {
     const deadline = this.deadline;
@@ -222,8 +233,20 @@ export class FhirStore {
     return deadline.reads.run(() => {
       // The request may have run out of time while this read waited for its turn.
       if (deadline.signal.aborted) throw new HubError('TIMEOUT', 'The request ran out of time');
+      if (deadline.budget && deadline.budget.left < 0) this.charge([]);
       return read();
     });
+  }
+
+  /** Counts what a read brought back against the request's budget; past it the request fails with TOO_MANY_RESULTS. */
+  private charge<T>(documents: T[]): T[] {
+    const budget = this.deadline?.budget;
+    if (!budget) return documents;
+    budget.left -= documents.length;
+    if (budget.left < 0) {
+      throw new HubError('TOO_MANY_RESULTS', `This request reads more than ${budget.limit} resources in all (MAX_RESOURCES_PER_REQUEST); ask for fewer or smaller lists, or page with _count and a connection's cursor`);
+    }
+    return documents;
   }
 
   /** Options for a read within the request's time (none outside a request). */
@@ -241,7 +264,7 @@ export class FhirStore {
   /** With an access policy: NOT_FOUND unless the caller may read the resource's current version. */
   private async assertReadable(type: string, id: string): Promise<void> {
     if (!this.access) return;
-    const visible = await this.current(type).findOne(this.scoped(type, { _id: id }, 'r'), { projection: { _id: 1 } });
+    const [visible] = await this.documentsById(type, [id], { _id: 1 } as Record<string, 1>);
     if (!visible) throw notFound(`${type}/${id} not found`);
   }
 
@@ -310,15 +333,103 @@ export class FhirStore {
     ts: Date,
     op: HistoryDocument['op'],
     inheritedOwner?: string,
-  ): { history: HistoryDocument; current: ResourceDocument } {
+  ): { history: HistoryDocument; current: VersionFields } {
     const id = resource.id as string;
     const json = JSON.stringify(resource);
     const { sp, top } = this.searchFields(resource);
     const owner = inheritedOwner ?? this.access?.writerOrganization ?? this.extensionOwner(resource, { ...sp, ...top });
     return {
       history: { _id: `${id}/${version}`, rid: id, v: version, ts, json, op, ...(owner ? { owner } : {}) },
-      current: { _id: id, v: version, ts, json, sp, ...top, ...(owner ? { owner } : {}) } as ResourceDocument,
+      current: { _id: id, v: version, ts, json, sp, top, ...(owner ? { owner } : {}) },
     };
+  }
+
+  /** The layout of current documents on this server (see document-layout.ts): compact on FerretDB. */
+  private async layout(): Promise<LayoutName> {
+    return (await databaseProfile(this.db)).ferretdb ? 'compact' : 'structured';
+  }
+
+  /** The top-level fields a query of a type can start from: the indexed equality parameters and the domains' keys. */
+  private anchorFields(type: string): Set<string> {
+    const available = searchParametersOf(type);
+    const fields = new Set<string>();
+    for (const code of indexedSearchParameters) {
+      const parameter = available.get(code);
+      if (parameter && storedField(parameter).startsWith(TOP_LEVEL_PREFIX)) fields.add(storedField(parameter));
+    }
+    for (const extension of this.extensions) for (const field of extension.indexes?.[type] ?? []) fields.add(field);
+    return fields;
+  }
+
+  /** The date paths a type's queries sort by, which get order keys in the compact layout (`sp.date.lo`, `sp._when`). */
+  private orderPaths(type: string): string[] {
+    const available = searchParametersOf(type);
+    const paths = indexedSearchParameters.filter((code) => available.get(code)?.type === 'date').map((code) => `sp.${available.get(code)!.key}.lo`);
+    for (const extension of this.extensions) paths.push(...(extension.orders?.[type] ?? []));
+    return [...new Set(paths)];
+  }
+
+  /** The stored document of a version, in this server's layout. */
+  private async encode(type: string, fields: VersionFields): Promise<ResourceDocument> {
+    return encodeCurrent(await this.layout(), fields, this.anchorFields(type), this.orderPaths(type)) as ResourceDocument;
+  }
+
+  /** The current document of a resource, structured (whatever the layout), or null. */
+  private async currentDocument(type: string, id: string): Promise<ResourceDocument | null> {
+    const direct = (await this.layout()) === 'compact' ? await this.readCompact(type, '_id', [id]) : undefined;
+    const document = direct ? (direct[0] ?? null) : await this.current(type).findOne({ _id: id });
+    return document ? viewOf(document) : null;
+  }
+
+  /**
+   * Compact documents read straight from FerretDB's PostgreSQL (database/ferretdb-storage.ts) by `_id` or by
+   * anchor, or all of a type (`values` undefined); undefined where that is not possible (FerretDB on SQLite,
+   * an unexpected storage layout): the caller asks FerretDB.
+   */
+  private async readCompact(type: string, field: '_id' | 't', values: readonly string[] | undefined, order?: CompactOrder): Promise<CompactRow[] | undefined> {
+    const storage = ferretDbStorageOf(this.db);
+    if (!storage) return undefined;
+    const timeoutMs = this.deadline ? this.deadline.at - Date.now() : 120_000;
+    if (timeoutMs <= 0) throw new HubError('TIMEOUT', 'The request ran out of time');
+    return storage.readCompact(this.db.databaseName, type, values === undefined ? { all: true } : { field, values }, timeoutMs, order);
+  }
+
+  /**
+   * A page of a compact-layout query sorted first by a date with an order key, read from PostgreSQL a batch at
+   * a time in that order until the page is full (and the documents tied with its last one are read), instead
+   * of reading every document of the anchor: the work stays that of a page however many documents the anchor
+   * holds. Undefined where the query does not have that form or PostgreSQL cannot be read directly.
+   */
+  private async orderedPage(
+    type: string,
+    filter: Filter<ResourceDocument>,
+    condition: { field: '_id' | 't'; values: string[] } | undefined,
+    sort: Record<string, 1 | -1>,
+    need: number,
+  ): Promise<ResourceDocument[] | undefined> {
+    const [first] = Object.entries(sort);
+    if (!first || !this.orderPaths(type).includes(first[0]) || !ferretDbStorageOf(this.db)) return undefined;
+    const [path, direction] = first;
+    const matches = matcher(filter);
+    const kept: ResourceDocument[] = [];
+    const batch = Math.min(1000, Math.max(64, need * 2));
+    let after: CompactOrder['after'];
+    let boundary: number | null | undefined;
+    for (;;) {
+      const rows = await this.bounded(() => this.readCompact(type, condition?.field ?? 't', condition?.values, { key: orderKey(path), direction, limit: batch, after }));
+      if (!rows) return undefined;
+      for (const row of rows) {
+        // Past the page's last order value: nothing further can come before it.
+        if (boundary !== undefined && row.ord !== boundary) return kept;
+        const view = viewOf(row);
+        if (!matches(view)) continue;
+        kept.push(view);
+        if (kept.length === need) boundary = row.ord ?? null;
+      }
+      if (rows.length < batch) return kept;
+      const last = rows[rows.length - 1]!;
+      after = { ord: last.ord ?? null, id: last._id };
+    }
   }
 
   private extensionOwner(resource: Resource, searchValues: Record<string, unknown>): string | undefined {
@@ -386,7 +497,17 @@ export class FhirStore {
    * call at every start.
    */
   async ensureIndexes(): Promise<void> {
+    const compact = (await this.layout()) === 'compact';
     for (const type of servedResourceTypes) {
+      if (compact) {
+        // FerretDB: `_id` and the anchors `t` (GIN in PostgreSQL), nothing else it could use.
+        await createMissingIndexes(this.db, type, [
+          { key: { t: 1 }, name: 'anchors' },
+          ...this.orderPaths(type).map((path): IndexSpec => ({ key: { [orderKey(path)]: -1 }, name: orderKey(path), range: true })),
+        ]);
+        await createMissingIndexes(this.db, `${type}_history`, [{ key: { rid: 1, v: -1 }, name: 'resource_version' }]);
+        continue;
+      }
       const available = searchParametersOf(type);
       const wanted: IndexSpec[] = [
         { key: { ts: 1 }, name: 'lastUpdated', range: true },
@@ -435,33 +556,35 @@ export class FhirStore {
    * Re-extracts the search values of every current resource, a page at a time, and records the fingerprint.
    * Each update is a compare-and-set on the version, so a resource written meanwhile keeps its own values.
    */
-  async reindex(onProgress?: (type: string, done: number) => void, pageSize = 50): Promise<{ documents: number; changed: number }> {
+  async reindex(onProgress?: (type: string, done: number) => void, batch = 200): Promise<{ documents: number; changed: number }> {
     return this.guard(async () => {
       let documents = 0;
       let changed = 0;
       for (const type of servedResourceTypes) {
-        let after = '';
         let done = 0;
-        for (;;) {
-          const page = await this.current(type)
-            .find({ _id: { $gt: after } }, { projection: { owner: 0 }, limit: pageSize })
-            .sort({ _id: 1 })
-            .toArray();
-          if (page.length === 0) break;
-          const updates = page.flatMap((document) => {
-            const { sp, top } = this.searchFields(parseResource(document.json));
-            const stored = Object.fromEntries(Object.entries(document).filter(([key]) => key.startsWith(TOP_LEVEL_PREFIX)));
-            if (canonicalJson(sp) === canonicalJson(document.sp) && canonicalJson(top) === canonicalJson(stored)) return [];
-            const gone = Object.keys(stored).filter((key) => !(key in top));
-            const update = { $set: { sp, ...top }, ...(gone.length > 0 ? { $unset: Object.fromEntries(gone.map((key) => [key, ''])) } : {}) } as UpdateFilter<ResourceDocument>;
-            return [{ updateOne: { filter: { _id: document._id, v: document.v }, update } }];
-          });
+        let updates: AnyBulkWriteOperation<ResourceDocument>[] = [];
+        const write = async (): Promise<void> => {
           if (updates.length > 0) changed += (await this.current(type).bulkWrite(updates, { ordered: false })).modifiedCount;
-          documents += page.length;
-          done += page.length;
-          after = page[page.length - 1]!._id;
-          onProgress?.(type, done);
+          updates = [];
+        };
+        // One pass over the collection (FerretDB would decode it again for every page of a range query).
+        for await (const stored of this.current(type).find({}, { batchSize: batch })) {
+          const view = viewOf(stored);
+          const { sp, top } = this.searchFields(parseResource(view.json));
+          const replacement = await this.encode(type, { _id: view._id, v: view.v, ts: view.ts, json: view.json, sp, top, ...(view.owner ? { owner: view.owner } : {}) });
+          if (canonicalJson(replacement) !== canonicalJson(stored)) {
+            // A compare-and-set on the version: a resource written meanwhile keeps its own values.
+            updates.push({ replaceOne: { filter: { _id: view._id, v: view.v }, replacement } });
+          }
+          documents++;
+          done++;
+          if (updates.length >= batch) {
+            await write();
+            onProgress?.(type, done);
+          }
         }
+        await write();
+        onProgress?.(type, done);
       }
       await this.markSearchIndexCurrent();
       return { documents, changed };
@@ -481,7 +604,8 @@ export class FhirStore {
   private async writeNewVersion(stored: Resource, version: number, ts: Date, op: HistoryDocument['op'], inheritedOwner?: string): Promise<void> {
     const type = stored.resourceType;
     const id = stored.id as string;
-    const { history, current: document } = this.versionDocuments(stored, version, ts, op, inheritedOwner);
+    const { history, current: fields } = this.versionDocuments(stored, version, ts, op, inheritedOwner);
+    const document = await this.encode(type, fields);
     const intent = await this.intend(type, [id]);
     try {
       await this.versions(type).insertOne(history);
@@ -537,7 +661,7 @@ export class FhirStore {
       return;
     }
     const { sp, top } = this.searchFields(parseResource(latest.json));
-    const document = { _id: id, v: latest.v, ts: latest.ts, json: latest.json, sp, ...top, ...(latest.owner ? { owner: latest.owner } : {}) } as ResourceDocument;
+    const document = await this.encode(type, { _id: id, v: latest.v, ts: latest.ts, json: latest.json, sp, top, ...(latest.owner ? { owner: latest.owner } : {}) });
     if (current) await this.current(type).replaceOne({ _id: id, v: current.v }, document);
     // No current document: a cut-off create or put-after-delete; a concurrent repair may win the insert.
     else await this.current(type).insertOne(document).catch((error: unknown) => {
@@ -573,15 +697,22 @@ export class FhirStore {
     const extra = this.access?.readFilter(type, 'r');
     const collection = this.current(type);
     let documents: ResourceDocument[];
-    if (ids.length === 1) {
-      const one = await collection.findOne({ _id: ids[0]! }, { projection, ...this.timed() });
+    const compact = (await this.layout()) === 'compact';
+    // A compact document is read whole (its fields are in one blob); a structured one as projected.
+    const options = { ...(compact ? {} : { projection }), ...this.timed() };
+    const direct = compact ? await this.readCompact(type, '_id', ids) : undefined;
+    if (direct) {
+      documents = direct as unknown as ResourceDocument[];
+    } else if (ids.length === 1) {
+      const one = await collection.findOne({ _id: ids[0]! }, options);
       documents = one ? [one] : [];
-    } else if (ids.length <= FERRETDB_EQUALITY_BATCH && (await databaseProfile(this.db)).ferretdb) {
-      documents = (await mapWithConcurrency(ids, 16, (id) => collection.findOne({ _id: id }, { projection, ...this.timed() }))).filter((d): d is ResourceDocument => d !== null);
+    } else if (compact) {
+      documents = (await mapWithConcurrency(ids, 16, (id) => collection.findOne({ _id: id }, options))).filter((d): d is ResourceDocument => d !== null);
     } else {
-      documents = await collection.find({ _id: { $in: ids } }, { projection, limit: ids.length, batchSize: ids.length + 1, ...this.timed() }).toArray();
+      documents = await collection.find({ _id: { $in: ids } }, { ...options, limit: ids.length, batchSize: ids.length + 1 }).toArray();
     }
-    return extra ? documents.filter((document) => documentMatches(document, extra)) : documents;
+    const views = documents.map(viewOf);
+    return this.charge(extra ? views.filter(matcher(extra)) : views);
   }
 
   async read<T extends Resource = Resource>(type: string, id: string): Promise<T> {
@@ -645,9 +776,9 @@ export class FhirStore {
    * the caller may not read it (so a refusal never tells that someone else's resource exists).
    */
   private async changing(type: string, id: string): Promise<ResourceDocument> {
-    const current = await this.current(type).findOne({ _id: id }, { projection: { v: 1, json: 1, owner: 1, ...(this.access ? { sp: 1 } : {}) } });
+    const current = await this.currentDocument(type, id);
     const extra = current && this.access?.readFilter(type, 'r');
-    if (!current || (extra && !documentMatches(current, extra))) throw notFound(`${type}/${id} not found`);
+    if (!current || (extra && !matcher(extra)(current))) throw notFound(`${type}/${id} not found`);
     return current;
   }
 
@@ -717,7 +848,7 @@ export class FhirStore {
       if (!valid.id) throw badInput('A put needs the resource id', ['id']);
       assertValidId(valid.id);
       const type = valid.resourceType;
-      const existing = await this.current(type).findOne({ _id: valid.id });
+      const existing = await this.currentDocument(type, valid.id);
       if (!existing) {
         const tombstone = await this.tombstones().findOne({ _id: `${type}/${valid.id}` });
         if (!tombstone) return { resource: await this.create(valid, { id: valid.id }), outcome: 'created' };
@@ -831,9 +962,10 @@ export class FhirStore {
     const ts = new Date();
     const prepared = resources.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
     const documents = prepared.map((resource) => this.versionDocuments(resource, 1, ts, 'create'));
+    const currents = await Promise.all(documents.map((d) => this.encode(type, d.current)));
     const intent = await this.intend(type, resources.map((resource) => resource.id as string));
     const historyFailed = await insertManyReportingDuplicates(this.versions(type), documents.map((d) => d.history));
-    const currentFailed = await insertManyReportingDuplicates(this.current(type), documents.map((d) => d.current));
+    const currentFailed = await insertManyReportingDuplicates(this.current(type), currents);
     for (const [i, resource] of resources.entries()) {
       if (!historyFailed.has(i)) outcomes.set(resource, { resource: prepared[i]!, outcome: 'created' });
       else if (currentFailed.has(i)) outcomes.set(resource, { resource, outcome: 'unchanged' });
@@ -890,37 +1022,55 @@ export class FhirStore {
   }
 
   /**
-   * The documents matching a filter, in one query, except on FerretDB when the only top-level field an index
-   * could start from is an `$in` of a few values (reverse references of many parents, a person's records, a
-   * resident's compartment, `code: "a,b"`): FerretDB pushes down plain equalities only and would decode the
-   * whole collection for the `$in`, so it gets one equality query per value instead, merged here in the sort
-   * order. Each query runs within the request's share of concurrent reads and time.
+   * The documents matching a filter, as structured views. MongoDB evaluates the filter, sort and page itself.
+   * On FerretDB (compact layout) the hub asks for the documents holding the filter's anchor value — one
+   * equality query per value of an `$in` (FerretDB would decode the whole collection for the `$in`), sent
+   * within the request's share of concurrent reads — and checks the whole filter, sorts and pages here.
    */
   private async findDocuments(
     type: string,
     filter: Filter<ResourceDocument>,
-    options: { projection: Record<string, 0 | 1>; sort?: Record<string, 1 | -1>; skip?: number; limit?: number },
+    options: { projection: Record<string, 0 | 1>; sort?: Record<string, 1 | -1>; skip?: number; limit?: number; uncounted?: boolean },
   ): Promise<ResourceDocument[]> {
     const { projection, sort, skip = 0, limit } = options;
-    const query = (condition: Filter<ResourceDocument>, from: number, count: number | undefined): Promise<ResourceDocument[]> =>
-      this.bounded(() => {
-        const cursor = this.current(type).find(condition, { projection, ...(count !== undefined ? { limit: count, batchSize: count + 1 } : {}), ...this.timed() });
+    if ((await this.layout()) === 'structured') {
+      return this.bounded(() => {
+        const cursor = this.current(type).find(filter, { projection, ...(limit !== undefined ? { limit, batchSize: limit + 1 } : {}), ...this.timed() });
         if (sort) cursor.sort(sort);
-        if (from > 0) cursor.skip(from);
+        if (skip > 0) cursor.skip(skip);
         return cursor.toArray();
-      });
-    const split = (await databaseProfile(this.db)).ferretdb ? splitIn(filter) : undefined;
-    if (!split) return query(filter, skip, limit);
-    const perValue = await Promise.all(split.values.map((value) => query({ ...split.rest, [split.field]: value } as Filter<ResourceDocument>, 0, limit === undefined ? undefined : skip + limit)));
+      }).then((documents) => (options.uncounted ? documents : this.charge(documents)));
+    }
+    const queries = compactQueries(filter, this.anchorFields(type));
+    const field = Object.keys(queries[0]!)[0] as '_id' | 't' | undefined;
+    const values = field ? queries.map((query) => query[field] as string) : undefined;
+    if (sort && limit !== undefined && !(field === '_id')) {
+      const page = await this.orderedPage(type, filter, field && values ? { field, values } : undefined, sort, skip + limit);
+      // The page comes in the order of its date and then `_id` ascending; another sort key needs a sort here.
+      const [, ...rest] = Object.entries(sort);
+      const inOrder = rest.every(([key, direction]) => key === '_id' && direction === 1);
+      if (page) return this.charge((inOrder ? page : page.sort(documentOrder(sort))).slice(skip, skip + limit));
+    }
+    const direct = await this.bounded(() => this.readCompact(type, field ?? 't', values));
+    // Through FerretDB: one batch per query, a round trip per query whatever the number of documents.
+    const found = direct
+      ? [direct]
+      : await Promise.all(queries.map((query) => this.bounded(() => this.current(type).find(query, { batchSize: 100_000, ...this.timed() }).toArray())));
     const seen = new Set<string>();
-    const merged = perValue.flat().filter((document) => !seen.has(document._id) && seen.add(document._id));
-    if (sort) merged.sort(documentOrder(sort));
-    return merged.slice(skip, limit === undefined ? undefined : skip + limit);
+    const matches = matcher(filter);
+    const views = found
+      .flat()
+      .filter((document) => !seen.has(document._id) && seen.add(document._id))
+      .map(viewOf)
+      .filter(matches);
+    if (sort) views.sort(documentOrder(sort));
+    const page = views.slice(skip, limit === undefined ? undefined : skip + limit);
+    return options.uncounted ? page : this.charge(page);
   }
 
-  /** How many documents match (on FerretDB, an `$in` is counted as the union of its values' equalities). */
+  /** How many documents match. */
   private async countDocuments(type: string, filter: Filter<ResourceDocument>): Promise<number> {
-    if ((await databaseProfile(this.db)).ferretdb && splitIn(filter)) return (await this.findDocuments(type, filter, { projection: { _id: 1 } })).length;
+    if ((await this.layout()) === 'compact') return (await this.findDocuments(type, filter, { projection: { _id: 1 }, uncounted: true })).length;
     return this.bounded(() => this.current(type).countDocuments(filter, this.timed()));
   }
 
@@ -1063,14 +1213,6 @@ export class FhirStore {
     });
   }
 
-  /** One aggregation over the current documents of a type (only stages FerretDB v1 and MongoDB share). */
-  async aggregate<T extends Record<string, unknown>>(type: string, pipeline: object[]): Promise<T[]> {
-    return this.guard(() => {
-      const extra = this.access?.readFilter(type, 's');
-      return this.bounded(() => this.current(type).aggregate<T>(extra ? [{ $match: extra }, ...pipeline] : pipeline, this.timed()).toArray());
-    });
-  }
-
   async countMatching(type: string, filter: Filter<ResourceDocument>): Promise<number> {
     return this.guard(() => this.countDocuments(type, this.scoped(type, filter, 's')));
   }
@@ -1087,32 +1229,6 @@ export class FhirStore {
       throw translateDatabaseError(error);
     }
   }
-}
-
-/** The most values of an `$in` that FerretDB gets as separate equality queries (findDocuments). */
-const SPLIT_MAX_VALUES = 64;
-
-/** Fields an equality on which a storage index can answer: `_id` and the top-level `t_` fields. */
-const anchorField = (key: string): boolean => key === '_id' || key.startsWith(TOP_LEVEL_PREFIX);
-
-/**
- * When a filter has no plain top-level equality on an anchor field but has a top-level `$in` of at most
- * SPLIT_MAX_VALUES values on one: that field, its values and the rest of the filter (the fewest values win).
- */
-function splitIn(filter: Filter<ResourceDocument>): { field: string; values: unknown[]; rest: Record<string, unknown> } | undefined {
-  const entries = Object.entries(filter);
-  if (entries.some(([key, value]) => anchorField(key) && typeof value === 'string')) return undefined;
-  let best: { field: string; values: unknown[] } | undefined;
-  for (const [key, value] of entries) {
-    if (!anchorField(key) || !value || typeof value !== 'object' || Array.isArray(value)) continue;
-    const operators = Object.keys(value);
-    const values = (value as { $in?: unknown }).$in;
-    if (operators.length !== 1 || !Array.isArray(values) || values.length === 0 || values.length > SPLIT_MAX_VALUES) continue;
-    if (!best || values.length < best.values.length) best = { field: key, values };
-  }
-  if (!best) return undefined;
-  const rest = Object.fromEntries(entries.filter(([key]) => key !== best!.field));
-  return { ...best, rest };
 }
 
 /** The sort fields (other than `_id`) as a projection, so merged results can be ordered. */
@@ -1176,26 +1292,6 @@ async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, work
     }),
   );
   return results;
-}
-
-/**
- * Whether a document matches a filter of the shapes the access policy builds (equality, `$in`, `$and`, on
- * dotted paths; an array value matches when any element does). Anything else fails closed.
- */
-function documentMatches(document: unknown, filter: Filter<ResourceDocument>): boolean {
-  return Object.entries(filter).every(([key, condition]) => {
-    if (key === '$and') return (condition as Filter<ResourceDocument>[]).every((part) => documentMatches(document, part));
-    if (key.startsWith('$')) throw new Error(`documentMatches: unsupported operator ${key}`);
-    const value = key.split('.').reduce<unknown>((node, part) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[part] : undefined), document);
-    const values = Array.isArray(value) ? value : [value];
-    if (condition && typeof condition === 'object' && !Array.isArray(condition)) {
-      const operators = Object.keys(condition);
-      if (operators.length !== 1 || operators[0] !== '$in') throw new Error(`documentMatches: unsupported condition on ${key}`);
-      const wanted = new Set((condition as { $in: unknown[] }).$in);
-      return values.some((item) => wanted.has(item));
-    }
-    return values.some((item) => item === condition);
-  });
 }
 
 /** Inserts with ordered: false; returns the indexes refused as duplicates. Any other failure is thrown. */

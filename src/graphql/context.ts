@@ -117,6 +117,8 @@ export interface ContextOptions {
   paging: RequestContext['paging'];
   /** How long a request may take; its database reads carry the time left. */
   requestTimeoutMs: number;
+  /** How many resources a request's reads may bring back in all (MAX_RESOURCES_PER_REQUEST). */
+  maxResourcesPerRequest?: number;
 }
 
 /** The context of one request: the store, loaders and identity services all read and write as the caller. */
@@ -124,7 +126,9 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
   const deadline = new AbortController();
   // Every database read of the request listens to this signal (the driver adds one listener per operation).
   setMaxListeners(0, deadline.signal);
-  const store = options.store.withAccess(access, { signal: deadline.signal, at: Date.now() + options.requestTimeoutMs, reads: new Semaphore(READS_PER_REQUEST) });
+  const store = options.store.withAccess(access, { signal: deadline.signal, at: Date.now() + options.requestTimeoutMs, reads: new Semaphore(READS_PER_REQUEST),
+    ...(options.maxResourcesPerRequest ? { budget: { left: options.maxResourcesPerRequest, limit: options.maxResourcesPerRequest } } : {}),
+  });
   const directory = new PersonDirectory(store, options.db, options.nationalIdSystem);
   const resources = createResourceLoader(store);
   return {

@@ -17,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import type { Patient, Resource } from '@medplum/fhirtypes';
 import { createMissingIndexes } from '../database/indexes.ts';
+import { findByValues } from '../database/equalities.ts';
 import { badInput, conflict, notFound } from '../errors.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import { checkNationalId } from './national-id.ts';
@@ -93,7 +94,7 @@ export class PersonDirectory {
   private async effectivePersons(records: { resource: Resource; values: Record<string, unknown> }[]): Promise<Map<string, string>> {
     const ids = records.map((record) => record.resource.id as string);
     const overrides = new Map<string, string>();
-    if (ids.length > 0) for (const link of await this.links.find({ _id: { $in: ids } }).toArray()) overrides.set(link._id, link.person);
+    for (const link of await findByValues<LinkDocument>(this.db, 'person_links', '_id', ids)) overrides.set(link._id, link.person);
     return new Map(records.map((record) => [record.resource.id as string, overrides.get(record.resource.id as string) ?? (record.values.person as string)]));
   }
 
@@ -206,8 +207,8 @@ export class PersonDirectory {
 
   /** The link history of some records, newest first (one query). */
   async linkEvents(patientIds: string[]): Promise<LinkEvent[]> {
-    if (patientIds.length === 0) return [];
-    return this.events.find({ patient: { $in: patientIds } }).sort({ at: -1 }).limit(200).toArray();
+    const events = await findByValues<LinkEvent>(this.db, 'person_link_events', 'patient', patientIds);
+    return events.sort((a, b) => b.at.getTime() - a.at.getTime()).slice(0, 200);
   }
 
   /**
@@ -216,21 +217,15 @@ export class PersonDirectory {
    */
   async possibleDuplicates(limit: number): Promise<PossibleDuplicate[]> {
     // Grouped here, not by the database: FerretDB v1 has no $push and unwinds nested arrays differently from
-    // MongoDB. One query reads only the keys; a second reads the records that share one.
-    const keyed = await this.store.aggregate<{ _id: string; sp?: { _demo?: string; _nidnear?: string[] } }>('Patient', [
-      { $match: { $or: [{ 'sp._demo': { $exists: true } }, { 'sp._nidnear': { $exists: true } }] } },
-      { $project: { 'sp._demo': 1, 'sp._nidnear': 1 } },
-    ]);
+    // MongoDB. One query reads the records that have a key; the pairs are found among them.
+    const keyed = await this.store.findWithValues('Patient', { $or: [{ 'sp._demo': { $exists: true } }, { 'sp._nidnear': { $exists: true } }] }, { values: ['person', '_demo', '_nidnear'] });
+    const keysOf = (values: Record<string, unknown>): string[] => [values._demo as string | undefined, ...((values._nidnear as string[] | undefined) ?? [])].filter((key): key is string => key !== undefined);
     const counts = new Map<string, number>();
-    for (const document of keyed) {
-      for (const key of [document.sp?._demo, ...(document.sp?._nidnear ?? [])]) if (key) counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    const shared = (keys: (string | undefined)[]): boolean => keys.some((key) => key !== undefined && (counts.get(key) ?? 0) > 1);
-    const candidateIds = keyed.filter((document) => shared([document.sp?._demo, ...(document.sp?._nidnear ?? [])])).map((document) => document._id);
-    if (candidateIds.length === 0) return [];
+    for (const record of keyed) for (const key of keysOf(record.values)) counts.set(key, (counts.get(key) ?? 0) + 1);
+    const candidates = keyed.filter((record) => keysOf(record.values).some((key) => (counts.get(key) ?? 0) > 1)).slice(0, MAX_DUPLICATE_CANDIDATES);
+    if (candidates.length === 0) return [];
     const demoKeys = [...counts].filter(([key, n]) => n > 1 && !key.includes('*')).map(([key]) => key);
     const nearKeys = [...counts].filter(([key, n]) => n > 1 && key.includes('*')).map(([key]) => key);
-    const candidates = await this.store.findWithValues('Patient', { _id: { $in: candidateIds.slice(0, MAX_DUPLICATE_CANDIDATES) } }, { values: ['person', '_demo', '_nidnear'] });
     const persons = await this.effectivePersons(candidates);
     const pairs = new Map<string, PossibleDuplicate>();
     const consider = (reason: DuplicateReason, keys: string[], keyOf: (values: Record<string, unknown>) => string[]): void => {

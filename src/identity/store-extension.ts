@@ -11,7 +11,7 @@
  */
 import type { StoreExtension } from '../fhir/store.ts';
 import { identityValues, nationalIdOf } from './patient-identity.ts';
-import { timelineValues } from './timeline.ts';
+import { timelineResourceTypes, timelineValues } from './timeline.ts';
 
 export function identityExtension(nationalIdSystem: string): StoreExtension {
   return {
@@ -21,5 +21,6 @@ export function identityExtension(nationalIdSystem: string): StoreExtension {
     derive: (resource, searchValues) => ({ ...identityValues(resource, nationalIdSystem), ...timelineValues(resource, searchValues) }),
     tokenNormalizers: { [nationalIdSystem]: (code) => code.trim().toUpperCase() },
     indexes: { Patient: ['t_person'] },
+    orders: Object.fromEntries(timelineResourceTypes.map((type) => [type, ['sp._when']])),
   };
 }

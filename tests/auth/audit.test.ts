@@ -6,6 +6,7 @@ import type { AuditEvent } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { demoResources } from '../../src/demo/seed.ts';
+import { storedResources } from '../support/commands.ts';
 import { graphql, type TestDatabase } from '../support/hub.ts';
 import { authenticatedDemoHub, token } from '../support/auth.ts';
 
@@ -18,7 +19,7 @@ beforeAll(async () => {
 afterAll(async () => database.drop());
 
 const auditEvents = async (): Promise<AuditEvent[]> =>
-  (await database.connection.db.collection('AuditEvent').find({}).toArray()).map((document) => JSON.parse(document.json as string) as AuditEvent);
+  storedResources<AuditEvent>(database.connection.db, 'AuditEvent');
 
 it('buffers one event per patient read, and writes every one of them on graceful shutdown', async () => {
   const member = await token(hub.url, 'his-donghu-county');

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import type { ClientRegistry } from '../../src/auth/clients.ts';
 import { authenticatedDemoHub, token, tokenResponse } from '../support/auth.ts';
+import { storedResources } from '../support/commands.ts';
 import { graphql, type TestDatabase } from '../support/hub.ts';
 
 let database: TestDatabase;
@@ -25,7 +26,7 @@ const B = '430621196501180188'; // another resident
 const nid = 'urn:oid:2.16.156.10011.1.3';
 
 const storedEvents = async (): Promise<AuditEvent[]> =>
-  (await database.connection.db.collection('AuditEvent').find({}).toArray()).map((document) => JSON.parse(document.json as string) as AuditEvent);
+  storedResources<AuditEvent>(database.connection.db, 'AuditEvent');
 
 async function flushed(): Promise<void> {
   await hub.auditTrail.flush();

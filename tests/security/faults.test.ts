@@ -122,7 +122,10 @@ describe('item 9: faults', () => {
       // Every version in history has its current document again, and every acknowledged create is there.
       await expect.poll(cutOff, { timeout: 60_000 }).toEqual([]);
       expect(await db.collection('Patient').countDocuments({})).toBeGreaterThanOrEqual(acknowledged);
-      await expect.poll(() => second.output(), { timeout: 10_000 }).toMatch(/finished writes left half done/);
+      await expect.poll(() => second.output(), { timeout: 10_000 }).toMatch(/finished writes left half done/).catch((error: unknown) => {
+        console.log(second.output().slice(-3000));
+        throw error;
+      });
     } finally {
       second.child.kill('SIGTERM');
       await second.exited;

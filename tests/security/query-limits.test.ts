@@ -6,7 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { authenticatedDemoHub, token } from '../support/auth.ts';
-import { graphql, startTestHub, type TestDatabase } from '../support/hub.ts';
+import { graphql, mongodbUri, postgresUrl, startTestHub, type TestDatabase } from '../support/hub.ts';
+import { freePort } from '../support/ports.ts';
+import { spawnHub, waitForOutput } from '../support/process.ts';
 
 let database: TestDatabase;
 let hub: Hub;
@@ -100,20 +102,55 @@ describe('item 2: cost, concurrency and time', () => {
     }
   });
 
-  it('keeps /health and another client under 1 s while one client floods with costly queries, and stops the flood at its time limit', async () => {
-    const flooded = await startTestHub(database.name, { AUTH_REQUIRED: 'true', REQUEST_TIMEOUT_MS: '1500', RATE_LIMIT_PER_MINUTE: '100000', MAX_CONCURRENT_REQUESTS_PER_CLIENT: '2', CONCURRENCY_WAIT_MS: '60000' });
+  it('stops a request at MAX_RESOURCES_PER_REQUEST resources read in all, whatever its aliases', async () => {
+    const bounded = await startTestHub(database.name, { AUTH_REQUIRED: 'true', MAX_RESOURCES_PER_REQUEST: '50' });
     try {
-      const attacker = await token(flooded.url, 'consortium-admin');
-      const other = await token(flooded.url, 'his-donghu-county');
+      const admin = await token(bounded.url, 'consortium-admin');
+      const one = await graphql(bounded.url, '{ ObservationList(_count: 30) { id } }', undefined, admin);
+      expect(one.errors).toBeUndefined();
+      expect((one.data?.ObservationList as unknown[]).length).toBe(30);
+      const three = await graphql(bounded.url, `{ ${[1, 2, 3].map((i) => `a${i}: ObservationList(_count: 30) { id }`).join(' ')} }`, undefined, admin);
+      expect(three.errors?.[0]?.extensions?.code).toBe('TOO_MANY_RESULTS');
+      expect(three.errors?.[0]?.message).toMatch(/more than 50 resources/);
+    } finally {
+      await bounded.stop();
+    }
+  });
+
+  it('keeps /health and another client under 1 s while one client floods with costly queries, and stops the flood at its time limit', async () => {
+    // The hub runs in its own process, as in production: the test's client must not share its event loop (nor
+    // spend it reading the flood's answers).
+    const port = await freePort();
+    const flooded = spawnHub({
+      MONGODB_URI: mongodbUri(),
+      FERRETDB_POSTGRESQL_URL: postgresUrl(),
+      MONGODB_DB: database.name,
+      PORT: String(port),
+      SEED_DEMO: 'false',
+      AUTH_REQUIRED: 'true',
+      REQUEST_TIMEOUT_MS: '1500',
+      RATE_LIMIT_PER_MINUTE: '100000',
+      MAX_CONCURRENT_REQUESTS_PER_CLIENT: '2',
+      CONCURRENCY_WAIT_MS: '60000',
+    });
+    try {
+      await waitForOutput(flooded, /Playground: http/);
+      const url = `http://127.0.0.1:${port}`;
+      const attacker = await token(url, 'consortium-admin');
+      const other = await token(url, 'his-donghu-county');
       const costly = `{ ${Array.from({ length: 30 }, (_, i) => `a${i}: ObservationList(_count: 1000, _sort: "-date") { json }`).join(' ')} }`;
-      const flood = Array.from({ length: 16 }, () => graphql(flooded.url, costly, undefined, attacker).catch(() => ({ status: 0 })));
+      const flood = Array.from({ length: 16 }, () =>
+        fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${attacker}` }, body: JSON.stringify({ query: costly }) })
+          .then(async (answer) => (await answer.arrayBuffer(), { status: answer.status }))
+          .catch(() => ({ status: 0 })),
+      );
       await new Promise((resolve) => setTimeout(resolve, 300));
       const latencies: { health: number; read: number }[] = [];
       for (let i = 0; i < 5; i++) {
-        const health = await timed(() => fetch(`${flooded.url}/health`));
-        const read = await timed(() => graphql(flooded.url, '{ Organization(id: "org-donghu-county") { name } }', undefined, other));
+        const health = await timed(() => fetch(`${url}/health`));
+        const read = await timed(() => graphql(url, '{ Organization(id: "org-donghu-county") { name } }', undefined, other));
         expect(health.value.status).toBe(200);
-        expect(read.value.data?.Organization).toEqual({ name: '东湖县人民医院' });
+        expect(read.value.data?.Organization, JSON.stringify(read.value.errors)).toEqual({ name: '东湖县人民医院' });
         latencies.push({ health: health.ms, read: read.ms });
       }
       const statuses = (await Promise.all(flood)).map((answer) => answer.status);
@@ -125,7 +162,8 @@ describe('item 2: cost, concurrency and time', () => {
       // Each flooding request ended as an answer within its time, or waited for its client's turn.
       expect(statuses.every((status) => status === 200 || status === 503 || status === 429)).toBe(true);
     } finally {
-      await flooded.stop();
+      flooded.child.kill('SIGTERM');
+      await flooded.exited;
     }
   });
 });

@@ -1,0 +1,256 @@
+/**
+ * What the hub does directly in the PostgreSQL database under FerretDB v1.24 (the embedded default).
+ *
+ * 1. Indexes. FerretDB pushes a top-level equality down to PostgreSQL as `_jsonb->'field' @> '<value>'` (which
+ *    also matches an element of an array). Its own indexes are btree indexes on `_jsonb->'field'`, which cannot
+ *    answer `@>`; a GIN index `USING gin ((_jsonb->'field') jsonb_path_ops)` can, in well under a millisecond.
+ *    FerretDB cannot create those, so the hub does.
+ * 2. Reads of current resource documents. FerretDB turns every document it reads from PostgreSQL into BSON
+ *    in Go, at about 4 ms per query plus 0.1–0.4 ms per document on this machine, where PostgreSQL itself
+ *    finds them through the GIN index in under a millisecond. So the store's hot reads (by id, by anchor; see
+ *    fhir/document-layout.ts) select the compact documents' few fields straight from PostgreSQL with the same
+ *    condition FerretDB would push down, answered by the same indexes. Writes, and every other collection,
+ *    stay with FerretDB (it commits each write before it answers, so a read here sees it).
+ *
+ * Both couple the hub to FerretDB 1.24's storage layout: each MongoDB database is a PostgreSQL schema whose
+ * `_ferretdb_database_metadata` table maps a collection name (`_jsonb->>'_id'`) to its table
+ * (`_jsonb->>'table'`); each collection's table holds its documents in a `_jsonb` column, with the BSON type of
+ * each field in `_jsonb->'$s'` (a binary field as base64 text, a date as milliseconds). The layout is checked
+ * (the metadata table and column at first use, each read row's field types); where it does not match, one
+ * warning is logged and the hub carries on without the indexes and reads through FerretDB: queries stay
+ * correct, only slower.
+ */
+import { createHash } from 'node:crypto';
+import type { Db } from 'mongodb';
+import pg from 'pg';
+import { Semaphore } from './semaphore.ts';
+
+const METADATA_TABLE = '_ferretdb_database_metadata';
+
+const quote = (identifier: string): string => `"${identifier.replace(/"/g, '""')}"`;
+const literal = (text: string): string => `'${text.replace(/'/g, "''")}'`;
+
+/** A current document as stored in the compact layout (document-layout.ts), read from PostgreSQL. */
+/** Reads through a whole table (no anchor) running at once on one instance. */
+const HEAVY_READS = 2;
+
+export interface CompactRow {
+  _id: string;
+  v: number;
+  ts: Date;
+  x: Buffer;
+  /** the order key's value, in ordered reads (null where the document has none) */
+  ord?: number | null;
+}
+
+/** Which compact documents to read: those whose `_id` is, or whose anchors `t` hold, one of the values; or all. */
+export type CompactCondition = { field: '_id' | 't'; values: readonly string[] } | { all: true };
+
+/**
+ * An ordered read: a batch of documents by an order key (a top-level number; missing sorts as MongoDB sorts
+ * it, first ascending and last descending), then `_id`, after the last document of the previous batch.
+ */
+export interface CompactOrder {
+  key: string;
+  direction: 1 | -1;
+  limit: number;
+  after?: { ord: number | null; id: string };
+}
+
+/** The most values one read asks for (one SQL statement; more are split). */
+const VALUES_PER_READ = 500;
+
+export class FerretDbStorage {
+  private readonly pool: pg.Pool;
+  private readonly layouts = new Map<string, Promise<boolean>>();
+  private readonly tables = new Map<string, string>();
+  private warned = false;
+  /** Set when a read row is not laid out as expected: reads go through FerretDB from then on. */
+  private readsOff = false;
+  private readonly statementListeners = new Set<(text: string, values: unknown[]) => void>();
+  private readonly heavy = new Semaphore(HEAVY_READS);
+
+  constructor(
+    url: string,
+    private readonly warn: (message: string) => void = () => {},
+    poolSize = 24,
+  ) {
+    this.pool = new pg.Pool({ connectionString: url, max: poolSize, idleTimeoutMillis: 30_000, application_name: 'consortium-hub' });
+    this.pool.on('error', () => {}); // an idle client that lost its server; the next query reconnects
+  }
+
+  /** Whether the schema of a MongoDB database has FerretDB 1.24's metadata table with its `_jsonb` column. */
+  private layoutMatches(schema: string): Promise<boolean> {
+    let checked = this.layouts.get(schema);
+    if (!checked) {
+      checked = this.pool
+        .query<{ n: string }>(`SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND column_name = '_jsonb' AND data_type = 'jsonb'`, [schema, METADATA_TABLE])
+        .then((result) => Number(result.rows[0]?.n) === 1);
+      checked.catch(() => this.layouts.delete(schema));
+      this.layouts.set(schema, checked);
+    }
+    return checked;
+  }
+
+  private notMatching(detail: string): void {
+    if (this.warned) return;
+    this.warned = true;
+    this.warn(`FerretDB's PostgreSQL storage is not laid out as in FerretDB 1.24 (${detail}); carrying on without the hub's GIN indexes and direct reads: queries stay correct but slower`);
+  }
+
+  /** The PostgreSQL table of a collection, or undefined (not created yet). Known tables are remembered. */
+  private async tableOf(schema: string, collection: string): Promise<string | undefined> {
+    const key = `${schema}\0${collection}`;
+    const known = this.tables.get(key);
+    if (known) return known;
+    const result = await this.pool.query<{ table: string }>(`SELECT _jsonb->>'table' AS table FROM ${quote(schema)}.${quote(METADATA_TABLE)} WHERE _jsonb->>'_id' = $1`, [collection]);
+    const table = result.rows[0]?.table ?? undefined;
+    if (table) this.tables.set(key, table);
+    return table;
+  }
+
+  /**
+   * Creates the missing GIN indexes on top-level fields of a collection (which must exist), and btree indexes on
+   * its order keys (`ordered`), which give an ordered read its first page without sorting the collection.
+   */
+  async ensure(schema: string, collection: string, fields: string[], ordered: string[] = []): Promise<void> {
+    if (!(await this.layoutMatches(schema))) return this.notMatching(`no ${schema}.${METADATA_TABLE} with a jsonb _jsonb column`);
+    const table = await this.tableOf(schema, collection);
+    if (!table) return this.notMatching(`no table for collection ${collection}`);
+    // Documents up to 8 kB stay in the row uncompressed. PostgreSQL would otherwise compress every document over
+    // 2 kB (most FHIR resources) and decompress it whole at each access to one of its fields: measured 4× slower
+    // reads. Applies to rows written from now on.
+    await this.pool.query(`ALTER TABLE ${quote(schema)}.${quote(table)} SET (toast_tuple_target = 8160)`);
+    for (const field of fields) {
+      const name = `hub_gin_${createHash('sha256').update(`${table}\0${field}`).digest('hex').slice(0, 20)}`;
+      // fastupdate off: new entries go straight into the index instead of a pending list that every lookup
+      // would scan until the next vacuum (measured: reads several times slower right after an import).
+      await this.pool.query(`CREATE INDEX IF NOT EXISTS ${quote(name)} ON ${quote(schema)}.${quote(table)} USING gin ((_jsonb->${literal(field)}) jsonb_path_ops) WITH (fastupdate = off)`);
+      await this.pool.query(`ALTER INDEX ${quote(schema)}.${quote(name)} SET (fastupdate = off)`);
+    }
+    for (const field of ordered) {
+      const name = `hub_ord_${createHash('sha256').update(`${table}\0${field}`).digest('hex').slice(0, 20)}`;
+      await this.pool.query(`CREATE INDEX IF NOT EXISTS ${quote(name)} ON ${quote(schema)}.${quote(table)} ((_jsonb->${literal(field)}))`);
+    }
+  }
+
+  /**
+   * The compact documents of a collection matching a condition (`_id` as FerretDB's own unique index has it,
+   * an anchor with `@>` through the GIN index, as FerretDB's pushdown would), straight from PostgreSQL, each at
+   * most once; `[]` for a collection not created yet; undefined when the storage is not laid out as expected
+   * (the caller reads through FerretDB). With `order`, one batch of them in that order.
+   */
+  async readCompact(schema: string, collection: string, condition: CompactCondition, timeoutMs: number, order?: CompactOrder): Promise<CompactRow[] | undefined> {
+    if (this.readsOff) return undefined;
+    if (!(await this.layoutMatches(schema))) {
+      this.notMatching(`no ${schema}.${METADATA_TABLE} with a jsonb _jsonb column`);
+      return undefined;
+    }
+    // Reads without an anchor go through the whole table (in order, or all of it): at most HEAVY_READS of them
+    // run at once on this instance, so that a client sending many cannot take every core of the database from
+    // the reads by id and by anchor of everyone else (which never wait for this lane).
+    if ('all' in condition) {
+      const started = Date.now();
+      return this.heavy.run(() => this.selectCompact(schema, collection, condition, timeoutMs - (Date.now() - started), order, true));
+    }
+    if (order) return this.selectCompact(schema, collection, condition, timeoutMs, order, true);
+    const rows: CompactRow[] = [];
+    const seen = new Set<string>();
+    for (let start = 0; start < condition.values.length; start += VALUES_PER_READ) {
+      const chunk = { field: condition.field, values: condition.values.slice(start, start + VALUES_PER_READ) };
+      const found = await this.selectCompact(schema, collection, chunk, timeoutMs, undefined, true);
+      if (!found) return undefined;
+      for (const row of found) if (!seen.has(row._id)) rows.push(row), seen.add(row._id);
+    }
+    return rows;
+  }
+
+  private async selectCompact(schema: string, collection: string, condition: CompactCondition, timeoutMs: number, order: CompactOrder | undefined, retry: boolean): Promise<CompactRow[] | undefined> {
+    const table = await this.tableOf(schema, collection);
+    if (!table) return [];
+    const values: unknown[] = [];
+    const parameter = (value: unknown): string => `$${values.push(value)}`;
+    const conditions: string[] = [];
+    if (!('all' in condition)) {
+      if (condition.values.length > VALUES_PER_READ) throw new Error(`readCompact: at most ${VALUES_PER_READ} values`);
+      const json = condition.values.map((value) => JSON.stringify(value));
+      conditions.push(condition.field === '_id' ? `_jsonb->'_id' = ANY(${parameter(json)}::jsonb[])` : `(${json.map((value) => `(_jsonb->'t') @> ${parameter(value)}::jsonb`).join(' OR ')})`);
+    }
+    let orderBy = '';
+    if (order) {
+      const key = `(_jsonb->${literal(order.key)})`;
+      const after = order.after;
+      if (after) {
+        const id = parameter(JSON.stringify(after.id));
+        const nextId = `(_jsonb->'_id') > ${id}::jsonb`;
+        if (after.ord === null) conditions.push(order.direction === -1 ? `(${key} IS NULL AND ${nextId})` : `((${key} IS NULL AND ${nextId}) OR ${key} IS NOT NULL)`);
+        else {
+          const ord = parameter(JSON.stringify(after.ord));
+          const beyond = order.direction === -1 ? `${key} < ${ord}::jsonb OR ${key} IS NULL` : `${key} > ${ord}::jsonb`;
+          conditions.push(`(${beyond} OR (${key} = ${ord}::jsonb AND ${nextId}))`);
+        }
+      }
+      orderBy = ` ORDER BY ${key} ${order.direction === -1 ? 'DESC NULLS LAST' : 'ASC NULLS FIRST'}, (_jsonb->'_id') ASC LIMIT ${Math.max(1, Math.floor(order.limit))}`;
+    }
+    // The document is taken once (OFFSET 0 keeps the subquery from being folded into the outer query, which
+    // keeps its order), then its fields: each `->` on the column would fetch the document again.
+    const text =
+      `SELECT j->>'_id' AS id, j->>'v' AS v, j->>'ts' AS ts, j->>'x' AS x, ${order ? `j->>${literal(order.key)}` : 'NULL'} AS ord, ` +
+      `concat_ws(' ', j->'$s'->'p'->'_id'->>'t', j->'$s'->'p'->'v'->>'t', j->'$s'->'p'->'ts'->>'t', j->'$s'->'p'->'x'->>'t') AS types ` +
+      `FROM (SELECT _jsonb AS j FROM ${quote(schema)}.${quote(table)}${conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : ''}${orderBy} OFFSET 0) AS found`;
+    let result: pg.QueryResult<{ id: string; v: string; ts: string; x: string; ord: string | null; types: string | null }>;
+    for (const listener of this.statementListeners) listener(text, values);
+    try {
+      result = await this.pool.query({ text, values, query_timeout: Math.max(1, timeoutMs) } as pg.QueryConfig);
+    } catch (error) {
+      // The collection was dropped (and perhaps created again as another table) since its table was looked up.
+      if (retry && (error as { code?: string }).code === '42P01') {
+        this.tables.delete(`${schema}\0${collection}`);
+        return this.selectCompact(schema, collection, condition, timeoutMs, order, false);
+      }
+      throw error;
+    }
+    const rows: CompactRow[] = [];
+    for (const row of result.rows) {
+      if (row.types !== 'string int date binData') {
+        this.readsOff = true;
+        this.notMatching(`a ${collection} document's fields are typed ${row.types || 'unknown'}`);
+        return undefined;
+      }
+      rows.push({ _id: row.id, v: Number(row.v), ts: new Date(Number(row.ts)), x: Buffer.from(row.x, 'base64'), ...(order ? { ord: row.ord === null ? null : Number(row.ord) } : {}) });
+    }
+    return rows;
+  }
+
+  /** Calls `listener` with every read statement sent from now on (as command monitoring does for the driver); returns the unsubscribe. */
+  onStatement(listener: (text: string, values: unknown[]) => void): () => void {
+    this.statementListeners.add(listener);
+    return () => this.statementListeners.delete(listener);
+  }
+
+  /**
+   * After a bulk import: vacuums and analyzes a database's tables. Without statistics, right after a bulk
+   * import into new tables, the planner takes them for tiny and scans instead of using the indexes; and the
+   * autovacuum that would otherwise catch up over the next minutes competes with the first requests for CPU.
+   */
+  async analyze(schema: string): Promise<void> {
+    if (!(await this.layoutMatches(schema))) return;
+    const tables = await this.pool.query<{ table: string }>(`SELECT _jsonb->>'table' AS table FROM ${quote(schema)}.${quote(METADATA_TABLE)}`);
+    for (const { table } of tables.rows) await this.pool.query(`VACUUM (ANALYZE) ${quote(schema)}.${quote(table)}`);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+const byDatabase = new WeakMap<Db, FerretDbStorage>();
+
+/** Tells index creation (indexes.ts) and the store that this database lives in FerretDB's PostgreSQL backend. */
+export function useFerretDbStorage(db: Db, storage: FerretDbStorage): void {
+  byDatabase.set(db, storage);
+}
+
+export function ferretDbStorageOf(db: Db): FerretDbStorage | undefined {
+  return byDatabase.get(db);
+}
