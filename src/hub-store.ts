@@ -8,6 +8,7 @@ import { ownershipExtension } from './auth/access-policy.ts';
 import { FhirStore } from './fhir/store.ts';
 import { DEFAULT_NATIONAL_ID_SYSTEM } from './identity/patient-identity.ts';
 import { identityExtension } from './identity/store-extension.ts';
+import { referralExtension } from './referral/store-extension.ts';
 
 export interface HubStoreOptions {
   listMaxResults: number;
@@ -17,6 +18,6 @@ export interface HubStoreOptions {
 export function createHubStore(db: Db, options: HubStoreOptions): FhirStore {
   return new FhirStore(db, {
     listMaxResults: options.listMaxResults,
-    extensions: [identityExtension(options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM), ownershipExtension],
+    extensions: [identityExtension(options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM), referralExtension, ownershipExtension],
   });
 }

@@ -37,6 +37,13 @@ export type Query = {
   patientHistory: PatientHistoryPage;
   /** Pairs of records in different persons that may be one person, for administrators to link or leave */
   possibleDuplicates: Array<PossibleDuplicate>;
+  /** One referral by its id (the Task id) */
+  referral: Referral;
+  /**
+   * The referral centre's inbox of an organisation (a member reads its own; administrators any): green channel
+   * first, then by due time; keyset-paged with _count (default 20, at most 200) and _cursor.
+   */
+  referralInbox: ReferralInboxPage;
   /** One Patient by id; NOT_FOUND error when there is none */
   Patient?: Maybe<Patient>;
   /** Patient resources matching FHIR search arguments */
@@ -201,6 +208,22 @@ export type QueryPatientHistoryArgs = {
 
 export type QueryPossibleDuplicatesArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type QueryReferralArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryReferralInboxArgs = {
+  organization: Scalars['ID']['input'];
+  direction: ReferralDirection;
+  status?: InputMaybe<Array<ReferralStatus>>;
+  type?: InputMaybe<ReferralType>;
+  overdue?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -3300,6 +3323,24 @@ export type Mutation = {
    * A transaction is all-or-nothing (the error names the entry); a batch reports an outcome per entry.
    */
   importBundle: BundleImportResult;
+  /** Submit a referral from the caller's organisation (the green channel is accepted at once) */
+  referralSubmit: Referral;
+  /** Receiving side: start reviewing a submitted referral */
+  referralStartReview: Referral;
+  /** Receiving side: accept, with an appointment or department; a pre-admission needs its admission certificate */
+  referralAccept: Referral;
+  /** Receiving side: reject with a reason, optionally suggesting another receiver */
+  referralReject: Referral;
+  /** Receiving side: the patient arrived (optionally the Encounter that started) */
+  referralRecordArrival: Referral;
+  /** Receiving side: complete with the outcome document (down form / discharge summary), e.g. DocumentReference/<id> */
+  referralComplete: Referral;
+  /** Referring side: acknowledge the outcome, closing the loop */
+  referralAcknowledge: Referral;
+  /** Referring side: cancel before arrival */
+  referralCancel: Referral;
+  /** The home organisation: record the follow-up done */
+  referralFollowUpComplete: Task;
   /** Create a Patient; the hub assigns id and version */
   PatientCreate: Patient;
   /** Update a Patient; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
@@ -3457,6 +3498,67 @@ export type MutationUnlinkPatientRecordArgs = {
 
 export type MutationImportBundleArgs = {
   bundle: Scalars['JSON']['input'];
+};
+
+
+export type MutationReferralSubmitArgs = {
+  input: ReferralSubmitInput;
+};
+
+
+export type MutationReferralStartReviewArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationReferralAcceptArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  appointment?: InputMaybe<Scalars['String']['input']>;
+  department?: InputMaybe<Scalars['String']['input']>;
+  certificate?: InputMaybe<AdmissionCertificateInput>;
+};
+
+
+export type MutationReferralRejectArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  reason: Scalars['String']['input'];
+  suggestedReceiver?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
+export type MutationReferralRecordArrivalArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationReferralCompleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  outcome: Scalars['String']['input'];
+};
+
+
+export type MutationReferralAcknowledgeArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationReferralCancelArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationReferralFollowUpCompleteArgs = {
+  id: Scalars['ID']['input'];
+  note?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -4003,6 +4105,126 @@ export type BundleEntryResult = {
   /** created, updated, unchanged or failed */
   outcome: Scalars['String']['output'];
   message?: Maybe<Scalars['String']['output']>;
+};
+
+/** The kind of a referral (双向转诊): up to a higher level, down to primary care, green channel (胸痛/卒中/创伤), pre-admission (预住院) */
+export type ReferralType =
+  | 'UP'
+  | 'DOWN'
+  | 'GREEN_CHANNEL'
+  | 'PRE_ADMISSION';
+
+/** Business status of a referral (its Task.businessStatus); Task.status follows it */
+export type ReferralStatus =
+  | 'DRAFT'
+  | 'SUBMITTED'
+  | 'UNDER_REVIEW'
+  | 'ACCEPTED'
+  | 'REJECTED'
+  | 'ARRIVED'
+  | 'NO_SHOW'
+  | 'CANCELLED'
+  | 'COMPLETED'
+  | 'CLOSED';
+
+export type ReferralPriority =
+  | 'routine'
+  | 'urgent'
+  | 'stat';
+
+export type ReferralDirection =
+  /** referrals sent to the organisation */
+  | 'INCOMING'
+  /** referrals the organisation sent */
+  | 'OUTGOING';
+
+/** A two-way referral: the form (a ServiceRequest) and its workflow (a Task, whose versions are the referral's trail) */
+export type Referral = {
+  __typename?: 'Referral';
+  /** the Task's id */
+  id: Scalars['ID']['output'];
+  type: ReferralType;
+  status: ReferralStatus;
+  priority: ReferralPriority;
+  /** the Task's version, for ifMatch */
+  version: Scalars['String']['output'];
+  submittedAt: Scalars['String']['output'];
+  /** when the receiving side must have responded: routine 24 h, urgent 2 h, green channel 10 min */
+  dueAt: Scalars['String']['output'];
+  /** whether the receiving side still owes its response past dueAt */
+  overdue: Scalars['Boolean']['output'];
+  overdueMinutes: Scalars['Int']['output'];
+  patient?: Maybe<Patient>;
+  /** the referring organisation */
+  from?: Maybe<Organization>;
+  /** the receiving organisation */
+  to?: Maybe<Organization>;
+  /** the form (双向转诊单) as FHIR */
+  form?: Maybe<ServiceRequest>;
+  /** the workflow as FHIR */
+  task: Task;
+  /** results attached to the form (Observations, DiagnosticReports, ...) */
+  attachments: Array<Scalars['JSON']['output']>;
+  /** reason given with a rejection or cancellation */
+  statusReason?: Maybe<Scalars['String']['output']>;
+  appointment?: Maybe<Scalars['String']['output']>;
+  department?: Maybe<Scalars['String']['output']>;
+  /** the electronic admission certificate (电子住院证) of an accepted pre-admission */
+  admissionCertificate?: Maybe<ServiceRequest>;
+  /** the outcome document of a completed referral */
+  outcome?: Maybe<Scalars['JSON']['output']>;
+  /** the follow-up Task of a completed down or green-channel referral */
+  followUp?: Maybe<Task>;
+  /** every transition, oldest first */
+  timeline: Array<ReferralTransition>;
+};
+
+export type ReferralTransition = {
+  __typename?: 'ReferralTransition';
+  status: ReferralStatus;
+  at: Scalars['String']['output'];
+  version: Scalars['String']['output'];
+  /** who made the change (client id and organisation) */
+  by?: Maybe<Scalars['String']['output']>;
+};
+
+export type ReferralInboxPage = {
+  __typename?: 'ReferralInboxPage';
+  items: Array<Referral>;
+  /** cursor of the next page (pass as _cursor), absent on the last page */
+  next?: Maybe<Scalars['String']['output']>;
+};
+
+export type ReferralSubmitInput = {
+  type: ReferralType;
+  /** routine (default), urgent or stat; the green channel is always stat */
+  priority?: InputMaybe<ReferralPriority>;
+  /** the Patient record's id */
+  patient: Scalars['ID']['input'];
+  /** the receiving organisation's id */
+  to: Scalars['ID']['input'];
+  /** the referring organisation's id: administrators only; a member refers from its own */
+  from?: InputMaybe<Scalars['ID']['input']>;
+  department?: InputMaybe<Scalars['String']['input']>;
+  /** reason for referral (main present history) */
+  reason: Scalars['String']['input'];
+  impression?: InputMaybe<Scalars['String']['input']>;
+  pastHistory?: InputMaybe<Scalars['String']['input']>;
+  treatment?: InputMaybe<Scalars['String']['input']>;
+  insuranceType?: InputMaybe<Scalars['String']['input']>;
+  allergies?: InputMaybe<Scalars['String']['input']>;
+  /** references (Type/id) of results attached to the form */
+  attachments?: InputMaybe<Array<Scalars['String']['input']>>;
+  /** the patient (or guardian) consents */
+  consent: Scalars['Boolean']['input'];
+  requestedDate?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type AdmissionCertificateInput = {
+  ward: Scalars['String']['input'];
+  bed?: InputMaybe<Scalars['String']['input']>;
+  validFrom: Scalars['String']['input'];
+  validTo: Scalars['String']['input'];
 };
 
 /** A resource of any served type */
@@ -36073,6 +36295,15 @@ export type ResolversTypes = {
   ImportCounts: ResolverTypeWrapper<Record<string, unknown>>;
   TypeImportCounts: ResolverTypeWrapper<Record<string, unknown>>;
   BundleEntryResult: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralType: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralStatus: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralPriority: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralDirection: ResolverTypeWrapper<Record<string, unknown>>;
+  Referral: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralTransition: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralInboxPage: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralSubmitInput: ResolverTypeWrapper<Record<string, unknown>>;
+  AdmissionCertificateInput: ResolverTypeWrapper<Record<string, unknown>>;
   AnyResource: ResolverTypeWrapper<Record<string, unknown>>;
   PatientConnection: ResolverTypeWrapper<Record<string, unknown>>;
   PatientConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
@@ -36428,6 +36659,11 @@ export type ResolversParentTypes = {
   ImportCounts: Record<string, unknown>;
   TypeImportCounts: Record<string, unknown>;
   BundleEntryResult: Record<string, unknown>;
+  Referral: Record<string, unknown>;
+  ReferralTransition: Record<string, unknown>;
+  ReferralInboxPage: Record<string, unknown>;
+  ReferralSubmitInput: Record<string, unknown>;
+  AdmissionCertificateInput: Record<string, unknown>;
   AnyResource: Record<string, unknown>;
   PatientConnection: Record<string, unknown>;
   PatientConnectionEdge: Record<string, unknown>;
@@ -36789,6 +37025,8 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   person?: Resolver<ResolversTypes['Person'], ParentType, ContextType, Partial<QueryPersonArgs>>;
   patientHistory?: Resolver<ResolversTypes['PatientHistoryPage'], ParentType, ContextType, Partial<QueryPatientHistoryArgs>>;
   possibleDuplicates?: Resolver<Array<ResolversTypes['PossibleDuplicate']>, ParentType, ContextType, Partial<QueryPossibleDuplicatesArgs>>;
+  referral?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<QueryReferralArgs, 'id'>>;
+  referralInbox?: Resolver<ResolversTypes['ReferralInboxPage'], ParentType, ContextType, RequireFields<QueryReferralInboxArgs, 'organization' | 'direction'>>;
   Patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<QueryPatientArgs, 'id'>>;
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, Partial<QueryPatientListArgs>>;
   PatientConnection?: Resolver<ResolversTypes['PatientConnection'], ParentType, ContextType, Partial<QueryPatientConnectionArgs>>;
@@ -36865,6 +37103,15 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   linkPatientRecord?: Resolver<ResolversTypes['Person'], ParentType, ContextType, RequireFields<MutationLinkPatientRecordArgs, 'patient' | 'reason'>>;
   unlinkPatientRecord?: Resolver<ResolversTypes['Person'], ParentType, ContextType, RequireFields<MutationUnlinkPatientRecordArgs, 'patient' | 'reason'>>;
   importBundle?: Resolver<ResolversTypes['BundleImportResult'], ParentType, ContextType, RequireFields<MutationImportBundleArgs, 'bundle'>>;
+  referralSubmit?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralSubmitArgs, 'input'>>;
+  referralStartReview?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralStartReviewArgs, 'id'>>;
+  referralAccept?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralAcceptArgs, 'id'>>;
+  referralReject?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralRejectArgs, 'id' | 'reason'>>;
+  referralRecordArrival?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralRecordArrivalArgs, 'id'>>;
+  referralComplete?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralCompleteArgs, 'id' | 'outcome'>>;
+  referralAcknowledge?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralAcknowledgeArgs, 'id'>>;
+  referralCancel?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralCancelArgs, 'id'>>;
+  referralFollowUpComplete?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationReferralFollowUpCompleteArgs, 'id'>>;
   PatientCreate?: Resolver<ResolversTypes['Patient'], ParentType, ContextType, RequireFields<MutationPatientCreateArgs, 'res'>>;
   PatientUpdate?: Resolver<ResolversTypes['Patient'], ParentType, ContextType, RequireFields<MutationPatientUpdateArgs, 'id' | 'res'>>;
   PatientDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationPatientDeleteArgs, 'id'>>;
@@ -37024,6 +37271,43 @@ export type BundleEntryResultResolvers<ContextType = RequestContext, ParentType 
   id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
   outcome?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   message?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ReferralResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Referral'] = ResolversParentTypes['Referral']> = {
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  type?: Resolver<ResolversTypes['ReferralType'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['ReferralStatus'], ParentType, ContextType>;
+  priority?: Resolver<ResolversTypes['ReferralPriority'], ParentType, ContextType>;
+  version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  submittedAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  dueAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  overdue?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  overdueMinutes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  from?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType>;
+  to?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType>;
+  form?: Resolver<Maybe<ResolversTypes['ServiceRequest']>, ParentType, ContextType>;
+  task?: Resolver<ResolversTypes['Task'], ParentType, ContextType>;
+  attachments?: Resolver<Array<ResolversTypes['JSON']>, ParentType, ContextType>;
+  statusReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  appointment?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  department?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  admissionCertificate?: Resolver<Maybe<ResolversTypes['ServiceRequest']>, ParentType, ContextType>;
+  outcome?: Resolver<Maybe<ResolversTypes['JSON']>, ParentType, ContextType>;
+  followUp?: Resolver<Maybe<ResolversTypes['Task']>, ParentType, ContextType>;
+  timeline?: Resolver<Array<ResolversTypes['ReferralTransition']>, ParentType, ContextType>;
+};
+
+export type ReferralTransitionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReferralTransition'] = ResolversParentTypes['ReferralTransition']> = {
+  status?: Resolver<ResolversTypes['ReferralStatus'], ParentType, ContextType>;
+  at?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  by?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ReferralInboxPageResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReferralInboxPage'] = ResolversParentTypes['ReferralInboxPage']> = {
+  items?: Resolver<Array<ResolversTypes['Referral']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
 export type AnyResourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AnyResource'] = ResolversParentTypes['AnyResource']> = {
@@ -40701,6 +40985,9 @@ export type Resolvers<ContextType = RequestContext> = {
   ImportCounts?: ImportCountsResolvers<ContextType>;
   TypeImportCounts?: TypeImportCountsResolvers<ContextType>;
   BundleEntryResult?: BundleEntryResultResolvers<ContextType>;
+  Referral?: ReferralResolvers<ContextType>;
+  ReferralTransition?: ReferralTransitionResolvers<ContextType>;
+  ReferralInboxPage?: ReferralInboxPageResolvers<ContextType>;
   AnyResource?: AnyResourceResolvers<ContextType>;
   PatientConnection?: PatientConnectionResolvers<ContextType>;
   PatientConnectionEdge?: PatientConnectionEdgeResolvers<ContextType>;

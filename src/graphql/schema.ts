@@ -6,6 +6,7 @@ import { projectRoot } from '../config.ts';
 import { hubStatusResolvers } from './hub-status.ts';
 import { identityMutationResolvers, identityQueryResolvers, identityTypeResolvers } from './identity-resolvers.ts';
 import { importResolvers } from './import-resolvers.ts';
+import { referralMutationResolvers, referralQueryResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
 
 /** The SDL of schema/hub (hand-written) and schema/fhir (generated), in a stable order. */
@@ -54,10 +55,11 @@ export function buildHubSchema(): GraphQLSchema {
     typeDefs: loadTypeDefs(),
     resolvers: {
       JSON: JSONScalar,
-      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers },
-      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers },
+      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers },
+      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers },
       ...resources.rest,
       ...identityTypeResolvers,
+      ...referralTypeResolvers,
     },
   });
 }
