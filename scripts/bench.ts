@@ -192,8 +192,19 @@ async function main(): Promise<void> {
       writes.push([type, resources.map((r) => ({ _id: r.id, v: 1, ts, json: JSON.stringify(r), sp: extractSearchValues(r) }))]);
       writes.push([`${type}_history`, resources.map((r) => ({ _id: `${r.id}/1`, rid: r.id, v: 1, ts, json: JSON.stringify(r), op: 'create' }))]);
     }
+    // Batches of 1,000 documents, 16 in flight (what the import's 16 clients have): all at once, at 10x the data,
+    // sent FerretDB half a gigabyte in one go and it stopped answering.
+    const batches: [string, object[]][] = writes.flatMap(([collection, docs]) => Array.from({ length: Math.ceil(docs.length / 1000) }, (_, i): [string, object[]] => [collection, docs.slice(i * 1000, (i + 1) * 1000)]));
     const started = performance.now();
-    await Promise.all(writes.map(([collection, docs]) => connection.db.collection(collection).insertMany(docs as never[], { ordered: false })));
+    let nextBatch = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (nextBatch < batches.length) {
+          const [collection, docs] = batches[nextBatch++]!;
+          await connection.db.collection(collection).insertMany(docs as never[], { ordered: false });
+        }
+      }),
+    );
     const floor = entries / ((performance.now() - started) / 1000);
     results.push(`(c) raw-driver floor (one insertMany per collection, no validation): ${floor.toFixed(0)} resources/s; import/floor c=16 ${(importRuns[16]! / floor).toFixed(2)}`);
     await connection.db.dropDatabase();
@@ -314,6 +325,44 @@ async function main(): Promise<void> {
   for (const concurrency of [1, 16]) {
     const m = await measure('(d) raw-driver floor', concurrency, requestsPerRun, () => floorHistory(), hub.database);
     results.push(`${report(m, 'page')}  hub/floor ${(historyRuns[concurrency]! / (m.requests / m.seconds)).toFixed(2)}`);
+  }
+  // (e) referral: submit (a township) -> accept (the county) as one round trip of the workflow, and the county's
+  // inbox page (20 referrals with their patients, forms and senders).
+  {
+    for (const [id, name] of [['bench-county', '基准县医院'], ['bench-township', '基准乡镇卫生院']] as const) {
+      await hub.store.put({ resourceType: 'Organization', id, name, active: true });
+    }
+    const referralSecret = 'bench-secret-referral-bench-secret-x';
+    for (const [client, organization] of [['bench-township-his', 'bench-township'], ['bench-county-his', 'bench-county']] as const) {
+      await hub.clients.register({ id: client, name: client, kind: 'member', organization, scopes: 'system/*.cruds', secret: referralSecret });
+    }
+    const tokenOf = async (client: string): Promise<string> => {
+      const answer = await fetch(`${hub.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=client_credentials&client_id=${client}&client_secret=${referralSecret}` });
+      return ((await answer.json()) as { access_token: string }).access_token;
+    };
+    const township = await tokenOf('bench-township-his');
+    const county = await tokenOf('bench-county-his');
+    const ask = async (bearer: string, query: string, variables: Record<string, unknown>): Promise<Record<string, any>> => {
+      const answer = await fetch(`${hub.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` }, body: JSON.stringify({ query, variables }) });
+      const body = (await answer.json()) as { data?: Record<string, any>; errors?: unknown[] };
+      if (body.errors) throw new Error(JSON.stringify(body.errors));
+      return body.data!;
+    };
+    const submit = 'mutation($input: ReferralSubmitInput!) { referralSubmit(input: $input) { id version } }';
+    const accept = 'mutation($id: ID!, $v: String) { referralAccept(id: $id, ifMatch: $v, department: "内科") { status } }';
+    for (const concurrency of [1, 16]) {
+      const m = await measure('(e) referral submit -> accept', concurrency, requestsPerRun, async (i) => {
+        const { referralSubmit } = await ask(township, submit, { input: { type: i % 10 === 0 ? 'GREEN_CHANNEL' : 'UP', patient: patientIds[i % patientIds.length], to: 'bench-county', reason: '基准测试：胸闷待查', consent: true } });
+        if (referralSubmit.version === '1' && i % 10 !== 0) await ask(county, accept, { id: referralSubmit.id, v: referralSubmit.version });
+      }, hub.database);
+      results.push(report(record(m)) + failed());
+    }
+    // Enough waiting referrals for full pages.
+    for (let i = 0; i < 60; i++) await ask(township, submit, { input: { type: 'UP', patient: patientIds[i % patientIds.length], to: 'bench-county', reason: `基准测试 ${i}`, consent: true } });
+    const inbox = 'query { referralInbox(organization: "bench-county", direction: INCOMING, _count: 20) { items { id type status dueAt overdue patient { id } form { id } from { id } } next } }';
+    for (const concurrency of [1, 16]) {
+      results.push(report(record(await measure('(e) referral inbox page (20)', concurrency, requestsPerRun, () => ask(county, inbox, {}).then(() => undefined), hub.database)), 'page') + failed());
+    }
   }
   await hub.stop();
   results.push(`peak RSS of the process (hub and load generator): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);

@@ -1,10 +1,17 @@
 /** Composition of the hub: database -> store -> GraphQL -> HTTP. Used by main.ts and by the tests. */
+import type { GraphQLError, GraphQLFormattedError } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { REFERRAL_FORM_QUERY, renderReferralForm } from './referral/form-page.ts';
+import type { Db } from 'mongodb';
+import { ReferralLog } from './referral/referral-log.ts';
+import { ReferralService } from './referral/referral-service.ts';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ConfigError, type Config } from './config.ts';
 import { activeDemoClients } from './demo/clients.ts';
 import { openDatabase, type DatabaseConnection } from './database/connection.ts';
-import { HubError, isDatabaseUnavailable } from './errors.ts';
+import { HubError, isDatabaseUnavailable, type ErrorCode } from './errors.ts';
 import { ensureStructureDefinitions } from './fhir/definitions.ts';
 import type { FhirStore } from './fhir/store.ts';
 import { createHubStore } from './hub-store.ts';
@@ -86,7 +93,7 @@ export async function startHub(
   config: Config,
   mongodbUri: string,
   log: Logger,
-  beforeListening?: (store: FhirStore, clients: ClientRegistry) => Promise<void>,
+  beforeListening?: (store: FhirStore, clients: ClientRegistry, db: Db) => Promise<void>,
   /** FerretDB's PostgreSQL database (the embedded default, or FERRETDB_POSTGRESQL_URL): the hub's GIN indexes go there. */
   postgresUrl: string | undefined = config.FERRETDB_POSTGRESQL_URL,
 ): Promise<Hub> {
@@ -94,6 +101,7 @@ export async function startHub(
   const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS, postgresUrl ? { url: postgresUrl, warn: (message) => log.warn(message) } : undefined);
   const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
   const directory = new PersonDirectory(store, database.db, config.NATIONAL_ID_SYSTEM);
+  const referralLog = new ReferralLog(database.db);
   const clients = new ClientRegistry(database.db);
   const auditTrail = new AuditTrail(store, log, config.AUDIT_FLUSH_MS);
   const refusals = new RefusalLog(database.db, auditTrail);
@@ -104,7 +112,7 @@ export async function startHub(
   const rateLimiter = new RateLimiter(database.db, config.RATE_LIMIT_PER_MINUTE);
   const concurrency = new ClientConcurrency(config.MAX_CONCURRENT_REQUESTS_PER_CLIENT, config.CONCURRENCY_WAIT_MS);
   const indexing = ensureIndexesEventually(log, () =>
-    Promise.all([store.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes()]),
+    Promise.all([store.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes()]),
   );
   const contextOptions = {
     store,
@@ -206,15 +214,25 @@ export async function startHub(
       },
       (error: unknown) => log.warn('finishing half-done writes failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
     );
-  const recovered = recover();
-  const recovery = setInterval(() => void recover(), 60_000);
+  // Referrals accepted for a day that has passed without arrival become NO_SHOW (every instance sweeps; each
+  // change is a compare-and-set, so it happens once).
+  const sweeper = new ReferralService(store, undefined, { clientId: 'hub', anySide: true }, () => new Date(), referralLog);
+  const sweep = (): Promise<void> =>
+    sweeper.markNoShows().then(
+      (marked) => {
+        if (marked > 0) log.info('referrals marked NO_SHOW', { marked });
+      },
+      (error: unknown) => log.warn('the no-show sweep failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
+    );
+  const recovered = recover().then(sweep);
+  const recovery = setInterval(() => void recover().then(sweep), 60_000);
   recovery.unref();
   // Checked before seeding, so an empty database is marked current and a seeded one is not taken for stale.
   if ((await store.searchIndexStatus().catch(() => undefined)) === 'stale') {
     log.warn('the stored search values were extracted with other search parameters than this hub knows; run `npm run reindex` once');
   }
   if (beforeListening) {
-    await beforeListening(store, clients);
+    await beforeListening(store, clients, database.db);
     // What was just written (the demo seed) gets planner statistics before the first request.
     await database.refreshStatistics().catch((error: unknown) => log.warn('refreshing database statistics failed', { error: String(error) }));
   }
@@ -239,11 +257,53 @@ export async function startHub(
     apollo,
     createContext,
     tokenEndpoint: (form, authorization, source) => authenticator.tokenRequest(form, authorization, source),
+    referralForm: async (id, context) => {
+      // Through the GraphQL API itself: the same access policy, loaders and audit as any query.
+      const answer = await apollo.executeOperation({ query: REFERRAL_FORM_QUERY, variables: { id } }, { contextValue: context });
+      const result = answer.body.kind === 'single' ? answer.body.singleResult : undefined;
+      const error = result?.errors?.[0];
+      if (error) throw new HubError((error.extensions?.code as ErrorCode | undefined) ?? 'INTERNAL', error.message);
+      return renderReferralForm((result!.data as { referral: Parameters<typeof renderReferralForm>[0] }).referral, config.NATIONAL_ID_SYSTEM);
+    },
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     prepareQuery: (query) => literals.rewrite(query),
     databaseReachable: database.ping,
     log,
   });
+
+  // GraphQL subscriptions over WebSocket (graphql-transport-ws) on the same port and path. A connection is
+  // authenticated from its payload's `authorization`, counted like a request, and holds no client turn.
+  const socketError = (error: GraphQLError): GraphQLFormattedError => {
+    const original = error.originalError;
+    if (original instanceof HubError) return { message: original.message, ...(error.path ? { path: error.path } : {}), extensions: { code: original.code } };
+    if (!original) return { message: error.message, extensions: { code: 'BAD_USER_INPUT' } };
+    log.error('subscription failed', { error: original.message });
+    return { message: 'Internal error; it has been logged', extensions: { code: 'INTERNAL' } };
+  };
+  const sockets = new WebSocketServer({ server: http.server, path: '/graphql', maxPayload: 64 * 1024 });
+  const subscriptions = useServer<{ authorization?: string }>(
+    {
+      schema,
+      context: async (socket) => {
+        const context = await createContext(typeof socket.connectionParams?.authorization === 'string' ? socket.connectionParams.authorization : undefined, 'websocket');
+        context.release();
+        return context;
+      },
+      // The same error codes as over HTTP; anything but a HubError is not shown.
+      onError: (_socket, _id, _payload, errors) => errors.map(socketError),
+      onNext: (_socket, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(socketError) } : result),
+      onConnect: async (socket) => {
+        // Refused at once with a clear reason when the token is not valid.
+        try {
+          (await createContext(typeof socket.connectionParams?.authorization === 'string' ? socket.connectionParams.authorization : undefined, 'websocket')).release();
+          return true;
+        } catch (error) {
+          return error instanceof HubError ? false : Promise.reject(error);
+        }
+      },
+    },
+    sockets,
+  );
 
   return {
     url: http.url,
@@ -258,6 +318,8 @@ export async function startHub(
       clearInterval(recovery);
       await recovered;
       indexing.stop();
+      await subscriptions.dispose();
+      await new Promise<void>((resolve) => sockets.close(() => resolve()));
       await http.close(config.SHUTDOWN_GRACE_MS);
       log.debug('http server closed');
       await apollo.stop();

@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './database/embedded-database.ts';
 import { EmbeddedDatabaseError } from './database/embedded-ferretdb.ts';
 import { seedDemoClients } from './demo/clients.ts';
+import { seedDemoReferrals } from './demo/referrals.ts';
 import { seedDemoConsortium } from './demo/seed.ts';
 import { createLogger } from './log.ts';
 
@@ -39,12 +40,13 @@ async function main(): Promise<void> {
     log.info('embedded database started', { database: database.description });
   }
 
-  const hub: Hub = await startHub(config, uri, log, async (store, clients) => {
+  const hub: Hub = await startHub(config, uri, log, async (store, clients, db) => {
     if (!embedded || !config.SEED_DEMO) return;
     const seeded = await seedDemoConsortium(store, { onlyIfEmpty: true });
     if (seeded) {
       log.info('demo consortium seeded on first start', seeded);
       log.info('demo API clients registered (secrets in the README)', { added: await seedDemoClients(clients) });
+      log.info('demo referrals of a year run through the workflow', { referrals: await seedDemoReferrals(store, db) });
     }
   }, embedded?.postgresUrl ?? config.FERRETDB_POSTGRESQL_URL);
   log.info('hub ready', { url: hub.url, startupMs: Date.now() - startedAt });

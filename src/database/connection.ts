@@ -4,7 +4,7 @@ import { FerretDbStorage, useFerretDbStorage } from './ferretdb-storage.ts';
 export interface DatabaseConnection {
   client: MongoClient;
   db: Db;
-  /** Commands sent to the server since the connection was made (round trips), from command monitoring. */
+  /** Round trips since the connection was made: commands (command monitoring) and direct reads from PostgreSQL. */
   commandsSent(): number;
   /** Whether the server answers a ping now. */
   ping(): Promise<boolean>;
@@ -43,7 +43,7 @@ export function openDatabase(
   return {
     client,
     db,
-    commandsSent: () => commands,
+    commandsSent: () => commands + (indexes?.statements ?? 0),
     ping: async () => {
       try {
         await db.command({ ping: 1 }, { timeoutMS: timeoutMs });

@@ -69,6 +69,8 @@ export class FerretDbStorage {
   private readsOff = false;
   private readonly statementListeners = new Set<(text: string, values: unknown[]) => void>();
   private readonly heavy = new Semaphore(HEAVY_READS);
+  /** Direct reads sent (round trips to PostgreSQL), for the bench's round-trip counts. */
+  statements = 0;
 
   constructor(
     url: string,
@@ -199,6 +201,7 @@ export class FerretDbStorage {
       `concat_ws(' ', j->'$s'->'p'->'_id'->>'t', j->'$s'->'p'->'v'->>'t', j->'$s'->'p'->'ts'->>'t', j->'$s'->'p'->'x'->>'t') AS types ` +
       `FROM (SELECT _jsonb AS j FROM ${quote(schema)}.${quote(table)}${conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : ''}${orderBy} OFFSET 0) AS found`;
     let result: pg.QueryResult<{ id: string; v: string; ts: string; x: string; ord: string | null; types: string | null }>;
+    this.statements++;
     for (const listener of this.statementListeners) listener(text, values);
     try {
       result = await this.pool.query({ text, values, query_timeout: Math.max(1, timeoutMs) } as pg.QueryConfig);

@@ -44,6 +44,11 @@ export type Query = {
    * first, then by due time; keyset-paged with _count (default 20, at most 200) and _cursor.
    */
   referralInbox: ReferralInboxPage;
+  /**
+   * Referral quality statistics of the referrals submitted from `from` to `to` (dates, at most 24 months), of one
+   * organisation (either side; a member only its own) or, for administrators, of the whole consortium.
+   */
+  referralStatistics: Array<ReferralStatisticsRow>;
   /** One Patient by id; NOT_FOUND error when there is none */
   Patient?: Maybe<Patient>;
   /** Patient resources matching FHIR search arguments */
@@ -224,6 +229,14 @@ export type QueryReferralInboxArgs = {
   overdue?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryReferralStatisticsArgs = {
+  from: Scalars['String']['input'];
+  to: Scalars['String']['input'];
+  organization?: InputMaybe<Scalars['ID']['input']>;
+  groupBy: ReferralStatisticsGroup;
 };
 
 
@@ -4225,6 +4238,67 @@ export type AdmissionCertificateInput = {
   bed?: InputMaybe<Scalars['String']['input']>;
   validFrom: Scalars['String']['input'];
   validTo: Scalars['String']['input'];
+};
+
+export type ReferralStatisticsGroup =
+  | 'MONTH'
+  /** by receiving organisation */
+  | 'ORGANIZATION'
+  | 'TYPE';
+
+/** Referral quality figures of one group (referral.md): rates are fractions 0..1, null where nothing was counted */
+export type ReferralStatisticsRow = {
+  __typename?: 'ReferralStatisticsRow';
+  /** YYYY-MM, Organization/<id> or the referral type */
+  key: Scalars['String']['output'];
+  referrals: Scalars['Int']['output'];
+  /** UP, GREEN_CHANNEL and PRE_ADMISSION */
+  up: Scalars['Int']['output'];
+  down: Scalars['Int']['output'];
+  downUpRatio?: Maybe<Scalars['Float']['output']>;
+  medianMinutesToAccept?: Maybe<Scalars['Int']['output']>;
+  p90MinutesToAccept?: Maybe<Scalars['Int']['output']>;
+  /** rejected / (accepted + rejected) */
+  rejectionRate?: Maybe<Scalars['Float']['output']>;
+  /** no-shows / accepted */
+  noShowRate?: Maybe<Scalars['Float']['output']>;
+  /** closed (outcome acknowledged) / completed */
+  closedLoopRate?: Maybe<Scalars['Float']['output']>;
+  followUps: Scalars['Int']['output'];
+  followUpsWithin14Days: Scalars['Int']['output'];
+  greenChannel: Scalars['Int']['output'];
+  /** minutes from submission to arrival */
+  greenChannelMedianMinutes?: Maybe<Scalars['Int']['output']>;
+  greenChannelWithin10Minutes: Scalars['Int']['output'];
+};
+
+/** One transition of a referral, as it happened (read the referral itself with `referral(id:)`) */
+export type ReferralEvent = {
+  __typename?: 'ReferralEvent';
+  referralId: Scalars['ID']['output'];
+  /** the Task version the transition made */
+  version: Scalars['Int']['output'];
+  status: ReferralStatus;
+  type: ReferralType;
+  priority: ReferralPriority;
+  from?: Maybe<Scalars['String']['output']>;
+  to?: Maybe<Scalars['String']['output']>;
+  at: Scalars['String']['output'];
+};
+
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * Every transition of the referrals an organisation sends or receives, as it happens, on any hub instance
+   * (GraphQL over WebSocket, protocol graphql-transport-ws, at /graphql; the token goes in the connection's
+   * payload as `authorization: "Bearer <token>"`). A member follows its own organisation; administrators any.
+   */
+  referralEvents: ReferralEvent;
+};
+
+
+export type SubscriptionReferralEventsArgs = {
+  organization: Scalars['ID']['input'];
 };
 
 /** A resource of any served type */
@@ -36304,10 +36378,14 @@ export type ResolversTypes = {
   ReferralInboxPage: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralSubmitInput: ResolverTypeWrapper<Record<string, unknown>>;
   AdmissionCertificateInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralStatisticsGroup: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralStatisticsRow: ResolverTypeWrapper<Record<string, unknown>>;
+  Float: ResolverTypeWrapper<number>;
+  ReferralEvent: ResolverTypeWrapper<Record<string, unknown>>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   AnyResource: ResolverTypeWrapper<Record<string, unknown>>;
   PatientConnection: ResolverTypeWrapper<Record<string, unknown>>;
   PatientConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
-  Float: ResolverTypeWrapper<number>;
   OrganizationConnection: ResolverTypeWrapper<Record<string, unknown>>;
   OrganizationConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   PractitionerConnection: ResolverTypeWrapper<Record<string, unknown>>;
@@ -36664,10 +36742,13 @@ export type ResolversParentTypes = {
   ReferralInboxPage: Record<string, unknown>;
   ReferralSubmitInput: Record<string, unknown>;
   AdmissionCertificateInput: Record<string, unknown>;
+  ReferralStatisticsRow: Record<string, unknown>;
+  Float: number;
+  ReferralEvent: Record<string, unknown>;
+  Subscription: Record<PropertyKey, never>;
   AnyResource: Record<string, unknown>;
   PatientConnection: Record<string, unknown>;
   PatientConnectionEdge: Record<string, unknown>;
-  Float: number;
   OrganizationConnection: Record<string, unknown>;
   OrganizationConnectionEdge: Record<string, unknown>;
   PractitionerConnection: Record<string, unknown>;
@@ -37027,6 +37108,7 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   possibleDuplicates?: Resolver<Array<ResolversTypes['PossibleDuplicate']>, ParentType, ContextType, Partial<QueryPossibleDuplicatesArgs>>;
   referral?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<QueryReferralArgs, 'id'>>;
   referralInbox?: Resolver<ResolversTypes['ReferralInboxPage'], ParentType, ContextType, RequireFields<QueryReferralInboxArgs, 'organization' | 'direction'>>;
+  referralStatistics?: Resolver<Array<ResolversTypes['ReferralStatisticsRow']>, ParentType, ContextType, RequireFields<QueryReferralStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
   Patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<QueryPatientArgs, 'id'>>;
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, Partial<QueryPatientListArgs>>;
   PatientConnection?: Resolver<ResolversTypes['PatientConnection'], ParentType, ContextType, Partial<QueryPatientConnectionArgs>>;
@@ -37308,6 +37390,39 @@ export type ReferralTransitionResolvers<ContextType = RequestContext, ParentType
 export type ReferralInboxPageResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReferralInboxPage'] = ResolversParentTypes['ReferralInboxPage']> = {
   items?: Resolver<Array<ResolversTypes['Referral']>, ParentType, ContextType>;
   next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ReferralStatisticsRowResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReferralStatisticsRow'] = ResolversParentTypes['ReferralStatisticsRow']> = {
+  key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  referrals?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  up?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  down?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  downUpRatio?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  medianMinutesToAccept?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  p90MinutesToAccept?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  rejectionRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  noShowRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  closedLoopRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  followUps?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  followUpsWithin14Days?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  greenChannel?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  greenChannelMedianMinutes?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  greenChannelWithin10Minutes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type ReferralEventResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReferralEvent'] = ResolversParentTypes['ReferralEvent']> = {
+  referralId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['ReferralStatus'], ParentType, ContextType>;
+  type?: Resolver<ResolversTypes['ReferralType'], ParentType, ContextType>;
+  priority?: Resolver<ResolversTypes['ReferralPriority'], ParentType, ContextType>;
+  from?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  to?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  at?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type SubscriptionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  referralEvents?: SubscriptionResolver<ResolversTypes['ReferralEvent'], "referralEvents", ParentType, ContextType, RequireFields<SubscriptionReferralEventsArgs, 'organization'>>;
 };
 
 export type AnyResourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AnyResource'] = ResolversParentTypes['AnyResource']> = {
@@ -40988,6 +41103,9 @@ export type Resolvers<ContextType = RequestContext> = {
   Referral?: ReferralResolvers<ContextType>;
   ReferralTransition?: ReferralTransitionResolvers<ContextType>;
   ReferralInboxPage?: ReferralInboxPageResolvers<ContextType>;
+  ReferralStatisticsRow?: ReferralStatisticsRowResolvers<ContextType>;
+  ReferralEvent?: ReferralEventResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
   AnyResource?: AnyResourceResolvers<ContextType>;
   PatientConnection?: PatientConnectionResolvers<ContextType>;
   PatientConnectionEdge?: PatientConnectionEdgeResolvers<ContextType>;

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { ReferralLog } from '../referral/referral-log.ts';
 import DataLoader from 'dataloader';
 import type { Resource } from '@medplum/fhirtypes';
 import type { SearchArguments } from '../fhir/search-query.ts';
@@ -32,6 +33,8 @@ export interface RequestContext {
   /** Whether the database answered a ping, for hubStatus. */
   databaseReachable: () => Promise<boolean>;
   identity: IdentityServices;
+  /** The referral workflow's facts and events (src/referral/referral-log.ts). */
+  referralLog: ReferralLog;
   /** Who is calling (client id), recorded with manual links. */
   caller: string;
   /** The caller's access policy; undefined when AUTH_REQUIRED=false. */
@@ -139,6 +142,7 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     paging: options.paging,
     databaseReachable: options.databaseReachable,
     identity: { directory, history: new PatientHistory(store, directory), nationalIdSystem: options.nationalIdSystem },
+    referralLog: new ReferralLog(options.db),
     caller,
     ...(access ? { access } : {}),
     deadline,

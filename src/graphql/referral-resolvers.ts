@@ -3,6 +3,8 @@ import type { Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
 import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
 import { followUpId, ReferralService, type Referral } from '../referral/referral-service.ts';
+import { referralEvents } from '../referral/referral-events.ts';
+import { referralStatistics } from '../referral/referral-stats.ts';
 import { referralOf } from '../referral/referral-task.ts';
 import { dueAt, overdueMinutes, type ReferralStatus } from '../referral/rules.ts';
 import { CHANGED_BY_EXTENSION } from '../referral/referral-service.ts';
@@ -15,17 +17,34 @@ const INBOX_MAX = 200;
 function referrals(context: RequestContext): ReferralService {
   const access = context.access;
   if (access?.isResident) throw new HubError('FORBIDDEN', 'Residents read their referrals through their own records, not the referral workflow');
-  return new ReferralService(context.store, access, {
-    clientId: context.caller,
-    ...(access?.caller.organization ? { organization: access.caller.organization } : {}),
-    anySide: !access || access.isAdmin,
-  });
+  return new ReferralService(
+    context.store,
+    access,
+    {
+      clientId: context.caller,
+      ...(access?.caller.organization ? { organization: access.caller.organization } : {}),
+      anySide: !access || access.isAdmin,
+    },
+    () => new Date(),
+    context.referralLog,
+  );
 }
 
 const load = async (context: RequestContext, reference: string | undefined): Promise<Resource | null> => (reference ? context.resources.load(reference) : null);
 const output = (task: Task, name: string) => task.output?.find((item) => item.type?.text === name);
 
-export const referralQueryResolvers: Pick<QueryResolvers, 'referral' | 'referralInbox'> = {
+export const referralQueryResolvers: Pick<QueryResolvers, 'referral' | 'referralInbox' | 'referralStatistics'> = {
+  referralStatistics: (_parent, args, context) => {
+    const access = context.access;
+    const organization = args.organization ? (args.organization.startsWith('Organization/') ? args.organization : `Organization/${args.organization}`) : undefined;
+    if (access && !access.isAdmin && (access.isResident || !organization || organization !== access.caller.organization)) {
+      throw new HubError('FORBIDDEN', 'A member reads the statistics of its own organisation; the whole consortium is for administrators');
+    }
+    const from = new Date(args.from);
+    const to = new Date(args.to);
+    if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) throw new HubError('BAD_USER_INPUT', '`from` and `to` are dates, e.g. 2026-01-01');
+    return referralStatistics(context.referralLog, { from, to, groupBy: args.groupBy, ...(organization ? { organization } : {}) }) as never;
+  },
   referral: (_parent, { id }, context) => referrals(context).referral(id) as never,
   referralInbox: (_parent, args, context) => {
     const count = args._count ?? INBOX_DEFAULT;
@@ -116,6 +135,31 @@ export const referralTypeResolvers = {
           };
         })
         .reverse();
+    },
+  },
+};
+
+/** Subscription.referralEvents: transitions of one organisation's referrals, polled from the database. */
+export const referralSubscriptionResolvers = {
+  referralEvents: {
+    subscribe: (_parent: unknown, args: { organization: string }, context: RequestContext): AsyncIterableIterator<unknown> => {
+      const organization = args.organization.startsWith('Organization/') ? args.organization : `Organization/${args.organization}`;
+      const access = context.access;
+      if (access && !access.isAdmin && (access.isResident || access.caller.organization !== organization)) {
+        throw new HubError('FORBIDDEN', `A member follows its own organisation's referrals, not ${organization}'s`);
+      }
+      // Stopped when the client unsubscribes or goes away (an async generator alone would poll on until its next event).
+      const stop = new AbortController();
+      const events = referralEvents(context.referralLog, organization, stop.signal);
+      const iterator: AsyncIterableIterator<unknown> = {
+        next: () => events.next(),
+        return: async () => {
+          stop.abort();
+          return events.return(undefined);
+        },
+        [Symbol.asyncIterator]: () => iterator,
+      };
+      return iterator;
     },
   },
 };

@@ -6,7 +6,7 @@ import { projectRoot } from '../config.ts';
 import { hubStatusResolvers } from './hub-status.ts';
 import { identityMutationResolvers, identityQueryResolvers, identityTypeResolvers } from './identity-resolvers.ts';
 import { importResolvers } from './import-resolvers.ts';
-import { referralMutationResolvers, referralQueryResolvers, referralTypeResolvers } from './referral-resolvers.ts';
+import { referralMutationResolvers, referralQueryResolvers, referralSubscriptionResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
 
 /** The SDL of schema/hub (hand-written) and schema/fhir (generated), in a stable order. */
@@ -58,6 +58,7 @@ export function buildHubSchema(): GraphQLSchema {
       Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers },
       Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers },
       ...resources.rest,
+      Subscription: referralSubscriptionResolvers,
       ...identityTypeResolvers,
       ...referralTypeResolvers,
     },

@@ -26,6 +26,8 @@ export interface HttpOptions {
   /** Rewrites the query text before it is parsed and validated (FHIR-style bare literals). */
   prepareQuery?: (query: string) => string;
   databaseReachable: () => Promise<boolean>;
+  /** The printable referral form (GET /referrals/<id>/form) as HTML, read as the caller. */
+  referralForm?: (id: string, context: RequestContext) => Promise<string>;
   log: Logger;
 }
 
@@ -190,6 +192,31 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     }
   };
 
+  /** A page read with the same bearer token, limits and audit as a GraphQL request. */
+  const handleReferralForm = async (request: IncomingMessage, response: ServerResponse, id: string): Promise<void> => {
+    let context: RequestContext;
+    try {
+      context = await options.createContext(request.headers.authorization, sourceOf(request));
+    } catch (error) {
+      if (!(error instanceof HubError)) throw error;
+      const status = error.code === 'UNAUTHENTICATED' ? 401 : error.code === 'RATE_LIMITED' ? 429 : error.code === 'SERVICE_UNAVAILABLE' ? 503 : 400;
+      if (status === 401) response.setHeader('www-authenticate', 'Bearer realm="consortium-hub"');
+      sendError(response, status, error.code, error.message);
+      return;
+    }
+    try {
+      const html = await options.referralForm!(id, context);
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html) });
+      response.end(html);
+    } catch (error) {
+      if (!(error instanceof HubError)) throw error;
+      const status = error.code === 'NOT_FOUND' ? 404 : error.code === 'FORBIDDEN' ? 403 : error.code === 'SERVICE_UNAVAILABLE' || error.code === 'TIMEOUT' ? 503 : 400;
+      sendError(response, status, error.code, error.message);
+    } finally {
+      context.release();
+    }
+  };
+
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? '/', 'http://hub.local');
     if (closing) response.setHeader('connection', 'close');
@@ -227,6 +254,11 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
         return;
       }
       await handleGraphql(request, response, url);
+      return;
+    }
+    const form = /^\/referrals\/([A-Za-z0-9\-.]{1,64})\/form$/.exec(url.pathname);
+    if (form && request.method === 'GET' && options.referralForm) {
+      await handleReferralForm(request, response, form[1]!);
       return;
     }
     if (url.pathname === '/oauth/token') {

@@ -33,6 +33,7 @@ import {
   type ReferralStatus,
   type ReferralType,
 } from './rules.ts';
+import type { ReferralLog } from './referral-log.ts';
 import { inboxKey, REFERRAL_INBOX_FIELD, REFERRAL_QUEUE_PATH } from './store-extension.ts';
 
 export const CHANGED_BY_EXTENSION = 'https://demo.consortium-hub.cn/StructureDefinition/referral-changed-by';
@@ -117,6 +118,8 @@ export class ReferralService {
     access: StoreAccess | undefined,
     private readonly actor: ReferralActor,
     private readonly now: () => Date = () => new Date(),
+    /** facts for the statistics and events for the live subscription (none in unit-level use) */
+    private readonly log?: ReferralLog,
   ) {
     this.workflow = store.actingAs(workflowAccess(access));
   }
@@ -198,6 +201,7 @@ export class ReferralService {
       now,
     );
     await this.workflow.writeMany([{ resource: form, mode: 'create' }, { resource: task, mode: 'create' }], { atomic: true });
+    await this.log?.record(taskId, 1, referralOf(task)!, now);
     return this.referral(taskId);
   }
 
@@ -281,8 +285,11 @@ export class ReferralService {
     // version that asks for it, under an id derived from the referral's, so it is created at most once (and
     // the sweep creates one a cut-off write left out).
     for (const resource of extra.filter((r) => r.resourceType === 'ServiceRequest')) await this.workflow.put(resource);
-    await this.workflow.update(next, { ifMatch: task.meta!.versionId! });
-    for (const resource of extra.filter((r) => r.resourceType === 'Task')) await this.createOnce(resource);
+    const written = await this.workflow.update(next, { ifMatch: task.meta!.versionId! });
+    const followUp = extra.find((r) => r.resourceType === 'Task') as Task | undefined;
+    if (followUp) await this.createOnce(followUp);
+    const due = followUp?.restriction?.period?.end;
+    await this.log?.record(id, Number(written.meta!.versionId), referralOf(written)!, now, due ? { followUpDue: new Date(due) } : {});
     return this.referral(id);
   }
 
@@ -294,10 +301,14 @@ export class ReferralService {
     if (!this.actor.anySide && owner !== this.actor.organization) throw new HubError('FORBIDDEN', `Only ${owner} records this follow-up`);
     if (task.status === 'completed') throw new HubError('ILLEGAL_TRANSITION', `Follow-up Task/${id} is already completed`);
     const now = this.now();
-    return this.workflow.update<Task>(
+    const done = await this.workflow.update<Task>(
       { ...task, status: 'completed', lastModified: now.toISOString(), executionPeriod: { ...(task.executionPeriod ?? {}), end: now.toISOString() }, ...(note ? { note: [...(task.note ?? []), { text: note }] } : {}) },
       { ifMatch: task.meta!.versionId! },
     );
+    const referral = task.partOf?.[0]?.reference?.replace(/^Task\//, '');
+    const due = task.restriction?.period?.end;
+    if (referral) await this.log?.followUpDone(referral, due ? new Date(due) : undefined, now);
+    return done;
   }
 
   /**
@@ -334,20 +345,28 @@ export class ReferralService {
     const now = this.now();
     const found = await this.store.findPage('Task', { [REFERRAL_INBOX_FIELD]: `any|ACCEPTED` } as Filter<ResourceDocument>, { [REFERRAL_QUEUE_PATH]: 1, _id: 1 }, 1000);
     let marked = 0;
-    for (const { resource } of found) {
-      const task = resource as Task;
-      const appointment = task.restriction?.period?.start;
-      if (!appointment || endOfDay(new Date(appointment)) > now) continue;
-      // (the sweep could also create follow-ups a cut-off completion left out; see followUpId)
-      const next = { ...withStatus(task, 'NO_SHOW', now), extension: [...(task.extension ?? []).filter((e) => e.url !== CHANGED_BY_EXTENSION), { url: CHANGED_BY_EXTENSION, valueString: 'hub' }] };
-      try {
-        await this.workflow.update(next, { ifMatch: task.meta!.versionId! });
-        marked++;
-      } catch (error) {
-        if (!(error instanceof HubError && error.code === 'CONFLICT')) throw error;
-      }
-    }
+    for (const { resource } of found) if (await this.noShow(resource as Task, now)) marked++;
     return marked;
+  }
+
+  /** The sweep for one referral: NO_SHOW when accepted for a day that has passed; whether it changed. */
+  async markNoShow(id: string): Promise<boolean> {
+    const { task, facts } = await this.referral(id);
+    return facts.status === 'ACCEPTED' && this.noShow(task, this.now());
+  }
+
+  private async noShow(task: Task, now: Date): Promise<boolean> {
+    const appointment = task.restriction?.period?.start;
+    if (!appointment || endOfDay(new Date(appointment)) > now) return false;
+    const next = { ...withStatus(task, 'NO_SHOW', now), extension: [...(task.extension ?? []).filter((e) => e.url !== CHANGED_BY_EXTENSION), { url: CHANGED_BY_EXTENSION, valueString: 'hub' }] };
+    try {
+      const written = await this.workflow.update(next, { ifMatch: task.meta!.versionId! });
+      await this.log?.record(task.id!, Number(written.meta!.versionId), referralOf(written)!, now);
+      return true;
+    } catch (error) {
+      if (error instanceof HubError && error.code === 'CONFLICT') return false;
+      throw error;
+    }
   }
 
   private async createOnce(resource: Resource): Promise<void> {

@@ -266,5 +266,14 @@ describe('the referral centre inbox', () => {
     expect(admin.errors).toBeUndefined();
     const bad = await ask('his-donghu-county', '{ referralInbox(organization: "org-donghu-county", direction: INCOMING, _cursor: "not-a-cursor") { items { id } } }');
     expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    // A resident (the county health app) sees its referrals through its own records, not the workflow.
+    const resident = await token(hub.url, 'county-health-app', { patient_identifier: '43062120021114011X' });
+    for (const query of [
+      '{ referral(id: "task-ref-001") { id } }',
+      '{ referralInbox(organization: "org-donghu-county", direction: INCOMING) { items { id } } }',
+      '{ referralStatistics(from: "2026-01-01", to: "2026-11-30", organization: "org-donghu-county", groupBy: MONTH) { key } }',
+    ]) {
+      expect((await graphql(hub.url, query, undefined, resident)).errors?.[0]?.extensions?.code, query).toBe('FORBIDDEN');
+    }
   });
 });
