@@ -4197,7 +4197,7 @@ export type ReferralTransition = {
   status: ReferralStatus;
   at: Scalars['String']['output'];
   version: Scalars['String']['output'];
-  /** who made the change (client id and organisation) */
+  /** who made the change: the client id (the version's meta.source) */
   by?: Maybe<Scalars['String']['output']>;
 };
 

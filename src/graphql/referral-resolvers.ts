@@ -7,7 +7,7 @@ import { referralEvents } from '../referral/referral-events.ts';
 import { referralStatistics } from '../referral/referral-stats.ts';
 import { referralOf } from '../referral/referral-task.ts';
 import { dueAt, overdueMinutes, type ReferralStatus } from '../referral/rules.ts';
-import { CHANGED_BY_EXTENSION } from '../referral/referral-service.ts';
+import { changedByOf } from '../referral/referral-service.ts';
 import type { RequestContext } from './context.ts';
 
 const INBOX_DEFAULT = 20;
@@ -131,7 +131,7 @@ export const referralTypeResolvers = {
             status: referralOf(task)?.status ?? 'DRAFT',
             at: task.lastModified ?? entry.lastUpdated,
             version: entry.versionId,
-            by: task.extension?.find((extension) => extension.url === CHANGED_BY_EXTENSION)?.valueString ?? null,
+            by: changedByOf(task) ?? null,
           };
         })
         .reverse();

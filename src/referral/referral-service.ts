@@ -36,7 +36,12 @@ import {
 import type { ReferralLog } from './referral-log.ts';
 import { inboxKey, REFERRAL_INBOX_FIELD, REFERRAL_QUEUE_PATH } from './store-extension.ts';
 
-export const CHANGED_BY_EXTENSION = 'https://demo.consortium-hub.cn/StructureDefinition/referral-changed-by';
+/**
+ * Who made a version of a referral's Task: `meta.source` (FHIR's "source system" of the version), the client id
+ * under this prefix. A standard element, so the Task validates without a profile of our own.
+ */
+export const CHANGED_BY_PREFIX = 'urn:consortium-hub:client:';
+export const changedByOf = (task: Task): string | undefined => (task.meta?.source?.startsWith(CHANGED_BY_PREFIX) ? task.meta.source.slice(CHANGED_BY_PREFIX.length) : undefined);
 
 /** Who acts: the caller's organisation (`Organization/<id>`), whether it is an administrator, and its client id. */
 export interface ReferralActor {
@@ -194,7 +199,7 @@ export class ReferralService {
         authoredOn: now.toISOString(),
         requester: { reference: from },
         owner: { reference: to },
-        extension: [this.changedBy()],
+        meta: this.changedBy(),
         ...(input.department ? { note: [{ text: `接收科室 Department: ${input.department}` }] } : {}),
       },
       status,
@@ -228,7 +233,7 @@ export class ReferralService {
       throw error;
     }
     const now = this.now();
-    let next: Task = { ...withStatus(task, to, now), extension: [...(task.extension ?? []).filter((e) => e.url !== CHANGED_BY_EXTENSION), this.changedBy()] };
+    let next: Task = { ...withStatus(task, to, now), meta: { ...task.meta, ...this.changedBy() } };
     const outputs = [...(task.output ?? [])];
     const extra: Resource[] = [];
     switch (action) {
@@ -358,7 +363,7 @@ export class ReferralService {
   private async noShow(task: Task, now: Date): Promise<boolean> {
     const appointment = task.restriction?.period?.start;
     if (!appointment || endOfDay(new Date(appointment)) > now) return false;
-    const next = { ...withStatus(task, 'NO_SHOW', now), extension: [...(task.extension ?? []).filter((e) => e.url !== CHANGED_BY_EXTENSION), { url: CHANGED_BY_EXTENSION, valueString: 'hub' }] };
+    const next: Task = { ...withStatus(task, 'NO_SHOW', now), meta: { ...task.meta, source: `${CHANGED_BY_PREFIX}hub` } };
     try {
       const written = await this.workflow.update(next, { ifMatch: task.meta!.versionId! });
       await this.log?.record(task.id!, Number(written.meta!.versionId), referralOf(written)!, now);
@@ -385,8 +390,8 @@ export class ReferralService {
     }
   }
 
-  private changedBy(): { url: string; valueString: string } {
-    return { url: CHANGED_BY_EXTENSION, valueString: this.actor.organization ? `${this.actor.clientId} (${this.actor.organization})` : this.actor.clientId };
+  private changedBy(): { source: string } {
+    return { source: `${CHANGED_BY_PREFIX}${this.actor.clientId}` };
   }
 
   /** The references given, each checked to exist (BAD_USER_INPUT otherwise), as `Type/id`. */

@@ -85,7 +85,7 @@ describe('a referral up and back', () => {
     expect(closed.status).toBe('CLOSED');
     expect(closed.timeline.map((t: { status: string }) => t.status)).toEqual(['SUBMITTED', 'UNDER_REVIEW', 'ACCEPTED', 'ARRIVED', 'COMPLETED', 'CLOSED']);
     expect(closed.timeline.map((t: { version: string }) => t.version)).toEqual(['1', '2', '3', '4', '5', '6']);
-    expect(closed.timeline[1].by).toBe('his-donghu-county (Organization/org-donghu-county)');
+    expect(closed.timeline[1].by).toBe('his-donghu-county');
 
     // The Task is plain FHIR: status and business status as referral.md maps them.
     const task = await database.store.read<Task>('Task', referral.id);
