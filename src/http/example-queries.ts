@@ -72,6 +72,43 @@ export const exampleQueries: ExampleQuery[] = [
 }`,
   },
   {
+    title: '转诊中心 Referral inbox of the county hospital: green channel first, then by due time',
+    query: `query ReferralInbox {
+  referralInbox(organization: "org-donghu-county", direction: INCOMING, status: [SUBMITTED, UNDER_REVIEW, ACCEPTED], _count: 20) {
+    items {
+      id type status priority dueAt overdue overdueMinutes
+      patient { name { text } }
+      from { name }
+      form { reasonCode { text } }
+    }
+    next
+  }
+}`,
+  },
+  {
+    title: 'One referral with its form, both institutions and the timeline of its transitions',
+    query: `query OneReferral {
+  referral(id: "task-ref-004") {
+    id type status priority submittedAt dueAt overdue
+    patient { name { text } identifier { value } }
+    from { name }
+    to { name }
+    form { reasonCode { text } supportingInfo { reference } }
+    timeline { status at version by }
+  }
+}`,
+  },
+  {
+    title: 'Referral quality statistics of the consortium by month (administrators)',
+    query: `query ReferralStatistics {
+  referralStatistics(from: "2025-12-01", to: "2026-11-30", groupBy: MONTH) {
+    key referrals up down downUpRatio medianMinutesToAccept p90MinutesToAccept
+    rejectionRate noShowRate closedLoopRate followUps followUpsWithin14Days
+    greenChannel greenChannelWithin10Minutes
+  }
+}`,
+  },
+  {
     title: 'The members of the consortium',
     query: `query ConsortiumMembers {
   OrganizationList(_sort: "name") {

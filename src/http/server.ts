@@ -110,6 +110,16 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
   response.end(text);
 }
 
+/** Whether a GraphQL answer carries a TIMEOUT error. */
+function ranOutOfTime(body: string): boolean {
+  try {
+    const parsed = JSON.parse(body) as { errors?: { extensions?: { code?: string } }[] };
+    return parsed.errors?.some((error) => error.extensions?.code === 'TIMEOUT') ?? false;
+  } catch {
+    return false;
+  }
+}
+
 function sendError(response: ServerResponse, status: number, code: ErrorCode, message: string): void {
   sendJson(response, status, { errors: [{ message, extensions: { code } }] });
 }
@@ -179,6 +189,12 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     const result = await Promise.race([execution, timedOut]).finally(() => clearTimeout(timer));
     if (result === 'timeout') {
       context.deadline.abort();
+      sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
+      return;
+    }
+    // Reads that ran out of the request's time (statement timeouts at the deadline) end the request the same
+    // way as the timer: one 503 TIMEOUT, whichever came first.
+    if (result.body.kind === 'complete' && result.body.string.includes('"TIMEOUT"') && ranOutOfTime(result.body.string)) {
       sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
       return;
     }

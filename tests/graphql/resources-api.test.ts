@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { exampleQueries } from '../../src/http/example-queries.ts';
+import { seedDemoReferrals } from '../../src/demo/referrals.ts';
 import { demoHub, graphql, type TestDatabase } from '../support/hub.ts';
 
 let database: TestDatabase;
@@ -136,10 +137,18 @@ describe('GraphQL resource API', () => {
   });
 
   it('runs every playground example on the demo data without errors and with results', async () => {
-    for (const example of exampleQueries) {
-      const result = await graphql(hub.url, example.query);
-      expect(result.errors, example.title).toBeUndefined();
-      expect(JSON.stringify(result.data).length, example.title).toBeGreaterThan(100);
+    // The demo data of `npm start`: the consortium and demo referrals run through the workflow.
+    const full = await demoHub('graphql_examples');
+    await seedDemoReferrals(full.database.store, full.database.connection.db, 24);
+    try {
+      for (const example of exampleQueries) {
+        const result = await graphql(full.hub.url, example.query);
+        expect(result.errors, example.title).toBeUndefined();
+        expect(JSON.stringify(result.data).length, example.title).toBeGreaterThan(100);
+      }
+    } finally {
+      await full.hub.stop();
+      await full.database.drop();
     }
   });
 
