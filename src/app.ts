@@ -122,6 +122,7 @@ export async function startHub(
     paging: { defaultCount: config.DEFAULT_COUNT, maxCount: config.LIST_MAX_RESULTS },
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     maxResourcesPerRequest: config.MAX_RESOURCES_PER_REQUEST,
+    recognitionMark: config.RECOGNITION_MARK,
   };
   /**
    * Authenticates, waits for one of the client's turns on this instance, counts the request against the

@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './database/embedded-database.ts';
 import { EmbeddedDatabaseError } from './database/embedded-ferretdb.ts';
 import { seedDemoClients } from './demo/clients.ts';
+import { seedDemoRecognition } from './demo/recognition.ts';
 import { seedDemoReferrals } from './demo/referrals.ts';
 import { seedDemoConsortium } from './demo/seed.ts';
 import { createLogger } from './log.ts';
@@ -46,7 +47,11 @@ async function main(): Promise<void> {
     if (seeded) {
       log.info('demo consortium seeded on first start', seeded);
       log.info('demo API clients registered (secrets in the README)', { added: await seedDemoClients(clients) });
-      log.info('demo referrals of a year run through the workflow', { referrals: await seedDemoReferrals(store, db) });
+      // A year of invented referrals and QC records has no place in a production database.
+      if (config.NODE_ENV !== 'production') {
+        log.info('demo referrals of a year run through the workflow', { referrals: await seedDemoReferrals(store, db) });
+        log.info('demo recognition catalog, QC records, code map and results', { resources: await seedDemoRecognition(store) });
+      }
     }
   }, embedded?.postgresUrl ?? config.FERRETDB_POSTGRESQL_URL);
   log.info('hub ready', { url: hub.url, startupMs: Date.now() - startedAt });

@@ -20,8 +20,11 @@ import { RequestAudit } from '../audit/audit-trail.ts';
 import { allows, type Permission } from './scopes.ts';
 import type { Caller } from './tokens.ts';
 
-/** Types that hold no patient data: the directory of the consortium. */
-const directoryTypes = new Set(['Organization', 'Practitioner', 'PractitionerRole', 'Location']);
+/**
+ * Types that hold no patient data: the directory of the consortium, and the recognition catalog, code maps and
+ * labs' QC records. Everyone reads them; administrators write them.
+ */
+const directoryTypes = new Set(['Organization', 'Practitioner', 'PractitionerRole', 'Location', 'CodeSystem', 'ConceptMap', 'VerificationResult']);
 
 /** Search parameters (keys) naming the organisation a resource of a type is attributed to. */
 const attributionParameters: Record<string, string[]> = {

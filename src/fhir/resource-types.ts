@@ -28,6 +28,11 @@ export const servedResourceTypes = [
   'ExplanationOfBenefit',
   // The audit trail (written by the hub; administrators and residents read it).
   'AuditEvent',
+  // Result recognition: the catalog (a CodeSystem with concept properties), members' local code maps
+  // (ConceptMap) and labs' quality-control records (VerificationResult).
+  'CodeSystem',
+  'ConceptMap',
+  'VerificationResult',
 ] as const;
 
 export type ServedResourceType = (typeof servedResourceTypes)[number];

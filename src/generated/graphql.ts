@@ -37,6 +37,14 @@ export type Query = {
   patientHistory: PatientHistoryPage;
   /** Pairs of records in different persons that may be one person, for administrators to link or leave */
   possibleDuplicates: Array<PossibleDuplicate>;
+  /** The items of the recognition catalog in force on `asOf` (default today) */
+  recognitionCatalog: Array<RecognitionItem>;
+  /**
+   * Every result of the person of a Patient record (all of its linked records at any member) with its decision at
+   * organisation `at` on `asOf` (default now), newest first; `codes` (standard system|code or catalog item ids)
+   * narrows them.
+   */
+  recognitionCandidates: Array<RecognitionCandidate>;
   /** One referral by its id (the Task id) */
   referral: Referral;
   /**
@@ -187,6 +195,24 @@ export type Query = {
   AuditEventList: Array<AuditEvent>;
   /** AuditEvent resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
   AuditEventConnection: AuditEventConnection;
+  /** One CodeSystem by id; NOT_FOUND error when there is none */
+  CodeSystem?: Maybe<CodeSystem>;
+  /** CodeSystem resources matching FHIR search arguments */
+  CodeSystemList: Array<CodeSystem>;
+  /** CodeSystem resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  CodeSystemConnection: CodeSystemConnection;
+  /** One ConceptMap by id; NOT_FOUND error when there is none */
+  ConceptMap?: Maybe<ConceptMap>;
+  /** ConceptMap resources matching FHIR search arguments */
+  ConceptMapList: Array<ConceptMap>;
+  /** ConceptMap resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ConceptMapConnection: ConceptMapConnection;
+  /** One VerificationResult by id; NOT_FOUND error when there is none */
+  VerificationResult?: Maybe<VerificationResult>;
+  /** VerificationResult resources matching FHIR search arguments */
+  VerificationResultList: Array<VerificationResult>;
+  /** VerificationResult resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  VerificationResultConnection: VerificationResultConnection;
 };
 
 
@@ -213,6 +239,19 @@ export type QueryPatientHistoryArgs = {
 
 export type QueryPossibleDuplicatesArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type QueryRecognitionCatalogArgs = {
+  asOf?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryRecognitionCandidatesArgs = {
+  patient: Scalars['ID']['input'];
+  at: Scalars['ID']['input'];
+  codes?: InputMaybe<Array<Scalars['String']['input']>>;
+  asOf?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -3316,6 +3355,369 @@ export type QueryAuditEventConnectionArgs = {
   _cursor?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+export type QueryCodeSystemArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryCodeSystemListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  content_mode?: InputMaybe<Scalars['String']['input']>;
+  content_mode_not?: InputMaybe<Scalars['String']['input']>;
+  content_mode_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_not?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type?: InputMaybe<Scalars['String']['input']>;
+  context_type_not?: InputMaybe<Scalars['String']['input']>;
+  context_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_type_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_value?: InputMaybe<Scalars['String']['input']>;
+  context_type_value_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  jurisdiction?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_not?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  name_exact?: InputMaybe<Scalars['String']['input']>;
+  name_contains?: InputMaybe<Scalars['String']['input']>;
+  name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  publisher?: InputMaybe<Scalars['String']['input']>;
+  publisher_exact?: InputMaybe<Scalars['String']['input']>;
+  publisher_contains?: InputMaybe<Scalars['String']['input']>;
+  publisher_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  supplements?: InputMaybe<Scalars['String']['input']>;
+  supplements_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  title?: InputMaybe<Scalars['String']['input']>;
+  title_exact?: InputMaybe<Scalars['String']['input']>;
+  title_contains?: InputMaybe<Scalars['String']['input']>;
+  title_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  version?: InputMaybe<Scalars['String']['input']>;
+  version_not?: InputMaybe<Scalars['String']['input']>;
+  version_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryCodeSystemConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  content_mode?: InputMaybe<Scalars['String']['input']>;
+  content_mode_not?: InputMaybe<Scalars['String']['input']>;
+  content_mode_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_not?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type?: InputMaybe<Scalars['String']['input']>;
+  context_type_not?: InputMaybe<Scalars['String']['input']>;
+  context_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_type_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_value?: InputMaybe<Scalars['String']['input']>;
+  context_type_value_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  jurisdiction?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_not?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  name_exact?: InputMaybe<Scalars['String']['input']>;
+  name_contains?: InputMaybe<Scalars['String']['input']>;
+  name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  publisher?: InputMaybe<Scalars['String']['input']>;
+  publisher_exact?: InputMaybe<Scalars['String']['input']>;
+  publisher_contains?: InputMaybe<Scalars['String']['input']>;
+  publisher_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  supplements?: InputMaybe<Scalars['String']['input']>;
+  supplements_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  title?: InputMaybe<Scalars['String']['input']>;
+  title_exact?: InputMaybe<Scalars['String']['input']>;
+  title_contains?: InputMaybe<Scalars['String']['input']>;
+  title_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  version?: InputMaybe<Scalars['String']['input']>;
+  version_not?: InputMaybe<Scalars['String']['input']>;
+  version_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryConceptMapArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryConceptMapListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_not?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type?: InputMaybe<Scalars['String']['input']>;
+  context_type_not?: InputMaybe<Scalars['String']['input']>;
+  context_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_type_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_value?: InputMaybe<Scalars['String']['input']>;
+  context_type_value_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  dependson?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  jurisdiction?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_not?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  name_exact?: InputMaybe<Scalars['String']['input']>;
+  name_contains?: InputMaybe<Scalars['String']['input']>;
+  name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  other?: InputMaybe<Scalars['String']['input']>;
+  other_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  product?: InputMaybe<Scalars['String']['input']>;
+  publisher?: InputMaybe<Scalars['String']['input']>;
+  publisher_exact?: InputMaybe<Scalars['String']['input']>;
+  publisher_contains?: InputMaybe<Scalars['String']['input']>;
+  publisher_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source_code?: InputMaybe<Scalars['String']['input']>;
+  source_code_not?: InputMaybe<Scalars['String']['input']>;
+  source_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source_system?: InputMaybe<Scalars['String']['input']>;
+  source_uri?: InputMaybe<Scalars['String']['input']>;
+  source_uri_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target_code?: InputMaybe<Scalars['String']['input']>;
+  target_code_not?: InputMaybe<Scalars['String']['input']>;
+  target_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target_system?: InputMaybe<Scalars['String']['input']>;
+  target_uri?: InputMaybe<Scalars['String']['input']>;
+  target_uri_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  title?: InputMaybe<Scalars['String']['input']>;
+  title_exact?: InputMaybe<Scalars['String']['input']>;
+  title_contains?: InputMaybe<Scalars['String']['input']>;
+  title_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  version?: InputMaybe<Scalars['String']['input']>;
+  version_not?: InputMaybe<Scalars['String']['input']>;
+  version_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryConceptMapConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_not?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type?: InputMaybe<Scalars['String']['input']>;
+  context_type_not?: InputMaybe<Scalars['String']['input']>;
+  context_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_type_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_value?: InputMaybe<Scalars['String']['input']>;
+  context_type_value_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  dependson?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  jurisdiction?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_not?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  name_exact?: InputMaybe<Scalars['String']['input']>;
+  name_contains?: InputMaybe<Scalars['String']['input']>;
+  name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  other?: InputMaybe<Scalars['String']['input']>;
+  other_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  product?: InputMaybe<Scalars['String']['input']>;
+  publisher?: InputMaybe<Scalars['String']['input']>;
+  publisher_exact?: InputMaybe<Scalars['String']['input']>;
+  publisher_contains?: InputMaybe<Scalars['String']['input']>;
+  publisher_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source_code?: InputMaybe<Scalars['String']['input']>;
+  source_code_not?: InputMaybe<Scalars['String']['input']>;
+  source_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source_system?: InputMaybe<Scalars['String']['input']>;
+  source_uri?: InputMaybe<Scalars['String']['input']>;
+  source_uri_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target_code?: InputMaybe<Scalars['String']['input']>;
+  target_code_not?: InputMaybe<Scalars['String']['input']>;
+  target_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target_system?: InputMaybe<Scalars['String']['input']>;
+  target_uri?: InputMaybe<Scalars['String']['input']>;
+  target_uri_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  title?: InputMaybe<Scalars['String']['input']>;
+  title_exact?: InputMaybe<Scalars['String']['input']>;
+  title_contains?: InputMaybe<Scalars['String']['input']>;
+  title_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  version?: InputMaybe<Scalars['String']['input']>;
+  version_not?: InputMaybe<Scalars['String']['input']>;
+  version_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryVerificationResultArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryVerificationResultListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryVerificationResultConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type Mutation = {
   __typename?: 'Mutation';
   /** No-op; resource mutations are TCreate, TUpdate and TDelete */
@@ -3492,6 +3894,24 @@ export type Mutation = {
   AuditEventUpdate: AuditEvent;
   /** Delete a AuditEvent; its versions stay in history */
   AuditEventDelete: DeleteResult;
+  /** Create a CodeSystem; the hub assigns id and version */
+  CodeSystemCreate: CodeSystem;
+  /** Update a CodeSystem; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  CodeSystemUpdate: CodeSystem;
+  /** Delete a CodeSystem; its versions stay in history */
+  CodeSystemDelete: DeleteResult;
+  /** Create a ConceptMap; the hub assigns id and version */
+  ConceptMapCreate: ConceptMap;
+  /** Update a ConceptMap; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  ConceptMapUpdate: ConceptMap;
+  /** Delete a ConceptMap; its versions stay in history */
+  ConceptMapDelete: DeleteResult;
+  /** Create a VerificationResult; the hub assigns id and version */
+  VerificationResultCreate: VerificationResult;
+  /** Update a VerificationResult; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  VerificationResultUpdate: VerificationResult;
+  /** Delete a VerificationResult; its versions stay in history */
+  VerificationResultDelete: DeleteResult;
 };
 
 
@@ -3988,6 +4408,60 @@ export type MutationAuditEventDeleteArgs = {
   ifMatch?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+export type MutationCodeSystemCreateArgs = {
+  res: CodeSystemInput;
+};
+
+
+export type MutationCodeSystemUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: CodeSystemInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationCodeSystemDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationConceptMapCreateArgs = {
+  res: ConceptMapInput;
+};
+
+
+export type MutationConceptMapUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: ConceptMapInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationConceptMapDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationVerificationResultCreateArgs = {
+  res: VerificationResultInput;
+};
+
+
+export type MutationVerificationResultUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: VerificationResultInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationVerificationResultDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type HubStatus = {
   __typename?: 'HubStatus';
   /** Always consortium-hub */
@@ -4118,6 +4592,66 @@ export type BundleEntryResult = {
   /** created, updated, unchanged or failed */
   outcome: Scalars['String']['output'];
   message?: Maybe<Scalars['String']['output']>;
+};
+
+/** How a result stands for mutual recognition (检查检验结果互认) at a receiving organisation */
+export type RecognitionDecision =
+  | 'RECOGNIZED'
+  /** catalogued as reference only (ultrasound, ECG): shown, not recognised */
+  | 'REFERENCE_ONLY'
+  | 'NOT_ELIGIBLE';
+
+/** Why a result is not eligible */
+export type RecognitionCause =
+  | 'NOT_IN_CATALOG'
+  /** its issuer's local code has no mapping to a standard code */
+  | 'NOT_MAPPED'
+  /** older than the item's validity days, counted from specimen collection / image acquisition */
+  | 'EXPIRED'
+  /** the issuer holds no passing QC for the item, or a failing one is in force */
+  | 'LAB_NOT_QUALIFIED'
+  /** not final, amended or corrected */
+  | 'NOT_FINAL'
+  /** the issuer is outside the consortium, or below the level the item is recognised from */
+  | 'OUT_OF_SCOPE';
+
+/** An item of the recognition catalog (the CodeSystem recognition-catalog) */
+export type RecognitionItem = {
+  __typename?: 'RecognitionItem';
+  id: Scalars['ID']['output'];
+  nameZh: Scalars['String']['output'];
+  nameEn: Scalars['String']['output'];
+  category: Scalars['String']['output'];
+  standardCodes: Array<Scalars['String']['output']>;
+  validityDays: Scalars['Int']['output'];
+  qcProgramme: Scalars['String']['output'];
+  feeYuan: Scalars['Float']['output'];
+  scope: Scalars['String']['output'];
+  referenceOnly: Scalars['Boolean']['output'];
+  version: Scalars['Int']['output'];
+  effectiveFrom: Scalars['String']['output'];
+  effectiveTo?: Maybe<Scalars['String']['output']>;
+};
+
+export type RecognitionCandidate = {
+  __typename?: 'RecognitionCandidate';
+  /** the result as FHIR (an Observation or DiagnosticReport) */
+  result: Scalars['JSON']['output'];
+  resultReference: Scalars['String']['output'];
+  decision: RecognitionDecision;
+  cause?: Maybe<RecognitionCause>;
+  item?: Maybe<RecognitionItem>;
+  /** calendar days (China time) from collection to asOf */
+  ageDays: Scalars['Int']['output'];
+  /** days it stays recognisable (negative when expired) */
+  daysLeft?: Maybe<Scalars['Int']['output']>;
+  issuer?: Maybe<Organization>;
+  /** member level of the issuer: 3 provincial, 2 county, 1 township or community */
+  issuerLevel?: Maybe<Scalars['Int']['output']>;
+  /** the mark a recognised result carries on its report (RECOGNITION_MARK, e.g. 湘HR) */
+  mark?: Maybe<Scalars['String']['output']>;
+  /** standard codes of the result: its own and those its issuer's code map gives */
+  standardCodes: Array<Scalars['String']['output']>;
 };
 
 /** The kind of a referral (双向转诊): up to a higher level, down to primary care, green channel (胸痛/卒中/创伤), pre-admission (预住院) */
@@ -4302,7 +4836,7 @@ export type SubscriptionReferralEventsArgs = {
 };
 
 /** A resource of any served type */
-export type AnyResource = Patient | Organization | Practitioner | PractitionerRole | Location | Encounter | Observation | DiagnosticReport | ServiceRequest | Task | Condition | Procedure | MedicationRequest | AllergyIntolerance | ImagingStudy | Immunization | CarePlan | Goal | DocumentReference | Provenance | Claim | ExplanationOfBenefit | AuditEvent;
+export type AnyResource = Patient | Organization | Practitioner | PractitionerRole | Location | Encounter | Observation | DiagnosticReport | ServiceRequest | Task | Condition | Procedure | MedicationRequest | AllergyIntolerance | ImagingStudy | Immunization | CarePlan | Goal | DocumentReference | Provenance | Claim | ExplanationOfBenefit | AuditEvent | CodeSystem | ConceptMap | VerificationResult;
 
 /** A page of Patient search results */
 export type PatientConnection = {
@@ -4854,6 +5388,78 @@ export type AuditEventConnectionEdge = {
   mode?: Maybe<Scalars['String']['output']>;
   score?: Maybe<Scalars['Float']['output']>;
   resource: AuditEvent;
+};
+
+/** A page of CodeSystem search results */
+export type CodeSystemConnection = {
+  __typename?: 'CodeSystemConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<CodeSystemConnectionEdge>;
+};
+
+export type CodeSystemConnectionEdge = {
+  __typename?: 'CodeSystemConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: CodeSystem;
+};
+
+/** A page of ConceptMap search results */
+export type ConceptMapConnection = {
+  __typename?: 'ConceptMapConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<ConceptMapConnectionEdge>;
+};
+
+export type ConceptMapConnectionEdge = {
+  __typename?: 'ConceptMapConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: ConceptMap;
+};
+
+/** A page of VerificationResult search results */
+export type VerificationResultConnection = {
+  __typename?: 'VerificationResultConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<VerificationResultConnectionEdge>;
+};
+
+export type VerificationResultConnectionEdge = {
+  __typename?: 'VerificationResultConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: VerificationResult;
 };
 
 /** A time period defined by a start and end date and optionally time. */
@@ -6938,6 +7544,8 @@ export type Patient = {
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** AuditEvent resources that refer to this Patient, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, patient, source */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Patient, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -8327,6 +8935,28 @@ export type PatientAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Contact for the organization for a certain purpose. */
 export type OrganizationContact = {
   __typename?: 'OrganizationContact';
@@ -8475,6 +9105,8 @@ export type Organization = {
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** AuditEvent resources that refer to this Organization, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, source */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Organization, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -9947,6 +10579,28 @@ export type OrganizationAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** The official certifications, training, and licenses that authorize or otherwise pertain to the provision of care by the practitioner.  For example, a medical license issued by a medical board authorizing the practitioner to practice medicine within a certian locality. */
 export type PractitionerQualification = {
   __typename?: 'PractitionerQualification';
@@ -10093,6 +10747,8 @@ export type Practitioner = {
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** AuditEvent resources that refer to this Practitioner, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, source */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Practitioner, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -11474,6 +12130,28 @@ export type PractitionerAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A collection of times the practitioner is available or performing this role at the location and/or healthcareservice. */
 export type PractitionerRoleAvailableTime = {
   __typename?: 'PractitionerRoleAvailableTime';
@@ -11655,6 +12333,8 @@ export type PractitionerRole = {
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** AuditEvent resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, source */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -12994,6 +13674,28 @@ export type PractitionerRoleAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** The absolute geographic location of the Location, expressed using the WGS84 datum (This is the same co-ordinate system used in KML). */
 export type LocationPosition = {
   __typename?: 'LocationPosition';
@@ -13189,6 +13891,8 @@ export type Location = {
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** AuditEvent resources that refer to this Location, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Location, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -14266,6 +14970,28 @@ export type LocationAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** The status history permits the encounter resource to contain the status history without needing to read through the historical versions of the resource, or even have the server store them. */
 export type EncounterStatusHistory = {
   __typename?: 'EncounterStatusHistory';
@@ -14647,6 +15373,8 @@ export type Encounter = {
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** AuditEvent resources that refer to this Encounter, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Encounter, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -15802,6 +16530,28 @@ export type EncounterAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Guidance on how to interpret the value by comparison to a normal or recommended range.  Multiple reference ranges are interpreted as an "OR".   In other words, to represent two distinct target populations, two `referenceRange` elements would be used. */
 export type ObservationReferenceRange = {
   __typename?: 'ObservationReferenceRange';
@@ -16086,6 +16836,8 @@ export type Observation = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this Observation, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Observation, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -16924,6 +17676,28 @@ export type ObservationAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A list of key images associated with this report. The images are generally created during the diagnostic process, and may be directly of the patient, or of treated specimens (i.e. slides of interest). */
 export type DiagnosticReportMedia = {
   __typename?: 'DiagnosticReportMedia';
@@ -17052,6 +17826,8 @@ export type DiagnosticReport = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -17758,6 +18534,28 @@ export type DiagnosticReportAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
 export type ServiceRequest = {
   __typename?: 'ServiceRequest';
@@ -17907,6 +18705,8 @@ export type ServiceRequest = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -18925,6 +19725,28 @@ export type ServiceRequestAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** If the Task.focus is a request resource and the task is seeking fulfillment (i.e. is asking for the request to be actioned), this element identifies any limitations on what parts of the referenced request should be actioned. */
 export type TaskRestriction = {
   __typename?: 'TaskRestriction';
@@ -19440,6 +20262,8 @@ export type Task = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this Task, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Task, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -20124,6 +20948,28 @@ export type TaskAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A task to be performed. */
+export type TaskVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Clinical stage or grade of a condition. May include formal severity assessments. */
 export type ConditionStage = {
   __typename?: 'ConditionStage';
@@ -20336,6 +21182,8 @@ export type Condition = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this Condition, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Condition, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -21114,6 +21962,28 @@ export type ConditionAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Limited to "real" people rather than equipment. */
 export type ProcedurePerformer = {
   __typename?: 'ProcedurePerformer';
@@ -21305,6 +22175,8 @@ export type Procedure = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this Procedure, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Procedure, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -22050,6 +22922,28 @@ export type ProcedureAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type ProcedureVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Indicates the quantity or duration for the first dispense of the medication. */
 export type MedicationRequestDispenseRequestInitialFill = {
   __typename?: 'MedicationRequestDispenseRequestInitialFill';
@@ -22302,6 +23196,8 @@ export type MedicationRequest = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -23080,6 +23976,28 @@ export type MedicationRequestAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Details about each adverse reaction event linked to exposure to the identified substance. */
 export type AllergyIntoleranceReaction = {
   __typename?: 'AllergyIntoleranceReaction';
@@ -23245,6 +24163,8 @@ export type AllergyIntolerance = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -23745,6 +24665,28 @@ export type AllergyIntoleranceAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
+export type AllergyIntoleranceVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Indicates who or what performed the series and how they were involved. */
 export type ImagingStudySeriesPerformer = {
   __typename?: 'ImagingStudySeriesPerformer';
@@ -24022,6 +24964,8 @@ export type ImagingStudy = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -24599,6 +25543,28 @@ export type ImagingStudyAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
+export type ImagingStudyVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Indicates who performed the immunization event. */
 export type ImmunizationPerformer = {
   __typename?: 'ImmunizationPerformer';
@@ -24901,6 +25867,8 @@ export type Immunization = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this Immunization, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Immunization, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -25467,6 +26435,28 @@ export type ImmunizationAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
+export type ImmunizationVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A simple summary of a planned activity suitable for a general care plan system (e.g. form driven) that doesn't know about specific resources such as procedure etc. */
 export type CarePlanActivityDetail = {
   __typename?: 'CarePlanActivityDetail';
@@ -25776,6 +26766,8 @@ export type CarePlan = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this CarePlan, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this CarePlan, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -26682,6 +27674,28 @@ export type CarePlanAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Indicates what should be done by when. */
 export type GoalTarget = {
   __typename?: 'GoalTarget';
@@ -26826,6 +27840,8 @@ export type Goal = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this Goal, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Goal, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -27427,6 +28443,28 @@ export type GoalAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
+export type GoalVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Relationships that this document has with other document references that already exist. */
 export type DocumentReferenceRelatesTo = {
   __typename?: 'DocumentReferenceRelatesTo';
@@ -27658,6 +28696,8 @@ export type DocumentReference = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this DocumentReference, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this DocumentReference, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -28239,6 +29279,28 @@ export type DocumentReferenceAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
+export type DocumentReferenceVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** An actor taking a role in an activity  for which it can be assigned some degree of responsibility for the activity taking place. */
 export type ProvenanceAgent = {
   __typename?: 'ProvenanceAgent';
@@ -28403,6 +29465,8 @@ export type Provenance = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this Provenance, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Provenance, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -28915,6 +29979,28 @@ export type ProvenanceAuditEventListArgs = {
   type?: InputMaybe<Scalars['String']['input']>;
   type_not?: InputMaybe<Scalars['String']['input']>;
   type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
+export type ProvenanceVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
@@ -29752,6 +30838,8 @@ export type Claim = {
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** AuditEvent resources that refer to this Claim, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Claim, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -30351,6 +31439,28 @@ export type ClaimAuditEventListArgs = {
   type?: InputMaybe<Scalars['String']['input']>;
   type_not?: InputMaybe<Scalars['String']['input']>;
   type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
+export type ClaimVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
@@ -31825,6 +32935,8 @@ export type ExplanationOfBenefit = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -32427,6 +33539,28 @@ export type ExplanationOfBenefitAuditEventListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
+export type ExplanationOfBenefitVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Logical network location for application activity, if the activity has a network location. */
 export type AuditEventAgentNetwork = {
   __typename?: 'AuditEventAgentNetwork';
@@ -32788,6 +33922,8 @@ export type AuditEvent = {
   ProvenanceList: Array<Provenance>;
   /** AuditEvent resources that refer to this AuditEvent, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this AuditEvent, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
 };
 
 
@@ -33295,6 +34431,2858 @@ export type AuditEventAuditEventListArgs = {
   type?: InputMaybe<Scalars['String']['input']>;
   type_not?: InputMaybe<Scalars['String']['input']>;
   type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of an event made for purposes of maintaining a security log. Typical uses include detection of intrusion attempts and monitoring for inappropriate usage. */
+export type AuditEventVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A filter that can be used in a value set compose statement when selecting concepts using a filter. */
+export type CodeSystemFilter = {
+  __typename?: 'CodeSystemFilter';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The code that identifies this filter when it is used as a filter in [ValueSet](valueset.html#).compose.include.filter. */
+  code?: Maybe<Scalars['String']['output']>;
+  /** Extensions of code (FHIR JSON _code) */
+  _code?: Maybe<Element>;
+  /** A description of how or why the filter is used. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** Extensions of description (FHIR JSON _description) */
+  _description?: Maybe<Element>;
+  /** A list of operators that can be used with the filter. */
+  operator?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** Extensions of operator (FHIR JSON _operator) */
+  _operator?: Maybe<Array<Maybe<Element>>>;
+  /** A description of what the value for the filter should be. */
+  value?: Maybe<Scalars['String']['output']>;
+  /** Extensions of value (FHIR JSON _value) */
+  _value?: Maybe<Element>;
+};
+
+
+/** A filter that can be used in a value set compose statement when selecting concepts using a filter. */
+export type CodeSystemFilterExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A filter that can be used in a value set compose statement when selecting concepts using a filter. */
+export type CodeSystemFilterModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A property defines an additional slot through which additional information can be provided about a concept. */
+export type CodeSystemProperty = {
+  __typename?: 'CodeSystemProperty';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A code that is used to identify the property. The code is used internally (in CodeSystem.concept.property.code) and also externally, such as in property filters. */
+  code?: Maybe<Scalars['String']['output']>;
+  /** Extensions of code (FHIR JSON _code) */
+  _code?: Maybe<Element>;
+  /** Reference to the formal meaning of the property. One possible source of meaning is the [Concept Properties](codesystem-concept-properties.html) code system. */
+  uri?: Maybe<Scalars['String']['output']>;
+  /** Extensions of uri (FHIR JSON _uri) */
+  _uri?: Maybe<Element>;
+  /** A description of the property- why it is defined, and how its value might be used. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** Extensions of description (FHIR JSON _description) */
+  _description?: Maybe<Element>;
+  /** The type of the property value. Properties of type "code" contain a code defined by the code system (e.g. a reference to another defined concept). */
+  type?: Maybe<Scalars['String']['output']>;
+  /** Extensions of type (FHIR JSON _type) */
+  _type?: Maybe<Element>;
+};
+
+
+/** A property defines an additional slot through which additional information can be provided about a concept. */
+export type CodeSystemPropertyExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A property defines an additional slot through which additional information can be provided about a concept. */
+export type CodeSystemPropertyModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Additional representations for the concept - other languages, aliases, specialized purposes, used for particular purposes, etc. */
+export type CodeSystemConceptDesignation = {
+  __typename?: 'CodeSystemConceptDesignation';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The language this designation is defined for. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A code that details how this designation would be used. */
+  use?: Maybe<Coding>;
+  /** The text value for this designation. */
+  value?: Maybe<Scalars['String']['output']>;
+  /** Extensions of value (FHIR JSON _value) */
+  _value?: Maybe<Element>;
+};
+
+
+/** Additional representations for the concept - other languages, aliases, specialized purposes, used for particular purposes, etc. */
+export type CodeSystemConceptDesignationExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Additional representations for the concept - other languages, aliases, specialized purposes, used for particular purposes, etc. */
+export type CodeSystemConceptDesignationModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A property value for this concept. */
+export type CodeSystemConceptProperty = {
+  __typename?: 'CodeSystemConceptProperty';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A code that is a reference to CodeSystem.property.code. */
+  code?: Maybe<Scalars['String']['output']>;
+  /** Extensions of code (FHIR JSON _code) */
+  _code?: Maybe<Element>;
+  /** The value of this property. */
+  valueCode?: Maybe<Scalars['String']['output']>;
+  /** Extensions of valueCode (FHIR JSON _valueCode) */
+  _valueCode?: Maybe<Element>;
+  /** The value of this property. */
+  valueCoding?: Maybe<Coding>;
+  /** The value of this property. */
+  valueString?: Maybe<Scalars['String']['output']>;
+  /** Extensions of valueString (FHIR JSON _valueString) */
+  _valueString?: Maybe<Element>;
+  /** The value of this property. */
+  valueInteger?: Maybe<Scalars['Int']['output']>;
+  /** Extensions of valueInteger (FHIR JSON _valueInteger) */
+  _valueInteger?: Maybe<Element>;
+  /** The value of this property. */
+  valueBoolean?: Maybe<Scalars['Boolean']['output']>;
+  /** Extensions of valueBoolean (FHIR JSON _valueBoolean) */
+  _valueBoolean?: Maybe<Element>;
+  /** The value of this property. */
+  valueDateTime?: Maybe<Scalars['String']['output']>;
+  /** Extensions of valueDateTime (FHIR JSON _valueDateTime) */
+  _valueDateTime?: Maybe<Element>;
+  /** The value of this property. */
+  valueDecimal?: Maybe<Scalars['Float']['output']>;
+  /** Extensions of valueDecimal (FHIR JSON _valueDecimal) */
+  _valueDecimal?: Maybe<Element>;
+};
+
+
+/** A property value for this concept. */
+export type CodeSystemConceptPropertyExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A property value for this concept. */
+export type CodeSystemConceptPropertyModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Concepts that are in the code system. The concept definitions are inherently hierarchical, but the definitions must be consulted to determine what the meanings of the hierarchical relationships are. */
+export type CodeSystemConcept = {
+  __typename?: 'CodeSystemConcept';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A code - a text symbol - that uniquely identifies the concept within the code system. */
+  code?: Maybe<Scalars['String']['output']>;
+  /** Extensions of code (FHIR JSON _code) */
+  _code?: Maybe<Element>;
+  /** A human readable string that is the recommended default way to present this concept to a user. */
+  display?: Maybe<Scalars['String']['output']>;
+  /** Extensions of display (FHIR JSON _display) */
+  _display?: Maybe<Element>;
+  /** The formal definition of the concept. The code system resource does not make formal definitions required, because of the prevalence of legacy systems. However, they are highly recommended, as without them there is no formal meaning associated with the concept. */
+  definition?: Maybe<Scalars['String']['output']>;
+  /** Extensions of definition (FHIR JSON _definition) */
+  _definition?: Maybe<Element>;
+  /** Additional representations for the concept - other languages, aliases, specialized purposes, used for particular purposes, etc. */
+  designation?: Maybe<Array<Maybe<CodeSystemConceptDesignation>>>;
+  /** A property value for this concept. */
+  property?: Maybe<Array<Maybe<CodeSystemConceptProperty>>>;
+  /** Defines children of a concept to produce a hierarchy of concepts. The nature of the relationships is variable (is-a/contains/categorizes) - see hierarchyMeaning. */
+  concept?: Maybe<Array<Maybe<CodeSystemConcept>>>;
+};
+
+
+/** Concepts that are in the code system. The concept definitions are inherently hierarchical, but the definitions must be consulted to determine what the meanings of the hierarchical relationships are. */
+export type CodeSystemConceptExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Concepts that are in the code system. The concept definitions are inherently hierarchical, but the definitions must be consulted to determine what the meanings of the hierarchical relationships are. */
+export type CodeSystemConceptModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Concepts that are in the code system. The concept definitions are inherently hierarchical, but the definitions must be consulted to determine what the meanings of the hierarchical relationships are. */
+export type CodeSystemConceptDesignationArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Concepts that are in the code system. The concept definitions are inherently hierarchical, but the definitions must be consulted to determine what the meanings of the hierarchical relationships are. */
+export type CodeSystemConceptPropertyArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Concepts that are in the code system. The concept definitions are inherently hierarchical, but the definitions must be consulted to determine what the meanings of the hierarchical relationships are. */
+export type CodeSystemConceptConceptArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+  definition?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystem = {
+  __typename?: 'CodeSystem';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** An absolute URI that is used to identify this code system when it is referenced in a specification, model, design or an instance; also called its canonical identifier. This SHOULD be globally unique and SHOULD be a literal address at which at which an authoritative instance of this code system is... */
+  url?: Maybe<Scalars['String']['output']>;
+  /** Extensions of url (FHIR JSON _url) */
+  _url?: Maybe<Element>;
+  /** A formal identifier that is used to identify this code system when it is represented in other formats, or referenced in a specification, model, design or an instance. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** The identifier that is used to identify this version of the code system when it is referenced in a specification, model, design or instance. This is an arbitrary value managed by the code system author and is not expected to be globally unique. For example, it might be a timestamp (e.g. yyyymmdd)... */
+  version?: Maybe<Scalars['String']['output']>;
+  /** Extensions of version (FHIR JSON _version) */
+  _version?: Maybe<Element>;
+  /** A natural language name identifying the code system. This name should be usable as an identifier for the module by machine processing applications such as code generation. */
+  name?: Maybe<Scalars['String']['output']>;
+  /** Extensions of name (FHIR JSON _name) */
+  _name?: Maybe<Element>;
+  /** A short, descriptive, user-friendly title for the code system. */
+  title?: Maybe<Scalars['String']['output']>;
+  /** Extensions of title (FHIR JSON _title) */
+  _title?: Maybe<Element>;
+  /** The date (and optionally time) when the code system resource was created or revised. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** A Boolean value to indicate that this code system is authored for testing purposes (or education/evaluation/marketing) and is not intended to be used for genuine usage. */
+  experimental?: Maybe<Scalars['Boolean']['output']>;
+  /** Extensions of experimental (FHIR JSON _experimental) */
+  _experimental?: Maybe<Element>;
+  /** The date  (and optionally time) when the code system was published. The date must change when the business version changes and it must change if the status code changes. In addition, it should change when the substantive content of the code system changes. */
+  date?: Maybe<Scalars['String']['output']>;
+  /** Extensions of date (FHIR JSON _date) */
+  _date?: Maybe<Element>;
+  /** The name of the organization or individual that published the code system. */
+  publisher?: Maybe<Scalars['String']['output']>;
+  /** Extensions of publisher (FHIR JSON _publisher) */
+  _publisher?: Maybe<Element>;
+  /** Contact details to assist a user in finding and communicating with the publisher. */
+  contact?: Maybe<Array<Maybe<ContactDetail>>>;
+  /** A free text natural language description of the code system from a consumer's perspective. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** Extensions of description (FHIR JSON _description) */
+  _description?: Maybe<Element>;
+  /** The content was developed with a focus and intent of supporting the contexts that are listed. These contexts may be general categories (gender, age, ...) or may be references to specific programs (insurance plans, studies, ...) and may be used to assist with indexing and searching for appropriate... */
+  useContext?: Maybe<Array<Maybe<UsageContext>>>;
+  /** A legal or geographic region in which the code system is intended to be used. */
+  jurisdiction?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Explanation of why this code system is needed and why it has been designed as it has. */
+  purpose?: Maybe<Scalars['String']['output']>;
+  /** Extensions of purpose (FHIR JSON _purpose) */
+  _purpose?: Maybe<Element>;
+  /** A copyright statement relating to the code system and/or its contents. Copyright statements are generally legal restrictions on the use and publishing of the code system. */
+  copyright?: Maybe<Scalars['String']['output']>;
+  /** Extensions of copyright (FHIR JSON _copyright) */
+  _copyright?: Maybe<Element>;
+  /** If code comparison is case sensitive when codes within this system are compared to each other. */
+  caseSensitive?: Maybe<Scalars['Boolean']['output']>;
+  /** Extensions of caseSensitive (FHIR JSON _caseSensitive) */
+  _caseSensitive?: Maybe<Element>;
+  /** Canonical reference to the value set that contains the entire code system. */
+  valueSet?: Maybe<Scalars['String']['output']>;
+  /** Extensions of valueSet (FHIR JSON _valueSet) */
+  _valueSet?: Maybe<Element>;
+  /** The meaning of the hierarchy of concepts as represented in this resource. */
+  hierarchyMeaning?: Maybe<Scalars['String']['output']>;
+  /** Extensions of hierarchyMeaning (FHIR JSON _hierarchyMeaning) */
+  _hierarchyMeaning?: Maybe<Element>;
+  /** The code system defines a compositional (post-coordination) grammar. */
+  compositional?: Maybe<Scalars['Boolean']['output']>;
+  /** Extensions of compositional (FHIR JSON _compositional) */
+  _compositional?: Maybe<Element>;
+  /** This flag is used to signify that the code system does not commit to concept permanence across versions. If true, a version must be specified when referencing this code system. */
+  versionNeeded?: Maybe<Scalars['Boolean']['output']>;
+  /** Extensions of versionNeeded (FHIR JSON _versionNeeded) */
+  _versionNeeded?: Maybe<Element>;
+  /** The extent of the content of the code system (the concepts and codes it defines) are represented in this resource instance. */
+  content?: Maybe<Scalars['String']['output']>;
+  /** Extensions of content (FHIR JSON _content) */
+  _content?: Maybe<Element>;
+  /** The canonical URL of the code system that this code system supplement is adding designations and properties to. */
+  supplements?: Maybe<Scalars['String']['output']>;
+  /** Extensions of supplements (FHIR JSON _supplements) */
+  _supplements?: Maybe<Element>;
+  /** The total number of concepts defined by the code system. Where the code system has a compositional grammar, the basis of this count is defined by the system steward. */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Extensions of count (FHIR JSON _count) */
+  _count?: Maybe<Element>;
+  /** A filter that can be used in a value set compose statement when selecting concepts using a filter. */
+  filter?: Maybe<Array<Maybe<CodeSystemFilter>>>;
+  /** A property defines an additional slot through which additional information can be provided about a concept. */
+  property?: Maybe<Array<Maybe<CodeSystemProperty>>>;
+  /** Concepts that are in the code system. The concept definitions are inherently hierarchical, but the definitions must be consulted to determine what the meanings of the hierarchical relationships are. */
+  concept?: Maybe<Array<Maybe<CodeSystemConcept>>>;
+  /** Observation resources that refer to this CodeSystem, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this CodeSystem, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this CodeSystem, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this CodeSystem, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this CodeSystem, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** AuditEvent resources that refer to this CodeSystem, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** CodeSystem resources that refer to this CodeSystem, resolved in one batch per request. _reference names the CodeSystem search parameter that points here: supplements */
+  CodeSystemList: Array<CodeSystem>;
+  /** VerificationResult resources that refer to this CodeSystem, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemIdentifierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemContactArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemUseContextArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemJurisdictionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemFilterArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemPropertyArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  uri?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemConceptArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+  definition?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemCodeSystemListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  content_mode?: InputMaybe<Scalars['String']['input']>;
+  content_mode_not?: InputMaybe<Scalars['String']['input']>;
+  content_mode_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_not?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type?: InputMaybe<Scalars['String']['input']>;
+  context_type_not?: InputMaybe<Scalars['String']['input']>;
+  context_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_type_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_value?: InputMaybe<Scalars['String']['input']>;
+  context_type_value_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  jurisdiction?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_not?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  name_exact?: InputMaybe<Scalars['String']['input']>;
+  name_contains?: InputMaybe<Scalars['String']['input']>;
+  name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  publisher?: InputMaybe<Scalars['String']['input']>;
+  publisher_exact?: InputMaybe<Scalars['String']['input']>;
+  publisher_contains?: InputMaybe<Scalars['String']['input']>;
+  publisher_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  supplements?: InputMaybe<Scalars['String']['input']>;
+  supplements_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  title?: InputMaybe<Scalars['String']['input']>;
+  title_exact?: InputMaybe<Scalars['String']['input']>;
+  title_contains?: InputMaybe<Scalars['String']['input']>;
+  title_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  version?: InputMaybe<Scalars['String']['input']>;
+  version_not?: InputMaybe<Scalars['String']['input']>;
+  version_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A set of additional dependencies for this mapping to hold. This mapping is only applicable if the specified element can be resolved, and it has the specified value. */
+export type ConceptMapGroupElementTargetDependsOn = {
+  __typename?: 'ConceptMapGroupElementTargetDependsOn';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A reference to an element that holds a coded value that corresponds to a code system property. The idea is that the information model carries an element somewhere that is labeled to correspond with a code system property. */
+  property?: Maybe<Scalars['String']['output']>;
+  /** Extensions of property (FHIR JSON _property) */
+  _property?: Maybe<Element>;
+  /** An absolute URI that identifies the code system of the dependency code (if the source/dependency is a value set that crosses code systems). */
+  system?: Maybe<Scalars['String']['output']>;
+  /** Extensions of system (FHIR JSON _system) */
+  _system?: Maybe<Element>;
+  /** Identity (code or path) or the element/item/ValueSet/text that the map depends on / refers to. */
+  value?: Maybe<Scalars['String']['output']>;
+  /** Extensions of value (FHIR JSON _value) */
+  _value?: Maybe<Element>;
+  /** The display for the code. The display is only provided to help editors when editing the concept map. */
+  display?: Maybe<Scalars['String']['output']>;
+  /** Extensions of display (FHIR JSON _display) */
+  _display?: Maybe<Element>;
+};
+
+
+/** A set of additional dependencies for this mapping to hold. This mapping is only applicable if the specified element can be resolved, and it has the specified value. */
+export type ConceptMapGroupElementTargetDependsOnExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A set of additional dependencies for this mapping to hold. This mapping is only applicable if the specified element can be resolved, and it has the specified value. */
+export type ConceptMapGroupElementTargetDependsOnModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A concept from the target value set that this concept maps to. */
+export type ConceptMapGroupElementTarget = {
+  __typename?: 'ConceptMapGroupElementTarget';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Identity (code or path) or the element/item that the map refers to. */
+  code?: Maybe<Scalars['String']['output']>;
+  /** Extensions of code (FHIR JSON _code) */
+  _code?: Maybe<Element>;
+  /** The display for the code. The display is only provided to help editors when editing the concept map. */
+  display?: Maybe<Scalars['String']['output']>;
+  /** Extensions of display (FHIR JSON _display) */
+  _display?: Maybe<Element>;
+  /** The equivalence between the source and target concepts (counting for the dependencies and products). The equivalence is read from target to source (e.g. the target is 'wider' than the source). */
+  equivalence?: Maybe<Scalars['String']['output']>;
+  /** Extensions of equivalence (FHIR JSON _equivalence) */
+  _equivalence?: Maybe<Element>;
+  /** A description of status/issues in mapping that conveys additional information not represented in  the structured data. */
+  comment?: Maybe<Scalars['String']['output']>;
+  /** Extensions of comment (FHIR JSON _comment) */
+  _comment?: Maybe<Element>;
+  /** A set of additional dependencies for this mapping to hold. This mapping is only applicable if the specified element can be resolved, and it has the specified value. */
+  dependsOn?: Maybe<Array<Maybe<ConceptMapGroupElementTargetDependsOn>>>;
+  /** A set of additional outcomes from this mapping to other elements. To properly execute this mapping, the specified element must be mapped to some data element or source that is in context. The mapping may still be useful without a place for the additional data elements, but the equivalence cannot ... */
+  product?: Maybe<Array<Maybe<ConceptMapGroupElementTargetDependsOn>>>;
+};
+
+
+/** A concept from the target value set that this concept maps to. */
+export type ConceptMapGroupElementTargetExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A concept from the target value set that this concept maps to. */
+export type ConceptMapGroupElementTargetModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A concept from the target value set that this concept maps to. */
+export type ConceptMapGroupElementTargetDependsOnArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  property?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A concept from the target value set that this concept maps to. */
+export type ConceptMapGroupElementTargetProductArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  property?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Mappings for an individual concept in the source to one or more concepts in the target. */
+export type ConceptMapGroupElement = {
+  __typename?: 'ConceptMapGroupElement';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Identity (code or path) or the element/item being mapped. */
+  code?: Maybe<Scalars['String']['output']>;
+  /** Extensions of code (FHIR JSON _code) */
+  _code?: Maybe<Element>;
+  /** The display for the code. The display is only provided to help editors when editing the concept map. */
+  display?: Maybe<Scalars['String']['output']>;
+  /** Extensions of display (FHIR JSON _display) */
+  _display?: Maybe<Element>;
+  /** A concept from the target value set that this concept maps to. */
+  target?: Maybe<Array<Maybe<ConceptMapGroupElementTarget>>>;
+};
+
+
+/** Mappings for an individual concept in the source to one or more concepts in the target. */
+export type ConceptMapGroupElementExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Mappings for an individual concept in the source to one or more concepts in the target. */
+export type ConceptMapGroupElementModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Mappings for an individual concept in the source to one or more concepts in the target. */
+export type ConceptMapGroupElementTargetArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+  equivalence?: InputMaybe<Scalars['String']['input']>;
+  comment?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** What to do when there is no mapping for the source concept. "Unmapped" does not include codes that are unmatched, and the unmapped element is ignored in a code is specified to have equivalence = unmatched. */
+export type ConceptMapGroupUnmapped = {
+  __typename?: 'ConceptMapGroupUnmapped';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Defines which action to take if there is no match for the source concept in the target system designated for the group. One of 3 actions are possible: use the unmapped code (this is useful when doing a mapping between versions, and only a few codes have changed), use a fixed code (a default code)... */
+  mode?: Maybe<Scalars['String']['output']>;
+  /** Extensions of mode (FHIR JSON _mode) */
+  _mode?: Maybe<Element>;
+  /** The fixed code to use when the mode = 'fixed'  - all unmapped codes are mapped to a single fixed code. */
+  code?: Maybe<Scalars['String']['output']>;
+  /** Extensions of code (FHIR JSON _code) */
+  _code?: Maybe<Element>;
+  /** The display for the code. The display is only provided to help editors when editing the concept map. */
+  display?: Maybe<Scalars['String']['output']>;
+  /** Extensions of display (FHIR JSON _display) */
+  _display?: Maybe<Element>;
+  /** The canonical reference to an additional ConceptMap resource instance to use for mapping if this ConceptMap resource contains no matching mapping for the source concept. */
+  url?: Maybe<Scalars['String']['output']>;
+  /** Extensions of url (FHIR JSON _url) */
+  _url?: Maybe<Element>;
+};
+
+
+/** What to do when there is no mapping for the source concept. "Unmapped" does not include codes that are unmatched, and the unmapped element is ignored in a code is specified to have equivalence = unmatched. */
+export type ConceptMapGroupUnmappedExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** What to do when there is no mapping for the source concept. "Unmapped" does not include codes that are unmatched, and the unmapped element is ignored in a code is specified to have equivalence = unmatched. */
+export type ConceptMapGroupUnmappedModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A group of mappings that all have the same source and target system. */
+export type ConceptMapGroup = {
+  __typename?: 'ConceptMapGroup';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** An absolute URI that identifies the source system where the concepts to be mapped are defined. */
+  source?: Maybe<Scalars['String']['output']>;
+  /** Extensions of source (FHIR JSON _source) */
+  _source?: Maybe<Element>;
+  /** The specific version of the code system, as determined by the code system authority. */
+  sourceVersion?: Maybe<Scalars['String']['output']>;
+  /** Extensions of sourceVersion (FHIR JSON _sourceVersion) */
+  _sourceVersion?: Maybe<Element>;
+  /** An absolute URI that identifies the target system that the concepts will be mapped to. */
+  target?: Maybe<Scalars['String']['output']>;
+  /** Extensions of target (FHIR JSON _target) */
+  _target?: Maybe<Element>;
+  /** The specific version of the code system, as determined by the code system authority. */
+  targetVersion?: Maybe<Scalars['String']['output']>;
+  /** Extensions of targetVersion (FHIR JSON _targetVersion) */
+  _targetVersion?: Maybe<Element>;
+  /** Mappings for an individual concept in the source to one or more concepts in the target. */
+  element?: Maybe<Array<Maybe<ConceptMapGroupElement>>>;
+  /** What to do when there is no mapping for the source concept. "Unmapped" does not include codes that are unmatched, and the unmapped element is ignored in a code is specified to have equivalence = unmatched. */
+  unmapped?: Maybe<ConceptMapGroupUnmapped>;
+};
+
+
+/** A group of mappings that all have the same source and target system. */
+export type ConceptMapGroupExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A group of mappings that all have the same source and target system. */
+export type ConceptMapGroupModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A group of mappings that all have the same source and target system. */
+export type ConceptMapGroupElementArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMap = {
+  __typename?: 'ConceptMap';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** An absolute URI that is used to identify this concept map when it is referenced in a specification, model, design or an instance; also called its canonical identifier. This SHOULD be globally unique and SHOULD be a literal address at which at which an authoritative instance of this concept map is... */
+  url?: Maybe<Scalars['String']['output']>;
+  /** Extensions of url (FHIR JSON _url) */
+  _url?: Maybe<Element>;
+  /** A formal identifier that is used to identify this concept map when it is represented in other formats, or referenced in a specification, model, design or an instance. */
+  identifier?: Maybe<Identifier>;
+  /** The identifier that is used to identify this version of the concept map when it is referenced in a specification, model, design or instance. This is an arbitrary value managed by the concept map author and is not expected to be globally unique. For example, it might be a timestamp (e.g. yyyymmdd)... */
+  version?: Maybe<Scalars['String']['output']>;
+  /** Extensions of version (FHIR JSON _version) */
+  _version?: Maybe<Element>;
+  /** A natural language name identifying the concept map. This name should be usable as an identifier for the module by machine processing applications such as code generation. */
+  name?: Maybe<Scalars['String']['output']>;
+  /** Extensions of name (FHIR JSON _name) */
+  _name?: Maybe<Element>;
+  /** A short, descriptive, user-friendly title for the concept map. */
+  title?: Maybe<Scalars['String']['output']>;
+  /** Extensions of title (FHIR JSON _title) */
+  _title?: Maybe<Element>;
+  /** The status of this concept map. Enables tracking the life-cycle of the content. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** A Boolean value to indicate that this concept map is authored for testing purposes (or education/evaluation/marketing) and is not intended to be used for genuine usage. */
+  experimental?: Maybe<Scalars['Boolean']['output']>;
+  /** Extensions of experimental (FHIR JSON _experimental) */
+  _experimental?: Maybe<Element>;
+  /** The date  (and optionally time) when the concept map was published. The date must change when the business version changes and it must change if the status code changes. In addition, it should change when the substantive content of the concept map changes. */
+  date?: Maybe<Scalars['String']['output']>;
+  /** Extensions of date (FHIR JSON _date) */
+  _date?: Maybe<Element>;
+  /** The name of the organization or individual that published the concept map. */
+  publisher?: Maybe<Scalars['String']['output']>;
+  /** Extensions of publisher (FHIR JSON _publisher) */
+  _publisher?: Maybe<Element>;
+  /** Contact details to assist a user in finding and communicating with the publisher. */
+  contact?: Maybe<Array<Maybe<ContactDetail>>>;
+  /** A free text natural language description of the concept map from a consumer's perspective. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** Extensions of description (FHIR JSON _description) */
+  _description?: Maybe<Element>;
+  /** The content was developed with a focus and intent of supporting the contexts that are listed. These contexts may be general categories (gender, age, ...) or may be references to specific programs (insurance plans, studies, ...) and may be used to assist with indexing and searching for appropriate... */
+  useContext?: Maybe<Array<Maybe<UsageContext>>>;
+  /** A legal or geographic region in which the concept map is intended to be used. */
+  jurisdiction?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Explanation of why this concept map is needed and why it has been designed as it has. */
+  purpose?: Maybe<Scalars['String']['output']>;
+  /** Extensions of purpose (FHIR JSON _purpose) */
+  _purpose?: Maybe<Element>;
+  /** A copyright statement relating to the concept map and/or its contents. Copyright statements are generally legal restrictions on the use and publishing of the concept map. */
+  copyright?: Maybe<Scalars['String']['output']>;
+  /** Extensions of copyright (FHIR JSON _copyright) */
+  _copyright?: Maybe<Element>;
+  /** Identifier for the source value set that contains the concepts that are being mapped and provides context for the mappings. */
+  sourceUri?: Maybe<Scalars['String']['output']>;
+  /** Extensions of sourceUri (FHIR JSON _sourceUri) */
+  _sourceUri?: Maybe<Element>;
+  /** Identifier for the source value set that contains the concepts that are being mapped and provides context for the mappings. */
+  sourceCanonical?: Maybe<Scalars['String']['output']>;
+  /** Extensions of sourceCanonical (FHIR JSON _sourceCanonical) */
+  _sourceCanonical?: Maybe<Element>;
+  /** The target value set provides context for the mappings. Note that the mapping is made between concepts, not between value sets, but the value set provides important context about how the concept mapping choices are made. */
+  targetUri?: Maybe<Scalars['String']['output']>;
+  /** Extensions of targetUri (FHIR JSON _targetUri) */
+  _targetUri?: Maybe<Element>;
+  /** The target value set provides context for the mappings. Note that the mapping is made between concepts, not between value sets, but the value set provides important context about how the concept mapping choices are made. */
+  targetCanonical?: Maybe<Scalars['String']['output']>;
+  /** Extensions of targetCanonical (FHIR JSON _targetCanonical) */
+  _targetCanonical?: Maybe<Element>;
+  /** A group of mappings that all have the same source and target system. */
+  group?: Maybe<Array<Maybe<ConceptMapGroup>>>;
+  /** Observation resources that refer to this ConceptMap, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this ConceptMap, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this ConceptMap, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this ConceptMap, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this ConceptMap, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** AuditEvent resources that refer to this ConceptMap, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** ConceptMap resources that refer to this ConceptMap, resolved in one batch per request. _reference names the ConceptMap search parameter that points here: other */
+  ConceptMapList: Array<ConceptMap>;
+  /** VerificationResult resources that refer to this ConceptMap, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapContactArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapUseContextArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapJurisdictionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapGroupArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  sourceVersion?: InputMaybe<Scalars['String']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  targetVersion?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapConceptMapListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_not?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type?: InputMaybe<Scalars['String']['input']>;
+  context_type_not?: InputMaybe<Scalars['String']['input']>;
+  context_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_quantity?: InputMaybe<Scalars['String']['input']>;
+  context_type_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context_type_value?: InputMaybe<Scalars['String']['input']>;
+  context_type_value_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  dependson?: InputMaybe<Scalars['String']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  jurisdiction?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_not?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  name_exact?: InputMaybe<Scalars['String']['input']>;
+  name_contains?: InputMaybe<Scalars['String']['input']>;
+  name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  other?: InputMaybe<Scalars['String']['input']>;
+  other_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  product?: InputMaybe<Scalars['String']['input']>;
+  publisher?: InputMaybe<Scalars['String']['input']>;
+  publisher_exact?: InputMaybe<Scalars['String']['input']>;
+  publisher_contains?: InputMaybe<Scalars['String']['input']>;
+  publisher_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source_code?: InputMaybe<Scalars['String']['input']>;
+  source_code_not?: InputMaybe<Scalars['String']['input']>;
+  source_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source_system?: InputMaybe<Scalars['String']['input']>;
+  source_uri?: InputMaybe<Scalars['String']['input']>;
+  source_uri_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target_code?: InputMaybe<Scalars['String']['input']>;
+  target_code_not?: InputMaybe<Scalars['String']['input']>;
+  target_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target_system?: InputMaybe<Scalars['String']['input']>;
+  target_uri?: InputMaybe<Scalars['String']['input']>;
+  target_uri_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  title?: InputMaybe<Scalars['String']['input']>;
+  title_exact?: InputMaybe<Scalars['String']['input']>;
+  title_contains?: InputMaybe<Scalars['String']['input']>;
+  title_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  version?: InputMaybe<Scalars['String']['input']>;
+  version_not?: InputMaybe<Scalars['String']['input']>;
+  version_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Information about the primary source(s) involved in validation. */
+export type VerificationResultPrimarySource = {
+  __typename?: 'VerificationResultPrimarySource';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Reference to the primary source. */
+  who?: Maybe<Reference>;
+  /** Type of primary source (License Board; Primary Education; Continuing Education; Postal Service; Relationship owner; Registration Authority; legal source; issuing source; authoritative source). */
+  type?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Method for communicating with the primary source (manual; API; Push). */
+  communicationMethod?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Status of the validation of the target against the primary source (successful; failed; unknown). */
+  validationStatus?: Maybe<CodeableConcept>;
+  /** When the target was validated against the primary source. */
+  validationDate?: Maybe<Scalars['String']['output']>;
+  /** Extensions of validationDate (FHIR JSON _validationDate) */
+  _validationDate?: Maybe<Element>;
+  /** Ability of the primary source to push updates/alerts (yes; no; undetermined). */
+  canPushUpdates?: Maybe<CodeableConcept>;
+  /** Type of alerts/updates the primary source can send (specific requested changes; any changes; as defined by source). */
+  pushTypeAvailable?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+
+/** Information about the primary source(s) involved in validation. */
+export type VerificationResultPrimarySourceExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Information about the primary source(s) involved in validation. */
+export type VerificationResultPrimarySourceModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Information about the primary source(s) involved in validation. */
+export type VerificationResultPrimarySourceTypeArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Information about the primary source(s) involved in validation. */
+export type VerificationResultPrimarySourceCommunicationMethodArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Information about the primary source(s) involved in validation. */
+export type VerificationResultPrimarySourcePushTypeAvailableArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Information about the entity attesting to information. */
+export type VerificationResultAttestation = {
+  __typename?: 'VerificationResultAttestation';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The individual or organization attesting to information. */
+  who?: Maybe<Reference>;
+  /** When the who is asserting on behalf of another (organization or individual). */
+  onBehalfOf?: Maybe<Reference>;
+  /** The method by which attested information was submitted/retrieved (manual; API; Push). */
+  communicationMethod?: Maybe<CodeableConcept>;
+  /** The date the information was attested to. */
+  date?: Maybe<Scalars['String']['output']>;
+  /** Extensions of date (FHIR JSON _date) */
+  _date?: Maybe<Element>;
+  /** A digital identity certificate associated with the attestation source. */
+  sourceIdentityCertificate?: Maybe<Scalars['String']['output']>;
+  /** Extensions of sourceIdentityCertificate (FHIR JSON _sourceIdentityCertificate) */
+  _sourceIdentityCertificate?: Maybe<Element>;
+  /** A digital identity certificate associated with the proxy entity submitting attested information on behalf of the attestation source. */
+  proxyIdentityCertificate?: Maybe<Scalars['String']['output']>;
+  /** Extensions of proxyIdentityCertificate (FHIR JSON _proxyIdentityCertificate) */
+  _proxyIdentityCertificate?: Maybe<Element>;
+  /** Signed assertion by the proxy entity indicating that they have the right to submit attested information on behalf of the attestation source. */
+  proxySignature?: Maybe<Signature>;
+  /** Signed assertion by the attestation source that they have attested to the information. */
+  sourceSignature?: Maybe<Signature>;
+};
+
+
+/** Information about the entity attesting to information. */
+export type VerificationResultAttestationExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Information about the entity attesting to information. */
+export type VerificationResultAttestationModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Information about the entity validating information. */
+export type VerificationResultValidator = {
+  __typename?: 'VerificationResultValidator';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Reference to the organization validating information. */
+  organization?: Maybe<Reference>;
+  /** A digital identity certificate associated with the validator. */
+  identityCertificate?: Maybe<Scalars['String']['output']>;
+  /** Extensions of identityCertificate (FHIR JSON _identityCertificate) */
+  _identityCertificate?: Maybe<Element>;
+  /** Signed assertion by the validator that they have validated the information. */
+  attestationSignature?: Maybe<Signature>;
+};
+
+
+/** Information about the entity validating information. */
+export type VerificationResultValidatorExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Information about the entity validating information. */
+export type VerificationResultValidatorModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResult = {
+  __typename?: 'VerificationResult';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A resource that was validated. */
+  target?: Maybe<Array<Maybe<Reference>>>;
+  /** The fhirpath location(s) within the resource that was validated. */
+  targetLocation?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** Extensions of targetLocation (FHIR JSON _targetLocation) */
+  _targetLocation?: Maybe<Array<Maybe<Element>>>;
+  /** The frequency with which the target must be validated (none; initial; periodic). */
+  need?: Maybe<CodeableConcept>;
+  /** The validation status of the target (attested; validated; in process; requires revalidation; validation failed; revalidation failed). */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** When the validation status was updated. */
+  statusDate?: Maybe<Scalars['String']['output']>;
+  /** Extensions of statusDate (FHIR JSON _statusDate) */
+  _statusDate?: Maybe<Element>;
+  /** What the target is validated against (nothing; primary source; multiple sources). */
+  validationType?: Maybe<CodeableConcept>;
+  /** The primary process by which the target is validated (edit check; value set; primary source; multiple sources; standalone; in context). */
+  validationProcess?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Frequency of revalidation. */
+  frequency?: Maybe<Timing>;
+  /** The date/time validation was last completed (including failed validations). */
+  lastPerformed?: Maybe<Scalars['String']['output']>;
+  /** Extensions of lastPerformed (FHIR JSON _lastPerformed) */
+  _lastPerformed?: Maybe<Element>;
+  /** The date when target is next validated, if appropriate. */
+  nextScheduled?: Maybe<Scalars['String']['output']>;
+  /** Extensions of nextScheduled (FHIR JSON _nextScheduled) */
+  _nextScheduled?: Maybe<Element>;
+  /** The result if validation fails (fatal; warning; record only; none). */
+  failureAction?: Maybe<CodeableConcept>;
+  /** Information about the primary source(s) involved in validation. */
+  primarySource?: Maybe<Array<Maybe<VerificationResultPrimarySource>>>;
+  /** Information about the entity attesting to information. */
+  attestation?: Maybe<VerificationResultAttestation>;
+  /** Information about the entity validating information. */
+  validator?: Maybe<Array<Maybe<VerificationResultValidator>>>;
+  /** Observation resources that refer to this VerificationResult, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this VerificationResult, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this VerificationResult, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this VerificationResult, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this VerificationResult, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** AuditEvent resources that refer to this VerificationResult, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this VerificationResult, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultTargetArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultValidationProcessArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultPrimarySourceArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  validationDate?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultValidatorArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  identityCertificate?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
@@ -36277,6 +40265,350 @@ export type AuditEventInput = {
   entity?: InputMaybe<Array<InputMaybe<AuditEventEntityInput>>>;
 };
 
+export type CodeSystemFilterInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  _code?: InputMaybe<ElementInput>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  _description?: InputMaybe<ElementInput>;
+  operator?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  _operator?: InputMaybe<Array<InputMaybe<ElementInput>>>;
+  value?: InputMaybe<Scalars['String']['input']>;
+  _value?: InputMaybe<ElementInput>;
+};
+
+export type CodeSystemPropertyInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  _code?: InputMaybe<ElementInput>;
+  uri?: InputMaybe<Scalars['String']['input']>;
+  _uri?: InputMaybe<ElementInput>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  _description?: InputMaybe<ElementInput>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  _type?: InputMaybe<ElementInput>;
+};
+
+export type CodeSystemConceptDesignationInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  use?: InputMaybe<CodingInput>;
+  value?: InputMaybe<Scalars['String']['input']>;
+  _value?: InputMaybe<ElementInput>;
+};
+
+export type CodeSystemConceptPropertyInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  _code?: InputMaybe<ElementInput>;
+  valueCode?: InputMaybe<Scalars['String']['input']>;
+  _valueCode?: InputMaybe<ElementInput>;
+  valueCoding?: InputMaybe<CodingInput>;
+  valueString?: InputMaybe<Scalars['String']['input']>;
+  _valueString?: InputMaybe<ElementInput>;
+  valueInteger?: InputMaybe<Scalars['Int']['input']>;
+  _valueInteger?: InputMaybe<ElementInput>;
+  valueBoolean?: InputMaybe<Scalars['Boolean']['input']>;
+  _valueBoolean?: InputMaybe<ElementInput>;
+  valueDateTime?: InputMaybe<Scalars['String']['input']>;
+  _valueDateTime?: InputMaybe<ElementInput>;
+  valueDecimal?: InputMaybe<Scalars['Float']['input']>;
+  _valueDecimal?: InputMaybe<ElementInput>;
+};
+
+export type CodeSystemConceptInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  _code?: InputMaybe<ElementInput>;
+  display?: InputMaybe<Scalars['String']['input']>;
+  _display?: InputMaybe<ElementInput>;
+  definition?: InputMaybe<Scalars['String']['input']>;
+  _definition?: InputMaybe<ElementInput>;
+  designation?: InputMaybe<Array<InputMaybe<CodeSystemConceptDesignationInput>>>;
+  property?: InputMaybe<Array<InputMaybe<CodeSystemConceptPropertyInput>>>;
+  concept?: InputMaybe<Array<InputMaybe<CodeSystemConceptInput>>>;
+};
+
+export type CodeSystemInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  _url?: InputMaybe<ElementInput>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  version?: InputMaybe<Scalars['String']['input']>;
+  _version?: InputMaybe<ElementInput>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  _name?: InputMaybe<ElementInput>;
+  title?: InputMaybe<Scalars['String']['input']>;
+  _title?: InputMaybe<ElementInput>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  experimental?: InputMaybe<Scalars['Boolean']['input']>;
+  _experimental?: InputMaybe<ElementInput>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  _date?: InputMaybe<ElementInput>;
+  publisher?: InputMaybe<Scalars['String']['input']>;
+  _publisher?: InputMaybe<ElementInput>;
+  contact?: InputMaybe<Array<InputMaybe<ContactDetailInput>>>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  _description?: InputMaybe<ElementInput>;
+  useContext?: InputMaybe<Array<InputMaybe<UsageContextInput>>>;
+  jurisdiction?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  purpose?: InputMaybe<Scalars['String']['input']>;
+  _purpose?: InputMaybe<ElementInput>;
+  copyright?: InputMaybe<Scalars['String']['input']>;
+  _copyright?: InputMaybe<ElementInput>;
+  caseSensitive?: InputMaybe<Scalars['Boolean']['input']>;
+  _caseSensitive?: InputMaybe<ElementInput>;
+  valueSet?: InputMaybe<Scalars['String']['input']>;
+  _valueSet?: InputMaybe<ElementInput>;
+  hierarchyMeaning?: InputMaybe<Scalars['String']['input']>;
+  _hierarchyMeaning?: InputMaybe<ElementInput>;
+  compositional?: InputMaybe<Scalars['Boolean']['input']>;
+  _compositional?: InputMaybe<ElementInput>;
+  versionNeeded?: InputMaybe<Scalars['Boolean']['input']>;
+  _versionNeeded?: InputMaybe<ElementInput>;
+  content?: InputMaybe<Scalars['String']['input']>;
+  _content?: InputMaybe<ElementInput>;
+  supplements?: InputMaybe<Scalars['String']['input']>;
+  _supplements?: InputMaybe<ElementInput>;
+  count?: InputMaybe<Scalars['Int']['input']>;
+  _count?: InputMaybe<ElementInput>;
+  filter?: InputMaybe<Array<InputMaybe<CodeSystemFilterInput>>>;
+  property?: InputMaybe<Array<InputMaybe<CodeSystemPropertyInput>>>;
+  concept?: InputMaybe<Array<InputMaybe<CodeSystemConceptInput>>>;
+};
+
+export type ConceptMapGroupElementTargetDependsOnInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  property?: InputMaybe<Scalars['String']['input']>;
+  _property?: InputMaybe<ElementInput>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  _system?: InputMaybe<ElementInput>;
+  value?: InputMaybe<Scalars['String']['input']>;
+  _value?: InputMaybe<ElementInput>;
+  display?: InputMaybe<Scalars['String']['input']>;
+  _display?: InputMaybe<ElementInput>;
+};
+
+export type ConceptMapGroupElementTargetInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  _code?: InputMaybe<ElementInput>;
+  display?: InputMaybe<Scalars['String']['input']>;
+  _display?: InputMaybe<ElementInput>;
+  equivalence?: InputMaybe<Scalars['String']['input']>;
+  _equivalence?: InputMaybe<ElementInput>;
+  comment?: InputMaybe<Scalars['String']['input']>;
+  _comment?: InputMaybe<ElementInput>;
+  dependsOn?: InputMaybe<Array<InputMaybe<ConceptMapGroupElementTargetDependsOnInput>>>;
+  product?: InputMaybe<Array<InputMaybe<ConceptMapGroupElementTargetDependsOnInput>>>;
+};
+
+export type ConceptMapGroupElementInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  _code?: InputMaybe<ElementInput>;
+  display?: InputMaybe<Scalars['String']['input']>;
+  _display?: InputMaybe<ElementInput>;
+  target?: InputMaybe<Array<InputMaybe<ConceptMapGroupElementTargetInput>>>;
+};
+
+export type ConceptMapGroupUnmappedInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  mode?: InputMaybe<Scalars['String']['input']>;
+  _mode?: InputMaybe<ElementInput>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  _code?: InputMaybe<ElementInput>;
+  display?: InputMaybe<Scalars['String']['input']>;
+  _display?: InputMaybe<ElementInput>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  _url?: InputMaybe<ElementInput>;
+};
+
+export type ConceptMapGroupInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  _source?: InputMaybe<ElementInput>;
+  sourceVersion?: InputMaybe<Scalars['String']['input']>;
+  _sourceVersion?: InputMaybe<ElementInput>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  _target?: InputMaybe<ElementInput>;
+  targetVersion?: InputMaybe<Scalars['String']['input']>;
+  _targetVersion?: InputMaybe<ElementInput>;
+  element?: InputMaybe<Array<InputMaybe<ConceptMapGroupElementInput>>>;
+  unmapped?: InputMaybe<ConceptMapGroupUnmappedInput>;
+};
+
+export type ConceptMapInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  _url?: InputMaybe<ElementInput>;
+  identifier?: InputMaybe<IdentifierInput>;
+  version?: InputMaybe<Scalars['String']['input']>;
+  _version?: InputMaybe<ElementInput>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  _name?: InputMaybe<ElementInput>;
+  title?: InputMaybe<Scalars['String']['input']>;
+  _title?: InputMaybe<ElementInput>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  experimental?: InputMaybe<Scalars['Boolean']['input']>;
+  _experimental?: InputMaybe<ElementInput>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  _date?: InputMaybe<ElementInput>;
+  publisher?: InputMaybe<Scalars['String']['input']>;
+  _publisher?: InputMaybe<ElementInput>;
+  contact?: InputMaybe<Array<InputMaybe<ContactDetailInput>>>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  _description?: InputMaybe<ElementInput>;
+  useContext?: InputMaybe<Array<InputMaybe<UsageContextInput>>>;
+  jurisdiction?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  purpose?: InputMaybe<Scalars['String']['input']>;
+  _purpose?: InputMaybe<ElementInput>;
+  copyright?: InputMaybe<Scalars['String']['input']>;
+  _copyright?: InputMaybe<ElementInput>;
+  sourceUri?: InputMaybe<Scalars['String']['input']>;
+  _sourceUri?: InputMaybe<ElementInput>;
+  sourceCanonical?: InputMaybe<Scalars['String']['input']>;
+  _sourceCanonical?: InputMaybe<ElementInput>;
+  targetUri?: InputMaybe<Scalars['String']['input']>;
+  _targetUri?: InputMaybe<ElementInput>;
+  targetCanonical?: InputMaybe<Scalars['String']['input']>;
+  _targetCanonical?: InputMaybe<ElementInput>;
+  group?: InputMaybe<Array<InputMaybe<ConceptMapGroupInput>>>;
+};
+
+export type VerificationResultPrimarySourceInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  who?: InputMaybe<ReferenceInput>;
+  type?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  communicationMethod?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  validationStatus?: InputMaybe<CodeableConceptInput>;
+  validationDate?: InputMaybe<Scalars['String']['input']>;
+  _validationDate?: InputMaybe<ElementInput>;
+  canPushUpdates?: InputMaybe<CodeableConceptInput>;
+  pushTypeAvailable?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+};
+
+export type VerificationResultAttestationInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  who?: InputMaybe<ReferenceInput>;
+  onBehalfOf?: InputMaybe<ReferenceInput>;
+  communicationMethod?: InputMaybe<CodeableConceptInput>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  _date?: InputMaybe<ElementInput>;
+  sourceIdentityCertificate?: InputMaybe<Scalars['String']['input']>;
+  _sourceIdentityCertificate?: InputMaybe<ElementInput>;
+  proxyIdentityCertificate?: InputMaybe<Scalars['String']['input']>;
+  _proxyIdentityCertificate?: InputMaybe<ElementInput>;
+  proxySignature?: InputMaybe<SignatureInput>;
+  sourceSignature?: InputMaybe<SignatureInput>;
+};
+
+export type VerificationResultValidatorInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  organization?: InputMaybe<ReferenceInput>;
+  identityCertificate?: InputMaybe<Scalars['String']['input']>;
+  _identityCertificate?: InputMaybe<ElementInput>;
+  attestationSignature?: InputMaybe<SignatureInput>;
+};
+
+export type VerificationResultInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  target?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  targetLocation?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  _targetLocation?: InputMaybe<Array<InputMaybe<ElementInput>>>;
+  need?: InputMaybe<CodeableConceptInput>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  statusDate?: InputMaybe<Scalars['String']['input']>;
+  _statusDate?: InputMaybe<ElementInput>;
+  validationType?: InputMaybe<CodeableConceptInput>;
+  validationProcess?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  frequency?: InputMaybe<TimingInput>;
+  lastPerformed?: InputMaybe<Scalars['String']['input']>;
+  _lastPerformed?: InputMaybe<ElementInput>;
+  nextScheduled?: InputMaybe<Scalars['String']['input']>;
+  _nextScheduled?: InputMaybe<ElementInput>;
+  failureAction?: InputMaybe<CodeableConceptInput>;
+  primarySource?: InputMaybe<Array<InputMaybe<VerificationResultPrimarySourceInput>>>;
+  attestation?: InputMaybe<VerificationResultAttestationInput>;
+  validator?: InputMaybe<Array<InputMaybe<VerificationResultValidatorInput>>>;
+};
+
 
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
@@ -36369,6 +40701,11 @@ export type ResolversTypes = {
   ImportCounts: ResolverTypeWrapper<Record<string, unknown>>;
   TypeImportCounts: ResolverTypeWrapper<Record<string, unknown>>;
   BundleEntryResult: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionDecision: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionCause: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionItem: ResolverTypeWrapper<Record<string, unknown>>;
+  Float: ResolverTypeWrapper<number>;
+  RecognitionCandidate: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralType: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralStatus: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralPriority: ResolverTypeWrapper<Record<string, unknown>>;
@@ -36380,7 +40717,6 @@ export type ResolversTypes = {
   AdmissionCertificateInput: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralStatisticsGroup: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralStatisticsRow: ResolverTypeWrapper<Record<string, unknown>>;
-  Float: ResolverTypeWrapper<number>;
   ReferralEvent: ResolverTypeWrapper<Record<string, unknown>>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   AnyResource: ResolverTypeWrapper<Record<string, unknown>>;
@@ -36430,6 +40766,12 @@ export type ResolversTypes = {
   ExplanationOfBenefitConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventConnection: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  VerificationResultConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  VerificationResultConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   Period: ResolverTypeWrapper<Record<string, unknown>>;
   Address: ResolverTypeWrapper<Record<string, unknown>>;
   Age: ResolverTypeWrapper<Record<string, unknown>>;
@@ -36572,6 +40914,22 @@ export type ResolversTypes = {
   AuditEventEntityDetail: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventEntity: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEvent: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemFilter: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemProperty: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemConceptDesignation: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemConceptProperty: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemConcept: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystem: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapGroupElementTargetDependsOn: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapGroupElementTarget: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapGroupElement: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapGroupUnmapped: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapGroup: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMap: ResolverTypeWrapper<Record<string, unknown>>;
+  VerificationResultPrimarySource: ResolverTypeWrapper<Record<string, unknown>>;
+  VerificationResultAttestation: ResolverTypeWrapper<Record<string, unknown>>;
+  VerificationResultValidator: ResolverTypeWrapper<Record<string, unknown>>;
+  VerificationResult: ResolverTypeWrapper<Record<string, unknown>>;
   PeriodInput: ResolverTypeWrapper<Record<string, unknown>>;
   AddressInput: ResolverTypeWrapper<Record<string, unknown>>;
   AgeInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -36714,6 +41072,22 @@ export type ResolversTypes = {
   AuditEventEntityDetailInput: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventEntityInput: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemFilterInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemPropertyInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemConceptDesignationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemConceptPropertyInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemConceptInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeSystemInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapGroupElementTargetDependsOnInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapGroupElementTargetInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapGroupElementInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapGroupUnmappedInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapGroupInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ConceptMapInput: ResolverTypeWrapper<Record<string, unknown>>;
+  VerificationResultPrimarySourceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  VerificationResultAttestationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  VerificationResultValidatorInput: ResolverTypeWrapper<Record<string, unknown>>;
+  VerificationResultInput: ResolverTypeWrapper<Record<string, unknown>>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -36737,13 +41111,15 @@ export type ResolversParentTypes = {
   ImportCounts: Record<string, unknown>;
   TypeImportCounts: Record<string, unknown>;
   BundleEntryResult: Record<string, unknown>;
+  RecognitionItem: Record<string, unknown>;
+  Float: number;
+  RecognitionCandidate: Record<string, unknown>;
   Referral: Record<string, unknown>;
   ReferralTransition: Record<string, unknown>;
   ReferralInboxPage: Record<string, unknown>;
   ReferralSubmitInput: Record<string, unknown>;
   AdmissionCertificateInput: Record<string, unknown>;
   ReferralStatisticsRow: Record<string, unknown>;
-  Float: number;
   ReferralEvent: Record<string, unknown>;
   Subscription: Record<PropertyKey, never>;
   AnyResource: Record<string, unknown>;
@@ -36793,6 +41169,12 @@ export type ResolversParentTypes = {
   ExplanationOfBenefitConnectionEdge: Record<string, unknown>;
   AuditEventConnection: Record<string, unknown>;
   AuditEventConnectionEdge: Record<string, unknown>;
+  CodeSystemConnection: Record<string, unknown>;
+  CodeSystemConnectionEdge: Record<string, unknown>;
+  ConceptMapConnection: Record<string, unknown>;
+  ConceptMapConnectionEdge: Record<string, unknown>;
+  VerificationResultConnection: Record<string, unknown>;
+  VerificationResultConnectionEdge: Record<string, unknown>;
   Period: Record<string, unknown>;
   Address: Record<string, unknown>;
   Age: Record<string, unknown>;
@@ -36935,6 +41317,22 @@ export type ResolversParentTypes = {
   AuditEventEntityDetail: Record<string, unknown>;
   AuditEventEntity: Record<string, unknown>;
   AuditEvent: Record<string, unknown>;
+  CodeSystemFilter: Record<string, unknown>;
+  CodeSystemProperty: Record<string, unknown>;
+  CodeSystemConceptDesignation: Record<string, unknown>;
+  CodeSystemConceptProperty: Record<string, unknown>;
+  CodeSystemConcept: Record<string, unknown>;
+  CodeSystem: Record<string, unknown>;
+  ConceptMapGroupElementTargetDependsOn: Record<string, unknown>;
+  ConceptMapGroupElementTarget: Record<string, unknown>;
+  ConceptMapGroupElement: Record<string, unknown>;
+  ConceptMapGroupUnmapped: Record<string, unknown>;
+  ConceptMapGroup: Record<string, unknown>;
+  ConceptMap: Record<string, unknown>;
+  VerificationResultPrimarySource: Record<string, unknown>;
+  VerificationResultAttestation: Record<string, unknown>;
+  VerificationResultValidator: Record<string, unknown>;
+  VerificationResult: Record<string, unknown>;
   PeriodInput: Record<string, unknown>;
   AddressInput: Record<string, unknown>;
   AgeInput: Record<string, unknown>;
@@ -37077,6 +41475,22 @@ export type ResolversParentTypes = {
   AuditEventEntityDetailInput: Record<string, unknown>;
   AuditEventEntityInput: Record<string, unknown>;
   AuditEventInput: Record<string, unknown>;
+  CodeSystemFilterInput: Record<string, unknown>;
+  CodeSystemPropertyInput: Record<string, unknown>;
+  CodeSystemConceptDesignationInput: Record<string, unknown>;
+  CodeSystemConceptPropertyInput: Record<string, unknown>;
+  CodeSystemConceptInput: Record<string, unknown>;
+  CodeSystemInput: Record<string, unknown>;
+  ConceptMapGroupElementTargetDependsOnInput: Record<string, unknown>;
+  ConceptMapGroupElementTargetInput: Record<string, unknown>;
+  ConceptMapGroupElementInput: Record<string, unknown>;
+  ConceptMapGroupUnmappedInput: Record<string, unknown>;
+  ConceptMapGroupInput: Record<string, unknown>;
+  ConceptMapInput: Record<string, unknown>;
+  VerificationResultPrimarySourceInput: Record<string, unknown>;
+  VerificationResultAttestationInput: Record<string, unknown>;
+  VerificationResultValidatorInput: Record<string, unknown>;
+  VerificationResultInput: Record<string, unknown>;
 };
 
 export type FlattenDirectiveArgs = { };
@@ -37106,6 +41520,8 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   person?: Resolver<ResolversTypes['Person'], ParentType, ContextType, Partial<QueryPersonArgs>>;
   patientHistory?: Resolver<ResolversTypes['PatientHistoryPage'], ParentType, ContextType, Partial<QueryPatientHistoryArgs>>;
   possibleDuplicates?: Resolver<Array<ResolversTypes['PossibleDuplicate']>, ParentType, ContextType, Partial<QueryPossibleDuplicatesArgs>>;
+  recognitionCatalog?: Resolver<Array<ResolversTypes['RecognitionItem']>, ParentType, ContextType, Partial<QueryRecognitionCatalogArgs>>;
+  recognitionCandidates?: Resolver<Array<ResolversTypes['RecognitionCandidate']>, ParentType, ContextType, RequireFields<QueryRecognitionCandidatesArgs, 'patient' | 'at'>>;
   referral?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<QueryReferralArgs, 'id'>>;
   referralInbox?: Resolver<ResolversTypes['ReferralInboxPage'], ParentType, ContextType, RequireFields<QueryReferralInboxArgs, 'organization' | 'direction'>>;
   referralStatistics?: Resolver<Array<ResolversTypes['ReferralStatisticsRow']>, ParentType, ContextType, RequireFields<QueryReferralStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
@@ -37178,6 +41594,15 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   AuditEvent?: Resolver<Maybe<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<QueryAuditEventArgs, 'id'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, Partial<QueryAuditEventListArgs>>;
   AuditEventConnection?: Resolver<ResolversTypes['AuditEventConnection'], ParentType, ContextType, Partial<QueryAuditEventConnectionArgs>>;
+  CodeSystem?: Resolver<Maybe<ResolversTypes['CodeSystem']>, ParentType, ContextType, RequireFields<QueryCodeSystemArgs, 'id'>>;
+  CodeSystemList?: Resolver<Array<ResolversTypes['CodeSystem']>, ParentType, ContextType, Partial<QueryCodeSystemListArgs>>;
+  CodeSystemConnection?: Resolver<ResolversTypes['CodeSystemConnection'], ParentType, ContextType, Partial<QueryCodeSystemConnectionArgs>>;
+  ConceptMap?: Resolver<Maybe<ResolversTypes['ConceptMap']>, ParentType, ContextType, RequireFields<QueryConceptMapArgs, 'id'>>;
+  ConceptMapList?: Resolver<Array<ResolversTypes['ConceptMap']>, ParentType, ContextType, Partial<QueryConceptMapListArgs>>;
+  ConceptMapConnection?: Resolver<ResolversTypes['ConceptMapConnection'], ParentType, ContextType, Partial<QueryConceptMapConnectionArgs>>;
+  VerificationResult?: Resolver<Maybe<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<QueryVerificationResultArgs, 'id'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, Partial<QueryVerificationResultListArgs>>;
+  VerificationResultConnection?: Resolver<ResolversTypes['VerificationResultConnection'], ParentType, ContextType, Partial<QueryVerificationResultConnectionArgs>>;
 };
 
 export type MutationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
@@ -37263,6 +41688,15 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   AuditEventCreate?: Resolver<ResolversTypes['AuditEvent'], ParentType, ContextType, RequireFields<MutationAuditEventCreateArgs, 'res'>>;
   AuditEventUpdate?: Resolver<ResolversTypes['AuditEvent'], ParentType, ContextType, RequireFields<MutationAuditEventUpdateArgs, 'id' | 'res'>>;
   AuditEventDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationAuditEventDeleteArgs, 'id'>>;
+  CodeSystemCreate?: Resolver<ResolversTypes['CodeSystem'], ParentType, ContextType, RequireFields<MutationCodeSystemCreateArgs, 'res'>>;
+  CodeSystemUpdate?: Resolver<ResolversTypes['CodeSystem'], ParentType, ContextType, RequireFields<MutationCodeSystemUpdateArgs, 'id' | 'res'>>;
+  CodeSystemDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationCodeSystemDeleteArgs, 'id'>>;
+  ConceptMapCreate?: Resolver<ResolversTypes['ConceptMap'], ParentType, ContextType, RequireFields<MutationConceptMapCreateArgs, 'res'>>;
+  ConceptMapUpdate?: Resolver<ResolversTypes['ConceptMap'], ParentType, ContextType, RequireFields<MutationConceptMapUpdateArgs, 'id' | 'res'>>;
+  ConceptMapDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationConceptMapDeleteArgs, 'id'>>;
+  VerificationResultCreate?: Resolver<ResolversTypes['VerificationResult'], ParentType, ContextType, RequireFields<MutationVerificationResultCreateArgs, 'res'>>;
+  VerificationResultUpdate?: Resolver<ResolversTypes['VerificationResult'], ParentType, ContextType, RequireFields<MutationVerificationResultUpdateArgs, 'id' | 'res'>>;
+  VerificationResultDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationVerificationResultDeleteArgs, 'id'>>;
 };
 
 export type HubStatusResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['HubStatus'] = ResolversParentTypes['HubStatus']> = {
@@ -37355,6 +41789,36 @@ export type BundleEntryResultResolvers<ContextType = RequestContext, ParentType 
   message?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
+export type RecognitionItemResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RecognitionItem'] = ResolversParentTypes['RecognitionItem']> = {
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  nameZh?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  nameEn?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  category?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  standardCodes?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  validityDays?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  qcProgramme?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  feeYuan?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  scope?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  referenceOnly?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  effectiveFrom?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  effectiveTo?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type RecognitionCandidateResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RecognitionCandidate'] = ResolversParentTypes['RecognitionCandidate']> = {
+  result?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  resultReference?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  decision?: Resolver<ResolversTypes['RecognitionDecision'], ParentType, ContextType>;
+  cause?: Resolver<Maybe<ResolversTypes['RecognitionCause']>, ParentType, ContextType>;
+  item?: Resolver<Maybe<ResolversTypes['RecognitionItem']>, ParentType, ContextType>;
+  ageDays?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  daysLeft?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  issuer?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType>;
+  issuerLevel?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  mark?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  standardCodes?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
 export type ReferralResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Referral'] = ResolversParentTypes['Referral']> = {
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   type?: Resolver<ResolversTypes['ReferralType'], ParentType, ContextType>;
@@ -37426,7 +41890,7 @@ export type SubscriptionResolvers<ContextType = RequestContext, ParentType exten
 };
 
 export type AnyResourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AnyResource'] = ResolversParentTypes['AnyResource']> = {
-  __resolveType: TypeResolveFn<'Patient' | 'Organization' | 'Practitioner' | 'PractitionerRole' | 'Location' | 'Encounter' | 'Observation' | 'DiagnosticReport' | 'ServiceRequest' | 'Task' | 'Condition' | 'Procedure' | 'MedicationRequest' | 'AllergyIntolerance' | 'ImagingStudy' | 'Immunization' | 'CarePlan' | 'Goal' | 'DocumentReference' | 'Provenance' | 'Claim' | 'ExplanationOfBenefit' | 'AuditEvent', ParentType, ContextType>;
+  __resolveType: TypeResolveFn<'Patient' | 'Organization' | 'Practitioner' | 'PractitionerRole' | 'Location' | 'Encounter' | 'Observation' | 'DiagnosticReport' | 'ServiceRequest' | 'Task' | 'Condition' | 'Procedure' | 'MedicationRequest' | 'AllergyIntolerance' | 'ImagingStudy' | 'Immunization' | 'CarePlan' | 'Goal' | 'DocumentReference' | 'Provenance' | 'Claim' | 'ExplanationOfBenefit' | 'AuditEvent' | 'CodeSystem' | 'ConceptMap' | 'VerificationResult', ParentType, ContextType>;
 };
 
 export type PatientConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PatientConnection'] = ResolversParentTypes['PatientConnection']> = {
@@ -37818,6 +42282,57 @@ export type AuditEventConnectionEdgeResolvers<ContextType = RequestContext, Pare
   mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   resource?: Resolver<ResolversTypes['AuditEvent'], ParentType, ContextType>;
+};
+
+export type CodeSystemConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CodeSystemConnection'] = ResolversParentTypes['CodeSystemConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['CodeSystemConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type CodeSystemConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CodeSystemConnectionEdge'] = ResolversParentTypes['CodeSystemConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['CodeSystem'], ParentType, ContextType>;
+};
+
+export type ConceptMapConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConceptMapConnection'] = ResolversParentTypes['ConceptMapConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ConceptMapConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type ConceptMapConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConceptMapConnectionEdge'] = ResolversParentTypes['ConceptMapConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['ConceptMap'], ParentType, ContextType>;
+};
+
+export type VerificationResultConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['VerificationResultConnection'] = ResolversParentTypes['VerificationResultConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['VerificationResultConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type VerificationResultConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['VerificationResultConnectionEdge'] = ResolversParentTypes['VerificationResultConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['VerificationResult'], ParentType, ContextType>;
 };
 
 export type PeriodResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Period'] = ResolversParentTypes['Period']> = {
@@ -38573,6 +43088,7 @@ export type PatientResolvers<ContextType = RequestContext, ParentType extends Re
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PatientClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PatientExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PatientAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PatientVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -38635,6 +43151,7 @@ export type OrganizationResolvers<ContextType = RequestContext, ParentType exten
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<OrganizationClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<OrganizationExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<OrganizationAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<OrganizationVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -38695,6 +43212,7 @@ export type PractitionerResolvers<ContextType = RequestContext, ParentType exten
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PractitionerClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PractitionerExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PractitionerAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PractitionerVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -38771,6 +43289,7 @@ export type PractitionerRoleResolvers<ContextType = RequestContext, ParentType e
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PractitionerRoleClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PractitionerRoleExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PractitionerRoleAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PractitionerRoleVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -38854,6 +43373,7 @@ export type LocationResolvers<ContextType = RequestContext, ParentType extends R
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<LocationClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<LocationExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<LocationAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<LocationVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -38978,6 +43498,7 @@ export type EncounterResolvers<ContextType = RequestContext, ParentType extends 
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<EncounterClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<EncounterExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<EncounterAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<EncounterVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -39092,6 +43613,7 @@ export type ObservationResolvers<ContextType = RequestContext, ParentType extend
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ObservationDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ObservationProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ObservationAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ObservationVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -39150,6 +43672,7 @@ export type DiagnosticReportResolvers<ContextType = RequestContext, ParentType e
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<DiagnosticReportDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<DiagnosticReportProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<DiagnosticReportAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<DiagnosticReportVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -39227,6 +43750,7 @@ export type ServiceRequestResolvers<ContextType = RequestContext, ParentType ext
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ServiceRequestDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ServiceRequestProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ServiceRequestAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ServiceRequestVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -39456,6 +43980,7 @@ export type TaskResolvers<ContextType = RequestContext, ParentType extends Resol
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<TaskDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<TaskProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<TaskAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<TaskVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -39532,6 +44057,7 @@ export type ConditionResolvers<ContextType = RequestContext, ParentType extends 
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ConditionDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ConditionProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ConditionAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ConditionVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -39613,6 +44139,7 @@ export type ProcedureResolvers<ContextType = RequestContext, ParentType extends 
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ProcedureDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ProcedureProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ProcedureAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ProcedureVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -39716,6 +44243,7 @@ export type MedicationRequestResolvers<ContextType = RequestContext, ParentType 
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<MedicationRequestDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<MedicationRequestProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<MedicationRequestAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<MedicationRequestVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -39783,6 +44311,7 @@ export type AllergyIntoleranceResolvers<ContextType = RequestContext, ParentType
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<AllergyIntoleranceDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<AllergyIntoleranceProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<AllergyIntoleranceAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<AllergyIntoleranceVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -39878,6 +44407,7 @@ export type ImagingStudyResolvers<ContextType = RequestContext, ParentType exten
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ImagingStudyDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ImagingStudyProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ImagingStudyAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ImagingStudyVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -39993,6 +44523,7 @@ export type ImmunizationResolvers<ContextType = RequestContext, ParentType exten
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ImmunizationDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ImmunizationProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ImmunizationAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ImmunizationVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -40097,6 +44628,7 @@ export type CarePlanResolvers<ContextType = RequestContext, ParentType extends R
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<CarePlanDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<CarePlanProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<CarePlanAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<CarePlanVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -40163,6 +44695,7 @@ export type GoalResolvers<ContextType = RequestContext, ParentType extends Resol
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<GoalDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<GoalProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<GoalAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<GoalVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -40240,6 +44773,7 @@ export type DocumentReferenceResolvers<ContextType = RequestContext, ParentType 
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<DocumentReferenceDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<DocumentReferenceProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<DocumentReferenceAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<DocumentReferenceVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -40299,6 +44833,7 @@ export type ProvenanceResolvers<ContextType = RequestContext, ParentType extends
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ProvenanceDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ProvenanceProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ProvenanceAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ProvenanceVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -40546,6 +45081,7 @@ export type ClaimResolvers<ContextType = RequestContext, ParentType extends Reso
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ClaimProvenanceListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<ClaimExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ClaimAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ClaimVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -40967,6 +45503,7 @@ export type ExplanationOfBenefitResolvers<ContextType = RequestContext, ParentTy
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -41081,6 +45618,380 @@ export type AuditEventResolvers<ContextType = RequestContext, ParentType extends
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<AuditEventDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<AuditEventProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<AuditEventAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<AuditEventVerificationResultListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type CodeSystemFilterResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CodeSystemFilter'] = ResolversParentTypes['CodeSystemFilter']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemFilterExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemFilterModifierExtensionArgs>>;
+  code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _code?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _description?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  operator?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  _operator?: Resolver<Maybe<Array<Maybe<ResolversTypes['Element']>>>, ParentType, ContextType>;
+  value?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _value?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type CodeSystemPropertyResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CodeSystemProperty'] = ResolversParentTypes['CodeSystemProperty']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemPropertyExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemPropertyModifierExtensionArgs>>;
+  code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _code?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  uri?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _uri?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _description?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _type?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type CodeSystemConceptDesignationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CodeSystemConceptDesignation'] = ResolversParentTypes['CodeSystemConceptDesignation']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemConceptDesignationExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemConceptDesignationModifierExtensionArgs>>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  use?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  value?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _value?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type CodeSystemConceptPropertyResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CodeSystemConceptProperty'] = ResolversParentTypes['CodeSystemConceptProperty']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemConceptPropertyExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemConceptPropertyModifierExtensionArgs>>;
+  code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _code?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  valueCode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _valueCode?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  valueCoding?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  valueString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _valueString?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  valueInteger?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  _valueInteger?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  valueBoolean?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  _valueBoolean?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  valueDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _valueDateTime?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  valueDecimal?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  _valueDecimal?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type CodeSystemConceptResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CodeSystemConcept'] = ResolversParentTypes['CodeSystemConcept']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemConceptExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemConceptModifierExtensionArgs>>;
+  code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _code?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  display?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _display?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  definition?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _definition?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  designation?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeSystemConceptDesignation']>>>, ParentType, ContextType, Partial<CodeSystemConceptDesignationArgs>>;
+  property?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeSystemConceptProperty']>>>, ParentType, ContextType, Partial<CodeSystemConceptPropertyArgs>>;
+  concept?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeSystemConcept']>>>, ParentType, ContextType, Partial<CodeSystemConceptConceptArgs>>;
+};
+
+export type CodeSystemResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CodeSystem'] = ResolversParentTypes['CodeSystem']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CodeSystemModifierExtensionArgs>>;
+  url?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _url?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType, Partial<CodeSystemIdentifierArgs>>;
+  version?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _version?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _name?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  title?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _title?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  experimental?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  _experimental?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _date?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  publisher?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _publisher?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  contact?: Resolver<Maybe<Array<Maybe<ResolversTypes['ContactDetail']>>>, ParentType, ContextType, Partial<CodeSystemContactArgs>>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _description?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  useContext?: Resolver<Maybe<Array<Maybe<ResolversTypes['UsageContext']>>>, ParentType, ContextType, Partial<CodeSystemUseContextArgs>>;
+  jurisdiction?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<CodeSystemJurisdictionArgs>>;
+  purpose?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _purpose?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  copyright?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _copyright?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  caseSensitive?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  _caseSensitive?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  valueSet?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _valueSet?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  hierarchyMeaning?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _hierarchyMeaning?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  compositional?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  _compositional?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  versionNeeded?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  _versionNeeded?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  content?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _content?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  supplements?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _supplements?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  _count?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  filter?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeSystemFilter']>>>, ParentType, ContextType, Partial<CodeSystemFilterArgs>>;
+  property?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeSystemProperty']>>>, ParentType, ContextType, Partial<CodeSystemPropertyArgs>>;
+  concept?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeSystemConcept']>>>, ParentType, ContextType, Partial<CodeSystemConceptArgs>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<CodeSystemObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<CodeSystemTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<CodeSystemConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<CodeSystemDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<CodeSystemProvenanceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<CodeSystemAuditEventListArgs, '_reference'>>;
+  CodeSystemList?: Resolver<Array<ResolversTypes['CodeSystem']>, ParentType, ContextType, RequireFields<CodeSystemCodeSystemListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<CodeSystemVerificationResultListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type ConceptMapGroupElementTargetDependsOnResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConceptMapGroupElementTargetDependsOn'] = ResolversParentTypes['ConceptMapGroupElementTargetDependsOn']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapGroupElementTargetDependsOnExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapGroupElementTargetDependsOnModifierExtensionArgs>>;
+  property?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _property?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  system?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _system?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  value?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _value?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  display?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _display?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type ConceptMapGroupElementTargetResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConceptMapGroupElementTarget'] = ResolversParentTypes['ConceptMapGroupElementTarget']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapGroupElementTargetExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapGroupElementTargetModifierExtensionArgs>>;
+  code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _code?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  display?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _display?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  equivalence?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _equivalence?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  comment?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _comment?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  dependsOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['ConceptMapGroupElementTargetDependsOn']>>>, ParentType, ContextType, Partial<ConceptMapGroupElementTargetDependsOnArgs>>;
+  product?: Resolver<Maybe<Array<Maybe<ResolversTypes['ConceptMapGroupElementTargetDependsOn']>>>, ParentType, ContextType, Partial<ConceptMapGroupElementTargetProductArgs>>;
+};
+
+export type ConceptMapGroupElementResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConceptMapGroupElement'] = ResolversParentTypes['ConceptMapGroupElement']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapGroupElementExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapGroupElementModifierExtensionArgs>>;
+  code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _code?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  display?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _display?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  target?: Resolver<Maybe<Array<Maybe<ResolversTypes['ConceptMapGroupElementTarget']>>>, ParentType, ContextType, Partial<ConceptMapGroupElementTargetArgs>>;
+};
+
+export type ConceptMapGroupUnmappedResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConceptMapGroupUnmapped'] = ResolversParentTypes['ConceptMapGroupUnmapped']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapGroupUnmappedExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapGroupUnmappedModifierExtensionArgs>>;
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _mode?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _code?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  display?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _display?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  url?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _url?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type ConceptMapGroupResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConceptMapGroup'] = ResolversParentTypes['ConceptMapGroup']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapGroupExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapGroupModifierExtensionArgs>>;
+  source?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _source?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  sourceVersion?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _sourceVersion?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  target?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _target?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  targetVersion?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _targetVersion?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  element?: Resolver<Maybe<Array<Maybe<ResolversTypes['ConceptMapGroupElement']>>>, ParentType, ContextType, Partial<ConceptMapGroupElementArgs>>;
+  unmapped?: Resolver<Maybe<ResolversTypes['ConceptMapGroupUnmapped']>, ParentType, ContextType>;
+};
+
+export type ConceptMapResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ConceptMap'] = ResolversParentTypes['ConceptMap']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ConceptMapModifierExtensionArgs>>;
+  url?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _url?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  identifier?: Resolver<Maybe<ResolversTypes['Identifier']>, ParentType, ContextType>;
+  version?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _version?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _name?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  title?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _title?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  experimental?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  _experimental?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _date?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  publisher?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _publisher?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  contact?: Resolver<Maybe<Array<Maybe<ResolversTypes['ContactDetail']>>>, ParentType, ContextType, Partial<ConceptMapContactArgs>>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _description?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  useContext?: Resolver<Maybe<Array<Maybe<ResolversTypes['UsageContext']>>>, ParentType, ContextType, Partial<ConceptMapUseContextArgs>>;
+  jurisdiction?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<ConceptMapJurisdictionArgs>>;
+  purpose?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _purpose?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  copyright?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _copyright?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  sourceUri?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _sourceUri?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  sourceCanonical?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _sourceCanonical?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  targetUri?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _targetUri?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  targetCanonical?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _targetCanonical?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  group?: Resolver<Maybe<Array<Maybe<ResolversTypes['ConceptMapGroup']>>>, ParentType, ContextType, Partial<ConceptMapGroupArgs>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ConceptMapObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ConceptMapTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ConceptMapConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ConceptMapDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ConceptMapProvenanceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ConceptMapAuditEventListArgs, '_reference'>>;
+  ConceptMapList?: Resolver<Array<ResolversTypes['ConceptMap']>, ParentType, ContextType, RequireFields<ConceptMapConceptMapListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ConceptMapVerificationResultListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type VerificationResultPrimarySourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['VerificationResultPrimarySource'] = ResolversParentTypes['VerificationResultPrimarySource']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<VerificationResultPrimarySourceExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<VerificationResultPrimarySourceModifierExtensionArgs>>;
+  who?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<VerificationResultPrimarySourceTypeArgs>>;
+  communicationMethod?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<VerificationResultPrimarySourceCommunicationMethodArgs>>;
+  validationStatus?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  validationDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _validationDate?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  canPushUpdates?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  pushTypeAvailable?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<VerificationResultPrimarySourcePushTypeAvailableArgs>>;
+};
+
+export type VerificationResultAttestationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['VerificationResultAttestation'] = ResolversParentTypes['VerificationResultAttestation']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<VerificationResultAttestationExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<VerificationResultAttestationModifierExtensionArgs>>;
+  who?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  onBehalfOf?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  communicationMethod?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _date?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  sourceIdentityCertificate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _sourceIdentityCertificate?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  proxyIdentityCertificate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _proxyIdentityCertificate?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  proxySignature?: Resolver<Maybe<ResolversTypes['Signature']>, ParentType, ContextType>;
+  sourceSignature?: Resolver<Maybe<ResolversTypes['Signature']>, ParentType, ContextType>;
+};
+
+export type VerificationResultValidatorResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['VerificationResultValidator'] = ResolversParentTypes['VerificationResultValidator']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<VerificationResultValidatorExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<VerificationResultValidatorModifierExtensionArgs>>;
+  organization?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  identityCertificate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _identityCertificate?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  attestationSignature?: Resolver<Maybe<ResolversTypes['Signature']>, ParentType, ContextType>;
+};
+
+export type VerificationResultResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['VerificationResult'] = ResolversParentTypes['VerificationResult']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<VerificationResultExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<VerificationResultModifierExtensionArgs>>;
+  target?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<VerificationResultTargetArgs>>;
+  targetLocation?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  _targetLocation?: Resolver<Maybe<Array<Maybe<ResolversTypes['Element']>>>, ParentType, ContextType>;
+  need?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  statusDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _statusDate?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  validationType?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  validationProcess?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<VerificationResultValidationProcessArgs>>;
+  frequency?: Resolver<Maybe<ResolversTypes['Timing']>, ParentType, ContextType>;
+  lastPerformed?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _lastPerformed?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  nextScheduled?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _nextScheduled?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  failureAction?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  primarySource?: Resolver<Maybe<Array<Maybe<ResolversTypes['VerificationResultPrimarySource']>>>, ParentType, ContextType, Partial<VerificationResultPrimarySourceArgs>>;
+  attestation?: Resolver<Maybe<ResolversTypes['VerificationResultAttestation']>, ParentType, ContextType>;
+  validator?: Resolver<Maybe<Array<Maybe<ResolversTypes['VerificationResultValidator']>>>, ParentType, ContextType, Partial<VerificationResultValidatorArgs>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<VerificationResultObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<VerificationResultTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<VerificationResultConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<VerificationResultDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<VerificationResultProvenanceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<VerificationResultAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<VerificationResultVerificationResultListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -41100,6 +46011,8 @@ export type Resolvers<ContextType = RequestContext> = {
   ImportCounts?: ImportCountsResolvers<ContextType>;
   TypeImportCounts?: TypeImportCountsResolvers<ContextType>;
   BundleEntryResult?: BundleEntryResultResolvers<ContextType>;
+  RecognitionItem?: RecognitionItemResolvers<ContextType>;
+  RecognitionCandidate?: RecognitionCandidateResolvers<ContextType>;
   Referral?: ReferralResolvers<ContextType>;
   ReferralTransition?: ReferralTransitionResolvers<ContextType>;
   ReferralInboxPage?: ReferralInboxPageResolvers<ContextType>;
@@ -41153,6 +46066,12 @@ export type Resolvers<ContextType = RequestContext> = {
   ExplanationOfBenefitConnectionEdge?: ExplanationOfBenefitConnectionEdgeResolvers<ContextType>;
   AuditEventConnection?: AuditEventConnectionResolvers<ContextType>;
   AuditEventConnectionEdge?: AuditEventConnectionEdgeResolvers<ContextType>;
+  CodeSystemConnection?: CodeSystemConnectionResolvers<ContextType>;
+  CodeSystemConnectionEdge?: CodeSystemConnectionEdgeResolvers<ContextType>;
+  ConceptMapConnection?: ConceptMapConnectionResolvers<ContextType>;
+  ConceptMapConnectionEdge?: ConceptMapConnectionEdgeResolvers<ContextType>;
+  VerificationResultConnection?: VerificationResultConnectionResolvers<ContextType>;
+  VerificationResultConnectionEdge?: VerificationResultConnectionEdgeResolvers<ContextType>;
   Period?: PeriodResolvers<ContextType>;
   Address?: AddressResolvers<ContextType>;
   Age?: AgeResolvers<ContextType>;
@@ -41295,6 +46214,22 @@ export type Resolvers<ContextType = RequestContext> = {
   AuditEventEntityDetail?: AuditEventEntityDetailResolvers<ContextType>;
   AuditEventEntity?: AuditEventEntityResolvers<ContextType>;
   AuditEvent?: AuditEventResolvers<ContextType>;
+  CodeSystemFilter?: CodeSystemFilterResolvers<ContextType>;
+  CodeSystemProperty?: CodeSystemPropertyResolvers<ContextType>;
+  CodeSystemConceptDesignation?: CodeSystemConceptDesignationResolvers<ContextType>;
+  CodeSystemConceptProperty?: CodeSystemConceptPropertyResolvers<ContextType>;
+  CodeSystemConcept?: CodeSystemConceptResolvers<ContextType>;
+  CodeSystem?: CodeSystemResolvers<ContextType>;
+  ConceptMapGroupElementTargetDependsOn?: ConceptMapGroupElementTargetDependsOnResolvers<ContextType>;
+  ConceptMapGroupElementTarget?: ConceptMapGroupElementTargetResolvers<ContextType>;
+  ConceptMapGroupElement?: ConceptMapGroupElementResolvers<ContextType>;
+  ConceptMapGroupUnmapped?: ConceptMapGroupUnmappedResolvers<ContextType>;
+  ConceptMapGroup?: ConceptMapGroupResolvers<ContextType>;
+  ConceptMap?: ConceptMapResolvers<ContextType>;
+  VerificationResultPrimarySource?: VerificationResultPrimarySourceResolvers<ContextType>;
+  VerificationResultAttestation?: VerificationResultAttestationResolvers<ContextType>;
+  VerificationResultValidator?: VerificationResultValidatorResolvers<ContextType>;
+  VerificationResult?: VerificationResultResolvers<ContextType>;
 };
 
 export type DirectiveResolvers<ContextType = RequestContext> = {

@@ -35,6 +35,8 @@ export interface RequestContext {
   identity: IdentityServices;
   /** The referral workflow's facts and events (src/referral/referral-log.ts). */
   referralLog: ReferralLog;
+  /** The mark a recognised result carries (RECOGNITION_MARK). */
+  recognitionMark: string;
   /** Who is calling (client id), recorded with manual links. */
   caller: string;
   /** The caller's access policy; undefined when AUTH_REQUIRED=false. */
@@ -120,6 +122,8 @@ export interface ContextOptions {
   paging: RequestContext['paging'];
   /** How long a request may take; its database reads carry the time left. */
   requestTimeoutMs: number;
+  /** The mark a recognised result carries (RECOGNITION_MARK). */
+  recognitionMark?: string;
   /** How many resources a request's reads may bring back in all (MAX_RESOURCES_PER_REQUEST). */
   maxResourcesPerRequest?: number;
 }
@@ -143,6 +147,7 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     databaseReachable: options.databaseReachable,
     identity: { directory, history: new PatientHistory(store, directory), nationalIdSystem: options.nationalIdSystem },
     referralLog: new ReferralLog(options.db),
+    recognitionMark: options.recognitionMark ?? 'HR',
     caller,
     ...(access ? { access } : {}),
     deadline,

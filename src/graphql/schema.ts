@@ -6,6 +6,7 @@ import { projectRoot } from '../config.ts';
 import { hubStatusResolvers } from './hub-status.ts';
 import { identityMutationResolvers, identityQueryResolvers, identityTypeResolvers } from './identity-resolvers.ts';
 import { importResolvers } from './import-resolvers.ts';
+import { recognitionQueryResolvers } from './recognition-resolvers.ts';
 import { referralMutationResolvers, referralQueryResolvers, referralSubscriptionResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
 
@@ -55,7 +56,7 @@ export function buildHubSchema(): GraphQLSchema {
     typeDefs: loadTypeDefs(),
     resolvers: {
       JSON: JSONScalar,
-      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers },
+      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers, ...recognitionQueryResolvers },
       Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers },
       ...resources.rest,
       Subscription: referralSubscriptionResolvers,

@@ -88,7 +88,7 @@ describe('the embedded FerretDB', () => {
 
   it('a hub killed with SIGKILL leaves FerretDB behind; the next start stops that one and starts cleanly', async () => {
     const dataDir = tempDir();
-    const env = { DATA_DIR: dataDir, EMBEDDED_DB_PORT: String(await freePort()), PORT: String(await freePort()), SEED_DEMO: 'false' };
+    const env = { DATA_DIR: dataDir, EMBEDDED_DB_PORT: String(await freePort()), EMBEDDED_POSTGRES_PORT: String(await freePort()), PORT: String(await freePort()), SEED_DEMO: 'false' };
     const first = spawnHub(env);
     await waitForOutput(first, /Playground: http/);
     first.child.kill('SIGKILL');

@@ -1,0 +1,117 @@
+/**
+ * Demo data of result recognition: the catalog (66 items), the members' QC records (one lab that failed its
+ * lab EQA, one imaging certificate expired), a township's code map for its own LIS codes, and results of 王伟
+ * (national ID 43062120021114011X) that show each decision at the county hospital: a township haemoglobin coded
+ * `XCG-HGB` in g/dL (mapped), one coded `XCG-WBC` (not mapped), a glucose just inside and one just outside its
+ * validity, a preliminary result, a chest CT and an abdominal ultrasound.
+ */
+import type { ConceptMap, DiagnosticReport, Observation, VerificationResult } from '@medplum/fhirtypes';
+import type { FhirStore } from '../fhir/store.ts';
+import { catalogCodeSystem, CATALOG_ID } from '../recognition/catalog.ts';
+import { LOCAL_CODES_PREFIX } from '../recognition/recognition-service.ts';
+
+export const TAOLIN_LIS = 'https://demo.consortium-hub.cn/CodeSystem/taolin-lis';
+export const DEMO_RECOGNITION_PATIENT = 'pat-taolin-township-001';
+
+const qc = (id: string, organization: string, location: string, programme: string, status: 'validated' | 'val-fail', from: string, until: string): VerificationResult => ({
+  resourceType: 'VerificationResult',
+  id,
+  target: [{ reference: `Organization/${organization}` }],
+  targetLocation: [location],
+  status,
+  statusDate: `${from}T00:00:00+08:00`,
+  validationProcess: [{ coding: [{ system: 'https://demo.consortium-hub.cn/CodeSystem/qc-programme', code: programme }], text: programme === 'NCCL' ? '国家卫健委临检中心室间质评' : '省影像质控中心' }],
+  lastPerformed: `${from}T00:00:00+08:00`,
+  nextScheduled: until,
+  validator: [{ organization: { display: programme === 'NCCL' ? '国家卫生健康委临床检验中心' : '江南省医学影像质控中心' } }],
+});
+
+/** QC records of the demo members in a year: every lab passed but 西山县人民医院's, whose imaging certificate also ran out. */
+export function demoQualifications(year = 2026): VerificationResult[] {
+  const members = ['jiangnan-provincial', 'donghu-county', 'taolin-township', 'changtang-township', 'baiyangtian-township', 'chengnan-community'];
+  return [
+    ...members.flatMap((member) => [
+      qc(`qc-${member}-lab-${year}`, `org-${member}`, 'category:LAB', 'NCCL', 'validated', `${year}-01-01`, `${year}-12-31`),
+      ...(['DR', 'CT', 'MR', 'US', 'ECG'] as const).map((category) => qc(`qc-${member}-${category.toLowerCase()}-${year}`, `org-${member}`, `category:${category}`, 'IMAGING_QC', 'validated', `${year}-01-01`, `${year}-12-31`)),
+    ]),
+    qc(`qc-xishan-county-lab-${year}`, 'org-xishan-county', 'category:LAB', 'NCCL', 'val-fail', `${year}-03-01`, `${year}-12-31`),
+    qc(`qc-xishan-county-ct-${year}`, 'org-xishan-county', 'category:CT', 'IMAGING_QC', 'validated', `${year - 1}-01-01`, `${year}-06-30`),
+  ];
+}
+
+export function demoCodeMap(): ConceptMap {
+  return {
+    resourceType: 'ConceptMap',
+    id: 'map-taolin-township-lis',
+    url: 'https://demo.consortium-hub.cn/ConceptMap/taolin-township-lis',
+    name: 'TaolinTownshipLis',
+    title: '桃林镇卫生院 LIS 项目代码对照',
+    status: 'active',
+    sourceUri: `${LOCAL_CODES_PREFIX}org-taolin-township`,
+    targetUri: 'http://loinc.org',
+    group: [
+      {
+        source: TAOLIN_LIS,
+        target: 'http://loinc.org',
+        element: [
+          { code: 'XCG-HGB', display: '血红蛋白', target: [{ code: '718-7', display: 'Hemoglobin [Mass/volume] in Blood', equivalence: 'equivalent' }] },
+          { code: 'XCG-PLT', display: '血小板', target: [{ code: '777-3', display: 'Platelets [#/volume] in Blood', equivalence: 'equivalent' }] },
+          { code: 'SH-GLU', display: '葡萄糖', target: [{ code: '2345-7', display: 'Glucose [Mass/volume] in Serum or Plasma', equivalence: 'equivalent' }] },
+        ],
+      },
+    ],
+  };
+}
+
+const day = (now: Date, daysAgo: number, hour = 9): string => {
+  const china = new Date(now.getTime() + 8 * 3600_000 - daysAgo * 24 * 3600_000);
+  return `${china.toISOString().slice(0, 10)}T${String(hour).padStart(2, '0')}:00:00+08:00`;
+};
+
+/** 王伟's results for the demo decisions, dated relative to `now`. */
+export function demoRecognitionResults(now: Date): (Observation | DiagnosticReport)[] {
+  const subject = { reference: `Patient/${DEMO_RECOGNITION_PATIENT}`, display: '王伟' };
+  const taolin = [{ reference: 'Organization/org-taolin-township', display: '东湖县桃林镇卫生院' }];
+  const lab = (id: string, code: { system: string; code: string; display: string }, value: { value: number; unit: string; code: string }, daysAgo: number, status: Observation['status'] = 'final'): Observation => ({
+    resourceType: 'Observation',
+    id,
+    status,
+    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'laboratory' }] }],
+    code: { coding: [code], text: code.display },
+    subject,
+    effectiveDateTime: day(now, daysAgo, 8),
+    issued: day(now, daysAgo, 15).replace('+08:00', '.000+08:00'),
+    performer: taolin,
+    valueQuantity: { ...value, system: 'http://unitsofmeasure.org' },
+  });
+  const imaging = (id: string, loinc: string, display: string, daysAgo: number, conclusion: string): DiagnosticReport => ({
+    resourceType: 'DiagnosticReport',
+    id,
+    status: 'final',
+    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'RAD' }] }],
+    code: { coding: [{ system: 'http://loinc.org', code: loinc, display }], text: display },
+    subject,
+    effectiveDateTime: day(now, daysAgo, 10),
+    issued: day(now, daysAgo, 16).replace('+08:00', '.000+08:00'),
+    performer: taolin,
+    conclusion,
+  });
+  return [
+    lab('rec-hgb-local', { system: TAOLIN_LIS, code: 'XCG-HGB', display: '血红蛋白' }, { value: 12.8, unit: 'g/dL', code: 'g/dL' }, 3),
+    lab('rec-wbc-local', { system: TAOLIN_LIS, code: 'XCG-WBC', display: '白细胞' }, { value: 6.2, unit: '10*9/L', code: '10*9/L' }, 3),
+    lab('rec-glu-inside', { system: 'http://loinc.org', code: '2345-7', display: 'Glucose' }, { value: 7.9, unit: 'mmol/L', code: 'mmol/L' }, 14),
+    lab('rec-glu-outside', { system: 'http://loinc.org', code: '2345-7', display: 'Glucose' }, { value: 8.4, unit: 'mmol/L', code: 'mmol/L' }, 15),
+    lab('rec-crp-prelim', { system: 'http://loinc.org', code: '1988-5', display: 'C reactive protein' }, { value: 12, unit: 'mg/L', code: 'mg/L' }, 1, 'preliminary'),
+    imaging('rec-ct-chest', '24627-2', 'CT Chest', 10, '双肺纹理增粗，未见明显占位。'),
+    imaging('rec-us-abdomen', '24558-9', 'US Abdomen', 2, '肝胆胰脾未见明显异常。'),
+  ];
+}
+
+/** Writes the catalog, QC records, the code map and the demo results (put: a second run changes nothing new). */
+export async function seedDemoRecognition(store: FhirStore, now = new Date()): Promise<number> {
+  const resources = [catalogCodeSystem(), ...demoQualifications(Number(new Date(now.getTime() + 8 * 3600_000).toISOString().slice(0, 4))), demoCodeMap(), ...demoRecognitionResults(now)];
+  await store.putMany(resources);
+  return resources.length;
+}
+
+export { CATALOG_ID };

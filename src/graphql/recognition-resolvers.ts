@@ -1,0 +1,47 @@
+/** Thin resolvers over result recognition (src/recognition): the catalog and the candidates of a person. */
+import type { CodeSystem } from '@medplum/fhirtypes';
+import { HubError } from '../errors.ts';
+import type { QueryResolvers } from '../generated/graphql.ts';
+import { CATALOG_ID, catalogItems } from '../recognition/catalog.ts';
+import { RecognitionService, type RecognitionCandidate } from '../recognition/recognition-service.ts';
+import { itemFor, type CatalogItem } from '../recognition/rules.ts';
+import type { RequestContext } from './context.ts';
+
+function dateArgument(value: string | null | undefined, name: string): Date {
+  if (!value) return new Date();
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new HubError('BAD_USER_INPUT', `${name} is not a date: ${value}`);
+  return date;
+}
+
+const itemView = (item: CatalogItem) => ({ ...item, standardCodes: item.codes, effectiveTo: item.effectiveTo ?? null });
+
+export const recognitionQueryResolvers: Pick<QueryResolvers, 'recognitionCatalog' | 'recognitionCandidates'> = {
+  recognitionCatalog: async (_parent, args, context) => {
+    const asOf = dateArgument(args.asOf, 'asOf');
+    const found = await context.store.readMany('CodeSystem', [CATALOG_ID]);
+    const items = found.has(CATALOG_ID) ? catalogItems(found.get(CATALOG_ID) as CodeSystem) : [];
+    // The version of each item in force on the day.
+    return items.filter((item) => itemFor(item.codes, [item], asOf)).map(itemView) as never;
+  },
+  recognitionCandidates: async (_parent, args, context) => {
+    const asOf = dateArgument(args.asOf, 'asOf');
+    const person = await context.identity.directory.person({ patient: args.patient });
+    const found = await new RecognitionService(context.store, context.recognitionMark).candidates(person.records, args.at, asOf, args.codes ?? undefined);
+    return found.map((candidate: RecognitionCandidate) => ({
+      result: candidate.result,
+      resultReference: `${candidate.result.resourceType}/${candidate.result.id}`,
+      decision: candidate.verdict.decision,
+      cause: candidate.verdict.cause ?? null,
+      item: candidate.verdict.item ? itemView(candidate.verdict.item) : null,
+      ageDays: candidate.verdict.ageDays,
+      daysLeft: candidate.verdict.daysLeft ?? null,
+      issuer: candidate.issuer ?? null,
+      issuerLevel: candidate.issuerLevel ?? null,
+      mark: candidate.verdict.mark ?? null,
+      standardCodes: candidate.standardCodes,
+    })) as never;
+  },
+};
+
+export type { RequestContext };

@@ -1,0 +1,161 @@
+/**
+ * Recognition candidates: every result of one person at any member (all of the person's linked records), with
+ * the decision the rules give at a receiving organisation on a day. The data the rules need is read in a fixed
+ * number of queries whatever the number of results: the person, its Observations and DiagnosticReports, the
+ * catalog, the QC records, the members' code maps and the organisations involved.
+ *
+ * FHIR shapes (README, "Result recognition"):
+ * - the catalog is the CodeSystem `recognition-catalog` (catalog.ts);
+ * - a member's local codes are translated by its ConceptMap (`sourceUri` urn:consortium-hub:local-codes:<org id>,
+ *   one group per local code system, targets in LOINC);
+ * - a lab's QC record is a VerificationResult: `target` the organisation, `targetLocation` `category:<CAT>` or
+ *   `item:<ID>`, `validationProcess` the programme, `status` validated (PASS) or val-fail (FAIL), valid from
+ *   `lastPerformed` until `nextScheduled`.
+ */
+import type { ConceptMap, DiagnosticReport, Observation, Organization, Patient, Resource, VerificationResult } from '@medplum/fhirtypes';
+import type { FhirStore } from '../fhir/store.ts';
+import { CATALOG_ID, catalogItems } from './catalog.ts';
+import { decide, type CatalogItem, type Candidate, type Qualification, type RecognitionCategory, type Verdict } from './rules.ts';
+
+export const LOCAL_CODES_PREFIX = 'urn:consortium-hub:local-codes:';
+export const MEMBER_LEVEL_SYSTEM = 'https://demo.consortium-hub.cn/CodeSystem/member-level';
+/** Code systems whose codes are standard (the catalog names items by them). */
+const standardSystems = new Set(['http://loinc.org']);
+const levels: Record<string, number> = { provincial: 3, county: 2, township: 1, community: 1 };
+
+export interface RecognitionCandidate {
+  result: Observation | DiagnosticReport;
+  verdict: Verdict;
+  issuer?: Organization;
+  issuerLevel?: number;
+  /** the standard codes used (its own and those its issuer's map gave) */
+  standardCodes: string[];
+}
+
+export interface RecognitionData {
+  catalog: CatalogItem[];
+  qualifications: Qualification[];
+  /** local `system|code` -> standard `system|code`, by organisation */
+  maps: Map<string, Map<string, string[]>>;
+}
+
+/** The QC record of a VerificationResult. */
+export function qualificationOf(resource: VerificationResult): Qualification | undefined {
+  const organization = resource.target?.find((target) => target.reference?.startsWith('Organization/'))?.reference;
+  const location = resource.targetLocation?.[0] ?? '';
+  const [kind, value] = location.split(':');
+  const from = resource.lastPerformed?.slice(0, 10);
+  const until = resource.nextScheduled?.slice(0, 10);
+  if (!organization || !value || !from || !until) return undefined;
+  return {
+    organization,
+    ...(kind === 'item' ? { item: value } : { category: value as RecognitionCategory }),
+    programme: resource.validationProcess?.[0]?.coding?.[0]?.code ?? resource.validationProcess?.[0]?.text ?? '',
+    year: Number(from.slice(0, 4)),
+    result: resource.status === 'validated' ? 'PASS' : 'FAIL',
+    validFrom: from,
+    validUntil: until,
+  };
+}
+
+/** Local code -> standard codes of each member's ConceptMap. */
+export function codeMaps(maps: ConceptMap[]): Map<string, Map<string, string[]>> {
+  const byOrganization = new Map<string, Map<string, string[]>>();
+  for (const map of maps) {
+    const organization = map.sourceUri?.startsWith(LOCAL_CODES_PREFIX) ? `Organization/${map.sourceUri.slice(LOCAL_CODES_PREFIX.length)}` : undefined;
+    if (!organization || map.status === 'retired') continue;
+    const table = byOrganization.get(organization) ?? new Map<string, string[]>();
+    for (const group of map.group ?? []) {
+      for (const element of group.element ?? []) {
+        const targets = (element.target ?? []).filter((target) => target.code && target.equivalence !== 'unmatched' && target.equivalence !== 'disjoint').map((target) => `${group.target ?? ''}|${target.code}`);
+        if (element.code && targets.length > 0) table.set(`${group.source ?? ''}|${element.code}`, targets);
+      }
+    }
+    byOrganization.set(organization, table);
+  }
+  return byOrganization;
+}
+
+/** The candidate facts of a result: its status, standard codes (own and mapped), collection time and issuer. */
+export function candidateOf(result: Observation | DiagnosticReport, maps: Map<string, Map<string, string[]>>, issuerLevel: number | undefined): Candidate & { issuerRef?: string } {
+  const issuer = (result.performer ?? []).map((performer) => performer.reference).find((reference) => reference?.startsWith('Organization/'));
+  const codings = result.code?.coding ?? [];
+  const own = codings.filter((coding) => coding.system && standardSystems.has(coding.system)).map((coding) => `${coding.system}|${coding.code}`);
+  const local = codings.filter((coding) => !coding.system || !standardSystems.has(coding.system));
+  const table = issuer ? maps.get(issuer) : undefined;
+  const mapped = local.flatMap((coding) => table?.get(`${coding.system ?? ''}|${coding.code}`) ?? []);
+  const unmapped = local.some((coding) => !table?.get(`${coding.system ?? ''}|${coding.code}`));
+  const collected =
+    result.resourceType === 'Observation'
+      ? (result.effectiveDateTime ?? result.effectivePeriod?.start ?? result.effectiveInstant ?? result.issued)
+      : (result.effectiveDateTime ?? result.effectivePeriod?.start ?? result.issued);
+  return {
+    status: result.status ?? 'unknown',
+    standardCodes: [...new Set([...own, ...mapped])],
+    unmappedLocalCodes: unmapped,
+    collectedAt: new Date(collected ?? 0),
+    issuer: issuer ?? '',
+    ...(issuerLevel !== undefined ? { issuerLevel } : {}),
+    ...(issuer ? { issuerRef: issuer } : {}),
+  };
+}
+
+export function levelOf(organization: Organization | undefined): number | undefined {
+  const code = organization?.type?.flatMap((type) => type.coding ?? []).find((coding) => coding.system === MEMBER_LEVEL_SYSTEM)?.code;
+  return code ? levels[code] : undefined;
+}
+
+export class RecognitionService {
+  constructor(
+    private readonly store: FhirStore,
+    private readonly markText: string,
+  ) {}
+
+  /** What the rules read besides the results: catalog, QC records and code maps (three queries). */
+  async data(): Promise<RecognitionData> {
+    const [catalog, verifications, maps] = await Promise.all([
+      this.store.readMany('CodeSystem', [CATALOG_ID]),
+      this.store.search('VerificationResult', { _count: 1000 }),
+      this.store.search('ConceptMap', { _count: 1000 }),
+    ]);
+    const codeSystem = catalog.get(CATALOG_ID);
+    return {
+      catalog: codeSystem ? catalogItems(codeSystem as never) : [],
+      qualifications: verifications.resources.map((resource) => qualificationOf(resource as VerificationResult)).filter((q): q is Qualification => q !== undefined),
+      maps: codeMaps(maps.resources as ConceptMap[]),
+    };
+  }
+
+  /**
+   * Every result of the given Patient records (a person's linked records) with its decision at `at` on `asOf`,
+   * newest first; `codes` (standard `system|code` or catalog item ids) narrows them.
+   */
+  async candidates(records: Patient[], at: string, asOf: Date, codes?: string[]): Promise<RecognitionCandidate[]> {
+    const patients = records.map((record) => `Patient/${record.id}`).join(',');
+    const [data, observations, reports, receiver] = await Promise.all([
+      this.data(),
+      // Without _count: more than LIST_MAX_RESULTS results is TOO_MANY_RESULTS, never a silently cut list.
+      this.store.search('Observation', { patient: patients }),
+      this.store.search('DiagnosticReport', { patient: patients }),
+      this.store.readMany('Organization', [at.replace(/^Organization\//, '')]),
+    ]);
+    const results = [...observations.resources, ...reports.resources] as (Observation | DiagnosticReport)[];
+    const issuers = [...new Set(results.flatMap((result) => (result.performer ?? []).map((p) => p.reference).filter((r): r is string => r?.startsWith('Organization/') ?? false)))];
+    const organizations = await this.store.readMany('Organization', issuers.map((ref) => ref.slice('Organization/'.length)));
+    const receiverLevel = levelOf(receiver.values().next().value as Organization | undefined) ?? 1;
+    const wanted = codes && codes.length > 0 ? new Set(codes) : undefined;
+    const candidates: RecognitionCandidate[] = [];
+    for (const result of results) {
+      const issuerRef = (result.performer ?? []).map((p) => p.reference).find((r) => r?.startsWith('Organization/'));
+      const issuer = issuerRef ? (organizations.get(issuerRef.slice('Organization/'.length)) as Organization | undefined) : undefined;
+      const issuerLevel = levelOf(issuer);
+      const candidate = candidateOf(result, data.maps, issuerLevel);
+      const verdict = decide(candidate, { catalog: data.catalog, qualifications: data.qualifications, receiverLevel, asOf, markText: this.markText });
+      if (wanted && !candidate.standardCodes.some((code) => wanted.has(code)) && !(verdict.item && wanted.has(verdict.item.id))) continue;
+      candidates.push({ result, verdict, ...(issuer ? { issuer } : {}), ...(issuerLevel !== undefined ? { issuerLevel } : {}), standardCodes: candidate.standardCodes });
+    }
+    return candidates.sort((a, b) => a.verdict.ageDays - b.verdict.ageDays);
+  }
+}
+
+export type { Resource };

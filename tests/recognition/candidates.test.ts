@@ -1,0 +1,87 @@
+/**
+ * Recognition candidates against the real database (issue 13, item 4): the demo results of 王伟 at the township,
+ * decided at the county hospital through his county record (one person across members), each cause on stored
+ * FHIR, the township's code map applied, and a fixed number of reads whatever the number of results.
+ */
+import type { Observation } from '@medplum/fhirtypes';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Hub } from '../../src/app.ts';
+import { seedDemoRecognition } from '../../src/demo/recognition.ts';
+import { readsDuring } from '../support/commands.ts';
+import { demoHub, graphql, type TestDatabase } from '../support/hub.ts';
+
+let database: TestDatabase;
+let hub: Hub;
+const now = new Date();
+beforeAll(async () => {
+  ({ database, hub } = await demoHub('recognition'));
+  await seedDemoRecognition(database.store, now);
+});
+afterAll(async () => {
+  await hub.stop();
+  await database.drop();
+});
+
+const CANDIDATES = `query($patient: ID!, $at: ID!, $codes: [String!], $asOf: String) {
+  recognitionCandidates(patient: $patient, at: $at, codes: $codes, asOf: $asOf) {
+    resultReference decision cause ageDays daysLeft mark standardCodes issuerLevel
+    item { id nameZh category validityDays feeYuan referenceOnly }
+    issuer { name }
+  }
+}`;
+
+describe('recognition candidates', () => {
+  it('decides every demo result of one person at the county hospital, through any of his records', async () => {
+    const answer = await graphql(hub.url, CANDIDATES, { patient: 'pat-donghu-county-001', at: 'org-donghu-county' });
+    expect(answer.errors, JSON.stringify(answer.errors)).toBeUndefined();
+    const byRef = new Map((answer.data!.recognitionCandidates as Record<string, any>[]).map((c) => [c.resultReference, c]));
+    expect(byRef.get('Observation/rec-hgb-local')).toMatchObject({ decision: 'RECOGNIZED', ageDays: 3, daysLeft: 4, mark: 'HR', issuerLevel: 1, item: { id: 'LAB-HGB', nameZh: '血红蛋白' }, issuer: { name: '东湖县桃林镇卫生院' } });
+    expect(byRef.get('Observation/rec-hgb-local')!.standardCodes).toContain('http://loinc.org|718-7');
+    expect(byRef.get('Observation/rec-wbc-local')).toMatchObject({ decision: 'NOT_ELIGIBLE', cause: 'NOT_MAPPED', item: null });
+    expect(byRef.get('Observation/rec-glu-inside')).toMatchObject({ decision: 'RECOGNIZED', ageDays: 14, daysLeft: 0 });
+    expect(byRef.get('Observation/rec-glu-outside')).toMatchObject({ decision: 'NOT_ELIGIBLE', cause: 'EXPIRED', ageDays: 15, daysLeft: -1 });
+    expect(byRef.get('Observation/rec-crp-prelim')).toMatchObject({ decision: 'NOT_ELIGIBLE', cause: 'NOT_FINAL' });
+    expect(byRef.get('DiagnosticReport/rec-ct-chest')).toMatchObject({ decision: 'RECOGNIZED', item: { id: 'CT-CHEST', category: 'CT', feeYuan: 260 } });
+    expect(byRef.get('DiagnosticReport/rec-us-abdomen')).toMatchObject({ decision: 'REFERENCE_ONLY', mark: null, item: { referenceOnly: true } });
+    // Newest first.
+    const ages = (answer.data!.recognitionCandidates as { ageDays: number }[]).map((c) => c.ageDays);
+    expect(ages).toEqual([...ages].sort((a, b) => a - b));
+  });
+
+  it('refuses results of a lab without passing QC, and narrows by code', async () => {
+    const xishan = (await database.store.search('Observation', { performer: 'Organization/org-xishan-county', code: 'http://loinc.org|718-7', _count: 1 })).resources[0] as Observation | undefined;
+    expect(xishan, 'a haemoglobin from 西山县人民医院 in the demo data').toBeDefined();
+    const collected = new Date(xishan!.effectiveDateTime!);
+    const asOf = new Date(Math.max(collected.getTime(), Date.parse('2026-03-02T00:00:00+08:00')) + 3600_000);
+    const answer = await graphql(hub.url, CANDIDATES, { patient: xishan!.subject!.reference!.slice('Patient/'.length), at: 'org-donghu-county', codes: ['LAB-HGB'], asOf: asOf.toISOString() });
+    expect(answer.errors).toBeUndefined();
+    const found = (answer.data!.recognitionCandidates as Record<string, any>[]).find((c) => c.resultReference === `Observation/${xishan!.id}`);
+    expect(found).toMatchObject({ decision: 'NOT_ELIGIBLE' });
+    expect(['LAB_NOT_QUALIFIED', 'EXPIRED']).toContain(found!.cause);
+    expect((answer.data!.recognitionCandidates as Record<string, any>[]).every((c) => c.item?.id === 'LAB-HGB')).toBe(true);
+  });
+
+  it('lists the catalog: at least 60 items with the default validity days', async () => {
+    const answer = await graphql(hub.url, '{ recognitionCatalog { id nameZh nameEn category validityDays feeYuan referenceOnly standardCodes } }');
+    const items = answer.data!.recognitionCatalog as Record<string, any>[];
+    expect(items.length).toBeGreaterThanOrEqual(60);
+    const byId = new Map(items.map((item) => [item.id, item]));
+    expect(byId.get('LAB-HGB')).toMatchObject({ validityDays: 7, category: 'LAB' });
+    expect(byId.get('LAB-GLU')).toMatchObject({ validityDays: 14 });
+    expect(byId.get('LAB-TSH')).toMatchObject({ validityDays: 30 });
+    expect(byId.get('LAB-HBA1C')).toMatchObject({ validityDays: 90 });
+    expect(byId.get('MR-BRAIN')).toMatchObject({ validityDays: 60 });
+    expect(byId.get('ECG-12')).toMatchObject({ validityDays: 7, referenceOnly: true });
+  });
+
+  it('reads the same number of times for a person with 7 results and one with many', async () => {
+    const reads = async (patient: string) => {
+      const sent = await readsDuring(hub, () => graphql(hub.url, CANDIDATES, { patient, at: 'org-donghu-county' }));
+      return sent.finds.length + sent.statements.length;
+    };
+    const few = await reads('pat-donghu-county-001');
+    const busiest = (await database.store.search('Observation', { _count: 1, _sort: '-date' })).resources[0] as Observation;
+    const many = await reads(busiest.subject!.reference!.slice('Patient/'.length));
+    expect(many).toBe(few);
+  });
+});
