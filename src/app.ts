@@ -1,4 +1,5 @@
 /** Composition of the hub: database -> store -> GraphQL -> HTTP. Used by main.ts and by the tests. */
+import { RecognitionDecisions } from './recognition/decisions.ts';
 import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -112,7 +113,7 @@ export async function startHub(
   const rateLimiter = new RateLimiter(database.db, config.RATE_LIMIT_PER_MINUTE);
   const concurrency = new ClientConcurrency(config.MAX_CONCURRENT_REQUESTS_PER_CLIENT, config.CONCURRENCY_WAIT_MS);
   const indexing = ensureIndexesEventually(log, () =>
-    Promise.all([store.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes()]),
+    Promise.all([store.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, database.db, config.RECOGNITION_MARK).ensureIndexes()]),
   );
   const contextOptions = {
     store,

@@ -45,6 +45,8 @@ export type Query = {
    * narrows them.
    */
   recognitionCandidates: Array<RecognitionCandidate>;
+  /** Recognised items and fees saved, declines by reason, repeats and cross-member retrievals (at most 24 months) */
+  recognitionStatistics: RecognitionStatistics;
   /** One referral by its id (the Task id) */
   referral: Referral;
   /**
@@ -252,6 +254,14 @@ export type QueryRecognitionCandidatesArgs = {
   at: Scalars['ID']['input'];
   codes?: InputMaybe<Array<Scalars['String']['input']>>;
   asOf?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryRecognitionStatisticsArgs = {
+  from: Scalars['String']['input'];
+  to: Scalars['String']['input'];
+  organization?: InputMaybe<Scalars['ID']['input']>;
+  groupBy: RecognitionStatisticsGroup;
 };
 
 
@@ -3738,6 +3748,13 @@ export type Mutation = {
    * A transaction is all-or-nothing (the error names the entry); a batch reports an outcome per entry.
    */
   importBundle: BundleImportResult;
+  /**
+   * The receiving doctor's decision on a result (Observation/<id> or DiagnosticReport/<id>) at organisation `at`:
+   * accepted (only a RECOGNIZED result), or declined with a reason code, text and when the patient was told; a decline
+   * orders the repeat (a ServiceRequest with the reason, pointing at the prior result) unless orderRepeat is false.
+   * Stored as a Provenance, never edited.
+   */
+  recordRecognitionDecision: RecognitionDecisionRecord;
   /** Submit a referral from the caller's organisation (the green channel is accepted at once) */
   referralSubmit: Referral;
   /** Receiving side: start reviewing a submitted referral */
@@ -3931,6 +3948,17 @@ export type MutationUnlinkPatientRecordArgs = {
 
 export type MutationImportBundleArgs = {
   bundle: Scalars['JSON']['input'];
+};
+
+
+export type MutationRecordRecognitionDecisionArgs = {
+  result: Scalars['String']['input'];
+  at: Scalars['ID']['input'];
+  accepted: Scalars['Boolean']['input'];
+  reason?: InputMaybe<RecognitionDeclineReason>;
+  text?: InputMaybe<Scalars['String']['input']>;
+  patientInformedAt?: InputMaybe<Scalars['String']['input']>;
+  orderRepeat?: InputMaybe<Scalars['Boolean']['input']>;
 };
 
 
@@ -4653,6 +4681,60 @@ export type RecognitionCandidate = {
   /** standard codes of the result: its own and those its issuer's code map gives */
   standardCodes: Array<Scalars['String']['output']>;
 };
+
+/** Reasons to order a repeat instead of recognising a result: national, then provincial */
+export type RecognitionDeclineReason =
+  | 'CONDITION_CHANGED'
+  | 'RAPID_CHANGE'
+  | 'MAJOR_INTERVENTION'
+  | 'EMERGENCY'
+  | 'FORENSIC_APPRAISAL'
+  | 'OTHER'
+  | 'PATIENT_REQUEST'
+  | 'ISSUER_EQA_FAILED'
+  | 'TOO_OLD'
+  | 'PHYSICIAN_JUDGMENT';
+
+/** A recorded decision: the Provenance, the repeat ordered with a decline, the fee saved with a recognition */
+export type RecognitionDecisionRecord = {
+  __typename?: 'RecognitionDecisionRecord';
+  provenance: Provenance;
+  repeat?: Maybe<ServiceRequest>;
+  feeSavedYuan: Scalars['Float']['output'];
+};
+
+export type RecognitionDeclineCount = {
+  __typename?: 'RecognitionDeclineCount';
+  reason: RecognitionDeclineReason;
+  count: Scalars['Int']['output'];
+};
+
+export type RecognitionStatisticsRow = {
+  __typename?: 'RecognitionStatisticsRow';
+  /** YYYY-MM, the category or the deciding Organization/<id> */
+  key: Scalars['String']['output'];
+  decisions: Scalars['Int']['output'];
+  recognized: Scalars['Int']['output'];
+  feesSavedYuan: Scalars['Float']['output'];
+  declined: Scalars['Int']['output'];
+  repeatsOrdered: Scalars['Int']['output'];
+  /** decisions on results of another member */
+  crossMemberRetrievals: Scalars['Int']['output'];
+  declinesByReason: Array<RecognitionDeclineCount>;
+};
+
+export type RecognitionStatistics = {
+  __typename?: 'RecognitionStatistics';
+  rows: Array<RecognitionStatisticsRow>;
+  /** members with a passing QC record in force on `to` */
+  institutionsWithPassingQc: Scalars['Int']['output'];
+};
+
+export type RecognitionStatisticsGroup =
+  | 'MONTH'
+  | 'CATEGORY'
+  /** by deciding organisation */
+  | 'ORGANIZATION';
 
 /** The kind of a referral (双向转诊): up to a higher level, down to primary care, green channel (胸痛/卒中/创伤), pre-admission (预住院) */
 export type ReferralType =
@@ -40706,6 +40788,12 @@ export type ResolversTypes = {
   RecognitionItem: ResolverTypeWrapper<Record<string, unknown>>;
   Float: ResolverTypeWrapper<number>;
   RecognitionCandidate: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionDeclineReason: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionDecisionRecord: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionDeclineCount: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionStatisticsRow: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionStatistics: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionStatisticsGroup: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralType: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralStatus: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralPriority: ResolverTypeWrapper<Record<string, unknown>>;
@@ -41114,6 +41202,10 @@ export type ResolversParentTypes = {
   RecognitionItem: Record<string, unknown>;
   Float: number;
   RecognitionCandidate: Record<string, unknown>;
+  RecognitionDecisionRecord: Record<string, unknown>;
+  RecognitionDeclineCount: Record<string, unknown>;
+  RecognitionStatisticsRow: Record<string, unknown>;
+  RecognitionStatistics: Record<string, unknown>;
   Referral: Record<string, unknown>;
   ReferralTransition: Record<string, unknown>;
   ReferralInboxPage: Record<string, unknown>;
@@ -41522,6 +41614,7 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   possibleDuplicates?: Resolver<Array<ResolversTypes['PossibleDuplicate']>, ParentType, ContextType, Partial<QueryPossibleDuplicatesArgs>>;
   recognitionCatalog?: Resolver<Array<ResolversTypes['RecognitionItem']>, ParentType, ContextType, Partial<QueryRecognitionCatalogArgs>>;
   recognitionCandidates?: Resolver<Array<ResolversTypes['RecognitionCandidate']>, ParentType, ContextType, RequireFields<QueryRecognitionCandidatesArgs, 'patient' | 'at'>>;
+  recognitionStatistics?: Resolver<ResolversTypes['RecognitionStatistics'], ParentType, ContextType, RequireFields<QueryRecognitionStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
   referral?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<QueryReferralArgs, 'id'>>;
   referralInbox?: Resolver<ResolversTypes['ReferralInboxPage'], ParentType, ContextType, RequireFields<QueryReferralInboxArgs, 'organization' | 'direction'>>;
   referralStatistics?: Resolver<Array<ResolversTypes['ReferralStatisticsRow']>, ParentType, ContextType, RequireFields<QueryReferralStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
@@ -41610,6 +41703,7 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   linkPatientRecord?: Resolver<ResolversTypes['Person'], ParentType, ContextType, RequireFields<MutationLinkPatientRecordArgs, 'patient' | 'reason'>>;
   unlinkPatientRecord?: Resolver<ResolversTypes['Person'], ParentType, ContextType, RequireFields<MutationUnlinkPatientRecordArgs, 'patient' | 'reason'>>;
   importBundle?: Resolver<ResolversTypes['BundleImportResult'], ParentType, ContextType, RequireFields<MutationImportBundleArgs, 'bundle'>>;
+  recordRecognitionDecision?: Resolver<ResolversTypes['RecognitionDecisionRecord'], ParentType, ContextType, RequireFields<MutationRecordRecognitionDecisionArgs, 'result' | 'at' | 'accepted'>>;
   referralSubmit?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralSubmitArgs, 'input'>>;
   referralStartReview?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralStartReviewArgs, 'id'>>;
   referralAccept?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralAcceptArgs, 'id'>>;
@@ -41817,6 +41911,33 @@ export type RecognitionCandidateResolvers<ContextType = RequestContext, ParentTy
   issuerLevel?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   mark?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   standardCodes?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type RecognitionDecisionRecordResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RecognitionDecisionRecord'] = ResolversParentTypes['RecognitionDecisionRecord']> = {
+  provenance?: Resolver<ResolversTypes['Provenance'], ParentType, ContextType>;
+  repeat?: Resolver<Maybe<ResolversTypes['ServiceRequest']>, ParentType, ContextType>;
+  feeSavedYuan?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+};
+
+export type RecognitionDeclineCountResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RecognitionDeclineCount'] = ResolversParentTypes['RecognitionDeclineCount']> = {
+  reason?: Resolver<ResolversTypes['RecognitionDeclineReason'], ParentType, ContextType>;
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type RecognitionStatisticsRowResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RecognitionStatisticsRow'] = ResolversParentTypes['RecognitionStatisticsRow']> = {
+  key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  decisions?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  recognized?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  feesSavedYuan?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  declined?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  repeatsOrdered?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  crossMemberRetrievals?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  declinesByReason?: Resolver<Array<ResolversTypes['RecognitionDeclineCount']>, ParentType, ContextType>;
+};
+
+export type RecognitionStatisticsResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RecognitionStatistics'] = ResolversParentTypes['RecognitionStatistics']> = {
+  rows?: Resolver<Array<ResolversTypes['RecognitionStatisticsRow']>, ParentType, ContextType>;
+  institutionsWithPassingQc?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
 export type ReferralResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Referral'] = ResolversParentTypes['Referral']> = {
@@ -46013,6 +46134,10 @@ export type Resolvers<ContextType = RequestContext> = {
   BundleEntryResult?: BundleEntryResultResolvers<ContextType>;
   RecognitionItem?: RecognitionItemResolvers<ContextType>;
   RecognitionCandidate?: RecognitionCandidateResolvers<ContextType>;
+  RecognitionDecisionRecord?: RecognitionDecisionRecordResolvers<ContextType>;
+  RecognitionDeclineCount?: RecognitionDeclineCountResolvers<ContextType>;
+  RecognitionStatisticsRow?: RecognitionStatisticsRowResolvers<ContextType>;
+  RecognitionStatistics?: RecognitionStatisticsResolvers<ContextType>;
   Referral?: ReferralResolvers<ContextType>;
   ReferralTransition?: ReferralTransitionResolvers<ContextType>;
   ReferralInboxPage?: ReferralInboxPageResolvers<ContextType>;

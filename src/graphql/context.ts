@@ -37,6 +37,8 @@ export interface RequestContext {
   referralLog: ReferralLog;
   /** The mark a recognised result carries (RECOGNITION_MARK). */
   recognitionMark: string;
+  /** The database, for the domains' own fact collections (referral and recognition statistics). */
+  db: Db;
   /** Who is calling (client id), recorded with manual links. */
   caller: string;
   /** The caller's access policy; undefined when AUTH_REQUIRED=false. */
@@ -148,6 +150,7 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     identity: { directory, history: new PatientHistory(store, directory), nationalIdSystem: options.nationalIdSystem },
     referralLog: new ReferralLog(options.db),
     recognitionMark: options.recognitionMark ?? 'HR',
+    db: options.db,
     caller,
     ...(access ? { access } : {}),
     deadline,

@@ -1,7 +1,9 @@
 /** Thin resolvers over result recognition (src/recognition): the catalog and the candidates of a person. */
 import type { CodeSystem } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
-import type { QueryResolvers } from '../generated/graphql.ts';
+import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
+import { RecognitionDecisions, type DecisionInput } from '../recognition/decisions.ts';
+import type { DeclineReason } from '../recognition/rules.ts';
 import { CATALOG_ID, catalogItems } from '../recognition/catalog.ts';
 import { RecognitionService, type RecognitionCandidate } from '../recognition/recognition-service.ts';
 import { itemFor, type CatalogItem } from '../recognition/rules.ts';
@@ -16,7 +18,34 @@ function dateArgument(value: string | null | undefined, name: string): Date {
 
 const itemView = (item: CatalogItem) => ({ ...item, standardCodes: item.codes, effectiveTo: item.effectiveTo ?? null });
 
-export const recognitionQueryResolvers: Pick<QueryResolvers, 'recognitionCatalog' | 'recognitionCandidates'> = {
+function decisions(context: RequestContext): RecognitionDecisions {
+  const access = context.access;
+  if (access?.isResident) throw new HubError('FORBIDDEN', 'Recognition decisions are made and counted by member hospitals');
+  return new RecognitionDecisions(context.store, context.db, context.recognitionMark, access && !access.isAdmin ? access.caller.organization : undefined);
+}
+
+export const recognitionMutationResolvers: Pick<MutationResolvers, 'recordRecognitionDecision'> = {
+  recordRecognitionDecision: async (_parent, args, context) => {
+    const input: DecisionInput = {
+      result: args.result,
+      at: args.at,
+      accepted: args.accepted,
+      ...(args.reason ? { reason: args.reason as DeclineReason } : {}),
+      ...(args.text ? { text: args.text } : {}),
+      ...(args.patientInformedAt ? { patientInformedAt: args.patientInformedAt } : {}),
+      ...(args.orderRepeat !== null && args.orderRepeat !== undefined ? { orderRepeat: args.orderRepeat } : {}),
+    };
+    return (await decisions(context).record(input)) as never;
+  },
+};
+
+export const recognitionQueryResolvers: Pick<QueryResolvers, 'recognitionCatalog' | 'recognitionCandidates' | 'recognitionStatistics'> = {
+  recognitionStatistics: async (_parent, args, context) => {
+    const organization = args.organization ? (args.organization.startsWith('Organization/') ? args.organization : `Organization/${args.organization}`) : undefined;
+    const access = context.access;
+    if (access && !access.isAdmin && (!organization || organization !== access.caller.organization)) throw new HubError('FORBIDDEN', 'A member reads the statistics of its own organisation; the consortium\'s are for administrators');
+    return (await decisions(context).statistics({ from: dateArgument(args.from, 'from'), to: dateArgument(args.to, 'to'), groupBy: args.groupBy, ...(organization ? { organization } : {}) })) as never;
+  },
   recognitionCatalog: async (_parent, args, context) => {
     const asOf = dateArgument(args.asOf, 'asOf');
     const found = await context.store.readMany('CodeSystem', [CATALOG_ID]);

@@ -6,7 +6,7 @@ import { projectRoot } from '../config.ts';
 import { hubStatusResolvers } from './hub-status.ts';
 import { identityMutationResolvers, identityQueryResolvers, identityTypeResolvers } from './identity-resolvers.ts';
 import { importResolvers } from './import-resolvers.ts';
-import { recognitionQueryResolvers } from './recognition-resolvers.ts';
+import { recognitionMutationResolvers, recognitionQueryResolvers } from './recognition-resolvers.ts';
 import { referralMutationResolvers, referralQueryResolvers, referralSubscriptionResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
 
@@ -57,7 +57,7 @@ export function buildHubSchema(): GraphQLSchema {
     resolvers: {
       JSON: JSONScalar,
       Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers, ...recognitionQueryResolvers },
-      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers },
+      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers, ...recognitionMutationResolvers },
       ...resources.rest,
       Subscription: referralSubscriptionResolvers,
       ...identityTypeResolvers,

@@ -30,6 +30,7 @@ export interface RecognitionCandidate {
   issuerLevel?: number;
   /** the standard codes used (its own and those its issuer's map gave) */
   standardCodes: string[];
+  issuerRef?: string;
 }
 
 export interface RecognitionData {
@@ -126,34 +127,38 @@ export class RecognitionService {
     };
   }
 
+  /** The decisions for results at `at` on `asOf` (two reads: the receiver and the issuers). */
+  async decideResults(results: (Observation | DiagnosticReport)[], at: string, asOf: Date, data: RecognitionData): Promise<RecognitionCandidate[]> {
+    const receiverId = at.replace(/^Organization\//, '');
+    const issuers = [...new Set(results.flatMap((result) => (result.performer ?? []).map((p) => p.reference).filter((r): r is string => r?.startsWith('Organization/') ?? false)))];
+    const organizations = await this.store.readMany('Organization', [...new Set([receiverId, ...issuers.map((ref) => ref.slice('Organization/'.length))])]);
+    const receiverLevel = levelOf(organizations.get(receiverId) as Organization | undefined) ?? 1;
+    return results.map((result) => {
+      const issuerRef = (result.performer ?? []).map((p) => p.reference).find((r) => r?.startsWith('Organization/'));
+      const issuer = issuerRef ? (organizations.get(issuerRef.slice('Organization/'.length)) as Organization | undefined) : undefined;
+      const issuerLevel = levelOf(issuer);
+      const candidate = candidateOf(result, data.maps, issuerLevel);
+      const verdict = decide(candidate, { catalog: data.catalog, qualifications: data.qualifications, receiverLevel, asOf, markText: this.markText });
+      return { result, verdict, ...(issuer ? { issuer } : {}), ...(issuerLevel !== undefined ? { issuerLevel } : {}), ...(issuerRef ? { issuerRef } : {}), standardCodes: candidate.standardCodes };
+    });
+  }
+
   /**
    * Every result of the given Patient records (a person's linked records) with its decision at `at` on `asOf`,
    * newest first; `codes` (standard `system|code` or catalog item ids) narrows them.
    */
   async candidates(records: Patient[], at: string, asOf: Date, codes?: string[]): Promise<RecognitionCandidate[]> {
     const patients = records.map((record) => `Patient/${record.id}`).join(',');
-    const [data, observations, reports, receiver] = await Promise.all([
+    const [data, observations, reports] = await Promise.all([
       this.data(),
       // Without _count: more than LIST_MAX_RESULTS results is TOO_MANY_RESULTS, never a silently cut list.
       this.store.search('Observation', { patient: patients }),
       this.store.search('DiagnosticReport', { patient: patients }),
-      this.store.readMany('Organization', [at.replace(/^Organization\//, '')]),
     ]);
     const results = [...observations.resources, ...reports.resources] as (Observation | DiagnosticReport)[];
-    const issuers = [...new Set(results.flatMap((result) => (result.performer ?? []).map((p) => p.reference).filter((r): r is string => r?.startsWith('Organization/') ?? false)))];
-    const organizations = await this.store.readMany('Organization', issuers.map((ref) => ref.slice('Organization/'.length)));
-    const receiverLevel = levelOf(receiver.values().next().value as Organization | undefined) ?? 1;
+    const decided = await this.decideResults(results, at, asOf, data);
     const wanted = codes && codes.length > 0 ? new Set(codes) : undefined;
-    const candidates: RecognitionCandidate[] = [];
-    for (const result of results) {
-      const issuerRef = (result.performer ?? []).map((p) => p.reference).find((r) => r?.startsWith('Organization/'));
-      const issuer = issuerRef ? (organizations.get(issuerRef.slice('Organization/'.length)) as Organization | undefined) : undefined;
-      const issuerLevel = levelOf(issuer);
-      const candidate = candidateOf(result, data.maps, issuerLevel);
-      const verdict = decide(candidate, { catalog: data.catalog, qualifications: data.qualifications, receiverLevel, asOf, markText: this.markText });
-      if (wanted && !candidate.standardCodes.some((code) => wanted.has(code)) && !(verdict.item && wanted.has(verdict.item.id))) continue;
-      candidates.push({ result, verdict, ...(issuer ? { issuer } : {}), ...(issuerLevel !== undefined ? { issuerLevel } : {}), standardCodes: candidate.standardCodes });
-    }
+    const candidates = wanted ? decided.filter((candidate) => candidate.standardCodes.some((code) => wanted.has(code)) || (candidate.verdict.item && wanted.has(candidate.verdict.item.id))) : decided;
     return candidates.sort((a, b) => a.verdict.ageDays - b.verdict.ageDays);
   }
 }

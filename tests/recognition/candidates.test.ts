@@ -84,4 +84,39 @@ describe('recognition candidates', () => {
     const many = await reads(busiest.subject!.reference!.slice('Patient/'.length));
     expect(many).toBe(few);
   });
+
+  it('records a recognition and a decline that orders the repeat, refuses what the rules or the form do not allow, and counts the savings', async () => {
+    const decide = (args: string) => graphql(hub.url, `mutation { recordRecognitionDecision(${args}) { feeSavedYuan provenance { id target { reference } activity { coding { code } } reason { coding { code } } agent { who { reference } } } repeat { id status reasonCode { coding { code } text } supportingInfo { reference } requester { reference } } } }`);
+    const provenances = async () => (await database.store.search('Provenance', { _count: 1000 })).resources.length;
+    const before = await provenances();
+    for (const [args, code] of [
+      ['result: "Observation/rec-wbc-local", at: "org-donghu-county", accepted: true', 'BAD_USER_INPUT'],
+      ['result: "Observation/rec-glu-outside", at: "org-donghu-county", accepted: true', 'BAD_USER_INPUT'],
+      ['result: "Observation/rec-glu-inside", at: "org-donghu-county", accepted: false, patientInformedAt: "2026-11-26T09:00:00+08:00"', 'BAD_USER_INPUT'],
+      ['result: "Observation/rec-glu-inside", at: "org-donghu-county", accepted: false, reason: RAPID_CHANGE', 'BAD_USER_INPUT'],
+      ['result: "Observation/none", at: "org-donghu-county", accepted: true', 'BAD_USER_INPUT'],
+    ] as const) {
+      expect((await decide(args)).errors?.[0]?.extensions?.code, args).toBe(code);
+    }
+    expect(await provenances()).toBe(before);
+
+    const accepted = await decide('result: "Observation/rec-hgb-local", at: "org-donghu-county", accepted: true');
+    expect(accepted.errors).toBeUndefined();
+    expect(accepted.data!.recordRecognitionDecision).toMatchObject({ feeSavedYuan: 5, provenance: { target: [{ reference: 'Observation/rec-hgb-local' }], activity: { coding: [{ code: 'RECOGNIZED' }] }, agent: [{ who: { reference: 'Organization/org-donghu-county' } }] }, repeat: null });
+    const declined = await decide('result: "Observation/rec-glu-inside", at: "org-donghu-county", accepted: false, reason: RAPID_CHANGE, text: "血糖波动大，需当日复查", patientInformedAt: "2026-11-26T09:00:00+08:00"');
+    expect(declined.errors).toBeUndefined();
+    const record = declined.data!.recordRecognitionDecision;
+    expect(record.repeat).toMatchObject({ status: 'active', reasonCode: [{ coding: [{ code: 'RAPID_CHANGE' }], text: '血糖波动大，需当日复查' }], supportingInfo: [{ reference: 'Observation/rec-glu-inside' }], requester: { reference: 'Organization/org-donghu-county' } });
+    expect(record.provenance.target).toEqual([{ reference: 'Observation/rec-glu-inside' }, { reference: `ServiceRequest/${record.repeat.id}` }]);
+    expect(record.provenance.reason).toEqual([{ coding: [{ code: 'RAPID_CHANGE' }] }]);
+
+    const today = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
+    const statistics = await graphql(hub.url, `{ recognitionStatistics(from: "${today}", to: "${today}", groupBy: CATEGORY) { institutionsWithPassingQc rows { key decisions recognized feesSavedYuan declined repeatsOrdered crossMemberRetrievals declinesByReason { reason count } } } }`);
+    expect(statistics.errors).toBeUndefined();
+    expect(statistics.data!.recognitionStatistics.rows).toEqual([
+      { key: 'LAB', decisions: 2, recognized: 1, feesSavedYuan: 5, declined: 1, repeatsOrdered: 1, crossMemberRetrievals: 2, declinesByReason: [{ reason: 'RAPID_CHANGE', count: 1 }] },
+    ]);
+    // Six members passed every QC this year; 西山县 failed its lab EQA (and its CT certificate ran out in June).
+    expect(statistics.data!.recognitionStatistics.institutionsWithPassingQc).toBe(Date.now() > Date.parse('2026-06-30T16:00:00Z') ? 6 : 7);
+  });
 });
