@@ -131,8 +131,13 @@ export class FerretDbStorage {
       await this.pool.query(`ALTER INDEX ${quote(schema)}.${quote(name)} SET (fastupdate = off)`);
     }
     for (const field of ordered) {
-      const name = `hub_ord_${createHash('sha256').update(`${table}\0${field}`).digest('hex').slice(0, 20)}`;
-      await this.pool.query(`CREATE INDEX IF NOT EXISTS ${quote(name)} ON ${quote(schema)}.${quote(table)} ((_jsonb->${literal(field)}))`);
+      // DESC NULLS LAST: ordered reads ask for exactly that, or for its mirror (ASC NULLS FIRST, the same index
+      // read backwards), so the newest page of an anchor can be read in index order and stop at its limit. (An
+      // index in the default order serves neither; the first one this hub made was such, and is dropped.)
+      const hash = (suffix: string): string => createHash('sha256').update(`${table}\0${field}${suffix}`).digest('hex').slice(0, 20);
+      await this.pool.query(`DROP INDEX IF EXISTS ${quote(schema)}.${quote(`hub_ord_${hash('')}`)}`);
+      const name = `hub_ord_${hash('\0desc')}`;
+      await this.pool.query(`CREATE INDEX IF NOT EXISTS ${quote(name)} ON ${quote(schema)}.${quote(table)} ((_jsonb->${literal(field)}) DESC NULLS LAST)`);
     }
   }
 
