@@ -12,6 +12,8 @@
  * Environment: MONGODB_URI (default: a throwaway FerretDB started for the run), BENCH_REPLICAS (copies of the
  * Synthea patients with fresh ids, default 1), BENCH_REQUESTS (requests per measurement, default 32).
  */
+import { catalogCodeSystem } from '../src/recognition/catalog.ts';
+import { MEMBER_LEVEL_SYSTEM } from '../src/recognition/recognition-service.ts';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -362,6 +364,21 @@ async function main(): Promise<void> {
     const inbox = 'query { referralInbox(organization: "bench-county", direction: INCOMING, _count: 20) { items { id type status dueAt overdue patient { id } form { id } from { id } } next } }';
     for (const concurrency of [1, 16]) {
       results.push(report(record(await measure('(e) referral inbox page (20)', concurrency, requestsPerRun, () => ask(county, inbox, {}).then(() => undefined), hub.database)), 'page') + failed());
+    }
+  }
+  // (f) result recognition: every result of the person treated at four members (400 observations, 80 reports),
+  // decided at the county member: catalog, QC records, code maps, organisations and results in a fixed number of reads.
+  {
+    const levelOf: Record<string, string> = { 'bench-provincial': 'provincial', 'bench-county': 'county', 'bench-township': 'township', 'bench-community': 'community' };
+    const year = new Date().getFullYear();
+    await hub.store.putMany([
+      catalogCodeSystem(),
+      ...Object.entries(levelOf).map(([id, level], m): Resource => ({ resourceType: 'Organization', id, name: `基准成员${m + 1}`, type: [{ coding: [{ system: MEMBER_LEVEL_SYSTEM, code: level }] }] })),
+      ...Object.keys(levelOf).map((id): Resource => ({ resourceType: 'VerificationResult', id: `qc-${id}`, target: [{ reference: `Organization/${id}` }], targetLocation: ['category:LAB'], status: 'validated', validationProcess: [{ coding: [{ code: 'NCCL' }], text: 'NCCL' }], lastPerformed: `${year - 20}-01-01T00:00:00+08:00`, nextScheduled: `${year + 1}-12-31` })),
+    ]);
+    const candidates = 'query($p: ID!) { recognitionCandidates(patient: $p, at: "bench-county") { resultReference decision cause ageDays daysLeft item { id } } }';
+    for (const concurrency of [1, 16]) {
+      results.push(report(record(await measure('(f) recognition candidates, 4 members', concurrency, requestsPerRun, () => post(candidates, { p: 'bench-provincial-rec' }), hub.database))) + failed());
     }
   }
   await hub.stop();

@@ -6,6 +6,7 @@ import { ClientRegistry } from '../src/auth/clients.ts';
 import { loadConfig } from '../src/config.ts';
 import { seedDemoClients } from '../src/demo/clients.ts';
 import { openConfiguredDatabase } from '../src/database/configured-database.ts';
+import { seedDemoRecognition } from '../src/demo/recognition.ts';
 import { seedDemoReferrals } from '../src/demo/referrals.ts';
 import { seedDemoConsortium } from '../src/demo/seed.ts';
 import { createHubStore } from '../src/hub-store.ts';
@@ -20,6 +21,7 @@ try {
   await database.refreshStatistics();
   console.log(`demo consortium loaded into ${config.MONGODB_DB} in ${Date.now() - started} ms:`, summary);
   console.log(`demo API clients registered: ${await seedDemoClients(new ClientRegistry(database.db))} new`);
+  console.log(`demo recognition: ${await seedDemoRecognition(store)} resources (catalog, QC records, code map, results)`);
   const referrals = await seedDemoReferrals(store, database.db);
   console.log(referrals > 0 ? `demo referrals: ${referrals} run through the workflow` : 'demo referrals: present already');
 } finally {
