@@ -13,7 +13,7 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { EmbeddedDatabaseError, EmbeddedFerretDb } from './embedded-ferretdb.ts';
+import { EmbeddedDatabaseError, EmbeddedFerretDb, ensureFerretDbBinary } from './embedded-ferretdb.ts';
 import { EmbeddedPostgres, FERRETDB_DATABASE, postgresBinDir } from './embedded-postgres.ts';
 
 export type EmbeddedBackend = 'auto' | 'postgresql' | 'sqlite';
@@ -71,6 +71,8 @@ export function chooseBackend(options: Pick<EmbeddedDatabaseOptions, 'dataDir' |
 export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): Promise<EmbeddedDatabase> {
   const ferretdbDir = join(options.dataDir, 'ferretdb');
   const { backend, binDir } = chooseBackend(options);
+  // FerretDB first: without it (no Go to build it) there is nothing to start PostgreSQL for.
+  await ensureFerretDbBinary(options.ferretdbBinary, options.log);
   let postgres: EmbeddedPostgres | undefined;
   let postgresUrl: string | undefined;
   if (backend === 'postgresql') {

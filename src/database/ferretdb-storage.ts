@@ -32,7 +32,7 @@ const literal = (text: string): string => `'${text.replace(/'/g, "''")}'`;
 
 /** A current document as stored in the compact layout (document-layout.ts), read from PostgreSQL. */
 /** Reads through a whole table (no anchor) running at once on one instance. */
-const HEAVY_READS = 2;
+const HEAVY_READS = 1;
 
 export interface CompactRow {
   _id: string;

@@ -114,7 +114,7 @@ describe('the embedded FerretDB', () => {
   });
 
   it('npm start prints that message and exits with an error code', async () => {
-    const hub = spawnHub({ PATH: '/usr/bin:/bin', FERRETDB_BIN: join(tempDir(), 'bin', 'ferretdb'), PORT: String(await freePort()) });
+    const hub = spawnHub({ PATH: '/usr/bin:/bin', FERRETDB_BIN: join(tempDir(), 'bin', 'ferretdb'), DATA_DIR: tempDir(), EMBEDDED_DB_PORT: String(await freePort()), EMBEDDED_POSTGRES_PORT: String(await freePort()), PORT: String(await freePort()) });
     expect(await hub.exited).toBe(1);
     expect(hub.output()).toMatch(/Go toolchain is not installed/);
     expect(hub.output()).toMatch(/set MONGODB_URI/);

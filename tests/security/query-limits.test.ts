@@ -139,6 +139,9 @@ describe('item 2: cost, concurrency and time', () => {
       const attacker = await token(url, 'consortium-admin');
       const other = await token(url, 'his-donghu-county');
       const costly = `{ ${Array.from({ length: 30 }, (_, i) => `a${i}: ObservationList(_count: 1000, _sort: "-date") { json }`).join(' ')} }`;
+      // Steady state, not a cold start: the other client's read and /health once before the flood.
+      expect((await graphql(url, '{ Organization(id: "org-donghu-county") { name } }', undefined, other)).errors).toBeUndefined();
+      expect((await fetch(`${url}/health`)).status).toBe(200);
       const flood = Array.from({ length: 16 }, () =>
         fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${attacker}` }, body: JSON.stringify({ query: costly }) })
           .then(async (answer) => (await answer.arrayBuffer(), { status: answer.status }))
