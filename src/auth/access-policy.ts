@@ -24,7 +24,7 @@ import type { Caller } from './tokens.ts';
  * Types that hold no patient data: the directory of the consortium, and the recognition catalog, code maps and
  * labs' QC records. Everyone reads them; administrators write them.
  */
-const directoryTypes = new Set(['Organization', 'Practitioner', 'PractitionerRole', 'Location', 'CodeSystem', 'ConceptMap', 'VerificationResult']);
+const directoryTypes = new Set(['Organization', 'Practitioner', 'PractitionerRole', 'Location', 'CodeSystem', 'ConceptMap', 'VerificationResult', 'Schedule', 'Slot']);
 
 /** Search parameters (keys) naming the organisation a resource of a type is attributed to. */
 const attributionParameters: Record<string, string[]> = {
@@ -39,6 +39,7 @@ const attributionParameters: Record<string, string[]> = {
   Location: ['organization'],
   PractitionerRole: ['organization'],
   Claim: ['provider'],
+  Schedule: ['actor'],
   ExplanationOfBenefit: ['provider'],
   Immunization: ['performer'],
   CarePlan: ['performer'],

@@ -33,6 +33,9 @@ export const servedResourceTypes = [
   'CodeSystem',
   'ConceptMap',
   'VerificationResult',
+  // Referral: the bed and appointment slots members publish and referrals reserve.
+  'Schedule',
+  'Slot',
 ] as const;
 
 export type ServedResourceType = (typeof servedResourceTypes)[number];

@@ -54,6 +54,8 @@ export type Query = {
    * first, then by due time; keyset-paged with _count (default 20, at most 200) and _cursor.
    */
   referralInbox: ReferralInboxPage;
+  /** The slots an organisation published: free ones, soonest first (all: true for reserved ones too) */
+  referralSlots: Array<Slot>;
   /**
    * Referral quality statistics of the referrals submitted from `from` to `to` (dates, at most 24 months), of one
    * organisation (either side; a member only its own) or, for administrators, of the whole consortium.
@@ -215,6 +217,18 @@ export type Query = {
   VerificationResultList: Array<VerificationResult>;
   /** VerificationResult resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
   VerificationResultConnection: VerificationResultConnection;
+  /** One Schedule by id; NOT_FOUND error when there is none */
+  Schedule?: Maybe<Schedule>;
+  /** Schedule resources matching FHIR search arguments */
+  ScheduleList: Array<Schedule>;
+  /** Schedule resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  ScheduleConnection: ScheduleConnection;
+  /** One Slot by id; NOT_FOUND error when there is none */
+  Slot?: Maybe<Slot>;
+  /** Slot resources matching FHIR search arguments */
+  SlotList: Array<Slot>;
+  /** Slot resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  SlotConnection: SlotConnection;
 };
 
 
@@ -278,6 +292,12 @@ export type QueryReferralInboxArgs = {
   overdue?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryReferralSlotsArgs = {
+  organization: Scalars['ID']['input'];
+  all?: InputMaybe<Scalars['Boolean']['input']>;
 };
 
 
@@ -3728,6 +3748,170 @@ export type QueryVerificationResultConnectionArgs = {
   _cursor?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+export type QueryScheduleArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryScheduleListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  active_not?: InputMaybe<Scalars['String']['input']>;
+  active_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  actor?: InputMaybe<Scalars['String']['input']>;
+  actor_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_category?: InputMaybe<Scalars['String']['input']>;
+  service_category_not?: InputMaybe<Scalars['String']['input']>;
+  service_category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_type?: InputMaybe<Scalars['String']['input']>;
+  service_type_not?: InputMaybe<Scalars['String']['input']>;
+  service_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  specialty_not?: InputMaybe<Scalars['String']['input']>;
+  specialty_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryScheduleConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  active_not?: InputMaybe<Scalars['String']['input']>;
+  active_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  actor?: InputMaybe<Scalars['String']['input']>;
+  actor_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_category?: InputMaybe<Scalars['String']['input']>;
+  service_category_not?: InputMaybe<Scalars['String']['input']>;
+  service_category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_type?: InputMaybe<Scalars['String']['input']>;
+  service_type_not?: InputMaybe<Scalars['String']['input']>;
+  service_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  specialty_not?: InputMaybe<Scalars['String']['input']>;
+  specialty_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QuerySlotArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QuerySlotListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  appointment_type?: InputMaybe<Scalars['String']['input']>;
+  appointment_type_not?: InputMaybe<Scalars['String']['input']>;
+  appointment_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  schedule?: InputMaybe<Scalars['String']['input']>;
+  schedule_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_category?: InputMaybe<Scalars['String']['input']>;
+  service_category_not?: InputMaybe<Scalars['String']['input']>;
+  service_category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_type?: InputMaybe<Scalars['String']['input']>;
+  service_type_not?: InputMaybe<Scalars['String']['input']>;
+  service_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  specialty_not?: InputMaybe<Scalars['String']['input']>;
+  specialty_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  start?: InputMaybe<Scalars['String']['input']>;
+  start_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QuerySlotConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  appointment_type?: InputMaybe<Scalars['String']['input']>;
+  appointment_type_not?: InputMaybe<Scalars['String']['input']>;
+  appointment_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  schedule?: InputMaybe<Scalars['String']['input']>;
+  schedule_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_category?: InputMaybe<Scalars['String']['input']>;
+  service_category_not?: InputMaybe<Scalars['String']['input']>;
+  service_category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_type?: InputMaybe<Scalars['String']['input']>;
+  service_type_not?: InputMaybe<Scalars['String']['input']>;
+  service_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  specialty_not?: InputMaybe<Scalars['String']['input']>;
+  specialty_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  start?: InputMaybe<Scalars['String']['input']>;
+  start_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type Mutation = {
   __typename?: 'Mutation';
   /** No-op; resource mutations are TCreate, TUpdate and TDelete */
@@ -3761,6 +3945,8 @@ export type Mutation = {
   referralStartReview: Referral;
   /** Receiving side: accept, with an appointment or department; a pre-admission needs its admission certificate */
   referralAccept: Referral;
+  /** A member publishes bed or appointment slots that referrals to it can reserve (a slot is reserved at most once) */
+  referralPublishSlots: Array<Slot>;
   /** Receiving side: reject with a reason, optionally suggesting another receiver */
   referralReject: Referral;
   /** Receiving side: the patient arrived (optionally the Encounter that started) */
@@ -3929,6 +4115,18 @@ export type Mutation = {
   VerificationResultUpdate: VerificationResult;
   /** Delete a VerificationResult; its versions stay in history */
   VerificationResultDelete: DeleteResult;
+  /** Create a Schedule; the hub assigns id and version */
+  ScheduleCreate: Schedule;
+  /** Update a Schedule; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  ScheduleUpdate: Schedule;
+  /** Delete a Schedule; its versions stay in history */
+  ScheduleDelete: DeleteResult;
+  /** Create a Slot; the hub assigns id and version */
+  SlotCreate: Slot;
+  /** Update a Slot; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  SlotUpdate: Slot;
+  /** Delete a Slot; its versions stay in history */
+  SlotDelete: DeleteResult;
 };
 
 
@@ -3979,6 +4177,15 @@ export type MutationReferralAcceptArgs = {
   appointment?: InputMaybe<Scalars['String']['input']>;
   department?: InputMaybe<Scalars['String']['input']>;
   certificate?: InputMaybe<AdmissionCertificateInput>;
+  slot?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
+export type MutationReferralPublishSlotsArgs = {
+  organization: Scalars['ID']['input'];
+  kind: ReferralSlotKind;
+  department: Scalars['String']['input'];
+  slots: Array<ReferralSlotInput>;
 };
 
 
@@ -4490,6 +4697,42 @@ export type MutationVerificationResultDeleteArgs = {
   ifMatch?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+export type MutationScheduleCreateArgs = {
+  res: ScheduleInput;
+};
+
+
+export type MutationScheduleUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: ScheduleInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationScheduleDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationSlotCreateArgs = {
+  res: SlotInput;
+};
+
+
+export type MutationSlotUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: SlotInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationSlotDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type HubStatus = {
   __typename?: 'HubStatus';
   /** Always consortium-hub */
@@ -4798,6 +5041,8 @@ export type Referral = {
   statusReason?: Maybe<Scalars['String']['output']>;
   appointment?: Maybe<Scalars['String']['output']>;
   department?: Maybe<Scalars['String']['output']>;
+  /** the bed or appointment slot reserved on acceptance */
+  slot?: Maybe<Slot>;
   /** the electronic admission certificate (电子住院证) of an accepted pre-admission */
   admissionCertificate?: Maybe<ServiceRequest>;
   /** the outcome document of a completed referral */
@@ -4847,6 +5092,17 @@ export type ReferralSubmitInput = {
   /** the patient (or guardian) consents */
   consent: Scalars['Boolean']['input'];
   requestedDate?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type ReferralSlotKind =
+  | 'BED'
+  | 'APPOINTMENT';
+
+export type ReferralSlotInput = {
+  start: Scalars['String']['input'];
+  end: Scalars['String']['input'];
+  /** ward and bed, or clinic */
+  note?: InputMaybe<Scalars['String']['input']>;
 };
 
 export type AdmissionCertificateInput = {
@@ -4918,7 +5174,7 @@ export type SubscriptionReferralEventsArgs = {
 };
 
 /** A resource of any served type */
-export type AnyResource = Patient | Organization | Practitioner | PractitionerRole | Location | Encounter | Observation | DiagnosticReport | ServiceRequest | Task | Condition | Procedure | MedicationRequest | AllergyIntolerance | ImagingStudy | Immunization | CarePlan | Goal | DocumentReference | Provenance | Claim | ExplanationOfBenefit | AuditEvent | CodeSystem | ConceptMap | VerificationResult;
+export type AnyResource = Patient | Organization | Practitioner | PractitionerRole | Location | Encounter | Observation | DiagnosticReport | ServiceRequest | Task | Condition | Procedure | MedicationRequest | AllergyIntolerance | ImagingStudy | Immunization | CarePlan | Goal | DocumentReference | Provenance | Claim | ExplanationOfBenefit | AuditEvent | CodeSystem | ConceptMap | VerificationResult | Schedule | Slot;
 
 /** A page of Patient search results */
 export type PatientConnection = {
@@ -5542,6 +5798,54 @@ export type VerificationResultConnectionEdge = {
   mode?: Maybe<Scalars['String']['output']>;
   score?: Maybe<Scalars['Float']['output']>;
   resource: VerificationResult;
+};
+
+/** A page of Schedule search results */
+export type ScheduleConnection = {
+  __typename?: 'ScheduleConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<ScheduleConnectionEdge>;
+};
+
+export type ScheduleConnectionEdge = {
+  __typename?: 'ScheduleConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: Schedule;
+};
+
+/** A page of Slot search results */
+export type SlotConnection = {
+  __typename?: 'SlotConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<SlotConnectionEdge>;
+};
+
+export type SlotConnectionEdge = {
+  __typename?: 'SlotConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: Slot;
 };
 
 /** A time period defined by a start and end date and optionally time. */
@@ -7628,6 +7932,8 @@ export type Patient = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Patient, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Schedule resources that refer to this Patient, resolved in one batch per request. _reference names the Schedule search parameter that points here: actor */
+  ScheduleList: Array<Schedule>;
 };
 
 
@@ -9034,6 +9340,45 @@ export type PatientVerificationResultListArgs = {
   _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
   target?: InputMaybe<Scalars['String']['input']>;
   target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientScheduleListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  active_not?: InputMaybe<Scalars['String']['input']>;
+  active_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  actor?: InputMaybe<Scalars['String']['input']>;
+  actor_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_category?: InputMaybe<Scalars['String']['input']>;
+  service_category_not?: InputMaybe<Scalars['String']['input']>;
+  service_category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_type?: InputMaybe<Scalars['String']['input']>;
+  service_type_not?: InputMaybe<Scalars['String']['input']>;
+  service_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  specialty_not?: InputMaybe<Scalars['String']['input']>;
+  specialty_missing?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
@@ -10831,6 +11176,8 @@ export type Practitioner = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Practitioner, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Schedule resources that refer to this Practitioner, resolved in one batch per request. _reference names the Schedule search parameter that points here: actor */
+  ScheduleList: Array<Schedule>;
 };
 
 
@@ -12234,6 +12581,45 @@ export type PractitionerVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerScheduleListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  active_not?: InputMaybe<Scalars['String']['input']>;
+  active_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  actor?: InputMaybe<Scalars['String']['input']>;
+  actor_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_category?: InputMaybe<Scalars['String']['input']>;
+  service_category_not?: InputMaybe<Scalars['String']['input']>;
+  service_category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_type?: InputMaybe<Scalars['String']['input']>;
+  service_type_not?: InputMaybe<Scalars['String']['input']>;
+  service_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  specialty_not?: InputMaybe<Scalars['String']['input']>;
+  specialty_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A collection of times the practitioner is available or performing this role at the location and/or healthcareservice. */
 export type PractitionerRoleAvailableTime = {
   __typename?: 'PractitionerRoleAvailableTime';
@@ -12417,6 +12803,8 @@ export type PractitionerRole = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Schedule resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Schedule search parameter that points here: actor */
+  ScheduleList: Array<Schedule>;
 };
 
 
@@ -13778,6 +14166,45 @@ export type PractitionerRoleVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleScheduleListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  active_not?: InputMaybe<Scalars['String']['input']>;
+  active_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  actor?: InputMaybe<Scalars['String']['input']>;
+  actor_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_category?: InputMaybe<Scalars['String']['input']>;
+  service_category_not?: InputMaybe<Scalars['String']['input']>;
+  service_category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_type?: InputMaybe<Scalars['String']['input']>;
+  service_type_not?: InputMaybe<Scalars['String']['input']>;
+  service_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  specialty_not?: InputMaybe<Scalars['String']['input']>;
+  specialty_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** The absolute geographic location of the Location, expressed using the WGS84 datum (This is the same co-ordinate system used in KML). */
 export type LocationPosition = {
   __typename?: 'LocationPosition';
@@ -13975,6 +14402,8 @@ export type Location = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Location, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Schedule resources that refer to this Location, resolved in one batch per request. _reference names the Schedule search parameter that points here: actor */
+  ScheduleList: Array<Schedule>;
 };
 
 
@@ -15069,6 +15498,45 @@ export type LocationVerificationResultListArgs = {
   _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
   target?: InputMaybe<Scalars['String']['input']>;
   target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationScheduleListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  active_not?: InputMaybe<Scalars['String']['input']>;
+  active_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  actor?: InputMaybe<Scalars['String']['input']>;
+  actor_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_category?: InputMaybe<Scalars['String']['input']>;
+  service_category_not?: InputMaybe<Scalars['String']['input']>;
+  service_category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_type?: InputMaybe<Scalars['String']['input']>;
+  service_type_not?: InputMaybe<Scalars['String']['input']>;
+  service_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  specialty_not?: InputMaybe<Scalars['String']['input']>;
+  specialty_missing?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
@@ -37370,6 +37838,1255 @@ export type VerificationResultVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** A container for slots of time that may be available for booking appointments. */
+export type Schedule = {
+  __typename?: 'Schedule';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** External Ids for this item. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** Whether this schedule record is in active use or should not be used (such as was entered in error). */
+  active?: Maybe<Scalars['Boolean']['output']>;
+  /** Extensions of active (FHIR JSON _active) */
+  _active?: Maybe<Element>;
+  /** A broad categorization of the service that is to be performed during this appointment. */
+  serviceCategory?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The specific service that is to be performed during this appointment. */
+  serviceType?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The specialty of a practitioner that would be required to perform the service requested in this appointment. */
+  specialty?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Slots that reference this schedule resource provide the availability details to these referenced resource(s). */
+  actor?: Maybe<Array<Maybe<Reference>>>;
+  /** The period of time that the slots that reference this Schedule resource cover (even if none exist). These  cover the amount of time that an organization's planning horizon; the interval for which they are currently accepting appointments. This does not define a "template" for planning outside the... */
+  planningHorizon?: Maybe<Period>;
+  /** Comments on the availability to describe any extended information. Such as custom constraints on the slots that may be associated. */
+  comment?: Maybe<Scalars['String']['output']>;
+  /** Extensions of comment (FHIR JSON _comment) */
+  _comment?: Maybe<Element>;
+  /** Observation resources that refer to this Schedule, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this Schedule, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this Schedule, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Schedule, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this Schedule, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** AuditEvent resources that refer to this Schedule, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Schedule, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+  /** Slot resources that refer to this Schedule, resolved in one batch per request. _reference names the Slot search parameter that points here: schedule */
+  SlotList: Array<Slot>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleIdentifierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleServiceCategoryArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleServiceTypeArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleSpecialtyArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleActorArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleSlotListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  appointment_type?: InputMaybe<Scalars['String']['input']>;
+  appointment_type_not?: InputMaybe<Scalars['String']['input']>;
+  appointment_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  schedule?: InputMaybe<Scalars['String']['input']>;
+  schedule_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_category?: InputMaybe<Scalars['String']['input']>;
+  service_category_not?: InputMaybe<Scalars['String']['input']>;
+  service_category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_type?: InputMaybe<Scalars['String']['input']>;
+  service_type_not?: InputMaybe<Scalars['String']['input']>;
+  service_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  specialty_not?: InputMaybe<Scalars['String']['input']>;
+  specialty_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  start?: InputMaybe<Scalars['String']['input']>;
+  start_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type Slot = {
+  __typename?: 'Slot';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** External Ids for this item. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A broad categorization of the service that is to be performed during this appointment. */
+  serviceCategory?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The type of appointments that can be booked into this slot (ideally this would be an identifiable service - which is at a location, rather than the location itself). If provided then this overrides the value provided on the availability resource. */
+  serviceType?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The specialty of a practitioner that would be required to perform the service requested in this appointment. */
+  specialty?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The style of appointment or patient that may be booked in the slot (not service type). */
+  appointmentType?: Maybe<CodeableConcept>;
+  /** The schedule resource that this slot defines an interval of status information. */
+  schedule?: Maybe<Reference>;
+  /** busy | free | busy-unavailable | busy-tentative | entered-in-error. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** Date/Time that the slot is to begin. */
+  start?: Maybe<Scalars['String']['output']>;
+  /** Extensions of start (FHIR JSON _start) */
+  _start?: Maybe<Element>;
+  /** Date/Time that the slot is to conclude. */
+  end?: Maybe<Scalars['String']['output']>;
+  /** Extensions of end (FHIR JSON _end) */
+  _end?: Maybe<Element>;
+  /** This slot has already been overbooked, appointments are unlikely to be accepted for this time. */
+  overbooked?: Maybe<Scalars['Boolean']['output']>;
+  /** Extensions of overbooked (FHIR JSON _overbooked) */
+  _overbooked?: Maybe<Element>;
+  /** Comments on the slot to describe any extended information. Such as custom constraints on the slot. */
+  comment?: Maybe<Scalars['String']['output']>;
+  /** Extensions of comment (FHIR JSON _comment) */
+  _comment?: Maybe<Element>;
+  /** Observation resources that refer to this Slot, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this Slot, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this Slot, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Slot, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this Slot, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** AuditEvent resources that refer to this Slot, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Slot, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotIdentifierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotServiceCategoryArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotServiceTypeArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotSpecialtyArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type PeriodInput = {
   id?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<ElementInput>;
@@ -40691,6 +42408,62 @@ export type VerificationResultInput = {
   validator?: InputMaybe<Array<InputMaybe<VerificationResultValidatorInput>>>;
 };
 
+export type ScheduleInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  active?: InputMaybe<Scalars['Boolean']['input']>;
+  _active?: InputMaybe<ElementInput>;
+  serviceCategory?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  serviceType?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  specialty?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  actor?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  planningHorizon?: InputMaybe<PeriodInput>;
+  comment?: InputMaybe<Scalars['String']['input']>;
+  _comment?: InputMaybe<ElementInput>;
+};
+
+export type SlotInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  serviceCategory?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  serviceType?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  specialty?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  appointmentType?: InputMaybe<CodeableConceptInput>;
+  schedule?: InputMaybe<ReferenceInput>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  start?: InputMaybe<Scalars['String']['input']>;
+  _start?: InputMaybe<ElementInput>;
+  end?: InputMaybe<Scalars['String']['input']>;
+  _end?: InputMaybe<ElementInput>;
+  overbooked?: InputMaybe<Scalars['Boolean']['input']>;
+  _overbooked?: InputMaybe<ElementInput>;
+  comment?: InputMaybe<Scalars['String']['input']>;
+  _comment?: InputMaybe<ElementInput>;
+};
+
 
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
@@ -40802,6 +42575,8 @@ export type ResolversTypes = {
   ReferralTransition: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralInboxPage: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralSubmitInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralSlotKind: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralSlotInput: ResolverTypeWrapper<Record<string, unknown>>;
   AdmissionCertificateInput: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralStatisticsGroup: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralStatisticsRow: ResolverTypeWrapper<Record<string, unknown>>;
@@ -40860,6 +42635,10 @@ export type ResolversTypes = {
   ConceptMapConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   VerificationResultConnection: ResolverTypeWrapper<Record<string, unknown>>;
   VerificationResultConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  ScheduleConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  ScheduleConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  SlotConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  SlotConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   Period: ResolverTypeWrapper<Record<string, unknown>>;
   Address: ResolverTypeWrapper<Record<string, unknown>>;
   Age: ResolverTypeWrapper<Record<string, unknown>>;
@@ -41018,6 +42797,8 @@ export type ResolversTypes = {
   VerificationResultAttestation: ResolverTypeWrapper<Record<string, unknown>>;
   VerificationResultValidator: ResolverTypeWrapper<Record<string, unknown>>;
   VerificationResult: ResolverTypeWrapper<Record<string, unknown>>;
+  Schedule: ResolverTypeWrapper<Record<string, unknown>>;
+  Slot: ResolverTypeWrapper<Record<string, unknown>>;
   PeriodInput: ResolverTypeWrapper<Record<string, unknown>>;
   AddressInput: ResolverTypeWrapper<Record<string, unknown>>;
   AgeInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -41176,6 +42957,8 @@ export type ResolversTypes = {
   VerificationResultAttestationInput: ResolverTypeWrapper<Record<string, unknown>>;
   VerificationResultValidatorInput: ResolverTypeWrapper<Record<string, unknown>>;
   VerificationResultInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ScheduleInput: ResolverTypeWrapper<Record<string, unknown>>;
+  SlotInput: ResolverTypeWrapper<Record<string, unknown>>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -41210,6 +42993,7 @@ export type ResolversParentTypes = {
   ReferralTransition: Record<string, unknown>;
   ReferralInboxPage: Record<string, unknown>;
   ReferralSubmitInput: Record<string, unknown>;
+  ReferralSlotInput: Record<string, unknown>;
   AdmissionCertificateInput: Record<string, unknown>;
   ReferralStatisticsRow: Record<string, unknown>;
   ReferralEvent: Record<string, unknown>;
@@ -41267,6 +43051,10 @@ export type ResolversParentTypes = {
   ConceptMapConnectionEdge: Record<string, unknown>;
   VerificationResultConnection: Record<string, unknown>;
   VerificationResultConnectionEdge: Record<string, unknown>;
+  ScheduleConnection: Record<string, unknown>;
+  ScheduleConnectionEdge: Record<string, unknown>;
+  SlotConnection: Record<string, unknown>;
+  SlotConnectionEdge: Record<string, unknown>;
   Period: Record<string, unknown>;
   Address: Record<string, unknown>;
   Age: Record<string, unknown>;
@@ -41425,6 +43213,8 @@ export type ResolversParentTypes = {
   VerificationResultAttestation: Record<string, unknown>;
   VerificationResultValidator: Record<string, unknown>;
   VerificationResult: Record<string, unknown>;
+  Schedule: Record<string, unknown>;
+  Slot: Record<string, unknown>;
   PeriodInput: Record<string, unknown>;
   AddressInput: Record<string, unknown>;
   AgeInput: Record<string, unknown>;
@@ -41583,6 +43373,8 @@ export type ResolversParentTypes = {
   VerificationResultAttestationInput: Record<string, unknown>;
   VerificationResultValidatorInput: Record<string, unknown>;
   VerificationResultInput: Record<string, unknown>;
+  ScheduleInput: Record<string, unknown>;
+  SlotInput: Record<string, unknown>;
 };
 
 export type FlattenDirectiveArgs = { };
@@ -41617,6 +43409,7 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   recognitionStatistics?: Resolver<ResolversTypes['RecognitionStatistics'], ParentType, ContextType, RequireFields<QueryRecognitionStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
   referral?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<QueryReferralArgs, 'id'>>;
   referralInbox?: Resolver<ResolversTypes['ReferralInboxPage'], ParentType, ContextType, RequireFields<QueryReferralInboxArgs, 'organization' | 'direction'>>;
+  referralSlots?: Resolver<Array<ResolversTypes['Slot']>, ParentType, ContextType, RequireFields<QueryReferralSlotsArgs, 'organization'>>;
   referralStatistics?: Resolver<Array<ResolversTypes['ReferralStatisticsRow']>, ParentType, ContextType, RequireFields<QueryReferralStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
   Patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<QueryPatientArgs, 'id'>>;
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, Partial<QueryPatientListArgs>>;
@@ -41696,6 +43489,12 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   VerificationResult?: Resolver<Maybe<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<QueryVerificationResultArgs, 'id'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, Partial<QueryVerificationResultListArgs>>;
   VerificationResultConnection?: Resolver<ResolversTypes['VerificationResultConnection'], ParentType, ContextType, Partial<QueryVerificationResultConnectionArgs>>;
+  Schedule?: Resolver<Maybe<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<QueryScheduleArgs, 'id'>>;
+  ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, Partial<QueryScheduleListArgs>>;
+  ScheduleConnection?: Resolver<ResolversTypes['ScheduleConnection'], ParentType, ContextType, Partial<QueryScheduleConnectionArgs>>;
+  Slot?: Resolver<Maybe<ResolversTypes['Slot']>, ParentType, ContextType, RequireFields<QuerySlotArgs, 'id'>>;
+  SlotList?: Resolver<Array<ResolversTypes['Slot']>, ParentType, ContextType, Partial<QuerySlotListArgs>>;
+  SlotConnection?: Resolver<ResolversTypes['SlotConnection'], ParentType, ContextType, Partial<QuerySlotConnectionArgs>>;
 };
 
 export type MutationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
@@ -41707,6 +43506,7 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   referralSubmit?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralSubmitArgs, 'input'>>;
   referralStartReview?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralStartReviewArgs, 'id'>>;
   referralAccept?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralAcceptArgs, 'id'>>;
+  referralPublishSlots?: Resolver<Array<ResolversTypes['Slot']>, ParentType, ContextType, RequireFields<MutationReferralPublishSlotsArgs, 'organization' | 'kind' | 'department' | 'slots'>>;
   referralReject?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralRejectArgs, 'id' | 'reason'>>;
   referralRecordArrival?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralRecordArrivalArgs, 'id'>>;
   referralComplete?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralCompleteArgs, 'id' | 'outcome'>>;
@@ -41791,6 +43591,12 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   VerificationResultCreate?: Resolver<ResolversTypes['VerificationResult'], ParentType, ContextType, RequireFields<MutationVerificationResultCreateArgs, 'res'>>;
   VerificationResultUpdate?: Resolver<ResolversTypes['VerificationResult'], ParentType, ContextType, RequireFields<MutationVerificationResultUpdateArgs, 'id' | 'res'>>;
   VerificationResultDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationVerificationResultDeleteArgs, 'id'>>;
+  ScheduleCreate?: Resolver<ResolversTypes['Schedule'], ParentType, ContextType, RequireFields<MutationScheduleCreateArgs, 'res'>>;
+  ScheduleUpdate?: Resolver<ResolversTypes['Schedule'], ParentType, ContextType, RequireFields<MutationScheduleUpdateArgs, 'id' | 'res'>>;
+  ScheduleDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationScheduleDeleteArgs, 'id'>>;
+  SlotCreate?: Resolver<ResolversTypes['Slot'], ParentType, ContextType, RequireFields<MutationSlotCreateArgs, 'res'>>;
+  SlotUpdate?: Resolver<ResolversTypes['Slot'], ParentType, ContextType, RequireFields<MutationSlotUpdateArgs, 'id' | 'res'>>;
+  SlotDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationSlotDeleteArgs, 'id'>>;
 };
 
 export type HubStatusResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['HubStatus'] = ResolversParentTypes['HubStatus']> = {
@@ -41959,6 +43765,7 @@ export type ReferralResolvers<ContextType = RequestContext, ParentType extends R
   statusReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   appointment?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   department?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  slot?: Resolver<Maybe<ResolversTypes['Slot']>, ParentType, ContextType>;
   admissionCertificate?: Resolver<Maybe<ResolversTypes['ServiceRequest']>, ParentType, ContextType>;
   outcome?: Resolver<Maybe<ResolversTypes['JSON']>, ParentType, ContextType>;
   followUp?: Resolver<Maybe<ResolversTypes['Task']>, ParentType, ContextType>;
@@ -42011,7 +43818,7 @@ export type SubscriptionResolvers<ContextType = RequestContext, ParentType exten
 };
 
 export type AnyResourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AnyResource'] = ResolversParentTypes['AnyResource']> = {
-  __resolveType: TypeResolveFn<'Patient' | 'Organization' | 'Practitioner' | 'PractitionerRole' | 'Location' | 'Encounter' | 'Observation' | 'DiagnosticReport' | 'ServiceRequest' | 'Task' | 'Condition' | 'Procedure' | 'MedicationRequest' | 'AllergyIntolerance' | 'ImagingStudy' | 'Immunization' | 'CarePlan' | 'Goal' | 'DocumentReference' | 'Provenance' | 'Claim' | 'ExplanationOfBenefit' | 'AuditEvent' | 'CodeSystem' | 'ConceptMap' | 'VerificationResult', ParentType, ContextType>;
+  __resolveType: TypeResolveFn<'Patient' | 'Organization' | 'Practitioner' | 'PractitionerRole' | 'Location' | 'Encounter' | 'Observation' | 'DiagnosticReport' | 'ServiceRequest' | 'Task' | 'Condition' | 'Procedure' | 'MedicationRequest' | 'AllergyIntolerance' | 'ImagingStudy' | 'Immunization' | 'CarePlan' | 'Goal' | 'DocumentReference' | 'Provenance' | 'Claim' | 'ExplanationOfBenefit' | 'AuditEvent' | 'CodeSystem' | 'ConceptMap' | 'VerificationResult' | 'Schedule' | 'Slot', ParentType, ContextType>;
 };
 
 export type PatientConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PatientConnection'] = ResolversParentTypes['PatientConnection']> = {
@@ -42454,6 +44261,40 @@ export type VerificationResultConnectionEdgeResolvers<ContextType = RequestConte
   mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   resource?: Resolver<ResolversTypes['VerificationResult'], ParentType, ContextType>;
+};
+
+export type ScheduleConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ScheduleConnection'] = ResolversParentTypes['ScheduleConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['ScheduleConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type ScheduleConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ScheduleConnectionEdge'] = ResolversParentTypes['ScheduleConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Schedule'], ParentType, ContextType>;
+};
+
+export type SlotConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['SlotConnection'] = ResolversParentTypes['SlotConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['SlotConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type SlotConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['SlotConnectionEdge'] = ResolversParentTypes['SlotConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Slot'], ParentType, ContextType>;
 };
 
 export type PeriodResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Period'] = ResolversParentTypes['Period']> = {
@@ -43210,6 +45051,7 @@ export type PatientResolvers<ContextType = RequestContext, ParentType extends Re
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PatientExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PatientAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PatientVerificationResultListArgs, '_reference'>>;
+  ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<PatientScheduleListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -43334,6 +45176,7 @@ export type PractitionerResolvers<ContextType = RequestContext, ParentType exten
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PractitionerExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PractitionerAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PractitionerVerificationResultListArgs, '_reference'>>;
+  ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<PractitionerScheduleListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -43411,6 +45254,7 @@ export type PractitionerRoleResolvers<ContextType = RequestContext, ParentType e
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PractitionerRoleExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PractitionerRoleAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PractitionerRoleVerificationResultListArgs, '_reference'>>;
+  ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<PractitionerRoleScheduleListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -43495,6 +45339,7 @@ export type LocationResolvers<ContextType = RequestContext, ParentType extends R
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<LocationExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<LocationAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<LocationVerificationResultListArgs, '_reference'>>;
+  ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<LocationScheduleListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -46116,6 +47961,81 @@ export type VerificationResultResolvers<ContextType = RequestContext, ParentType
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
+export type ScheduleResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Schedule'] = ResolversParentTypes['Schedule']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ScheduleExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<ScheduleModifierExtensionArgs>>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType, Partial<ScheduleIdentifierArgs>>;
+  active?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  _active?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  serviceCategory?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<ScheduleServiceCategoryArgs>>;
+  serviceType?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<ScheduleServiceTypeArgs>>;
+  specialty?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<ScheduleSpecialtyArgs>>;
+  actor?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<ScheduleActorArgs>>;
+  planningHorizon?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  comment?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _comment?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<ScheduleObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<ScheduleTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<ScheduleConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<ScheduleDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ScheduleProvenanceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ScheduleAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ScheduleVerificationResultListArgs, '_reference'>>;
+  SlotList?: Resolver<Array<ResolversTypes['Slot']>, ParentType, ContextType, RequireFields<ScheduleSlotListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type SlotResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Slot'] = ResolversParentTypes['Slot']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<SlotExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<SlotModifierExtensionArgs>>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType, Partial<SlotIdentifierArgs>>;
+  serviceCategory?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<SlotServiceCategoryArgs>>;
+  serviceType?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<SlotServiceTypeArgs>>;
+  specialty?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<SlotSpecialtyArgs>>;
+  appointmentType?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  schedule?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  start?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _start?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  end?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _end?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  overbooked?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  _overbooked?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  comment?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _comment?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<SlotObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<SlotTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<SlotConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<SlotDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<SlotProvenanceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<SlotAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<SlotVerificationResultListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
 export type Resolvers<ContextType = RequestContext> = {
   JSON?: GraphQLScalarType;
   Query?: QueryResolvers<ContextType>;
@@ -46197,6 +48117,10 @@ export type Resolvers<ContextType = RequestContext> = {
   ConceptMapConnectionEdge?: ConceptMapConnectionEdgeResolvers<ContextType>;
   VerificationResultConnection?: VerificationResultConnectionResolvers<ContextType>;
   VerificationResultConnectionEdge?: VerificationResultConnectionEdgeResolvers<ContextType>;
+  ScheduleConnection?: ScheduleConnectionResolvers<ContextType>;
+  ScheduleConnectionEdge?: ScheduleConnectionEdgeResolvers<ContextType>;
+  SlotConnection?: SlotConnectionResolvers<ContextType>;
+  SlotConnectionEdge?: SlotConnectionEdgeResolvers<ContextType>;
   Period?: PeriodResolvers<ContextType>;
   Address?: AddressResolvers<ContextType>;
   Age?: AgeResolvers<ContextType>;
@@ -46355,6 +48279,8 @@ export type Resolvers<ContextType = RequestContext> = {
   VerificationResultAttestation?: VerificationResultAttestationResolvers<ContextType>;
   VerificationResultValidator?: VerificationResultValidatorResolvers<ContextType>;
   VerificationResult?: VerificationResultResolvers<ContextType>;
+  Schedule?: ScheduleResolvers<ContextType>;
+  Slot?: SlotResolvers<ContextType>;
 };
 
 export type DirectiveResolvers<ContextType = RequestContext> = {

@@ -33,7 +33,8 @@ function referrals(context: RequestContext): ReferralService {
 const load = async (context: RequestContext, reference: string | undefined): Promise<Resource | null> => (reference ? context.resources.load(reference) : null);
 const output = (task: Task, name: string) => task.output?.find((item) => item.type?.text === name);
 
-export const referralQueryResolvers: Pick<QueryResolvers, 'referral' | 'referralInbox' | 'referralStatistics'> = {
+export const referralQueryResolvers: Pick<QueryResolvers, 'referral' | 'referralInbox' | 'referralStatistics' | 'referralSlots'> = {
+  referralSlots: (_parent, args, context) => referrals(context).slots(args.organization, args.all ?? false) as never,
   referralStatistics: (_parent, args, context) => {
     const access = context.access;
     const organization = args.organization ? (args.organization.startsWith('Organization/') ? args.organization : `Organization/${args.organization}`) : undefined;
@@ -73,13 +74,17 @@ export const referralMutationResolvers: Pick<
   | 'referralAcknowledge'
   | 'referralCancel'
   | 'referralFollowUpComplete'
+  | 'referralPublishSlots'
 > = {
+  referralPublishSlots: (_parent, args, context) =>
+    referrals(context).publishSlots(args.organization, args.kind, args.department, args.slots.map((slot) => ({ start: slot.start, end: slot.end, ...(slot.note ? { note: slot.note } : {}) }))) as never,
   referralSubmit: (_parent, { input }, context) =>
     referrals(context).submit(Object.fromEntries(Object.entries(input).filter(([, value]) => value !== null && value !== undefined)) as never) as never,
   referralStartReview: (_parent, { id, ifMatch }, context) => referrals(context).transition(id, 'startReview', { ...(ifMatch ? { ifMatch } : {}) }) as never,
-  referralAccept: (_parent, { id, ifMatch, appointment, department, certificate }, context) =>
+  referralAccept: (_parent, { id, ifMatch, appointment, department, certificate, slot }, context) =>
     referrals(context).transition(id, 'accept', {
       ...(ifMatch ? { ifMatch } : {}),
+      ...(slot ? { slot } : {}),
       ...(appointment ? { appointment } : {}),
       ...(department ? { department } : {}),
       ...(certificate ? { certificate: { ward: certificate.ward, validFrom: certificate.validFrom, validTo: certificate.validTo, ...(certificate.bed ? { bed: certificate.bed } : {}) } } : {}),
@@ -118,6 +123,7 @@ export const referralTypeResolvers = {
     statusReason: (referral: Referral) => referral.task.statusReason?.text ?? null,
     appointment: (referral: Referral) => referral.task.restriction?.period?.start ?? null,
     department: (referral: Referral) => output(referral.task, 'department')?.valueString ?? null,
+    slot: (referral: Referral, _args: unknown, context: RequestContext) => load(context, output(referral.task, 'slot')?.valueReference?.reference),
     admissionCertificate: (referral: Referral, _args: unknown, context: RequestContext) => load(context, output(referral.task, 'admission-certificate')?.valueReference?.reference),
     outcome: (referral: Referral, _args: unknown, context: RequestContext) => load(context, output(referral.task, 'outcome')?.valueReference?.reference),
     followUp: (referral: Referral, _args: unknown, context: RequestContext) => (referral.facts.status === 'COMPLETED' || referral.facts.status === 'CLOSED' ? load(context, `Task/${followUpId(referral.id)}`) : null),

@@ -9,7 +9,7 @@
  * scopes, reads and audit (workflowAccess), since the receiving side writes a Task its requester owns.
  */
 import { randomUUID } from 'node:crypto';
-import type { Reference, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
+import type { Reference, Resource, ServiceRequest, Slot, Task } from '@medplum/fhirtypes';
 import type { Filter } from 'mongodb';
 import { HubError } from '../errors.ts';
 import type { ResourceDocument } from '../fhir/search-query.ts';
@@ -34,6 +34,7 @@ import {
   type ReferralType,
 } from './rules.ts';
 import type { ReferralLog } from './referral-log.ts';
+import { publishSlots, releaseSlot, reserveSlot, type SlotInput, type SlotKind } from './slots.ts';
 import { inboxKey, REFERRAL_INBOX_FIELD, REFERRAL_QUEUE_PATH } from './store-extension.ts';
 
 /**
@@ -79,6 +80,8 @@ export interface TransitionInput {
   department?: string;
   outcome?: string;
   encounter?: string;
+  /** a free Slot of the receiving organisation to reserve (a bed or an appointment) */
+  slot?: string;
   certificate?: { ward: string; bed?: string; validFrom: string; validTo: string };
 }
 
@@ -236,6 +239,7 @@ export class ReferralService {
     let next: Task = { ...withStatus(task, to, now), meta: { ...task.meta, ...this.changedBy() } };
     const outputs = [...(task.output ?? [])];
     const extra: Resource[] = [];
+    let reserved: Slot | undefined;
     switch (action) {
       case 'reject': {
         if (!input.reason?.trim()) throw badInput('Rejecting a referral needs a reason');
@@ -249,6 +253,12 @@ export class ReferralService {
         break;
       }
       case 'accept': {
+        if (input.slot) {
+          if (input.appointment) throw badInput('Give either a slot or an appointment time, not both');
+          reserved = await reserveSlot(this.workflow, input.slot, facts.to!, id);
+          next.restriction = { period: { start: reserved.start, end: reserved.end } };
+          outputs.push({ type: { text: 'slot' }, valueReference: { reference: `Slot/${reserved.id}` } }, { type: { text: 'appointment' }, valueDateTime: reserved.start });
+        }
         if (input.appointment) {
           if (Number.isNaN(Date.parse(input.appointment))) throw badInput(`appointment is not a date-time: ${input.appointment}`);
           next.restriction = { period: { start: input.appointment } };
@@ -289,13 +299,37 @@ export class ReferralService {
     // rewrites it); the Task's compare-and-set then decides a race. The follow-up is written after the Task
     // version that asks for it, under an id derived from the referral's, so it is created at most once (and
     // the sweep creates one a cut-off write left out).
-    for (const resource of extra.filter((r) => r.resourceType === 'ServiceRequest')) await this.workflow.put(resource);
-    const written = await this.workflow.update(next, { ifMatch: task.meta!.versionId! });
+    let written: Task;
+    try {
+      for (const resource of extra.filter((r) => r.resourceType === 'ServiceRequest')) await this.workflow.put(resource);
+      written = await this.workflow.update(next, { ifMatch: task.meta!.versionId! });
+    } catch (error) {
+      // The slot goes back when the acceptance itself lost (another receiver accepted meanwhile).
+      if (reserved) await releaseSlot(this.workflow, reserved);
+      throw error;
+    }
     const followUp = extra.find((r) => r.resourceType === 'Task') as Task | undefined;
     if (followUp) await this.createOnce(followUp);
     const due = followUp?.restriction?.period?.end;
     await this.log?.record(id, Number(written.meta!.versionId), referralOf(written)!, now, due ? { followUpDue: new Date(due) } : {});
     return this.referral(id);
+  }
+
+  /** Publishes bed or appointment slots of an organisation (its own, for a member). */
+  async publishSlots(organization: string, kind: SlotKind, department: string, slots: SlotInput[]): Promise<Slot[]> {
+    const own = organizationRef(organization);
+    if (!this.actor.anySide && own !== this.actor.organization) throw new HubError('FORBIDDEN', `A member publishes its own organisation's slots, not ${own}'s`);
+    if ((await this.store.readMany('Organization', [own.slice('Organization/'.length)])).size === 0) throw badInput(`${own} does not exist`);
+    return publishSlots(this.workflow, own, kind, department, slots);
+  }
+
+  /** The slots an organisation published (free ones only unless `all`), soonest first. */
+  async slots(organization: string, all = false): Promise<Slot[]> {
+    const own = organizationRef(organization);
+    const schedules = (await this.store.search('Schedule', { actor: own, _count: 100 })).resources;
+    if (schedules.length === 0) return [];
+    const found = await this.store.search('Slot', { schedule: schedules.map((schedule) => `Schedule/${schedule.id}`).join(','), ...(all ? {} : { status: 'free' }), _sort: 'start', _count: 500 });
+    return found.resources as Slot[];
   }
 
   /** Completes a follow-up Task (the home organisation's visit after a down or emergency referral). */
