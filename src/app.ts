@@ -227,7 +227,7 @@ export async function startHub(
       (error: unknown) => log.warn('the no-show sweep failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
     );
   const recovered = recover().then(sweep);
-  const recovery = setInterval(() => void recover().then(sweep), 60_000);
+  const recovery = setInterval(() => void recover().then(sweep), config.MAINTENANCE_INTERVAL_MS);
   recovery.unref();
   // Checked before seeding, so an empty database is marked current and a seeded one is not taken for stale.
   if ((await store.searchIndexStatus().catch(() => undefined)) === 'stale') {

@@ -127,7 +127,7 @@ export class FerretDbStorage {
       const name = `hub_gin_${createHash('sha256').update(`${table}\0${field}`).digest('hex').slice(0, 20)}`;
       // fastupdate off: new entries go straight into the index instead of a pending list that every lookup
       // would scan until the next vacuum (measured: reads several times slower right after an import).
-      await this.pool.query(`CREATE INDEX IF NOT EXISTS ${quote(name)} ON ${quote(schema)}.${quote(table)} USING gin ((_jsonb->${literal(field)}) jsonb_path_ops) WITH (fastupdate = off)`);
+      await this.createIndex(`CREATE INDEX IF NOT EXISTS ${quote(name)} ON ${quote(schema)}.${quote(table)} USING gin ((_jsonb->${literal(field)}) jsonb_path_ops) WITH (fastupdate = off)`);
       await this.pool.query(`ALTER INDEX ${quote(schema)}.${quote(name)} SET (fastupdate = off)`);
     }
     for (const field of ordered) {
@@ -137,7 +137,21 @@ export class FerretDbStorage {
       const hash = (suffix: string): string => createHash('sha256').update(`${table}\0${field}${suffix}`).digest('hex').slice(0, 20);
       await this.pool.query(`DROP INDEX IF EXISTS ${quote(schema)}.${quote(`hub_ord_${hash('')}`)}`);
       const name = `hub_ord_${hash('\0desc')}`;
-      await this.pool.query(`CREATE INDEX IF NOT EXISTS ${quote(name)} ON ${quote(schema)}.${quote(table)} ((_jsonb->${literal(field)}) DESC NULLS LAST)`);
+      await this.createIndex(`CREATE INDEX IF NOT EXISTS ${quote(name)} ON ${quote(schema)}.${quote(table)} ((_jsonb->${literal(field)}) DESC NULLS LAST)`);
+    }
+  }
+
+  /**
+   * CREATE INDEX IF NOT EXISTS, where two processes creating the same index at once (two hubs starting, or a hub
+   * and a seed) is success: PostgreSQL lets both pass the "if not exists" and refuses the second with a unique
+   * violation on its catalog (23505) or duplicate relation (42P07).
+   */
+  private async createIndex(statement: string): Promise<void> {
+    try {
+      await this.pool.query(statement);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code !== '23505' && code !== '42P07') throw error;
     }
   }
 
