@@ -17388,6 +17388,8 @@ export type Observation = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Observation, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** How this result stands for recognition at organisation `at` on `asOf` (default now) */
+  recognition: RecognitionCandidate;
 };
 
 
@@ -18248,6 +18250,13 @@ export type ObservationVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationRecognitionArgs = {
+  at: Scalars['ID']['input'];
+  asOf?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A list of key images associated with this report. The images are generally created during the diagnostic process, and may be directly of the patient, or of treated specimens (i.e. slides of interest). */
 export type DiagnosticReportMedia = {
   __typename?: 'DiagnosticReportMedia';
@@ -18378,6 +18387,8 @@ export type DiagnosticReport = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** How this result stands for recognition at organisation `at` on `asOf` (default now) */
+  recognition: RecognitionCandidate;
 };
 
 
@@ -19104,6 +19115,13 @@ export type DiagnosticReportVerificationResultListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportRecognitionArgs = {
+  at: Scalars['ID']['input'];
+  asOf?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
@@ -45580,6 +45598,7 @@ export type ObservationResolvers<ContextType = RequestContext, ParentType extend
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ObservationProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ObservationAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ObservationVerificationResultListArgs, '_reference'>>;
+  recognition?: Resolver<ResolversTypes['RecognitionCandidate'], ParentType, ContextType, RequireFields<ObservationRecognitionArgs, 'at'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -45639,6 +45658,7 @@ export type DiagnosticReportResolvers<ContextType = RequestContext, ParentType e
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<DiagnosticReportProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<DiagnosticReportAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<DiagnosticReportVerificationResultListArgs, '_reference'>>;
+  recognition?: Resolver<ResolversTypes['RecognitionCandidate'], ParentType, ContextType, RequireFields<DiagnosticReportRecognitionArgs, 'at'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import type { RecognitionData } from '../recognition/recognition-service.ts';
 import { ReferralLog } from '../referral/referral-log.ts';
 import DataLoader from 'dataloader';
 import type { Resource } from '@medplum/fhirtypes';
@@ -37,6 +38,8 @@ export interface RequestContext {
   referralLog: ReferralLog;
   /** The mark a recognised result carries (RECOGNITION_MARK). */
   recognitionMark: string;
+  /** The recognition catalog, QC records and code maps, read once per request when asked for. */
+  recognitionData?: Promise<RecognitionData>;
   /** The database, for the domains' own fact collections (referral and recognition statistics). */
   db: Db;
   /** Who is calling (client id), recorded with manual links. */

@@ -1,12 +1,12 @@
 /** Thin resolvers over result recognition (src/recognition): the catalog and the candidates of a person. */
-import type { CodeSystem } from '@medplum/fhirtypes';
+import type { CodeSystem, DiagnosticReport, Observation, Organization } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
 import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
 import { RecognitionDecisions, type DecisionInput } from '../recognition/decisions.ts';
 import type { DeclineReason } from '../recognition/rules.ts';
 import { CATALOG_ID, catalogItems } from '../recognition/catalog.ts';
-import { RecognitionService, type RecognitionCandidate } from '../recognition/recognition-service.ts';
-import { itemFor, type CatalogItem } from '../recognition/rules.ts';
+import { candidateOf, levelOf, RecognitionService, type RecognitionCandidate } from '../recognition/recognition-service.ts';
+import { decide, itemFor, type CatalogItem } from '../recognition/rules.ts';
 import type { RequestContext } from './context.ts';
 
 function dateArgument(value: string | null | undefined, name: string): Date {
@@ -57,7 +57,13 @@ export const recognitionQueryResolvers: Pick<QueryResolvers, 'recognitionCatalog
     const asOf = dateArgument(args.asOf, 'asOf');
     const person = await context.identity.directory.person({ patient: args.patient });
     const found = await new RecognitionService(context.store, context.recognitionMark).candidates(person.records, args.at, asOf, args.codes ?? undefined);
-    return found.map((candidate: RecognitionCandidate) => ({
+    return found.map(candidateView) as never;
+  },
+};
+
+/** A decided candidate as the API shows it. */
+function candidateView(candidate: RecognitionCandidate) {
+  return {
       result: candidate.result,
       resultReference: `${candidate.result.resourceType}/${candidate.result.id}`,
       decision: candidate.verdict.decision,
@@ -69,8 +75,29 @@ export const recognitionQueryResolvers: Pick<QueryResolvers, 'recognitionCatalog
       issuerLevel: candidate.issuerLevel ?? null,
       mark: candidate.verdict.mark ?? null,
       standardCodes: candidate.standardCodes,
-    })) as never;
-  },
+  };
+}
+
+/**
+ * `recognition(at:)` on an Observation or DiagnosticReport: the catalog, QC records and code maps once per
+ * request, the organisations through the request's loader (batched), so a list of results costs no query per result.
+ */
+async function recognitionOf(result: Observation | DiagnosticReport, args: { at: string; asOf?: string | null }, context: RequestContext) {
+  const asOf = dateArgument(args.asOf, 'asOf');
+  const service = new RecognitionService(context.store, context.recognitionMark);
+  context.recognitionData ??= service.data();
+  const data = await context.recognitionData;
+  const at = args.at.startsWith('Organization/') ? args.at : `Organization/${args.at}`;
+  const issuerRef = (result.performer ?? []).map((p) => p.reference).find((r) => r?.startsWith('Organization/'));
+  const [receiver, issuer] = await Promise.all([context.resources.load(at), issuerRef ? context.resources.load(issuerRef) : Promise.resolve(null)]);
+  const issuerLevel = levelOf((issuer ?? undefined) as Organization | undefined);
+  const candidate = candidateOf(result, data.maps, issuerLevel);
+  const verdict = decide(candidate, { catalog: data.catalog, qualifications: data.qualifications, receiverLevel: levelOf((receiver ?? undefined) as Organization | undefined) ?? 1, asOf, markText: context.recognitionMark });
+  return candidateView({ result, verdict, ...(issuer ? { issuer: issuer as Organization } : {}), ...(issuerLevel !== undefined ? { issuerLevel } : {}), ...(issuerRef ? { issuerRef } : {}), standardCodes: candidate.standardCodes });
+}
+
+export const recognitionTypeResolvers = {
+  recognition: (result: Observation | DiagnosticReport, args: { at: string; asOf?: string | null }, context: RequestContext) => recognitionOf(result, args, context),
 };
 
 export type { RequestContext };

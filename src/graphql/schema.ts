@@ -6,7 +6,7 @@ import { projectRoot } from '../config.ts';
 import { hubStatusResolvers } from './hub-status.ts';
 import { identityMutationResolvers, identityQueryResolvers, identityTypeResolvers } from './identity-resolvers.ts';
 import { importResolvers } from './import-resolvers.ts';
-import { recognitionMutationResolvers, recognitionQueryResolvers } from './recognition-resolvers.ts';
+import { recognitionMutationResolvers, recognitionQueryResolvers, recognitionTypeResolvers } from './recognition-resolvers.ts';
 import { referralMutationResolvers, referralQueryResolvers, referralSubscriptionResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
 
@@ -62,6 +62,9 @@ export function buildHubSchema(): GraphQLSchema {
       Subscription: referralSubscriptionResolvers,
       ...identityTypeResolvers,
       ...referralTypeResolvers,
+      // The recognition of a result, beside the generated fields of its type.
+      Observation: { ...(resources.rest.Observation as object), ...recognitionTypeResolvers },
+      DiagnosticReport: { ...(resources.rest.DiagnosticReport as object), ...recognitionTypeResolvers },
     },
   });
 }

@@ -119,4 +119,21 @@ describe('recognition candidates', () => {
     // Six members passed every QC this year; 西山县 failed its lab EQA (and its CT certificate ran out in June).
     expect(statistics.data!.recognitionStatistics.institutionsWithPassingQc).toBe(Date.now() > Date.parse('2026-06-30T16:00:00Z') ? 6 : 7);
   });
+
+  it('is a field of every Observation and DiagnosticReport, with the same decisions and no query per result', async () => {
+    const query = (count: number) => `{ ObservationList(patient: "pat-taolin-township-001", _count: ${count}, _sort: "-date") { id recognition(at: "org-donghu-county") { decision cause ageDays mark item { id } } } }`;
+    const all = await graphql(hub.url, query(50));
+    expect(all.errors, JSON.stringify(all.errors)).toBeUndefined();
+    const byId = new Map((all.data!.ObservationList as { id: string; recognition: Record<string, unknown> }[]).map((o) => [o.id, o.recognition]));
+    expect(byId.get('rec-hgb-local')).toMatchObject({ decision: 'RECOGNIZED', ageDays: 3, mark: 'HR', item: { id: 'LAB-HGB' } });
+    expect(byId.get('rec-wbc-local')).toMatchObject({ decision: 'NOT_ELIGIBLE', cause: 'NOT_MAPPED' });
+    expect(byId.get('rec-crp-prelim')).toMatchObject({ decision: 'NOT_ELIGIBLE', cause: 'NOT_FINAL' });
+    const report = await graphql(hub.url, '{ DiagnosticReport(id: "rec-us-abdomen") { recognition(at: "org-donghu-county") { decision item { id } } } }');
+    expect(report.data!.DiagnosticReport.recognition).toEqual({ decision: 'REFERENCE_ONLY', item: { id: 'US-ABDOMEN' } });
+    const reads = async (count: number) => {
+      const sent = await readsDuring(hub, () => graphql(hub.url, query(count)));
+      return sent.finds.length + sent.statements.length;
+    };
+    expect(await reads(7)).toBe(await reads(2));
+  });
 });
