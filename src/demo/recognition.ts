@@ -7,7 +7,7 @@
  */
 import type { ConceptMap, DiagnosticReport, Observation, VerificationResult } from '@medplum/fhirtypes';
 import type { FhirStore } from '../fhir/store.ts';
-import { catalogCodeSystem, CATALOG_ID } from '../recognition/catalog.ts';
+import { catalogCodeSystem } from '../recognition/catalog.ts';
 import { LOCAL_CODES_PREFIX } from '../recognition/recognition-service.ts';
 
 export const TAOLIN_LIS = 'https://demo.consortium-hub.cn/CodeSystem/taolin-lis';
@@ -114,4 +114,3 @@ export async function seedDemoRecognition(store: FhirStore, now = new Date()): P
   return resources.length;
 }
 
-export { CATALOG_ID };

@@ -15,6 +15,11 @@ import type { Resource } from '@medplum/fhirtypes';
 /** A FHIR resource id (R4: 1 to 64 of letters, digits, `-` and `.`). */
 export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
+/** `Organization/<id>` from an organisation's id, or from its reference as given. */
+export function organizationReference(idOrReference: string): string {
+  return idOrReference.startsWith('Organization/') ? idOrReference : `Organization/${idOrReference}`;
+}
+
 const literalReference = new RegExp(
   [
     /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.source,

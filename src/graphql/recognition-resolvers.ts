@@ -1,6 +1,7 @@
 /** Thin resolvers over result recognition (src/recognition): the catalog and the candidates of a person. */
 import type { CodeSystem, DiagnosticReport, Observation, Organization } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
+import { organizationReference } from '../fhir/references.ts';
 import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
 import { RecognitionDecisions, type DecisionInput } from '../recognition/decisions.ts';
 import type { DeclineReason } from '../recognition/rules.ts';
@@ -41,7 +42,7 @@ export const recognitionMutationResolvers: Pick<MutationResolvers, 'recordRecogn
 
 export const recognitionQueryResolvers: Pick<QueryResolvers, 'recognitionCatalog' | 'recognitionCandidates' | 'recognitionStatistics'> = {
   recognitionStatistics: async (_parent, args, context) => {
-    const organization = args.organization ? (args.organization.startsWith('Organization/') ? args.organization : `Organization/${args.organization}`) : undefined;
+    const organization = args.organization ? organizationReference(args.organization) : undefined;
     const access = context.access;
     if (access && !access.isAdmin && (!organization || organization !== access.caller.organization)) throw new HubError('FORBIDDEN', 'A member reads the statistics of its own organisation; the consortium\'s are for administrators');
     return (await decisions(context).statistics({ from: dateArgument(args.from, 'from'), to: dateArgument(args.to, 'to'), groupBy: args.groupBy, ...(organization ? { organization } : {}) })) as never;
@@ -87,7 +88,7 @@ async function recognitionOf(result: Observation | DiagnosticReport, args: { at:
   const service = new RecognitionService(context.store, context.recognitionMark);
   context.recognitionData ??= service.data();
   const data = await context.recognitionData;
-  const at = args.at.startsWith('Organization/') ? args.at : `Organization/${args.at}`;
+  const at = organizationReference(args.at);
   const issuerRef = (result.performer ?? []).map((p) => p.reference).find((r) => r?.startsWith('Organization/'));
   const [receiver, issuer] = await Promise.all([context.resources.load(at), issuerRef ? context.resources.load(issuerRef) : Promise.resolve(null)]);
   const issuerLevel = levelOf((issuer ?? undefined) as Organization | undefined);
@@ -100,4 +101,3 @@ export const recognitionTypeResolvers = {
   recognition: (result: Observation | DiagnosticReport, args: { at: string; asOf?: string | null }, context: RequestContext) => recognitionOf(result, args, context),
 };
 
-export type { RequestContext };

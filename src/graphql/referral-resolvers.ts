@@ -1,6 +1,7 @@
 /** Thin resolvers over the referral domain (src/referral): submit, one mutation per transition, the inbox, one referral. */
 import type { Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
+import { organizationReference } from '../fhir/references.ts';
 import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
 import { followUpId, ReferralService, type Referral } from '../referral/referral-service.ts';
 import { referralEvents } from '../referral/referral-events.ts';
@@ -37,7 +38,7 @@ export const referralQueryResolvers: Pick<QueryResolvers, 'referral' | 'referral
   referralSlots: (_parent, args, context) => referrals(context).slots(args.organization, args.all ?? false) as never,
   referralStatistics: (_parent, args, context) => {
     const access = context.access;
-    const organization = args.organization ? (args.organization.startsWith('Organization/') ? args.organization : `Organization/${args.organization}`) : undefined;
+    const organization = args.organization ? organizationReference(args.organization) : undefined;
     if (access && !access.isAdmin && (access.isResident || !organization || organization !== access.caller.organization)) {
       throw new HubError('FORBIDDEN', 'A member reads the statistics of its own organisation; the whole consortium is for administrators');
     }
@@ -149,7 +150,7 @@ export const referralTypeResolvers = {
 export const referralSubscriptionResolvers = {
   referralEvents: {
     subscribe: (_parent: unknown, args: { organization: string }, context: RequestContext): AsyncIterableIterator<unknown> => {
-      const organization = args.organization.startsWith('Organization/') ? args.organization : `Organization/${args.organization}`;
+      const organization = organizationReference(args.organization);
       const access = context.access;
       if (access && !access.isAdmin && (access.isResident || access.caller.organization !== organization)) {
         throw new HubError('FORBIDDEN', `A member follows its own organisation's referrals, not ${organization}'s`);

@@ -128,6 +128,20 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
   const { apollo, log } = options;
   let closing = false;
 
+  /** The caller's context, or undefined once the refusal (401, 429, 503, 400) has been sent. */
+  const contextFor = async (request: IncomingMessage, response: ServerResponse): Promise<RequestContext | undefined> => {
+    try {
+      return await options.createContext(request.headers.authorization, sourceOf(request));
+    } catch (error) {
+      if (!(error instanceof HubError)) throw error;
+      const status = error.code === 'UNAUTHENTICATED' ? 401 : error.code === 'RATE_LIMITED' ? 429 : error.code === 'SERVICE_UNAVAILABLE' ? 503 : 400;
+      if (status === 401) response.setHeader('www-authenticate', 'Bearer realm="consortium-hub"');
+      if (status === 429) response.setHeader('retry-after', '1');
+      sendError(response, status, error.code, error.message);
+      return undefined;
+    }
+  };
+
   const handleGraphql = async (request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> => {
     const headers = new HeaderMap();
     for (const [key, value] of Object.entries(request.headers)) {
@@ -162,17 +176,8 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       params.set('query', options.prepareQuery(params.get('query')!));
       search = `?${params.toString()}`;
     }
-    let context: RequestContext;
-    try {
-      context = await options.createContext(request.headers.authorization, sourceOf(request));
-    } catch (error) {
-      if (!(error instanceof HubError)) throw error;
-      const status = error.code === 'UNAUTHENTICATED' ? 401 : error.code === 'RATE_LIMITED' ? 429 : error.code === 'SERVICE_UNAVAILABLE' ? 503 : 400;
-      if (status === 401) response.setHeader('www-authenticate', 'Bearer realm="consortium-hub"');
-      if (status === 429) response.setHeader('retry-after', '1');
-      sendError(response, status, error.code, error.message);
-      return;
-    }
+    const context = await contextFor(request, response);
+    if (!context) return;
     // A client that goes away stops its request's database work too.
     const abandoned = (): void => {
       if (!response.writableEnded) context.deadline.abort();
@@ -210,16 +215,8 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
 
   /** A page read with the same bearer token, limits and audit as a GraphQL request. */
   const handleReferralForm = async (request: IncomingMessage, response: ServerResponse, id: string): Promise<void> => {
-    let context: RequestContext;
-    try {
-      context = await options.createContext(request.headers.authorization, sourceOf(request));
-    } catch (error) {
-      if (!(error instanceof HubError)) throw error;
-      const status = error.code === 'UNAUTHENTICATED' ? 401 : error.code === 'RATE_LIMITED' ? 429 : error.code === 'SERVICE_UNAVAILABLE' ? 503 : 400;
-      if (status === 401) response.setHeader('www-authenticate', 'Bearer realm="consortium-hub"');
-      sendError(response, status, error.code, error.message);
-      return;
-    }
+    const context = await contextFor(request, response);
+    if (!context) return;
     try {
       const html = await options.referralForm!(id, context);
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html) });

@@ -12,6 +12,7 @@ import type { DiagnosticReport, Observation, Provenance, ServiceRequest, Verific
 import type { Collection, Db, Document } from 'mongodb';
 import { createMissingIndexes } from '../database/indexes.ts';
 import { HubError } from '../errors.ts';
+import { organizationReference } from '../fhir/references.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import { monthsBetween } from '../referral/referral-stats.ts';
 import { qualificationOf, RecognitionService } from './recognition-service.ts';
@@ -77,7 +78,7 @@ export class RecognitionDecisions {
   }
 
   async record(input: DecisionInput): Promise<DecisionRecord> {
-    const at = input.at.startsWith('Organization/') ? input.at : `Organization/${input.at}`;
+    const at = organizationReference(input.at);
     if (this.actorOrganization && this.actorOrganization !== at) throw new HubError('FORBIDDEN', `A member records decisions of its own organisation (${this.actorOrganization}), not ${at}'s`);
     const match = /^(Observation|DiagnosticReport)\/([A-Za-z0-9\-.]{1,64})$/.exec(input.result);
     if (!match) throw new HubError('BAD_USER_INPUT', `result must be Observation/<id> or DiagnosticReport/<id>: ${input.result}`);

@@ -12,7 +12,7 @@
  *   `item:<ID>`, `validationProcess` the programme, `status` validated (PASS) or val-fail (FAIL), valid from
  *   `lastPerformed` until `nextScheduled`.
  */
-import type { ConceptMap, DiagnosticReport, Observation, Organization, Patient, Resource, VerificationResult } from '@medplum/fhirtypes';
+import type { ConceptMap, DiagnosticReport, Observation, Organization, Patient, VerificationResult } from '@medplum/fhirtypes';
 import type { FhirStore } from '../fhir/store.ts';
 import { CATALOG_ID, catalogItems } from './catalog.ts';
 import { decide, type CatalogItem, type Candidate, type Qualification, type RecognitionCategory, type Verdict } from './rules.ts';
@@ -163,4 +163,3 @@ export class RecognitionService {
   }
 }
 
-export type { Resource };

@@ -12,7 +12,7 @@
 import type { Collection, Db } from 'mongodb';
 import { createMissingIndexes } from '../database/indexes.ts';
 import type { ReferralFacts } from './referral-task.ts';
-import { awaitsResponse, type ReferralStatus, type ReferralType } from './rules.ts';
+import type { ReferralStatus, ReferralType } from './rules.ts';
 
 export interface FactDocument {
   _id: string;
@@ -158,4 +158,3 @@ export function stepChanges(facts: ReferralFacts, at: Date, extra: { followUpDue
   }
 }
 
-export { awaitsResponse };

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { Reference, Resource, ServiceRequest, Slot, Task } from '@medplum/fhirtypes';
 import type { Filter } from 'mongodb';
 import { HubError } from '../errors.ts';
+import { organizationReference } from '../fhir/references.ts';
 import type { ResourceDocument } from '../fhir/search-query.ts';
 import type { FhirStore, StoreAccess } from '../fhir/store.ts';
 import { referralOf, withStatus, type ReferralFacts } from './referral-task.ts';
@@ -23,10 +24,8 @@ import {
   needsFollowUp,
   nextStatus,
   REFERRAL_NUMBER_SYSTEM,
-  REFERRAL_STATUS_SYSTEM,
   REFERRAL_TASK_SYSTEM,
   REFERRAL_TYPE_SYSTEM,
-  taskStatusOf,
   transitions,
   type ReferralAction,
   type ReferralPriority,
@@ -115,7 +114,6 @@ export function workflowAccess(access: StoreAccess | undefined): StoreAccess | u
   };
 }
 
-const organizationRef = (id: string): string => (id.startsWith('Organization/') ? id : `Organization/${id}`);
 const badInput = (message: string): HubError => new HubError('BAD_USER_INPUT', message);
 
 export class ReferralService {
@@ -136,12 +134,12 @@ export class ReferralService {
   async submit(input: SubmitInput): Promise<Referral> {
     if (!input.consent) throw badInput('The patient (or guardian) must consent to the referral (consent: true)');
     if (!input.reason.trim()) throw badInput('A referral needs its reason (the main present history)');
-    const from = this.actor.anySide ? (input.from ? organizationRef(input.from) : this.actor.organization) : this.actor.organization;
+    const from = this.actor.anySide ? (input.from ? organizationReference(input.from) : this.actor.organization) : this.actor.organization;
     if (!from) throw badInput('The referring organisation is not known: give `from` (administrators) or act as a member');
-    if (input.from && !this.actor.anySide && organizationRef(input.from) !== this.actor.organization) {
-      throw new HubError('FORBIDDEN', `A member refers from its own organisation (${this.actor.organization}), not ${organizationRef(input.from)}`);
+    if (input.from && !this.actor.anySide && organizationReference(input.from) !== this.actor.organization) {
+      throw new HubError('FORBIDDEN', `A member refers from its own organisation (${this.actor.organization}), not ${organizationReference(input.from)}`);
     }
-    const to = organizationRef(input.to);
+    const to = organizationReference(input.to);
     if (to === from) throw badInput('A referral goes to another organisation than the referring one');
     const priority: ReferralPriority = input.type === 'GREEN_CHANNEL' ? 'stat' : (input.priority ?? 'routine');
     // Everything the form names must exist: the patient, both organisations, every attached result.
@@ -245,7 +243,7 @@ export class ReferralService {
         if (!input.reason?.trim()) throw badInput('Rejecting a referral needs a reason');
         next.statusReason = { text: input.reason };
         if (input.suggestedReceiver) {
-          const suggested = organizationRef(input.suggestedReceiver);
+          const suggested = organizationReference(input.suggestedReceiver);
           if ((await this.store.readMany('Organization', [suggested.slice('Organization/'.length)])).size === 0) throw badInput(`${suggested} does not exist`);
           next.note = [...(task.note ?? []), { text: `建议转往 Suggested receiver: ${suggested}` }];
           outputs.push({ type: { text: 'suggested-receiver' }, valueReference: { reference: suggested } });
@@ -317,7 +315,7 @@ export class ReferralService {
 
   /** Publishes bed or appointment slots of an organisation (its own, for a member). */
   async publishSlots(organization: string, kind: SlotKind, department: string, slots: SlotInput[]): Promise<Slot[]> {
-    const own = organizationRef(organization);
+    const own = organizationReference(organization);
     if (!this.actor.anySide && own !== this.actor.organization) throw new HubError('FORBIDDEN', `A member publishes its own organisation's slots, not ${own}'s`);
     if ((await this.store.readMany('Organization', [own.slice('Organization/'.length)])).size === 0) throw badInput(`${own} does not exist`);
     return publishSlots(this.workflow, own, kind, department, slots);
@@ -325,7 +323,7 @@ export class ReferralService {
 
   /** The slots an organisation published (free ones only unless `all`), soonest first. */
   async slots(organization: string, all = false): Promise<Slot[]> {
-    const own = organizationRef(organization);
+    const own = organizationReference(organization);
     const schedules = (await this.store.search('Schedule', { actor: own, _count: 100 })).resources;
     if (schedules.length === 0) return [];
     const found = await this.store.search('Slot', { schedule: schedules.map((schedule) => `Schedule/${schedule.id}`).join(','), ...(all ? {} : { status: 'free' }), _sort: 'start', _count: 500 });
@@ -356,7 +354,7 @@ export class ReferralService {
    * organisations of the page are loaded by the API in one batch per type.
    */
   async inbox(query: InboxQuery): Promise<{ items: Referral[]; next?: string }> {
-    const organization = organizationRef(query.organization);
+    const organization = organizationReference(query.organization);
     if (!this.actor.anySide && organization !== this.actor.organization) throw new HubError('FORBIDDEN', `A member reads its own organisation's referral inbox, not ${organization}'s`);
     const direction = query.direction === 'INCOMING' ? 'in' : 'out';
     const keys = query.status && query.status.length > 0 ? query.status.map((status) => inboxKey(direction, organization, status)) : [inboxKey(direction, organization)];
@@ -515,4 +513,3 @@ function decodeCursor(cursor: string): { queue: Date; id: string } {
   }
 }
 
-export { taskStatusOf, REFERRAL_STATUS_SYSTEM };
