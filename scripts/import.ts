@@ -28,7 +28,7 @@ function progress(done: number, total: number, report: ImportReport): void {
 
 let exitCode = 0;
 try {
-  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
+  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK });
   await store.ensureIndexes();
   const files = await bundleFiles(paths);
   const report = await importFiles(store, files, progress);

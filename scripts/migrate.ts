@@ -15,7 +15,7 @@ try {
   const report = await migrateSqliteToPostgres({
     dataDir: config.DATA_DIR,
     ferretdbBinary: config.FERRETDB_BIN,
-    storeFor: (db) => createHubStore(db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM }),
+    storeFor: (db) => createHubStore(db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK }),
     log: console.log,
   });
   for (const database of report.databases) {

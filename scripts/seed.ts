@@ -6,7 +6,7 @@ import { ClientRegistry } from '../src/auth/clients.ts';
 import { loadConfig } from '../src/config.ts';
 import { seedDemoClients } from '../src/demo/clients.ts';
 import { openConfiguredDatabase } from '../src/database/configured-database.ts';
-import { seedDemoRecognition } from '../src/demo/recognition.ts';
+import { seedDemoDecisions, seedDemoRecognition } from '../src/demo/recognition.ts';
 import { seedDemoReferrals } from '../src/demo/referrals.ts';
 import { seedDemoConsortium } from '../src/demo/seed.ts';
 import { createHubStore } from '../src/hub-store.ts';
@@ -14,7 +14,7 @@ import { createHubStore } from '../src/hub-store.ts';
 const config = loadConfig();
 const { database, close } = await openConfiguredDatabase(config, console.log);
 try {
-  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
+  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK });
   await store.ensureIndexes();
   const started = Date.now();
   const summary = await seedDemoConsortium(store);
@@ -22,6 +22,7 @@ try {
   console.log(`demo consortium loaded into ${config.MONGODB_DB} in ${Date.now() - started} ms:`, summary);
   console.log(`demo API clients registered: ${await seedDemoClients(new ClientRegistry(database.db))} new`);
   console.log(`demo recognition: ${await seedDemoRecognition(store)} resources (catalog, QC records, code map, results)`);
+  console.log(`demo recognition decisions of a year: ${await seedDemoDecisions(store, database.db, new Date(), config.RECOGNITION_MARK)}`);
   const referrals = await seedDemoReferrals(store, database.db);
   console.log(referrals > 0 ? `demo referrals: ${referrals} run through the workflow` : 'demo referrals: present already');
 } finally {

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 /** Composition of the hub: database -> store -> GraphQL -> HTTP. Used by main.ts and by the tests. */
 import { RecognitionDecisions } from './recognition/decisions.ts';
+import { ensureReapplyIndexes, ReapplyRunner } from './recognition/reapply-jobs.ts';
 import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -100,7 +102,7 @@ export async function startHub(
 ): Promise<Hub> {
   ensureStructureDefinitions();
   const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS, postgresUrl ? { url: postgresUrl, warn: (message) => log.warn(message) } : undefined);
-  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM });
+  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, logger: log });
   const directory = new PersonDirectory(store, database.db, config.NATIONAL_ID_SYSTEM);
   const referralLog = new ReferralLog(database.db);
   const clients = new ClientRegistry(database.db);
@@ -113,7 +115,7 @@ export async function startHub(
   const rateLimiter = new RateLimiter(database.db, config.RATE_LIMIT_PER_MINUTE);
   const concurrency = new ClientConcurrency(config.MAX_CONCURRENT_REQUESTS_PER_CLIENT, config.CONCURRENCY_WAIT_MS);
   const indexing = ensureIndexesEventually(log, () =>
-    Promise.all([store.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, database.db, config.RECOGNITION_MARK).ensureIndexes()]),
+    Promise.all([store.ensureIndexes(), ensureReapplyIndexes(database.db), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, database.db, config.RECOGNITION_MARK).ensureIndexes()]),
   );
   const contextOptions = {
     store,
@@ -229,6 +231,20 @@ export async function startHub(
   const recovered = recover().then(sweep);
   const recovery = setInterval(() => void recover().then(sweep), config.MAINTENANCE_INTERVAL_MS);
   recovery.unref();
+  // Background jobs (the re-apply of an edited code map): claimed through leases in the database by any instance.
+  const jobRunner = new ReapplyRunner(store, database.db, { instance: randomUUID(), markText: config.RECOGNITION_MARK });
+  let jobsRunning: Promise<void> | undefined;
+  const runJobs = (): void => {
+    jobsRunning ??= jobRunner
+      .runDue()
+      .then((ran) => {
+        if (ran > 0) log.info('background jobs run', { ran });
+      })
+      .catch((error: unknown) => log.warn('background jobs failed; retried later', { error: error instanceof Error ? error.message : String(error) }))
+      .finally(() => (jobsRunning = undefined));
+  };
+  const jobs = setInterval(runJobs, config.JOB_INTERVAL_MS);
+  jobs.unref();
   // Checked before seeding, so an empty database is marked current and a seeded one is not taken for stale.
   if ((await store.searchIndexStatus().catch(() => undefined)) === 'stale') {
     log.warn('the stored search values were extracted with other search parameters than this hub knows; run `npm run reindex` once');
@@ -242,6 +258,8 @@ export async function startHub(
     const demo = await activeDemoClients(clients);
     if (demo.length > 0) {
       clearInterval(recovery);
+      clearInterval(jobs);
+      await jobsRunning;
       await recovered;
       indexing.stop();
       await apollo.stop();
@@ -318,6 +336,8 @@ export async function startHub(
     recovered,
     stop: async () => {
       clearInterval(recovery);
+      clearInterval(jobs);
+      await jobsRunning;
       await recovered;
       indexing.stop();
       await subscriptions.dispose();

@@ -82,6 +82,8 @@ const configSchema = z.object({
   /** How long one request may take before it is answered with TIMEOUT. */
   REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
   MAINTENANCE_INTERVAL_MS: z.coerce.number().int().min(1000).max(86_400_000).default(60_000),
+  /** How often each instance looks for due background jobs (the re-apply of an edited code map). */
+  JOB_INTERVAL_MS: z.coerce.number().int().min(100).max(86_400_000).default(2_000),
   RECOGNITION_MARK: z.string().min(1).max(20).default('HR'),
   MAX_RESOURCES_PER_REQUEST: z.coerce.number().int().min(1).max(1_000_000).default(5_000),
   /** How often buffered audit events are written. */

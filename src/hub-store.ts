@@ -8,16 +8,25 @@ import { ownershipExtension } from './auth/access-policy.ts';
 import { FhirStore } from './fhir/store.ts';
 import { DEFAULT_NATIONAL_ID_SYSTEM } from './identity/patient-identity.ts';
 import { identityExtension } from './identity/store-extension.ts';
+import type { Logger } from './log.ts';
+import { recognitionExtension } from './recognition/store-extension.ts';
 import { referralExtension } from './referral/store-extension.ts';
+
+export const DEFAULT_RECOGNITION_MARK = 'HR';
 
 export interface HubStoreOptions {
   listMaxResults: number;
   nationalIdSystem?: string;
+  /** the recognition mark's text (RECOGNITION_MARK) */
+  recognitionMark?: string;
+  logger?: Logger;
 }
 
 export function createHubStore(db: Db, options: HubStoreOptions): FhirStore {
   return new FhirStore(db, {
     listMaxResults: options.listMaxResults,
-    extensions: [identityExtension(options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM), referralExtension, ownershipExtension],
+    ...(options.logger ? { logger: options.logger } : {}),
+    // The recognition extension comes before ownership: a member's code map belongs to the member it translates for.
+    extensions: [identityExtension(options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM), referralExtension, recognitionExtension({ markText: options.recognitionMark ?? DEFAULT_RECOGNITION_MARK }), ownershipExtension],
   });
 }

@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './database/embedded-database.ts';
 import { EmbeddedDatabaseError } from './database/embedded-ferretdb.ts';
 import { seedDemoClients } from './demo/clients.ts';
-import { seedDemoRecognition } from './demo/recognition.ts';
+import { seedDemoDecisions, seedDemoRecognition } from './demo/recognition.ts';
 import { seedDemoReferrals } from './demo/referrals.ts';
 import { seedDemoConsortium } from './demo/seed.ts';
 import { createLogger } from './log.ts';
@@ -51,6 +51,7 @@ async function main(): Promise<void> {
       if (config.NODE_ENV !== 'production') {
         log.info('demo referrals of a year run through the workflow', { referrals: await seedDemoReferrals(store, db) });
         log.info('demo recognition catalog, QC records, code map and results', { resources: await seedDemoRecognition(store) });
+        log.info('demo recognition decisions of a year', { decisions: await seedDemoDecisions(store, db, new Date(), config.RECOGNITION_MARK) });
       }
     }
   }, embedded?.postgresUrl ?? config.FERRETDB_POSTGRESQL_URL);

@@ -22,7 +22,8 @@ import type { Caller } from './tokens.ts';
 
 /**
  * Types that hold no patient data: the directory of the consortium, and the recognition catalog, code maps and
- * labs' QC records. Everyone reads them; administrators write them.
+ * labs' QC records. Everyone reads them; administrators write them, and a member writes those a domain
+ * attributes to it by their content (its own code map: `sourceUri` urn:consortium-hub:local-codes:<its id>).
  */
 const directoryTypes = new Set(['Organization', 'Practitioner', 'PractitionerRole', 'Location', 'CodeSystem', 'ConceptMap', 'VerificationResult', 'Schedule', 'Slot']);
 
@@ -166,7 +167,9 @@ export class AccessPolicy implements StoreAccess {
     if (resource.resourceType === 'Organization') return `Organization/${resource.id}` === organization;
     const { named, patients } = attributionOf(resource);
     if (named.length > 0) return named.includes(organization);
-    if (directoryTypes.has(resource.resourceType) || patients.length === 0) return false;
+    // A directory resource that a domain attributes to one member by its content (the member's own code map).
+    if (directoryTypes.has(resource.resourceType)) return unrestricted.claimedOwner(resource) === organization;
+    if (patients.length === 0) return false;
     const inBatch = (id: string): Resource | undefined => batch?.get(`Patient/${id}`);
     const stored = await unrestricted.readMany('Patient', patients.filter((id) => !inBatch(id)));
     return patients.every((id) => ((inBatch(id) ?? stored.get(id)) as { managingOrganization?: { reference?: string } } | undefined)?.managingOrganization?.reference === organization);

@@ -5,8 +5,11 @@
  * `XCG-HGB` in g/dL (mapped), one coded `XCG-WBC` (not mapped), a glucose just inside and one just outside its
  * validity, a preliminary result, a chest CT and an abdominal ultrasound.
  */
-import type { ConceptMap, DiagnosticReport, Observation, VerificationResult } from '@medplum/fhirtypes';
+import type { ConceptMap, DiagnosticReport, ImagingStudy, Observation, VerificationResult } from '@medplum/fhirtypes';
+import type { Db } from 'mongodb';
 import type { FhirStore } from '../fhir/store.ts';
+import { RecognitionDecisions, type DecisionInput } from '../recognition/decisions.ts';
+import type { DeclineReason } from '../recognition/rules.ts';
 import { catalogCodeSystem } from '../recognition/catalog.ts';
 import { LOCAL_CODES_PREFIX } from '../recognition/recognition-service.ts';
 
@@ -107,10 +110,118 @@ export function demoRecognitionResults(now: Date): (Observation | DiagnosticRepo
   ];
 }
 
-/** Writes the catalog, QC records, the code map and the demo results (put: a second run changes nothing new). */
+/** The chest CT's study (recognition(at:) on ImagingStudy: acquisition time, LOINC procedure code, performing member). */
+export function demoImagingStudy(now: Date): ImagingStudy {
+  return {
+    resourceType: 'ImagingStudy',
+    id: 'rec-ct-chest-study',
+    status: 'available',
+    subject: { reference: `Patient/${DEMO_RECOGNITION_PATIENT}`, display: '王伟' },
+    started: day(now, 10, 10),
+    identifier: [{ system: 'urn:dicom:uid', value: 'urn:oid:2.25.1786230011499023845561002300' }],
+    modality: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' }],
+    procedureCode: [{ coding: [{ system: 'http://loinc.org', code: '24627-2', display: 'CT Chest' }], text: '胸部CT平扫' }],
+    description: '胸部CT平扫',
+    numberOfSeries: 1,
+    numberOfInstances: 120,
+    series: [
+      {
+        uid: '2.25.1786230011499023845561002301',
+        modality: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'CT' },
+        description: '胸部平扫 5mm',
+        numberOfInstances: 120,
+        bodySite: { system: 'http://snomed.info/sct', code: '51185008', display: 'Thoracic structure' },
+        performer: [{ actor: { reference: 'Organization/org-taolin-township', display: '东湖县桃林镇卫生院' } }],
+      },
+    ],
+  };
+}
+
+/** Items, issuers and deciders of the demo decisions of a year. */
+const HISTORY_ITEMS: [loinc: string, display: string, kind: 'lab' | 'imaging', value?: [number, string]][] = [
+  ['718-7', 'Hemoglobin', 'lab', [132, 'g/L']],
+  ['2345-7', 'Glucose', 'lab', [6.1, 'mmol/L']],
+  ['1742-6', 'ALT', 'lab', [32, 'U/L']],
+  ['2160-0', 'Creatinine', 'lab', [78, 'umol/L']],
+  ['3016-3', 'TSH', 'lab', [2.1, 'm[IU]/L']],
+  ['24627-2', 'CT Chest', 'imaging'],
+  ['36643-5', 'XR Chest', 'imaging'],
+  ['24725-4', 'CT Head', 'imaging'],
+  ['24590-2', 'MR Brain', 'imaging'],
+  ['2093-3', 'Cholesterol', 'lab', [4.8, 'mmol/L']],
+];
+const HISTORY_ISSUERS = ['org-taolin-township', 'org-changtang-township', 'org-chengnan-community', 'org-donghu-county'];
+const HISTORY_PATIENTS = ['pat-taolin-township-001', 'pat-changtang-township-001', 'pat-chengnan-community-001', 'pat-donghu-county-001'];
+const HISTORY_REASONS: DeclineReason[] = ['CONDITION_CHANGED', 'RAPID_CHANGE', 'MAJOR_INTERVENTION', 'PATIENT_REQUEST', 'EMERGENCY', 'PHYSICIAN_JUDGMENT'];
+
+/** The demo decisions of the twelve months before `now` (10 a month): results, then each decided two days after collection. */
+export function planDemoDecisions(now: Date, perMonth = 10): { result: Observation | DiagnosticReport; input: DecisionInput; decidedAt: Date }[] {
+  const plans: { result: Observation | DiagnosticReport; input: DecisionInput; decidedAt: Date }[] = [];
+  const china = new Date(now.getTime() + 8 * 3600_000);
+  for (let back = 12; back >= 1; back--) {
+    const month = new Date(Date.UTC(china.getUTCFullYear(), china.getUTCMonth() - back, 1));
+    const label = month.toISOString().slice(0, 7);
+    for (let n = 0; n < perMonth; n++) {
+      const [loinc, display, kind, value] = HISTORY_ITEMS[(n + back) % HISTORY_ITEMS.length]!;
+      const issuer = HISTORY_ISSUERS[n % HISTORY_ISSUERS.length]!;
+      const collected = `${label}-${String(3 + 2 * n).padStart(2, '0')}T08:30:00+08:00`;
+      const decidedAt = new Date(new Date(collected).getTime() + 2 * 24 * 3600_000);
+      const common = {
+        id: `rec-hist-${label}-${n}`,
+        status: 'final' as const,
+        code: { coding: [{ system: 'http://loinc.org', code: loinc, display }], text: display },
+        subject: { reference: `Patient/${HISTORY_PATIENTS[n % HISTORY_PATIENTS.length]}` },
+        effectiveDateTime: collected,
+        issued: collected.replace('T08:30:00', 'T15:00:00'),
+        performer: [{ reference: `Organization/${issuer}` }],
+      };
+      const result: Observation | DiagnosticReport =
+        kind === 'lab'
+          ? { resourceType: 'Observation', ...common, category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'laboratory' }] }], valueQuantity: { value: value![0], unit: value![1], system: 'http://unitsofmeasure.org', code: value![1] } }
+          : { resourceType: 'DiagnosticReport', ...common, category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'RAD' }] }], conclusion: '未见明显异常。' };
+      // Seven in ten recognised; the others declined with a reason, most ordering the repeat.
+      const accepted = (n * 7 + back) % 10 < 7;
+      const at = issuer === 'org-donghu-county' || n % 3 === 0 ? 'org-jiangnan-provincial' : 'org-donghu-county';
+      const reason = HISTORY_REASONS[(n + back) % HISTORY_REASONS.length]!;
+      plans.push({
+        result,
+        decidedAt,
+        input: accepted
+          ? { result: `${result.resourceType}/${result.id}`, at, accepted: true }
+          : { result: `${result.resourceType}/${result.id}`, at, accepted: false, reason, text: '门诊医师决定复查', patientInformedAt: decidedAt.toISOString(), orderRepeat: n % 4 !== 0 },
+      });
+    }
+  }
+  return plans;
+}
+
+/** Records the demo decisions of a year (once: nothing when decisions exist). */
+export async function seedDemoDecisions(store: FhirStore, db: Db, now = new Date(), markText = 'HR'): Promise<number> {
+  const decisions = new RecognitionDecisions(store, db, markText);
+  await decisions.ensureIndexes();
+  if ((await decisions.facts.estimatedDocumentCount()) > 0) return 0;
+  const plans = planDemoDecisions(now);
+  await store.putMany(plans.map((plan) => plan.result));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < plans.length) {
+      const plan = plans[next++]!;
+      await new RecognitionDecisions(store, db, markText, undefined, () => plan.decidedAt).record(plan.input);
+    }
+  };
+  await Promise.all([worker(), worker(), worker()]);
+  return plans.length;
+}
+
+/** Writes the catalog, QC records and the code map, then the demo results (put: a second run changes nothing new). */
 export async function seedDemoRecognition(store: FhirStore, now = new Date()): Promise<number> {
-  const resources = [catalogCodeSystem(), ...demoQualifications(Number(new Date(now.getTime() + 8 * 3600_000).toISOString().slice(0, 4))), demoCodeMap(), ...demoRecognitionResults(now)];
-  await store.putMany(resources);
-  return resources.length;
+  const year = Number(new Date(now.getTime() + 8 * 3600_000).toISOString().slice(0, 4));
+  // Last year's QC records too: the demo decisions of the past twelve months were made under them.
+  const terminology = [catalogCodeSystem(), ...demoQualifications(year - 1), ...demoQualifications(year), demoCodeMap()];
+  const results = [...demoRecognitionResults(now), demoImagingStudy(now)];
+  // The terminology first: results are enriched with the catalog, QC records and maps in force when written.
+  await store.putMany(terminology);
+  await store.putMany(results);
+  return terminology.length + results.length;
 }
 

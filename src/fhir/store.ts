@@ -24,6 +24,7 @@ import { allOf, compileSearch, type ResourceDocument, type SearchArguments } fro
 import { compactQueries, encodeCurrent, matcher, orderKey, viewOf, type LayoutName, type VersionFields } from './document-layout.ts';
 import { extractSearchValues, registerTokenNormalizer, type SearchValues } from './search-index.ts';
 import { validateFhirResource } from './validation.ts';
+import { createLogger, type Logger } from '../log.ts';
 
 export interface HistoryDocument {
   /** `<id>/<version>` */
@@ -76,12 +77,45 @@ export interface StoreExtension {
   indexes?: Record<string, string[]>;
   /** Date paths (by resource type) that the domain's queries sort by, with a limit (`sp._when`): read in that order. */
   orders?: Record<string, string[]>;
+  /**
+   * What the domain adds to resources before they are validated and written (recognition: the standard coding
+   * beside a local code, the normalised value, the mark), for a whole batch at once so the domain reads what it
+   * needs once. Must be idempotent: applied to its own output it changes nothing (a re-import is `unchanged`).
+   * Resources it does not recognise are returned as they are, for validation to judge.
+   */
+  prepareWrites?(resources: Resource[], context: ExtensionContext): Promise<Resource[]>;
+  /**
+   * Told after resources were written (created, updated or deleted); the write has happened whatever this does,
+   * so a failure here is logged, not reported to the writer (recognition queues the re-apply of an edited map).
+   */
+  afterWrite?(written: WrittenResource[], context: ExtensionContext): Promise<void>;
+  /** Changes when what `derive` stores changes: the stored values of earlier writes are then stale (`npm run reindex`). */
+  fingerprint?: string;
+}
+
+/** What an extension's hooks may use: the store without an access policy (within the request's bounds) and the database. */
+export interface ExtensionContext {
+  store: FhirStore;
+  db: Db;
+}
+
+/** Where a scan's page ended: the order key's value and the `_id` (see FhirStore.scanAnchor). */
+export interface ScanPosition {
+  ord?: number | null;
+  id: string;
+}
+
+export interface WrittenResource {
+  resource: Resource;
+  operation: 'create' | 'update' | 'delete';
 }
 
 export interface StoreOptions {
   /** Lists without `_count` refuse when more than this many resources match. */
   listMaxResults: number;
   extensions?: StoreExtension[];
+  /** Where a domain's failed follow-up of a write is told (default: warnings on stderr). */
+  logger?: Logger;
 }
 
 /**
@@ -155,7 +189,8 @@ function parseResource(json: string): Resource {
 }
 
 /** Compares two resources as FHIR content, ignoring the store's own meta.versionId and meta.lastUpdated. */
-function sameContent(a: Resource, b: Resource): boolean {
+/** Whether two resources have the same content, their version and last update aside. */
+export function sameContent(a: Resource, b: Resource): boolean {
   const strip = (resource: Resource): string => {
     const { meta, ...rest } = resource;
     const { versionId: _v, lastUpdated: _l, ...restMeta } = meta ?? {};
@@ -192,6 +227,8 @@ export interface RequestDeadline {
    */
   budget?: { left: number; limit: number };
 }
+
+const fallbackLogger = createLogger('warn');
 
 export class FhirStore {
   private readonly extensions: StoreExtension[];
@@ -289,6 +326,37 @@ export class FhirStore {
   private seen<T extends Resource[]>(resources: T): T {
     this.access?.observe?.(resources, 'R');
     return resources;
+  }
+
+  /** The resources with what the domains add before a write (their `prepareWrites`), in the order given. */
+  private async prepared<T>(resources: T[]): Promise<T[]> {
+    let current = resources;
+    for (const extension of this.extensions) {
+      if (!extension.prepareWrites) continue;
+      // Only what looks like a resource is handed over; anything else goes on to validation as it is.
+      const indexes = current.flatMap((item, index) => (item && typeof item === 'object' && typeof (item as { resourceType?: unknown }).resourceType === 'string' ? [index] : []));
+      if (indexes.length === 0) continue;
+      const changed = await extension.prepareWrites(indexes.map((index) => current[index] as unknown as Resource), this.extensionContext());
+      const next = [...current];
+      indexes.forEach((index, i) => (next[index] = changed[i] as unknown as T));
+      current = next;
+    }
+    return current;
+  }
+
+  private extensionContext(): ExtensionContext {
+    return { store: this.access ? this.actingAs(undefined) : this, db: this.db };
+  }
+
+  /** Tells the extensions what was written; their failures are logged, the write stands. */
+  private async written(written: WrittenResource[]): Promise<void> {
+    if (written.length === 0) return;
+    for (const extension of this.extensions) {
+      if (!extension.afterWrite) continue;
+      await extension.afterWrite(written, this.extensionContext()).catch((error: unknown) => {
+        (this.options.logger ?? fallbackLogger).warn('a domain could not follow up a write', { types: [...new Set(written.map((item) => item.resource.resourceType))].join(','), error: error instanceof Error ? error.message : String(error) });
+      });
+    }
   }
 
   /** FHIR validation plus the domains' rules for what is stored (a Patient's national ID must be valid). */
@@ -432,6 +500,11 @@ export class FhirStore {
     }
   }
 
+  /** The organisation the domains attribute a resource to by its content (a member's code map: that member). */
+  claimedOwner(resource: Resource): string | undefined {
+    return this.extensionOwner(resource, {});
+  }
+
   private extensionOwner(resource: Resource, searchValues: Record<string, unknown>): string | undefined {
     for (const extension of this.extensions) {
       const owner = extension.owner?.(resource, searchValues as SearchValues);
@@ -535,7 +608,7 @@ export class FhirStore {
   async searchIndexStatus(): Promise<'current' | 'stale'> {
     return this.guard(async () => {
       const stored = await this.meta().findOne({ _id: 'search-index' });
-      if (stored?.fingerprint === searchIndexFingerprint()) return 'current';
+      if (stored?.fingerprint === this.fingerprint()) return 'current';
       for (const type of servedResourceTypes) {
         if ((await this.db.collection(type).estimatedDocumentCount()) > 0) return 'stale';
       }
@@ -544,12 +617,18 @@ export class FhirStore {
     });
   }
 
+  /** The search parameters' fingerprint and the extensions' (what `derive` stores). */
+  private fingerprint(): string {
+    const own = this.extensions.map((extension) => extension.fingerprint).filter((value): value is string => value !== undefined);
+    return [searchIndexFingerprint(), ...own].join('+');
+  }
+
   private meta(): Collection<{ _id: string; fingerprint: string; at: Date }> {
     return this.db.collection('hub_meta');
   }
 
   private async markSearchIndexCurrent(): Promise<void> {
-    await this.meta().updateOne({ _id: 'search-index' }, { $set: { fingerprint: searchIndexFingerprint(), at: new Date() } }, { upsert: true });
+    await this.meta().updateOne({ _id: 'search-index' }, { $set: { fingerprint: this.fingerprint(), at: new Date() } }, { upsert: true });
   }
 
   /**
@@ -672,7 +751,15 @@ export class FhirStore {
   /** Validates and creates a resource; the store assigns the id unless one is given (seed, PUT-as-create). */
   async create<T extends Resource>(resource: T, options: { id?: string } = {}): Promise<T> {
     return this.guard(async () => {
-      const valid = this.validate(resource);
+      const [input] = await this.prepared([resource]);
+      const stored = await this.createValid(this.validate(input), options);
+      await this.written([{ resource: stored, operation: 'create' }]);
+      return stored as T;
+    });
+  }
+
+  private async createValid(valid: Resource, options: { id?: string }): Promise<Resource> {
+    {
       this.access?.assertMayWrite(valid.resourceType, 'c');
       const id = options.id ?? randomUUID();
       assertValidId(id);
@@ -680,8 +767,8 @@ export class FhirStore {
       const ts = new Date();
       const stored = this.prepare(valid, id, 1, ts);
       await this.writeNewVersion(stored, 1, ts, 'create');
-      return stored as T;
-    });
+      return stored;
+    }
   }
 
   /**
@@ -788,7 +875,15 @@ export class FhirStore {
    */
   async update<T extends Resource>(resource: T, options: { ifMatch?: string | number } = {}): Promise<T> {
     return this.guard(async () => {
-      const valid = this.validate(resource);
+      const [input] = await this.prepared([resource]);
+      const stored = await this.updateValid(this.validate(input), options);
+      await this.written([{ resource: stored, operation: 'update' }]);
+      return stored as T;
+    });
+  }
+
+  private async updateValid(valid: Resource, options: { ifMatch?: string | number }): Promise<Resource> {
+    {
       const id = valid.id;
       if (!id) throw badInput('An update needs the resource id', ['id']);
       assertValidId(id);
@@ -804,8 +899,8 @@ export class FhirStore {
       const ts = new Date();
       const stored = this.prepare(valid, id, expected + 1, ts);
       await this.writeNewVersion(stored, expected + 1, ts, 'update', current.owner);
-      return stored as T;
-    });
+      return stored;
+    }
   }
 
   /** Deletes a resource; its versions stay readable in history. Returns the version that records the deletion. */
@@ -833,6 +928,7 @@ export class FhirStore {
       await this.tombstones().replaceOne({ _id: `${type}/${id}` }, { v: version, ts, ...(current.owner ? { owner: current.owner } : {}) }, { upsert: true });
       await this.current(type).deleteOne({ _id: id, v: expected });
       await this.completed(intent);
+      await this.written([{ resource: parseResource(current.json), operation: 'delete' }]);
       return String(version);
     });
   }
@@ -844,14 +940,22 @@ export class FhirStore {
    */
   async put(resource: Resource, batch?: ReadonlyMap<string, Resource>): Promise<WriteOutcome> {
     return this.guard(async () => {
-      const valid = this.validate(resource);
+      const [input] = await this.prepared([resource]);
+      const outcome = await this.putValid(this.validate(input), batch);
+      if (outcome.outcome === 'created' || outcome.outcome === 'updated') await this.written([{ resource: outcome.resource, operation: outcome.outcome === 'created' ? 'create' : 'update' }]);
+      return outcome;
+    });
+  }
+
+  private async putValid(valid: Resource, batch?: ReadonlyMap<string, Resource>): Promise<WriteOutcome> {
+    {
       if (!valid.id) throw badInput('A put needs the resource id', ['id']);
       assertValidId(valid.id);
       const type = valid.resourceType;
       const existing = await this.currentDocument(type, valid.id);
       if (!existing) {
         const tombstone = await this.tombstones().findOne({ _id: `${type}/${valid.id}` });
-        if (!tombstone) return { resource: await this.create(valid, { id: valid.id }), outcome: 'created' };
+        if (!tombstone) return { resource: await this.createValid(valid, { id: valid.id }), outcome: 'created' };
         // Put after a deletion creates the resource again as its next version (FHIR update-as-create).
         this.access?.assertMayWrite(type, 'c');
         await this.checkWrite('c', valid, undefined, { ...(tombstone.owner ? { owner: tombstone.owner } : {}), ...(batch ? { batch } : {}) });
@@ -863,9 +967,9 @@ export class FhirStore {
       const stored = parseResource(existing.json);
       if (sameContent(stored, valid)) return { resource: stored, outcome: 'unchanged' };
       const { meta: _meta, ...withoutMeta } = valid;
-      const updated = await this.update({ ...withoutMeta, meta: { ...valid.meta, versionId: String(existing.v) } } as Resource);
+      const updated = await this.updateValid({ ...withoutMeta, meta: { ...valid.meta, versionId: String(existing.v) } } as Resource, {});
       return { resource: updated, outcome: 'updated' };
-    });
+    }
   }
 
   /** `put` for many resources (see writeMany). */
@@ -893,11 +997,15 @@ export class FhirStore {
       const atomic = options.atomic ?? true;
       const outcomes = new Map<Resource, WriteOutcome>();
       const valid: { resource: Resource; mode: 'create' | 'put' }[] = [];
+      const inputs = await this.prepared(items.map((item) => item.resource));
+      // The outcome of item i is kept under keys[i]: its validated resource, or the item itself when it failed.
+      const keys: Resource[] = items.map((item) => item.resource);
       items.forEach(({ resource, mode }, index) => {
         try {
-          const checked = this.validate(resource);
+          const checked = this.validate(inputs[index]);
           if (!checked.id) throw badInput(`A ${checked.resourceType} to write has no id`, ['id']);
           assertValidId(checked.id);
+          keys[index] = checked;
           valid.push({ resource: checked, mode });
         } catch (error) {
           const label = options.labels?.[index];
@@ -919,7 +1027,9 @@ export class FhirStore {
         if (group.create.length > 0) await this.createIfAbsent(type, group.create, outcomes);
         if (group.put.length > 0) await this.putGroup(type, group.put, outcomes, batch);
       }
-      return items.map(({ resource }) => outcomes.get(resource)!);
+      const result = keys.map((key) => outcomes.get(key)!);
+      await this.written(result.filter((outcome) => outcome.outcome === 'created' || outcome.outcome === 'updated').map((outcome) => ({ resource: outcome.resource, operation: outcome.outcome === 'created' ? 'create' : 'update' })));
+      return result;
     });
   }
 
@@ -988,7 +1098,7 @@ export class FhirStore {
       if (!document) fresh.push(resource);
       else {
         const stored = parseResource(document.json);
-        outcomes.set(resource, sameContent(stored, resource) ? { resource: stored, outcome: 'unchanged' } : await this.put(resource, batch));
+        outcomes.set(resource, sameContent(stored, resource) ? { resource: stored, outcome: 'unchanged' } : await this.putValid(resource, batch));
       }
     }
     if (fresh.length === 0) return;
@@ -1004,10 +1114,10 @@ export class FhirStore {
 
   private async putWithRetry(resource: Resource, batch?: ReadonlyMap<string, Resource>): Promise<WriteOutcome> {
     try {
-      return await this.put(resource, batch);
+      return await this.putValid(resource, batch);
     } catch (error) {
       // A concurrent writer or a cut-off earlier write: `put` rolled it forward; one more look settles it.
-      if (error instanceof HubError && error.code === 'CONFLICT') return this.put(resource, batch);
+      if (error instanceof HubError && error.code === 'CONFLICT') return this.putValid(resource, batch);
       throw error;
     }
   }
@@ -1211,6 +1321,54 @@ export class FhirStore {
       this.seen(found.map((item) => item.resource));
       return found;
     });
+  }
+
+  /**
+   * Every current resource of a type holding one anchor value (`field` is a top-level equality field the
+   * extensions index, e.g. `t_recog`), a page at a time, for background jobs: read in the order of the type's
+   * first date order key and then `_id` from PostgreSQL directly (each page costs a page, however many the anchor
+   * holds), by `_id` order on MongoDB. `after` resumes where a previous scan's page ended. Without an access
+   * policy only (a job acts for the hub).
+   */
+  async *scanAnchor(type: string, field: string, value: string, options: { batch?: number; after?: ScanPosition } = {}): AsyncGenerator<{ resources: Resource[]; after: ScanPosition }> {
+    if (this.access) throw new HubError('FORBIDDEN', 'A scan is for the hub\'s own jobs');
+    if (!this.anchorFields(type).has(field)) throw new Error(`${type}.${field} is not an anchor field`);
+    const batch = options.batch ?? 200;
+    let after = options.after;
+    const [path] = this.orderPaths(type);
+    const compact = (await this.layout()) === 'compact';
+    if (compact && path && ferretDbStorageOf(this.db)) {
+      for (;;) {
+        const rows = await this.readCompact(type, 't', [value], { key: orderKey(path), direction: 1, limit: batch, ...(after?.id !== undefined ? { after: { ord: after.ord ?? null, id: after.id } } : {}) });
+        if (!rows) break;
+        if (rows.length === 0) return;
+        const last = rows[rows.length - 1]!;
+        after = { ord: last.ord ?? null, id: last._id };
+        yield { resources: rows.map((row) => parseResource(viewOf(row).json)), after };
+        if (rows.length < batch) return;
+      }
+    }
+    if (compact) {
+      // FerretDB without direct reads: the anchor's documents at once, handed out a page at a time.
+      const all = (await this.current(type).find({ t: value } as Filter<ResourceDocument>, { batchSize: 100_000 }).toArray()).map(viewOf).sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0));
+      const rest = after ? all.filter((document) => document._id > after!.id) : all;
+      for (let i = 0; i < rest.length; i += batch) {
+        const page = rest.slice(i, i + batch);
+        yield { resources: page.map((document) => parseResource(document.json)), after: { ord: null, id: page[page.length - 1]!._id } };
+      }
+      return;
+    }
+    for (;;) {
+      const page = await this.current(type)
+        .find({ [field]: value, ...(after ? { _id: { $gt: after.id } } : {}) } as Filter<ResourceDocument>, { projection: { json: 1 } })
+        .sort({ _id: 1 })
+        .limit(batch)
+        .toArray();
+      if (page.length === 0) return;
+      after = { ord: null, id: page[page.length - 1]!._id };
+      yield { resources: page.map((document) => parseResource(document.json)), after };
+      if (page.length < batch) return;
+    }
   }
 
   async countMatching(type: string, filter: Filter<ResourceDocument>): Promise<number> {

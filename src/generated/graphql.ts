@@ -47,6 +47,13 @@ export type Query = {
   recognitionCandidates: Array<RecognitionCandidate>;
   /** Recognised items and fees saved, declines by reason, repeats and cross-member retrievals (at most 24 months) */
   recognitionStatistics: RecognitionStatistics;
+  /** Local codes of an organisation's results that its code map does not translate (administrators, or the member itself) */
+  unmappedCodes: UnmappedCodes;
+  /** What a code of an organisation translates to with the maps in force, and the catalog item it names */
+  translateCode: Array<CodeTranslation>;
+  recognitionJob?: Maybe<RecognitionJob>;
+  /** The latest re-apply jobs, of one organisation or (administrators) all, newest first */
+  recognitionJobs: Array<RecognitionJob>;
   /** One referral by its id (the Task id) */
   referral: Referral;
   /**
@@ -276,6 +283,29 @@ export type QueryRecognitionStatisticsArgs = {
   to: Scalars['String']['input'];
   organization?: InputMaybe<Scalars['ID']['input']>;
   groupBy: RecognitionStatisticsGroup;
+};
+
+
+export type QueryUnmappedCodesArgs = {
+  organization: Scalars['ID']['input'];
+};
+
+
+export type QueryTranslateCodeArgs = {
+  organization: Scalars['ID']['input'];
+  system?: InputMaybe<Scalars['String']['input']>;
+  code: Scalars['String']['input'];
+  asOf?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryRecognitionJobArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryRecognitionJobsArgs = {
+  organization?: InputMaybe<Scalars['ID']['input']>;
 };
 
 
@@ -3939,6 +3969,11 @@ export type Mutation = {
    * Stored as a Provenance, never edited.
    */
   recordRecognitionDecision: RecognitionDecisionRecord;
+  /**
+   * Re-applies the code maps, units and marks in force to an organisation's stored results, as a background job
+   * (also queued by itself whenever the organisation's code map or QC record is written). Poll recognitionJob.
+   */
+  reapplyCodeMaps: RecognitionJob;
   /** Submit a referral from the caller's organisation (the green channel is accepted at once) */
   referralSubmit: Referral;
   /** Receiving side: start reviewing a submitted referral */
@@ -4157,6 +4192,11 @@ export type MutationRecordRecognitionDecisionArgs = {
   text?: InputMaybe<Scalars['String']['input']>;
   patientInformedAt?: InputMaybe<Scalars['String']['input']>;
   orderRepeat?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+
+export type MutationReapplyCodeMapsArgs = {
+  organization: Scalars['ID']['input'];
 };
 
 
@@ -4906,7 +4946,7 @@ export type RecognitionItem = {
 
 export type RecognitionCandidate = {
   __typename?: 'RecognitionCandidate';
-  /** the result as FHIR (an Observation or DiagnosticReport) */
+  /** the result as FHIR (an Observation, DiagnosticReport or ImagingStudy) */
   result: Scalars['JSON']['output'];
   resultReference: Scalars['String']['output'];
   decision: RecognitionDecision;
@@ -4978,6 +5018,66 @@ export type RecognitionStatisticsGroup =
   | 'CATEGORY'
   /** by deciding organisation */
   | 'ORGANIZATION';
+
+/** A local code of a member that no code map translates: its results are NOT_MAPPED until the member maps it */
+export type UnmappedCode = {
+  __typename?: 'UnmappedCode';
+  system?: Maybe<Scalars['String']['output']>;
+  code: Scalars['String']['output'];
+  display?: Maybe<Scalars['String']['output']>;
+  /** results of the organisation that carry it */
+  results: Scalars['Int']['output'];
+  /** the newest of these results' last update */
+  lastSeen?: Maybe<Scalars['String']['output']>;
+  resourceTypes: Array<Scalars['String']['output']>;
+};
+
+export type UnmappedCodes = {
+  __typename?: 'UnmappedCodes';
+  codes: Array<UnmappedCode>;
+  /** false when more results carry unmapped codes than were read (50,000) */
+  complete: Scalars['Boolean']['output'];
+};
+
+/** What a code translates to (a $translate over the members' code maps) */
+export type CodeTranslation = {
+  __typename?: 'CodeTranslation';
+  system: Scalars['String']['output'];
+  code: Scalars['String']['output'];
+  display?: Maybe<Scalars['String']['output']>;
+  /** ConceptMap/<id> that gives it; null for a code that is standard itself */
+  map?: Maybe<Scalars['String']['output']>;
+  /** the catalog item the standard code names */
+  item?: Maybe<RecognitionItem>;
+};
+
+export type RecognitionJobState =
+  | 'QUEUED'
+  | 'RUNNING'
+  | 'DONE'
+  | 'FAILED';
+
+/**
+ * The re-apply of the terminology to an organisation's stored results after its code map or QC record changed:
+ * a background job whose state and progress live in the database
+ */
+export type RecognitionJob = {
+  __typename?: 'RecognitionJob';
+  id: Scalars['ID']['output'];
+  organization: Scalars['String']['output'];
+  reason: Scalars['String']['output'];
+  state: RecognitionJobState;
+  queuedAt: Scalars['String']['output'];
+  startedAt?: Maybe<Scalars['String']['output']>;
+  finishedAt?: Maybe<Scalars['String']['output']>;
+  /** results of the organisation when the job started */
+  total: Scalars['Int']['output'];
+  /** results looked at so far */
+  done: Scalars['Int']['output'];
+  /** results rewritten because their codings, normalised value or mark changed */
+  changed: Scalars['Int']['output'];
+  error?: Maybe<Scalars['String']['output']>;
+};
 
 /** The kind of a referral (双向转诊): up to a higher level, down to primary care, green channel (胸痛/卒中/创伤), pre-admission (预住院) */
 export type ReferralType =
@@ -25534,6 +25634,8 @@ export type ImagingStudy = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** How this study stands for recognition at organisation `at` on `asOf` (default now): its procedure code names the item, acquisition (`started`) its age */
+  recognition: RecognitionCandidate;
 };
 
 
@@ -26131,6 +26233,13 @@ export type ImagingStudyVerificationResultListArgs = {
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
+export type ImagingStudyRecognitionArgs = {
+  at: Scalars['ID']['input'];
+  asOf?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** Indicates who performed the immunization event. */
@@ -42585,6 +42694,11 @@ export type ResolversTypes = {
   RecognitionStatisticsRow: ResolverTypeWrapper<Record<string, unknown>>;
   RecognitionStatistics: ResolverTypeWrapper<Record<string, unknown>>;
   RecognitionStatisticsGroup: ResolverTypeWrapper<Record<string, unknown>>;
+  UnmappedCode: ResolverTypeWrapper<Record<string, unknown>>;
+  UnmappedCodes: ResolverTypeWrapper<Record<string, unknown>>;
+  CodeTranslation: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionJobState: ResolverTypeWrapper<Record<string, unknown>>;
+  RecognitionJob: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralType: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralStatus: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralPriority: ResolverTypeWrapper<Record<string, unknown>>;
@@ -43007,6 +43121,10 @@ export type ResolversParentTypes = {
   RecognitionDeclineCount: Record<string, unknown>;
   RecognitionStatisticsRow: Record<string, unknown>;
   RecognitionStatistics: Record<string, unknown>;
+  UnmappedCode: Record<string, unknown>;
+  UnmappedCodes: Record<string, unknown>;
+  CodeTranslation: Record<string, unknown>;
+  RecognitionJob: Record<string, unknown>;
   Referral: Record<string, unknown>;
   ReferralTransition: Record<string, unknown>;
   ReferralInboxPage: Record<string, unknown>;
@@ -43425,6 +43543,10 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   recognitionCatalog?: Resolver<Array<ResolversTypes['RecognitionItem']>, ParentType, ContextType, Partial<QueryRecognitionCatalogArgs>>;
   recognitionCandidates?: Resolver<Array<ResolversTypes['RecognitionCandidate']>, ParentType, ContextType, RequireFields<QueryRecognitionCandidatesArgs, 'patient' | 'at'>>;
   recognitionStatistics?: Resolver<ResolversTypes['RecognitionStatistics'], ParentType, ContextType, RequireFields<QueryRecognitionStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
+  unmappedCodes?: Resolver<ResolversTypes['UnmappedCodes'], ParentType, ContextType, RequireFields<QueryUnmappedCodesArgs, 'organization'>>;
+  translateCode?: Resolver<Array<ResolversTypes['CodeTranslation']>, ParentType, ContextType, RequireFields<QueryTranslateCodeArgs, 'organization' | 'code'>>;
+  recognitionJob?: Resolver<Maybe<ResolversTypes['RecognitionJob']>, ParentType, ContextType, RequireFields<QueryRecognitionJobArgs, 'id'>>;
+  recognitionJobs?: Resolver<Array<ResolversTypes['RecognitionJob']>, ParentType, ContextType, Partial<QueryRecognitionJobsArgs>>;
   referral?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<QueryReferralArgs, 'id'>>;
   referralInbox?: Resolver<ResolversTypes['ReferralInboxPage'], ParentType, ContextType, RequireFields<QueryReferralInboxArgs, 'organization' | 'direction'>>;
   referralSlots?: Resolver<Array<ResolversTypes['Slot']>, ParentType, ContextType, RequireFields<QueryReferralSlotsArgs, 'organization'>>;
@@ -43521,6 +43643,7 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   unlinkPatientRecord?: Resolver<ResolversTypes['Person'], ParentType, ContextType, RequireFields<MutationUnlinkPatientRecordArgs, 'patient' | 'reason'>>;
   importBundle?: Resolver<ResolversTypes['BundleImportResult'], ParentType, ContextType, RequireFields<MutationImportBundleArgs, 'bundle'>>;
   recordRecognitionDecision?: Resolver<ResolversTypes['RecognitionDecisionRecord'], ParentType, ContextType, RequireFields<MutationRecordRecognitionDecisionArgs, 'result' | 'at' | 'accepted'>>;
+  reapplyCodeMaps?: Resolver<ResolversTypes['RecognitionJob'], ParentType, ContextType, RequireFields<MutationReapplyCodeMapsArgs, 'organization'>>;
   referralSubmit?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralSubmitArgs, 'input'>>;
   referralStartReview?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralStartReviewArgs, 'id'>>;
   referralAccept?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralAcceptArgs, 'id'>>;
@@ -43762,6 +43885,42 @@ export type RecognitionStatisticsRowResolvers<ContextType = RequestContext, Pare
 export type RecognitionStatisticsResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RecognitionStatistics'] = ResolversParentTypes['RecognitionStatistics']> = {
   rows?: Resolver<Array<ResolversTypes['RecognitionStatisticsRow']>, ParentType, ContextType>;
   institutionsWithPassingQc?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type UnmappedCodeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['UnmappedCode'] = ResolversParentTypes['UnmappedCode']> = {
+  system?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  code?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  display?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  results?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  lastSeen?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  resourceTypes?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type UnmappedCodesResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['UnmappedCodes'] = ResolversParentTypes['UnmappedCodes']> = {
+  codes?: Resolver<Array<ResolversTypes['UnmappedCode']>, ParentType, ContextType>;
+  complete?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+};
+
+export type CodeTranslationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CodeTranslation'] = ResolversParentTypes['CodeTranslation']> = {
+  system?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  code?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  display?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  map?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  item?: Resolver<Maybe<ResolversTypes['RecognitionItem']>, ParentType, ContextType>;
+};
+
+export type RecognitionJobResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RecognitionJob'] = ResolversParentTypes['RecognitionJob']> = {
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  organization?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  reason?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  state?: Resolver<ResolversTypes['RecognitionJobState'], ParentType, ContextType>;
+  queuedAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  startedAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  finishedAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  total?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  done?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  changed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
 export type ReferralResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Referral'] = ResolversParentTypes['Referral']> = {
@@ -46394,6 +46553,7 @@ export type ImagingStudyResolvers<ContextType = RequestContext, ParentType exten
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ImagingStudyProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ImagingStudyAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ImagingStudyVerificationResultListArgs, '_reference'>>;
+  recognition?: Resolver<ResolversTypes['RecognitionCandidate'], ParentType, ContextType, RequireFields<ImagingStudyRecognitionArgs, 'at'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -48078,6 +48238,10 @@ export type Resolvers<ContextType = RequestContext> = {
   RecognitionDeclineCount?: RecognitionDeclineCountResolvers<ContextType>;
   RecognitionStatisticsRow?: RecognitionStatisticsRowResolvers<ContextType>;
   RecognitionStatistics?: RecognitionStatisticsResolvers<ContextType>;
+  UnmappedCode?: UnmappedCodeResolvers<ContextType>;
+  UnmappedCodes?: UnmappedCodesResolvers<ContextType>;
+  CodeTranslation?: CodeTranslationResolvers<ContextType>;
+  RecognitionJob?: RecognitionJobResolvers<ContextType>;
   Referral?: ReferralResolvers<ContextType>;
   ReferralTransition?: ReferralTransitionResolvers<ContextType>;
   ReferralInboxPage?: ReferralInboxPageResolvers<ContextType>;

@@ -1,11 +1,14 @@
 /** Thin resolvers over result recognition (src/recognition): the catalog and the candidates of a person. */
-import type { CodeSystem, DiagnosticReport, Observation, Organization } from '@medplum/fhirtypes';
+import type { CodeSystem, Organization } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
 import { organizationReference } from '../fhir/references.ts';
 import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
 import { RecognitionDecisions, type DecisionInput } from '../recognition/decisions.ts';
 import type { DeclineReason } from '../recognition/rules.ts';
 import { CATALOG_ID, catalogItems } from '../recognition/catalog.ts';
+import { translate, unmappedCodes } from '../recognition/code-maps.ts';
+import { issuerOf, type RecognitionResult } from '../recognition/normalise.ts';
+import { queueReapply, reapplyJob, reapplyJobs, type ReapplyJob } from '../recognition/reapply-jobs.ts';
 import { candidateOf, levelOf, RecognitionService, type RecognitionCandidate } from '../recognition/recognition-service.ts';
 import { decide, itemFor, type CatalogItem } from '../recognition/rules.ts';
 import type { RequestContext } from './context.ts';
@@ -25,7 +28,41 @@ function decisions(context: RequestContext): RecognitionDecisions {
   return new RecognitionDecisions(context.store, context.db, context.recognitionMark, access && !access.isAdmin ? access.caller.organization : undefined);
 }
 
-export const recognitionMutationResolvers: Pick<MutationResolvers, 'recordRecognitionDecision'> = {
+/** The organisation named, when the caller may look after its code maps: administrators, or the member itself. */
+function mapKeeper(context: RequestContext, organization: string): string {
+  const reference = organizationReference(organization);
+  const access = context.access;
+  if (access && !access.isAdmin && (access.isResident || access.caller.organization !== reference)) {
+    throw new HubError('FORBIDDEN', 'A member looks after its own code map; the consortium\'s are for administrators');
+  }
+  return reference;
+}
+
+function terminology(context: RequestContext) {
+  context.recognitionData ??= new RecognitionService(context.store, context.recognitionMark).data();
+  return context.recognitionData;
+}
+
+const iso = (date: Date | undefined): string | null => date?.toISOString() ?? null;
+const jobView = (job: ReapplyJob) => ({
+  id: job._id,
+  organization: job.organization,
+  reason: job.reason,
+  state: job.state.toUpperCase() as 'QUEUED' | 'RUNNING' | 'DONE' | 'FAILED',
+  queuedAt: job.queuedAt.toISOString(),
+  startedAt: iso(job.startedAt),
+  finishedAt: iso(job.finishedAt),
+  total: job.total,
+  done: job.done,
+  changed: job.changed,
+  error: job.error ?? null,
+});
+
+export const recognitionMutationResolvers: Pick<MutationResolvers, 'recordRecognitionDecision' | 'reapplyCodeMaps'> = {
+  reapplyCodeMaps: async (_parent, args, context) => {
+    const organization = mapKeeper(context, args.organization);
+    return jobView(await queueReapply(context.db, organization, `requested by ${context.caller}`, 0)) as never;
+  },
   recordRecognitionDecision: async (_parent, args, context) => {
     const input: DecisionInput = {
       result: args.result,
@@ -40,7 +77,30 @@ export const recognitionMutationResolvers: Pick<MutationResolvers, 'recordRecogn
   },
 };
 
-export const recognitionQueryResolvers: Pick<QueryResolvers, 'recognitionCatalog' | 'recognitionCandidates' | 'recognitionStatistics'> = {
+export const recognitionQueryResolvers: Pick<
+  QueryResolvers,
+  'recognitionCatalog' | 'recognitionCandidates' | 'recognitionStatistics' | 'unmappedCodes' | 'translateCode' | 'recognitionJob' | 'recognitionJobs'
+> = {
+  unmappedCodes: async (_parent, args, context) => {
+    const organization = mapKeeper(context, args.organization);
+    // Codes and counts only, no patient data: read for the hub, past the caller's per-request budget.
+    return (await unmappedCodes(context.store.actingAs(undefined), organization, await terminology(context))) as never;
+  },
+  translateCode: async (_parent, args, context) => {
+    const asOf = dateArgument(args.asOf, 'asOf');
+    return translate(await terminology(context), organizationReference(args.organization), args.system ?? undefined, args.code, asOf).map((translation) => ({ ...translation, item: translation.item ? itemView(translation.item) : null })) as never;
+  },
+  recognitionJob: async (_parent, args, context) => {
+    const job = await reapplyJob(context.db, args.id);
+    if (!job) return null;
+    mapKeeper(context, job.organization);
+    return jobView(job) as never;
+  },
+  recognitionJobs: async (_parent, args, context) => {
+    const organization = args.organization ? mapKeeper(context, args.organization) : undefined;
+    if (!organization && context.access && !context.access.isAdmin) throw new HubError('FORBIDDEN', 'A member lists the jobs of its own organisation');
+    return (await reapplyJobs(context.db, organization)).map(jobView) as never;
+  },
   recognitionStatistics: async (_parent, args, context) => {
     const organization = args.organization ? organizationReference(args.organization) : undefined;
     const access = context.access;
@@ -80,16 +140,14 @@ function candidateView(candidate: RecognitionCandidate) {
 }
 
 /**
- * `recognition(at:)` on an Observation or DiagnosticReport: the catalog, QC records and code maps once per
+ * `recognition(at:)` on an Observation, DiagnosticReport or ImagingStudy: the catalog, QC records and code maps once per
  * request, the organisations through the request's loader (batched), so a list of results costs no query per result.
  */
-async function recognitionOf(result: Observation | DiagnosticReport, args: { at: string; asOf?: string | null }, context: RequestContext) {
+async function recognitionOf(result: RecognitionResult, args: { at: string; asOf?: string | null }, context: RequestContext) {
   const asOf = dateArgument(args.asOf, 'asOf');
-  const service = new RecognitionService(context.store, context.recognitionMark);
-  context.recognitionData ??= service.data();
-  const data = await context.recognitionData;
+  const data = await terminology(context);
   const at = organizationReference(args.at);
-  const issuerRef = (result.performer ?? []).map((p) => p.reference).find((r) => r?.startsWith('Organization/'));
+  const issuerRef = issuerOf(result);
   const [receiver, issuer] = await Promise.all([context.resources.load(at), issuerRef ? context.resources.load(issuerRef) : Promise.resolve(null)]);
   const issuerLevel = levelOf((issuer ?? undefined) as Organization | undefined);
   const candidate = candidateOf(result, data.maps, issuerLevel);
@@ -98,6 +156,6 @@ async function recognitionOf(result: Observation | DiagnosticReport, args: { at:
 }
 
 export const recognitionTypeResolvers = {
-  recognition: (result: Observation | DiagnosticReport, args: { at: string; asOf?: string | null }, context: RequestContext) => recognitionOf(result, args, context),
+  recognition: (result: RecognitionResult, args: { at: string; asOf?: string | null }, context: RequestContext) => recognitionOf(result, args, context),
 };
 

@@ -65,6 +65,7 @@ export function buildHubSchema(): GraphQLSchema {
       // The recognition of a result, beside the generated fields of its type.
       Observation: { ...(resources.rest.Observation as object), ...recognitionTypeResolvers },
       DiagnosticReport: { ...(resources.rest.DiagnosticReport as object), ...recognitionTypeResolvers },
+      ImagingStudy: { ...(resources.rest.ImagingStudy as object), ...recognitionTypeResolvers },
     },
   });
 }

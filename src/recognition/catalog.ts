@@ -12,67 +12,84 @@ export const CATALOG_ID = 'recognition-catalog';
 export const CATALOG_URL = 'https://demo.consortium-hub.cn/CodeSystem/recognition-catalog';
 const LOINC = 'http://loinc.org';
 
-type Seed = [id: string, zh: string, en: string, category: RecognitionCategory, codes: string[], validityDays: number, feeYuan: number, referenceOnly?: boolean, scope?: Scope];
+interface SeedOptions {
+  referenceOnly?: boolean;
+  scope?: Scope;
+  /** the UCUM unit results are normalised to */
+  unit?: string;
+  /** g/mol, for mass <-> amount of substance (glucose mg/dL -> mmol/L) */
+  molarMass?: number;
+}
+type Seed = [id: string, zh: string, en: string, category: RecognitionCategory, codes: string[], validityDays: number, feeYuan: number, options?: SeedOptions];
 
-const lab = (id: string, zh: string, en: string, loinc: string, validity: number, fee: number): Seed => [id, zh, en, 'LAB', [`${LOINC}|${loinc}`], validity, fee];
-const imaging = (id: string, zh: string, en: string, category: RecognitionCategory, loinc: string, validity: number, fee: number, referenceOnly = false): Seed => [id, zh, en, category, [`${LOINC}|${loinc}`], validity, fee, referenceOnly];
+const lab = (id: string, zh: string, en: string, loinc: string, validity: number, fee: number, unit?: string, molarMass?: number): Seed => [
+  id,
+  zh,
+  en,
+  'LAB',
+  [`${LOINC}|${loinc}`],
+  validity,
+  fee,
+  { ...(unit ? { unit } : {}), ...(molarMass ? { molarMass } : {}) },
+];
+const imaging = (id: string, zh: string, en: string, category: RecognitionCategory, loinc: string, validity: number, fee: number, referenceOnly = false): Seed => [id, zh, en, category, [`${LOINC}|${loinc}`], validity, fee, { referenceOnly }];
 
 /** The demo consortium's catalog: 66 items with the default validity days of result-recognition.md. */
 export const demoCatalogSeeds: Seed[] = [
   // 血常规 complete blood count: 7 days
-  lab('LAB-WBC', '白细胞计数', 'Leukocytes', '6690-2', days.cbc, 5),
-  lab('LAB-RBC', '红细胞计数', 'Erythrocytes', '789-8', days.cbc, 5),
-  lab('LAB-HGB', '血红蛋白', 'Hemoglobin', '718-7', days.cbc, 5),
-  lab('LAB-HCT', '红细胞压积', 'Hematocrit', '4544-3', days.cbc, 5),
-  lab('LAB-PLT', '血小板计数', 'Platelets', '777-3', days.cbc, 5),
-  lab('LAB-MCV', '平均红细胞体积', 'MCV', '787-2', days.cbc, 3),
+  lab('LAB-WBC', '白细胞计数', 'Leukocytes', '6690-2', days.cbc, 5, '10*9/L'),
+  lab('LAB-RBC', '红细胞计数', 'Erythrocytes', '789-8', days.cbc, 5, '10*12/L'),
+  lab('LAB-HGB', '血红蛋白', 'Hemoglobin', '718-7', days.cbc, 5, 'g/L'),
+  lab('LAB-HCT', '红细胞压积', 'Hematocrit', '4544-3', days.cbc, 5, '%'),
+  lab('LAB-PLT', '血小板计数', 'Platelets', '777-3', days.cbc, 5, '10*9/L'),
+  lab('LAB-MCV', '平均红细胞体积', 'MCV', '787-2', days.cbc, 3, 'fL'),
   // 凝血 coagulation: 7 days
-  lab('LAB-PT', '凝血酶原时间', 'Prothrombin time', '5902-2', days.coagulation, 12),
-  lab('LAB-APTT', '活化部分凝血活酶时间', 'aPTT', '3173-2', days.coagulation, 12),
-  lab('LAB-INR', '国际标准化比值', 'INR', '6301-6', days.coagulation, 8),
-  lab('LAB-FIB', '纤维蛋白原', 'Fibrinogen', '3255-7', days.coagulation, 15),
-  lab('LAB-DDIMER', 'D-二聚体', 'D-dimer', '48065-7', days.coagulation, 60),
+  lab('LAB-PT', '凝血酶原时间', 'Prothrombin time', '5902-2', days.coagulation, 12, 's'),
+  lab('LAB-APTT', '活化部分凝血活酶时间', 'aPTT', '3173-2', days.coagulation, 12, 's'),
+  lab('LAB-INR', '国际标准化比值', 'INR', '6301-6', days.coagulation, 8, '{INR}'),
+  lab('LAB-FIB', '纤维蛋白原', 'Fibrinogen', '3255-7', days.coagulation, 15, 'g/L'),
+  lab('LAB-DDIMER', 'D-二聚体', 'D-dimer', '48065-7', days.coagulation, 60, 'mg/L'),
   // 电解质 electrolytes and CRP: 7 days
-  lab('LAB-K', '钾', 'Potassium', '2823-3', days.electrolytes, 4),
-  lab('LAB-NA', '钠', 'Sodium', '2951-2', days.electrolytes, 4),
-  lab('LAB-CL', '氯', 'Chloride', '2075-0', days.electrolytes, 4),
-  lab('LAB-CA', '钙', 'Calcium', '17861-6', days.electrolytes, 4),
-  lab('LAB-CRP', 'C反应蛋白', 'C reactive protein', '1988-5', days.crp, 30),
+  lab('LAB-K', '钾', 'Potassium', '2823-3', days.electrolytes, 4, 'mmol/L'),
+  lab('LAB-NA', '钠', 'Sodium', '2951-2', days.electrolytes, 4, 'mmol/L'),
+  lab('LAB-CL', '氯', 'Chloride', '2075-0', days.electrolytes, 4, 'mmol/L'),
+  lab('LAB-CA', '钙', 'Calcium', '17861-6', days.electrolytes, 4, 'mmol/L', 40.078),
+  lab('LAB-CRP', 'C反应蛋白', 'C reactive protein', '1988-5', days.crp, 30, 'mg/L'),
   // 生化 routine chemistry: 14 days
-  lab('LAB-ALT', '丙氨酸氨基转移酶', 'ALT', '1742-6', days.chemistry, 5),
-  lab('LAB-AST', '天门冬氨酸氨基转移酶', 'AST', '1920-8', days.chemistry, 5),
-  lab('LAB-TBIL', '总胆红素', 'Bilirubin total', '1975-2', days.chemistry, 5),
-  lab('LAB-DBIL', '直接胆红素', 'Bilirubin direct', '1968-7', days.chemistry, 5),
-  lab('LAB-ALB', '白蛋白', 'Albumin', '1751-7', days.chemistry, 5),
-  lab('LAB-TP', '总蛋白', 'Protein total', '2885-2', days.chemistry, 5),
-  lab('LAB-GGT', 'γ-谷氨酰转移酶', 'GGT', '2324-2', days.chemistry, 5),
-  lab('LAB-ALP', '碱性磷酸酶', 'Alkaline phosphatase', '6768-6', days.chemistry, 5),
-  lab('LAB-CREA', '肌酐', 'Creatinine', '2160-0', days.chemistry, 6),
-  lab('LAB-UREA', '尿素', 'Urea nitrogen', '3094-0', days.chemistry, 6),
-  lab('LAB-UA', '尿酸', 'Urate', '3084-1', days.chemistry, 6),
-  lab('LAB-GLU', '葡萄糖', 'Glucose', '2345-7', days.chemistry, 4),
-  lab('LAB-TC', '总胆固醇', 'Cholesterol', '2093-3', days.chemistry, 5),
-  lab('LAB-TG', '甘油三酯', 'Triglyceride', '2571-8', days.chemistry, 5),
-  lab('LAB-HDL', '高密度脂蛋白胆固醇', 'HDL cholesterol', '2085-9', days.chemistry, 6),
-  lab('LAB-LDL', '低密度脂蛋白胆固醇', 'LDL cholesterol', '18262-6', days.chemistry, 6),
-  lab('LAB-CK', '肌酸激酶', 'Creatine kinase', '2157-6', days.chemistry, 8),
-  lab('LAB-LDH', '乳酸脱氢酶', 'LDH', '2532-0', days.chemistry, 8),
+  lab('LAB-ALT', '丙氨酸氨基转移酶', 'ALT', '1742-6', days.chemistry, 5, 'U/L'),
+  lab('LAB-AST', '天门冬氨酸氨基转移酶', 'AST', '1920-8', days.chemistry, 5, 'U/L'),
+  lab('LAB-TBIL', '总胆红素', 'Bilirubin total', '1975-2', days.chemistry, 5, 'umol/L', 584.66),
+  lab('LAB-DBIL', '直接胆红素', 'Bilirubin direct', '1968-7', days.chemistry, 5, 'umol/L', 584.66),
+  lab('LAB-ALB', '白蛋白', 'Albumin', '1751-7', days.chemistry, 5, 'g/L'),
+  lab('LAB-TP', '总蛋白', 'Protein total', '2885-2', days.chemistry, 5, 'g/L'),
+  lab('LAB-GGT', 'γ-谷氨酰转移酶', 'GGT', '2324-2', days.chemistry, 5, 'U/L'),
+  lab('LAB-ALP', '碱性磷酸酶', 'Alkaline phosphatase', '6768-6', days.chemistry, 5, 'U/L'),
+  lab('LAB-CREA', '肌酐', 'Creatinine', '2160-0', days.chemistry, 6, 'umol/L', 113.12),
+  lab('LAB-UREA', '尿素', 'Urea nitrogen', '3094-0', days.chemistry, 6, 'mmol/L', 28.014),
+  lab('LAB-UA', '尿酸', 'Urate', '3084-1', days.chemistry, 6, 'umol/L', 168.11),
+  lab('LAB-GLU', '葡萄糖', 'Glucose', '2345-7', days.chemistry, 4, 'mmol/L', 180.156),
+  lab('LAB-TC', '总胆固醇', 'Cholesterol', '2093-3', days.chemistry, 5, 'mmol/L', 386.65),
+  lab('LAB-TG', '甘油三酯', 'Triglyceride', '2571-8', days.chemistry, 5, 'mmol/L', 885.7),
+  lab('LAB-HDL', '高密度脂蛋白胆固醇', 'HDL cholesterol', '2085-9', days.chemistry, 6, 'mmol/L', 386.65),
+  lab('LAB-LDL', '低密度脂蛋白胆固醇', 'LDL cholesterol', '18262-6', days.chemistry, 6, 'mmol/L', 386.65),
+  lab('LAB-CK', '肌酸激酶', 'Creatine kinase', '2157-6', days.chemistry, 8, 'U/L'),
+  lab('LAB-LDH', '乳酸脱氢酶', 'LDH', '2532-0', days.chemistry, 8, 'U/L'),
   // 甲状腺 thyroid and 肿瘤标志物 tumour markers: 30 days
-  lab('LAB-TSH', '促甲状腺激素', 'TSH', '3016-3', days.thyroid, 30),
-  lab('LAB-FT3', '游离三碘甲状腺原氨酸', 'Free T3', '3051-0', days.thyroid, 30),
-  lab('LAB-FT4', '游离甲状腺素', 'Free T4', '3024-7', days.thyroid, 30),
-  lab('LAB-AFP', '甲胎蛋白', 'AFP', '1834-1', days.tumourMarker, 40),
-  lab('LAB-CEA', '癌胚抗原', 'CEA', '2039-6', days.tumourMarker, 40),
-  lab('LAB-CA125', '糖类抗原125', 'CA 125', '10334-1', days.tumourMarker, 60),
-  lab('LAB-CA199', '糖类抗原19-9', 'CA 19-9', '24108-3', days.tumourMarker, 60),
-  lab('LAB-PSA', '前列腺特异性抗原', 'PSA', '2857-1', days.tumourMarker, 50),
+  lab('LAB-TSH', '促甲状腺激素', 'TSH', '3016-3', days.thyroid, 30, 'm[IU]/L'),
+  lab('LAB-FT3', '游离三碘甲状腺原氨酸', 'Free T3', '3051-0', days.thyroid, 30, 'pmol/L', 650.97),
+  lab('LAB-FT4', '游离甲状腺素', 'Free T4', '3024-7', days.thyroid, 30, 'pmol/L', 776.87),
+  lab('LAB-AFP', '甲胎蛋白', 'AFP', '1834-1', days.tumourMarker, 40, 'ug/L'),
+  lab('LAB-CEA', '癌胚抗原', 'CEA', '2039-6', days.tumourMarker, 40, 'ug/L'),
+  lab('LAB-CA125', '糖类抗原125', 'CA 125', '10334-1', days.tumourMarker, 60, '[U]/mL'),
+  lab('LAB-CA199', '糖类抗原19-9', 'CA 19-9', '24108-3', days.tumourMarker, 60, '[U]/mL'),
+  lab('LAB-PSA', '前列腺特异性抗原', 'PSA', '2857-1', days.tumourMarker, 50, 'ug/L'),
   // 感染性疾病血清学 infectious serology: 30 days
   lab('LAB-HBSAG', '乙型肝炎表面抗原', 'HBsAg', '5196-1', days.serology, 15),
   lab('LAB-HCV', '丙型肝炎抗体', 'HCV Ab', '16128-1', days.serology, 30),
   lab('LAB-HIV', '人类免疫缺陷病毒抗原抗体', 'HIV 1+2 Ab+Ag', '56888-1', days.serology, 40),
   lab('LAB-TPAB', '梅毒螺旋体抗体', 'Treponema pallidum Ab', '20507-0', days.serology, 25),
   // 糖化血红蛋白 HbA1c: 90 days
-  lab('LAB-HBA1C', '糖化血红蛋白', 'Hemoglobin A1c', '4548-4', days.hba1c, 60),
+  lab('LAB-HBA1C', '糖化血红蛋白', 'Hemoglobin A1c', '4548-4', days.hba1c, 60, '%'),
   // DR 30 days
   imaging('DR-CHEST', '胸部X线摄影', 'XR Chest', 'DR', '36643-5', days.dr, 70),
   imaging('DR-LSPINE', '腰椎X线摄影', 'XR Lumbar spine', 'DR', '24944-1', days.dr, 80),
@@ -123,11 +140,13 @@ export function catalogCodeSystem(seeds: Seed[] = demoCatalogSeeds, effectiveFro
       { code: 'feeYuan', type: 'decimal', description: 'fee of a repeat, for the savings' },
       { code: 'scope', type: 'code', description: 'CONSORTIUM or SAME_OR_HIGHER_LEVEL' },
       { code: 'referenceOnly', type: 'boolean', description: 'shown for reference, not recognised' },
+      { code: 'unit', type: 'string', description: 'the UCUM unit quantities are normalised to on ingest' },
+      { code: 'molarMass', type: 'decimal', description: 'g/mol, to convert mass to amount of substance (glucose 180.156)' },
       { code: 'itemVersion', type: 'integer' },
       { code: 'effectiveFrom', type: 'dateTime' },
       { code: 'effectiveTo', type: 'dateTime' },
     ],
-    concept: seeds.map(([id, zh, en, category, codes, validityDays, feeYuan, referenceOnly = false, scope = 'CONSORTIUM']): CodeSystemConcept => ({
+    concept: seeds.map(([id, zh, en, category, codes, validityDays, feeYuan, { referenceOnly = false, scope = 'CONSORTIUM', unit, molarMass } = {}]): CodeSystemConcept => ({
       code: id,
       display: zh,
       designation: [{ language: 'en', value: en }],
@@ -139,6 +158,8 @@ export function catalogCodeSystem(seeds: Seed[] = demoCatalogSeeds, effectiveFro
         { code: 'feeYuan', valueDecimal: feeYuan },
         { code: 'scope', valueCode: scope },
         { code: 'referenceOnly', valueBoolean: referenceOnly },
+        ...(unit ? [{ code: 'unit', valueString: unit }] : []),
+        ...(molarMass ? [{ code: 'molarMass', valueDecimal: molarMass }] : []),
         { code: 'itemVersion', valueInteger: 1 },
         { code: 'effectiveFrom', valueDateTime: `${effectiveFrom}T00:00:00+08:00` },
       ],
@@ -168,6 +189,8 @@ export function catalogItems(codeSystem: CodeSystem): CatalogItem[] {
       feeYuan: one('feeYuan')?.valueDecimal ?? 0,
       scope: (one('scope')?.valueCode ?? 'CONSORTIUM') as Scope,
       referenceOnly: one('referenceOnly')?.valueBoolean ?? false,
+      ...(one('unit')?.valueString ? { unit: one('unit')!.valueString! } : {}),
+      ...(one('molarMass')?.valueDecimal ? { molarMass: one('molarMass')!.valueDecimal! } : {}),
       effectiveFrom: date('effectiveFrom') ?? '1970-01-01',
       ...(effectiveTo ? { effectiveTo } : {}),
     };

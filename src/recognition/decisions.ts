@@ -15,7 +15,7 @@ import { HubError } from '../errors.ts';
 import { organizationReference } from '../fhir/references.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import { monthsBetween } from '../referral/referral-stats.ts';
-import { qualificationOf, RecognitionService } from './recognition-service.ts';
+import { qualificationOf, RecognitionService, terminologyOf } from './recognition-service.ts';
 import { chinaDate, declineReasonNames, declineReasons, type DeclineReason } from './rules.ts';
 
 export const DECISION_SYSTEM = 'https://demo.consortium-hub.cn/CodeSystem/recognition-decision';
@@ -80,8 +80,8 @@ export class RecognitionDecisions {
   async record(input: DecisionInput): Promise<DecisionRecord> {
     const at = organizationReference(input.at);
     if (this.actorOrganization && this.actorOrganization !== at) throw new HubError('FORBIDDEN', `A member records decisions of its own organisation (${this.actorOrganization}), not ${at}'s`);
-    const match = /^(Observation|DiagnosticReport)\/([A-Za-z0-9\-.]{1,64})$/.exec(input.result);
-    if (!match) throw new HubError('BAD_USER_INPUT', `result must be Observation/<id> or DiagnosticReport/<id>: ${input.result}`);
+    const match = /^(Observation|DiagnosticReport|ImagingStudy)\/([A-Za-z0-9\-.]{1,64})$/.exec(input.result);
+    if (!match) throw new HubError('BAD_USER_INPUT', `result must be Observation/<id>, DiagnosticReport/<id> or ImagingStudy/<id>: ${input.result}`);
     if (!input.accepted) {
       if (!input.reason || !(declineReasons as readonly string[]).includes(input.reason)) throw new HubError('BAD_USER_INPUT', `A decline needs one of the reason codes: ${declineReasons.join(', ')}`);
       if (!input.patientInformedAt || Number.isNaN(Date.parse(input.patientInformedAt))) throw new HubError('BAD_USER_INPUT', 'A decline records when the patient was told why a repeat is needed: patientInformedAt (a date-time)');
@@ -176,7 +176,7 @@ export class RecognitionDecisions {
     }
     const day = chinaDate(query.to);
     const passing = new Set(
-      (await this.store.search('VerificationResult', { _count: 1000 })).resources
+      (await terminologyOf(this.store, 'VerificationResult'))
         .map((resource) => qualificationOf(resource as VerificationResult))
         .filter((q) => q && q.result === 'PASS' && q.validFrom <= day && day <= q.validUntil)
         .map((q) => q!.organization),

@@ -12,19 +12,20 @@
  *   `item:<ID>`, `validationProcess` the programme, `status` validated (PASS) or val-fail (FAIL), valid from
  *   `lastPerformed` until `nextScheduled`.
  */
-import type { ConceptMap, DiagnosticReport, Observation, Organization, Patient, VerificationResult } from '@medplum/fhirtypes';
+import type { ConceptMap, Organization, Patient, Resource, VerificationResult } from '@medplum/fhirtypes';
+import { RECOGNITION_FIELD, TERMINOLOGY_ANCHOR } from './anchors.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import { CATALOG_ID, catalogItems } from './catalog.ts';
-import { decide, type CatalogItem, type Candidate, type Qualification, type RecognitionCategory, type Verdict } from './rules.ts';
+import { codesOf, collectedAt, issuerOf, statusOf, type CodeMaps, type MappedCode, type RecognitionResult, type Terminology } from './normalise.ts';
+import { decide, type Candidate, type Qualification, type RecognitionCategory, type Verdict } from './rules.ts';
 
 export const LOCAL_CODES_PREFIX = 'urn:consortium-hub:local-codes:';
+export type RecognitionData = Terminology;
 export const MEMBER_LEVEL_SYSTEM = 'https://demo.consortium-hub.cn/CodeSystem/member-level';
-/** Code systems whose codes are standard (the catalog names items by them). */
-const standardSystems = new Set(['http://loinc.org']);
 const levels: Record<string, number> = { provincial: 3, county: 2, township: 1, community: 1 };
 
 export interface RecognitionCandidate {
-  result: Observation | DiagnosticReport;
+  result: RecognitionResult;
   verdict: Verdict;
   issuer?: Organization;
   issuerLevel?: number;
@@ -33,12 +34,6 @@ export interface RecognitionCandidate {
   issuerRef?: string;
 }
 
-export interface RecognitionData {
-  catalog: CatalogItem[];
-  qualifications: Qualification[];
-  /** local `system|code` -> standard `system|code`, by organisation */
-  maps: Map<string, Map<string, string[]>>;
-}
 
 /** The QC record of a VerificationResult. */
 export function qualificationOf(resource: VerificationResult): Qualification | undefined {
@@ -59,16 +54,18 @@ export function qualificationOf(resource: VerificationResult): Qualification | u
   };
 }
 
-/** Local code -> standard codes of each member's ConceptMap. */
-export function codeMaps(maps: ConceptMap[]): Map<string, Map<string, string[]>> {
-  const byOrganization = new Map<string, Map<string, string[]>>();
+/** Local code -> standard codes of each member's ConceptMap (retired maps and unmatched targets left out). */
+export function codeMaps(maps: ConceptMap[]): CodeMaps {
+  const byOrganization: CodeMaps = new Map();
   for (const map of maps) {
-    const organization = map.sourceUri?.startsWith(LOCAL_CODES_PREFIX) ? `Organization/${map.sourceUri.slice(LOCAL_CODES_PREFIX.length)}` : undefined;
+    const organization = mapOrganization(map);
     if (!organization || map.status === 'retired') continue;
-    const table = byOrganization.get(organization) ?? new Map<string, string[]>();
+    const table = byOrganization.get(organization) ?? new Map<string, MappedCode[]>();
     for (const group of map.group ?? []) {
       for (const element of group.element ?? []) {
-        const targets = (element.target ?? []).filter((target) => target.code && target.equivalence !== 'unmatched' && target.equivalence !== 'disjoint').map((target) => `${group.target ?? ''}|${target.code}`);
+        const targets = (element.target ?? [])
+          .filter((target) => target.code && target.equivalence !== 'unmatched' && target.equivalence !== 'disjoint')
+          .map((target): MappedCode => ({ system: group.target ?? '', code: target.code!, ...(target.display ? { display: target.display } : {}), map: `ConceptMap/${map.id}` }));
         if (element.code && targets.length > 0) table.set(`${group.source ?? ''}|${element.code}`, targets);
       }
     }
@@ -77,28 +74,29 @@ export function codeMaps(maps: ConceptMap[]): Map<string, Map<string, string[]>>
   return byOrganization;
 }
 
-/** The candidate facts of a result: its status, standard codes (own and mapped), collection time and issuer. */
-export function candidateOf(result: Observation | DiagnosticReport, maps: Map<string, Map<string, string[]>>, issuerLevel: number | undefined): Candidate & { issuerRef?: string } {
-  const issuer = (result.performer ?? []).map((performer) => performer.reference).find((reference) => reference?.startsWith('Organization/'));
-  const codings = result.code?.coding ?? [];
-  const own = codings.filter((coding) => coding.system && standardSystems.has(coding.system)).map((coding) => `${coding.system}|${coding.code}`);
-  const local = codings.filter((coding) => !coding.system || !standardSystems.has(coding.system));
-  const table = issuer ? maps.get(issuer) : undefined;
-  const mapped = local.flatMap((coding) => table?.get(`${coding.system ?? ''}|${coding.code}`) ?? []);
-  const unmapped = local.some((coding) => !table?.get(`${coding.system ?? ''}|${coding.code}`));
-  const collected =
-    result.resourceType === 'Observation'
-      ? (result.effectiveDateTime ?? result.effectivePeriod?.start ?? result.effectiveInstant ?? result.issued)
-      : (result.effectiveDateTime ?? result.effectivePeriod?.start ?? result.issued);
+/** The organisation whose local codes a ConceptMap translates (`sourceUri` urn:consortium-hub:local-codes:<org id>). */
+export function mapOrganization(map: ConceptMap): string | undefined {
+  return map.sourceUri?.startsWith(LOCAL_CODES_PREFIX) ? `Organization/${map.sourceUri.slice(LOCAL_CODES_PREFIX.length)}` : undefined;
+}
+
+/** The candidate facts of a result: its status, standard codes (own and mapped now), collection time and issuer. */
+export function candidateOf(result: RecognitionResult, maps: CodeMaps, issuerLevel: number | undefined): Candidate & { issuerRef?: string } {
+  const issuer = issuerOf(result);
+  const { own, mapped, unmapped } = codesOf(result, maps);
   return {
-    status: result.status ?? 'unknown',
-    standardCodes: [...new Set([...own, ...mapped])],
-    unmappedLocalCodes: unmapped,
-    collectedAt: new Date(collected ?? 0),
+    status: statusOf(result),
+    standardCodes: [...new Set([...own, ...mapped.map((code) => `${code.system}|${code.code}`)])],
+    unmappedLocalCodes: unmapped.length > 0,
+    collectedAt: collectedAt(result),
     issuer: issuer ?? '',
     ...(issuerLevel !== undefined ? { issuerLevel } : {}),
     ...(issuer ? { issuerRef: issuer } : {}),
   };
+}
+
+/** Every QC record or code map, read by their anchor (an index), not by a scan of the type. */
+export async function terminologyOf(store: FhirStore, type: 'VerificationResult' | 'ConceptMap'): Promise<Resource[]> {
+  return (await store.findWithValues(type, { [RECOGNITION_FIELD]: TERMINOLOGY_ANCHOR } as never)).map((found) => found.resource);
 }
 
 export function levelOf(organization: Organization | undefined): number | undefined {
@@ -114,27 +112,23 @@ export class RecognitionService {
 
   /** What the rules read besides the results: catalog, QC records and code maps (three queries). */
   async data(): Promise<RecognitionData> {
-    const [catalog, verifications, maps] = await Promise.all([
-      this.store.readMany('CodeSystem', [CATALOG_ID]),
-      this.store.search('VerificationResult', { _count: 1000 }),
-      this.store.search('ConceptMap', { _count: 1000 }),
-    ]);
+    const [catalog, verifications, maps] = await Promise.all([this.store.readMany('CodeSystem', [CATALOG_ID]), terminologyOf(this.store, 'VerificationResult'), terminologyOf(this.store, 'ConceptMap')]);
     const codeSystem = catalog.get(CATALOG_ID);
     return {
       catalog: codeSystem ? catalogItems(codeSystem as never) : [],
-      qualifications: verifications.resources.map((resource) => qualificationOf(resource as VerificationResult)).filter((q): q is Qualification => q !== undefined),
-      maps: codeMaps(maps.resources as ConceptMap[]),
+      qualifications: verifications.map((resource) => qualificationOf(resource as VerificationResult)).filter((q): q is Qualification => q !== undefined),
+      maps: codeMaps(maps as ConceptMap[]),
     };
   }
 
   /** The decisions for results at `at` on `asOf` (two reads: the receiver and the issuers). */
-  async decideResults(results: (Observation | DiagnosticReport)[], at: string, asOf: Date, data: RecognitionData): Promise<RecognitionCandidate[]> {
+  async decideResults(results: RecognitionResult[], at: string, asOf: Date, data: RecognitionData): Promise<RecognitionCandidate[]> {
     const receiverId = at.replace(/^Organization\//, '');
-    const issuers = [...new Set(results.flatMap((result) => (result.performer ?? []).map((p) => p.reference).filter((r): r is string => r?.startsWith('Organization/') ?? false)))];
+    const issuers = [...new Set(results.map(issuerOf).filter((issuer): issuer is string => issuer !== undefined))];
     const organizations = await this.store.readMany('Organization', [...new Set([receiverId, ...issuers.map((ref) => ref.slice('Organization/'.length))])]);
     const receiverLevel = levelOf(organizations.get(receiverId) as Organization | undefined) ?? 1;
     return results.map((result) => {
-      const issuerRef = (result.performer ?? []).map((p) => p.reference).find((r) => r?.startsWith('Organization/'));
+      const issuerRef = issuerOf(result);
       const issuer = issuerRef ? (organizations.get(issuerRef.slice('Organization/'.length)) as Organization | undefined) : undefined;
       const issuerLevel = levelOf(issuer);
       const candidate = candidateOf(result, data.maps, issuerLevel);
@@ -149,13 +143,14 @@ export class RecognitionService {
    */
   async candidates(records: Patient[], at: string, asOf: Date, codes?: string[]): Promise<RecognitionCandidate[]> {
     const patients = records.map((record) => `Patient/${record.id}`).join(',');
-    const [data, observations, reports] = await Promise.all([
+    const [data, observations, reports, studies] = await Promise.all([
       this.data(),
       // Without _count: more than LIST_MAX_RESULTS results is TOO_MANY_RESULTS, never a silently cut list.
       this.store.search('Observation', { patient: patients }),
       this.store.search('DiagnosticReport', { patient: patients }),
+      this.store.search('ImagingStudy', { patient: patients }),
     ]);
-    const results = [...observations.resources, ...reports.resources] as (Observation | DiagnosticReport)[];
+    const results = [...observations.resources, ...reports.resources, ...studies.resources] as RecognitionResult[];
     const decided = await this.decideResults(results, at, asOf, data);
     const wanted = codes && codes.length > 0 ? new Set(codes) : undefined;
     const candidates = wanted ? decided.filter((candidate) => candidate.standardCodes.some((code) => wanted.has(code)) || (candidate.verdict.item && wanted.has(candidate.verdict.item.id))) : decided;

@@ -43,6 +43,9 @@ export interface CatalogItem {
   feeYuan: number;
   scope: Scope;
   referenceOnly: boolean;
+  /** the UCUM unit a quantity result is normalised to on ingest, and its molar mass (g/mol) where mass and amount differ */
+  unit?: string;
+  molarMass?: number;
   /** dates (YYYY-MM-DD, China time) this version is in force, `effectiveTo` exclusive */
   effectiveFrom: string;
   effectiveTo?: string;

@@ -53,7 +53,7 @@ const testLogLevel = (process.env.TEST_LOG_LEVEL ?? 'silent') as Config['LOG_LEV
 export function testConfig(overrides: Record<string, string> = {}): Config {
   // The minute's maintenance (cut-off writes, no-show sweep) runs at start only: its queries would otherwise land
   // in the middle of tests that count round trips.
-  return loadConfig({ PORT: '0', LOG_LEVEL: testLogLevel, DB_TIMEOUT_MS: '5000', SHUTDOWN_GRACE_MS: '2000', AUTH_REQUIRED: 'false', MAINTENANCE_INTERVAL_MS: '3600000', ...overrides });
+  return loadConfig({ PORT: '0', LOG_LEVEL: testLogLevel, DB_TIMEOUT_MS: '5000', SHUTDOWN_GRACE_MS: '2000', AUTH_REQUIRED: 'false', MAINTENANCE_INTERVAL_MS: '3600000', JOB_INTERVAL_MS: '3600000', ...overrides });
 }
 
 export async function startTestHub(databaseName: string, overrides: Record<string, string> = {}, uri = mongodbUri()): Promise<Hub> {
