@@ -109,6 +109,42 @@ export const exampleQueries: ExampleQuery[] = [
 }`,
   },
   {
+    title: '检查检验结果互认 Results of 王伟 (referred up) that the county hospital can recognise',
+    query: `query RecognitionCandidates {
+  recognitionCandidates(patient: "pat-donghu-county-001", at: "org-donghu-county") {
+    resultReference decision cause ageDays daysLeft mark standardCodes
+    item { nameZh category validityDays feeYuan }
+    issuer { name }
+  }
+}`,
+  },
+  {
+    title: 'A decline with its reason: the repeat is ordered, pointing at the prior result',
+    query: `mutation DeclineWithReason {
+  recordRecognitionDecision(result: "Observation/rec-glu-inside", at: "org-donghu-county", accepted: false,
+    reason: RAPID_CHANGE, text: "血糖波动大，需复查", patientInformedAt: "2026-11-26T09:00:00+08:00") {
+    provenance { id activity { coding { code display } } }
+    repeat { id reasonCode { text coding { code display } } supportingInfo { reference } }
+  }
+}`,
+  },
+  {
+    title: 'Recognition savings of the consortium by category (administrators)',
+    query: `query RecognitionSavings {
+  recognitionStatistics(from: "2025-12-01", to: "2026-11-30", groupBy: CATEGORY) {
+    institutionsWithPassingQc
+    rows { key decisions recognized feesSavedYuan declined repeatsOrdered crossMemberRetrievals declinesByReason { reason count } }
+  }
+}`,
+  },
+  {
+    title: "A township's local codes that its code map does not translate yet",
+    query: `query UnmappedCodes {
+  unmappedCodes(organization: "org-taolin-township") { complete codes { system code display results lastSeen } }
+  recognitionJobs(organization: "org-taolin-township") { id state reason total done changed }
+}`,
+  },
+  {
     title: 'The members of the consortium',
     query: `query ConsortiumMembers {
   OrganizationList(_sort: "name") {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { exampleQueries } from '../../src/http/example-queries.ts';
+import { seedDemoDecisions, seedDemoRecognition } from '../../src/demo/recognition.ts';
 import { seedDemoReferrals } from '../../src/demo/referrals.ts';
 import { demoHub, graphql, type TestDatabase } from '../support/hub.ts';
 
@@ -140,6 +141,8 @@ describe('GraphQL resource API', () => {
     // The demo data of `npm start`: the consortium and demo referrals run through the workflow.
     const full = await demoHub('graphql_examples');
     await seedDemoReferrals(full.database.store, full.database.connection.db, 24);
+    await seedDemoRecognition(full.database.store);
+    await seedDemoDecisions(full.database.store, full.database.connection.db);
     try {
       for (const example of exampleQueries) {
         const result = await graphql(full.hub.url, example.query);
