@@ -277,6 +277,19 @@ export async function startHub(
     apollo,
     createContext,
     tokenEndpoint: (form, authorization, source) => authenticator.tokenRequest(form, authorization, source),
+    // FHIR REST requests are audited like GraphQL ones: what they touched, who, the outcome.
+    recordRest: (context, rest) => {
+      if (!context.access) return;
+      auditTrail.record({
+        caller: context.access.caller,
+        audit: context.access.audit,
+        query: `${rest.method} ${rest.path}`,
+        operationName: `FHIR REST ${rest.method} ${rest.path.split('?')[0]!.slice(0, 100)}`,
+        outcome: rest.outcome,
+        ...(rest.detail ? { detail: rest.detail } : {}),
+      });
+    },
+    version: process.env.npm_package_version ?? '0.1.0',
     referralForm: async (id, context) => {
       // Through the GraphQL API itself: the same access policy, loaders and audit as any query.
       const answer = await apollo.executeOperation({ query: REFERRAL_FORM_QUERY, variables: { id } }, { contextValue: context });

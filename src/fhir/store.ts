@@ -302,7 +302,11 @@ export class FhirStore {
   private async assertReadable(type: string, id: string): Promise<void> {
     if (!this.access) return;
     const [visible] = await this.documentsById(type, [id], { _id: 1 } as Record<string, 1>);
-    if (!visible) throw notFound(`${type}/${id} not found`);
+    if (visible) return;
+    // A deleted resource's versions stay readable by callers whose reads of the type have no row filter (members,
+    // administrators); a resident's compartment cannot be checked on a deletion, so for them it is not found.
+    if (!this.access.readFilter(type, 'r') && (await this.tombstones().findOne({ _id: `${type}/${id}` }, { projection: { _id: 1 } }))) return;
+    throw notFound(`${type}/${id} not found`);
   }
 
   private async checkWrite(

@@ -1,6 +1,6 @@
 /**
- * The HTTP front: `/graphql` and `/$graphql` (POST JSON, GET with query string), the offline playground,
- * and `/health`. Plain node:http with Apollo Server's generic request API, so body limits, draining on
+ * The HTTP front: `/graphql`, `/$graphql` and `/fhir/$graphql` (POST JSON, GET with query string), the FHIR REST
+ * facade at `/fhir` (src/rest/), the offline playground, and `/health`. Plain node:http with Apollo Server's generic request API, so body limits, draining on
  * shutdown and every error answer are under the hub's control.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -10,6 +10,7 @@ import { HubError, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { RequestContext } from '../graphql/context.ts';
 import { PLAYGROUND_ASSET_PREFIX, playgroundAsset, playgroundPage } from './playground.ts';
+import { errorResponse, handleRest as handleFhirRest, type RestResponse } from '../rest/fhir-rest.ts';
 
 export interface HttpOptions {
   host: string;
@@ -26,6 +27,10 @@ export interface HttpOptions {
   /** Rewrites the query text before it is parsed and validated (FHIR-style bare literals). */
   prepareQuery?: (query: string) => string;
   databaseReachable: () => Promise<boolean>;
+  /** Records a FHIR REST request in the audit trail (what it touched, who, the outcome). */
+  recordRest?: (context: RequestContext, request: { method: string; path: string; outcome: 'success' | 'failed' | 'refused'; detail?: string }) => void;
+  /** The hub's version, for the CapabilityStatement. */
+  version?: string;
   /** The printable referral form (GET /referrals/<id>/form) as HTML, read as the caller. */
   referralForm?: (id: string, context: RequestContext) => Promise<string>;
   log: Logger;
@@ -120,6 +125,23 @@ function ranOutOfTime(body: string): boolean {
   }
 }
 
+/** The answer of an instance-level $graphql: the focused resource's fields as `data`. */
+function unwrapFocus(body: string, type: string): string {
+  try {
+    const parsed = JSON.parse(body) as { data?: Record<string, unknown> | null };
+    return JSON.stringify(parsed.data ? { ...parsed, data: parsed.data[type] ?? null } : parsed);
+  } catch {
+    return body;
+  }
+}
+
+/** A REST answer: FHIR JSON (or no body, e.g. 204 or Prefer: return=minimal). */
+function sendRest(response: ServerResponse, answer: RestResponse): void {
+  const text = answer.body === undefined ? '' : JSON.stringify(answer.body);
+  response.writeHead(answer.status, { ...answer.headers, ...(text ? { 'content-length': String(Buffer.byteLength(text)) } : {}) });
+  response.end(text);
+}
+
 function sendError(response: ServerResponse, status: number, code: ErrorCode, message: string): void {
   sendJson(response, status, { errors: [{ message, extensions: { code } }] });
 }
@@ -129,7 +151,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
   let closing = false;
 
   /** The caller's context, or undefined once the refusal (401, 429, 503, 400) has been sent. */
-  const contextFor = async (request: IncomingMessage, response: ServerResponse): Promise<RequestContext | undefined> => {
+  const contextFor = async (request: IncomingMessage, response: ServerResponse, refuse: typeof sendError = sendError): Promise<RequestContext | undefined> => {
     try {
       return await options.createContext(request.headers.authorization, sourceOf(request));
     } catch (error) {
@@ -137,12 +159,23 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       const status = error.code === 'UNAUTHENTICATED' ? 401 : error.code === 'RATE_LIMITED' ? 429 : error.code === 'SERVICE_UNAVAILABLE' ? 503 : 400;
       if (status === 401) response.setHeader('www-authenticate', 'Bearer realm="consortium-hub"');
       if (status === 429) response.setHeader('retry-after', '1');
-      sendError(response, status, error.code, error.message);
+      refuse(response, status, error.code, error.message);
       return undefined;
     }
   };
 
-  const handleGraphql = async (request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> => {
+  /**
+   * `[base]/Patient/<id>/$graphql` (FHIR instance-level GraphQL): the query's selection applies to that resource,
+   * so `{ name { text } }` runs as `{ Patient(id: "<id>") { name { text } } }` and answers `{ data: { name ... } }`.
+   */
+  const focused = (focus: { type: string; id: string } | undefined, query: string): string => {
+    if (!focus) return query;
+    const trimmed = query.trim();
+    if (!trimmed.startsWith('{') || !trimmed.endsWith('}')) throw new HubError('BAD_USER_INPUT', 'An instance-level $graphql query is a bare selection set: { name { text } }');
+    return `{ ${focus.type}(id: "${focus.id}") ${trimmed} }`;
+  };
+
+  const handleGraphql = async (request: IncomingMessage, response: ServerResponse, url: URL, focus?: { type: string; id: string }): Promise<void> => {
     const headers = new HeaderMap();
     for (const [key, value] of Object.entries(request.headers)) {
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
@@ -166,14 +199,27 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
         return;
       }
       headers.set('content-type', 'application/json');
-      if (options.prepareQuery && body && typeof body === 'object' && typeof (body as { query?: unknown }).query === 'string') {
-        body = { ...body, query: options.prepareQuery((body as { query: string }).query) };
+      const prepare = options.prepareQuery ?? ((query: string) => query);
+      if (body && typeof body === 'object' && typeof (body as { query?: unknown }).query === 'string') {
+        try {
+          body = { ...body, query: prepare(focused(focus, (body as { query: string }).query)) };
+        } catch (error) {
+          if (!(error instanceof HubError)) throw error;
+          sendError(response, 400, error.code, error.message);
+          return;
+        }
       }
     }
     let search = url.search;
-    if (request.method === 'GET' && options.prepareQuery && url.searchParams.has('query')) {
+    if (request.method === 'GET' && url.searchParams.has('query') && (options.prepareQuery || focus)) {
       const params = new URLSearchParams(url.searchParams);
-      params.set('query', options.prepareQuery(params.get('query')!));
+      try {
+        params.set('query', (options.prepareQuery ?? ((query: string) => query))(focused(focus, params.get('query')!)));
+      } catch (error) {
+        if (!(error instanceof HubError)) throw error;
+        sendError(response, 400, error.code, error.message);
+        return;
+      }
       search = `?${params.toString()}`;
     }
     const context = await contextFor(request, response);
@@ -206,10 +252,55 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     for (const [key, value] of result.headers) response.setHeader(key, value);
     response.statusCode = result.status ?? 200;
     if (result.body.kind === 'complete') {
-      response.end(result.body.string);
+      response.end(focus ? unwrapFocus(result.body.string, focus.type) : result.body.string);
     } else {
       for await (const chunk of result.body.asyncIterator) response.write(chunk);
       response.end();
+    }
+  };
+
+  /**
+   * The FHIR REST facade (src/rest/): the same bearer token, per-client turns, rate limit, time limit and audit as
+   * a GraphQL request; every refusal an OperationOutcome.
+   */
+  const handleRest = async (request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> => {
+    const refuse = (target: ServerResponse, status: number, code: ErrorCode, message: string): void => sendRest(target, errorResponse(code, message, status));
+    const context = await contextFor(request, response, refuse);
+    if (!context) return;
+    const abandoned = (): void => {
+      if (!response.writableEnded) context.deadline.abort();
+    };
+    response.once('close', abandoned);
+    const method = request.method ?? 'GET';
+    let outcome: 'success' | 'failed' | 'refused' = 'success';
+    let detail: string | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const body = method === 'POST' || method === 'PUT' ? await readBody(request, options.maxBodyBytes) : undefined;
+      const host = request.headers.host ?? 'hub.local';
+      const work = handleFhirRest(
+        { method, path: url.pathname.slice('/fhir'.length), query: url.searchParams, headers: Object.fromEntries(Object.entries(request.headers).map(([key, value]) => [key, Array.isArray(value) ? value.join(', ') : value])), ...(body !== undefined ? { body } : {}), base: `http://${host}/fhir` },
+        context,
+        options.version ?? '0.1.0',
+      );
+      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), options.requestTimeoutMs)));
+      const result = await Promise.race([work, timedOut]);
+      if (result === 'timeout') {
+        context.deadline.abort();
+        outcome = 'failed';
+        detail = 'timeout';
+        sendRest(response, errorResponse('TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it`));
+        return;
+      }
+      if (result.status >= 400) {
+        outcome = result.status === 401 || result.status === 403 || result.status === 429 ? 'refused' : 'failed';
+        detail = ((result.body as { issue?: { details?: { text?: string } }[] } | undefined)?.issue?.[0]?.details?.text ?? String(result.status)).slice(0, 300);
+      }
+      sendRest(response, result);
+    } finally {
+      clearTimeout(timer);
+      context.release();
+      options.recordRest?.(context, { method, path: `${url.pathname}${url.search}`, outcome, ...(detail ? { detail } : {}) });
     }
   };
 
@@ -267,6 +358,24 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
         return;
       }
       await handleGraphql(request, response, url);
+      return;
+    }
+    if (url.pathname === '/fhir/$graphql') {
+      await handleGraphql(request, response, url);
+      return;
+    }
+    const instance = /^\/fhir\/(Patient)\/([A-Za-z0-9\-.]{1,64})\/\$graphql$/.exec(url.pathname);
+    if (instance && (request.method === 'GET' || request.method === 'POST')) {
+      await handleGraphql(request, response, url, { type: instance[1]!, id: instance[2]! });
+      return;
+    }
+    if (url.pathname === '/fhir' || url.pathname.startsWith('/fhir/')) {
+      if (!['GET', 'POST', 'PUT', 'DELETE'].includes(request.method ?? '')) {
+        response.setHeader('allow', 'GET, POST, PUT, DELETE');
+        sendRest(response, errorResponse('BAD_USER_INPUT', 'Use GET, POST, PUT or DELETE', 405));
+        return;
+      }
+      await handleRest(request, response, url);
       return;
     }
     const form = /^\/referrals\/([A-Za-z0-9\-.]{1,64})\/form$/.exec(url.pathname);

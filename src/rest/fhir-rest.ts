@@ -1,0 +1,449 @@
+/**
+ * The FHIR R4 REST facade at `/fhir` (issue 14): a thin translation of REST interactions onto the same store,
+ * search compiler, key-paged connections, Bundle importer and person directory that GraphQL uses — one path for
+ * every read and write, so the access policy, limits and audit are the same. Answers are `application/fhir+json`;
+ * every error is an OperationOutcome with its HTTP status.
+ */
+import type { Bundle, BundleEntry, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import { BundleImporter } from '../fhir/bundles.ts';
+import { searchConnection } from '../fhir/connection.ts';
+import { isServedResourceType, servedResourceTypes } from '../fhir/resource-types.ts';
+import { findSearchParameter, parameterKey, searchParametersOf } from '../fhir/search-parameters.ts';
+import { extractSearchValues } from '../fhir/search-index.ts';
+import type { SearchArguments } from '../fhir/search-query.ts';
+import { HubError, badInput, notFound, operationOutcome } from '../errors.ts';
+import type { RequestContext } from '../graphql/context.ts';
+import { capabilityStatement } from './capability.ts';
+
+export interface RestRequest {
+  method: string;
+  /** the path after `/fhir`, e.g. `/Patient/123/_history/2` */
+  path: string;
+  query: URLSearchParams;
+  headers: Record<string, string | undefined>;
+  body?: string;
+  /** the absolute base of the facade, e.g. `http://hub:4000/fhir` */
+  base: string;
+}
+
+export interface RestResponse {
+  status: number;
+  headers: Record<string, string>;
+  body?: unknown;
+}
+
+const ID = /^[A-Za-z0-9\-.]{1,64}$/;
+const MAX_INCLUDES = 1000;
+
+export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+
+const statusOf: Record<string, number> = {
+  BAD_USER_INPUT: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  GONE: 410,
+  CONFLICT: 409,
+  ILLEGAL_TRANSITION: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  TOO_MANY_RESULTS: 400,
+  RATE_LIMITED: 429,
+  TIMEOUT: 503,
+  SERVICE_UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+const issueCode: Record<string, OperationOutcome['issue'][number]['code']> = {
+  BAD_USER_INPUT: 'invalid',
+  UNAUTHENTICATED: 'login',
+  FORBIDDEN: 'forbidden',
+  NOT_FOUND: 'not-found',
+  GONE: 'deleted',
+  CONFLICT: 'conflict',
+  PAYLOAD_TOO_LARGE: 'too-long',
+  TOO_MANY_RESULTS: 'too-costly',
+  RATE_LIMITED: 'throttled',
+  TIMEOUT: 'timeout',
+  SERVICE_UNAVAILABLE: 'transient',
+};
+
+/** An error as the OperationOutcome REST answers with; `status` overrides the code's usual status (412, 422). */
+export function errorResponse(code: string, message: string, status?: number, outcome?: OperationOutcome): RestResponse {
+  const body: OperationOutcome = outcome ?? operationOutcome(issueCode[code] ?? 'exception', message);
+  const withCode: OperationOutcome = { ...body, issue: body.issue.map((issue) => ({ ...issue, details: { ...issue.details, coding: [{ system: 'https://demo.consortium-hub.cn/CodeSystem/error-code', code }], text: issue.details?.text ?? message } })) };
+  return { status: status ?? statusOf[code] ?? 500, headers: { 'content-type': FHIR_JSON }, body: withCode };
+}
+
+const versionOf = (resource: Resource): string => resource.meta?.versionId ?? '1';
+const etag = (resource: Resource): string => `W/"${versionOf(resource)}"`;
+
+function resourceHeaders(resource: Resource, base: string): Record<string, string> {
+  return {
+    'content-type': FHIR_JSON,
+    etag: etag(resource),
+    ...(resource.meta?.lastUpdated ? { 'last-modified': new Date(resource.meta.lastUpdated).toUTCString() } : {}),
+    'content-location': `${base}/${resource.resourceType}/${resource.id}/_history/${versionOf(resource)}`,
+  };
+}
+
+/** `W/"3"`, `"3"` or `3` -> 3; anything else is refused. */
+function versionFromEtag(value: string): string {
+  const match = /^(?:W\/)?"?([0-9]{1,9})"?$/.exec(value.trim());
+  if (!match) throw badInput(`If-Match must be an ETag like W/"3", not ${value.slice(0, 40)}`);
+  return match[1]!;
+}
+
+/** What `Prefer: return=` asks for a write's answer. */
+function writeAnswer(request: RestRequest, status: number, resource: Resource, extra: Record<string, string> = {}): RestResponse {
+  const headers = { ...resourceHeaders(resource, request.base), ...extra };
+  const prefer = /return=(minimal|representation|OperationOutcome)/.exec(request.headers.prefer ?? '')?.[1];
+  if (prefer === 'minimal') {
+    const { 'content-type': _type, ...rest } = headers;
+    return { status, headers: rest };
+  }
+  if (prefer === 'OperationOutcome') {
+    const text = `${resource.resourceType}/${resource.id} version ${versionOf(resource)} ${status === 201 ? 'created' : 'updated'}`;
+    return { status, headers, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', details: { text } }] } };
+  }
+  return { status, headers, body: resource };
+}
+
+function parseBody(request: RestRequest): Record<string, unknown> {
+  if (!request.body) throw badInput('The request has no body; send a FHIR resource as application/fhir+json');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(request.body);
+  } catch {
+    throw badInput('The request body is not valid JSON');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw badInput('The request body must be one FHIR resource (a JSON object)');
+  return parsed as Record<string, unknown>;
+}
+
+/** Write failures of the resource's content are 422 (FHIR: unprocessable), malformed requests 400. */
+function asUnprocessable<T>(work: () => Promise<T>): Promise<T> {
+  return work().catch((error: unknown) => {
+    if (error instanceof HubError && error.code === 'BAD_USER_INPUT') throw new UnprocessableError(error);
+    throw error;
+  });
+}
+
+class UnprocessableError extends Error {
+  constructor(readonly invalid: HubError) {
+    super(invalid.message);
+  }
+}
+
+class PreconditionFailed extends Error {}
+
+/** Result parameters of a search and what is left: the search arguments in the compiler's REST syntax. */
+function searchArguments(type: string, query: URLSearchParams): { args: SearchArguments; cursor?: string; count?: number; result: URLSearchParams } {
+  const result = new URLSearchParams();
+  const clauses: string[] = [];
+  const single: Record<string, string> = {};
+  const seen = new Map<string, number>();
+  let cursor: string | undefined;
+  let count: number | undefined;
+  let sort: string | undefined;
+  for (const [name, value] of query) {
+    if (name === '_cursor') cursor = value;
+    else if (name === '_count') {
+      count = Number(value);
+      if (!Number.isInteger(count) || count < 0) throw badInput('_count must be a whole number', ['_count']);
+    } else if (name === '_sort') sort = value;
+    else if (['_total', '_summary', '_elements', '_include', '_revinclude', '_format', '_pretty'].includes(name)) result.append(name, value);
+    else {
+      const [code] = name.split(':');
+      if (!code || !findSearchParameter(type, code) && !['_id', '_lastUpdated'].includes(code)) throw badInput(`${type} has no search parameter ${code} (see GET /fhir/metadata)`, [name]);
+      seen.set(name, (seen.get(name) ?? 0) + 1);
+      clauses.push(`${name}=${value}`);
+    }
+  }
+  // One value per parameter as arguments (what a cursor carries); a repeated parameter (AND) as `_and` clauses.
+  const args: SearchArguments = {};
+  const and: string[] = [];
+  for (const clause of clauses) {
+    const name = clause.slice(0, clause.indexOf('='));
+    const value = clause.slice(clause.indexOf('=') + 1);
+    if (seen.get(name) === 1) {
+      const [code, modifier] = name.split(':');
+      single[`${parameterKey(code!)}${modifier ? `_${modifier}` : ''}`] = value;
+    } else and.push(clause);
+  }
+  Object.assign(args, single);
+  if (and.length > 0) args._and = and;
+  if (sort) args._sort = sort;
+  return { args, ...(cursor ? { cursor } : {}), ...(count !== undefined ? { count } : {}), result };
+}
+
+/** `_elements`: the listed top-level elements (and what every resource must keep), tagged SUBSETTED. */
+function subset(resource: Resource, elements: string[] | undefined): Resource {
+  if (!elements) return resource;
+  const kept = new Set(['resourceType', 'id', 'meta', ...elements]);
+  const picked = Object.fromEntries(Object.entries(resource).filter(([key]) => kept.has(key) || (key.startsWith('_') && kept.has(key.slice(1)))));
+  const meta = resource.meta ?? {};
+  return { ...picked, meta: { ...meta, tag: [...(meta.tag ?? []), { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' }] } } as Resource;
+}
+
+function bundleEntry(resource: Resource, base: string, mode: 'match' | 'include' | 'outcome' = 'match', elements?: string[]): BundleEntry {
+  return { fullUrl: `${base}/${resource.resourceType}/${resource.id}`, resource: subset(resource, elements), search: { mode } };
+}
+
+/** `_include=Type:param` and `_revinclude=Type:param`: one read per target type, one query per reverse parameter. */
+async function includes(context: RequestContext, type: string, found: Resource[], result: URLSearchParams): Promise<Resource[]> {
+  const extra: Resource[] = [];
+  const have = new Set(found.map((resource) => `${resource.resourceType}/${resource.id}`));
+  for (const include of result.getAll('_include')) {
+    const [source, code, target] = include.split(':');
+    if (source !== type || !code) throw badInput(`_include must name a reference parameter of ${type}: ${include}`, ['_include']);
+    const parameter = findSearchParameter(type, code);
+    if (!parameter || parameter.type !== 'reference') throw badInput(`${type}:${code} is not a reference parameter`, ['_include']);
+    const references = new Set<string>();
+    for (const resource of found) {
+      const values = extractSearchValues(resource, new Set([parameter.key])) as Record<string, unknown>;
+      for (const reference of (values[parameter.key] as string[] | undefined) ?? []) if (/^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(reference)) references.add(reference);
+    }
+    const byType = new Map<string, string[]>();
+    for (const reference of references) {
+      const [targetType, id] = reference.split('/') as [string, string];
+      if ((target && targetType !== target) || !isServedResourceType(targetType) || have.has(reference)) continue;
+      byType.set(targetType, [...(byType.get(targetType) ?? []), id]);
+    }
+    for (const [targetType, ids] of byType) {
+      for (const resource of (await context.store.readMany(targetType, ids.slice(0, MAX_INCLUDES))).values()) {
+        const key = `${resource.resourceType}/${resource.id}`;
+        if (!have.has(key)) extra.push(resource), have.add(key);
+      }
+    }
+  }
+  for (const revinclude of result.getAll('_revinclude')) {
+    const [source, code] = revinclude.split(':');
+    if (!source || !code || !isServedResourceType(source)) throw badInput(`_revinclude must look like Provenance:target: ${revinclude}`, ['_revinclude']);
+    const parameter = findSearchParameter(source, code);
+    if (!parameter || parameter.type !== 'reference') throw badInput(`${source}:${code} is not a reference parameter`, ['_revinclude']);
+    const referring = await context.store.searchReferencing(source, parameter.code, found.map((resource) => `${resource.resourceType}/${resource.id}`), {});
+    for (const list of referring.values()) {
+      if (list instanceof HubError) throw list;
+      for (const resource of list) {
+        const key = `${resource.resourceType}/${resource.id}`;
+        if (!have.has(key)) extra.push(resource), have.add(key);
+      }
+    }
+  }
+  return extra;
+}
+
+async function search(request: RestRequest, context: RequestContext, type: string, query: URLSearchParams): Promise<RestResponse> {
+  const { args, cursor, count, result } = searchArguments(type, query);
+  const summary = result.get('_summary');
+  if (summary && summary !== 'count' && summary !== 'false') throw badInput('_summary supports count and false here', ['_summary']);
+  const elements = result.get('_elements')?.split(',').map((element) => element.trim()).filter(Boolean);
+  if (summary === 'count' || count === 0) {
+    const total = await context.store.count(type, args);
+    return { status: 200, headers: { 'content-type': FHIR_JSON }, body: { resourceType: 'Bundle', type: 'searchset', total, link: [{ relation: 'self', url: `${request.base}/${type}?${request.query.toString()}` }] } satisfies Bundle };
+  }
+  const page = await searchConnection(context.store, type, { ...args, ...(cursor ? { _cursor: cursor } : {}), ...(count !== undefined ? { _count: count } : {}) } as SearchArguments & { _cursor?: string }, context.paging);
+  const resources = page.edges.map((edge) => edge.resource);
+  const included = result.has('_include') || result.has('_revinclude') ? await includes(context, type, resources, result) : [];
+  const passOn = new URLSearchParams(result);
+  passOn.delete('_format');
+  const link = (relation: string, token: string | null) => (token ? [{ relation, url: `${request.base}/${type}?${new URLSearchParams([['_cursor', token], ['_count', String(page.pagesize)], ...passOn]).toString()}` }] : []);
+  const totalWanted = result.get('_total') === 'accurate';
+  const knownTotal = page.offset === 0 && page.next === null ? resources.length : undefined;
+  const total = totalWanted ? await page.count() : knownTotal;
+  const bundle: Bundle = {
+    resourceType: 'Bundle',
+    type: 'searchset',
+    ...(total !== undefined ? { total } : {}),
+    link: [{ relation: 'self', url: `${request.base}/${type}?${request.query.toString()}` }, ...link('first', page.first), ...link('previous', page.previous), ...link('next', page.next)],
+    entry: [...resources.map((resource) => bundleEntry(resource, request.base, 'match', elements)), ...included.map((resource) => bundleEntry(resource, request.base, 'include', elements))],
+  };
+  return { status: 200, headers: { 'content-type': FHIR_JSON }, body: bundle };
+}
+
+async function historyBundle(request: RestRequest, entries: { versionId: string; lastUpdated: string; deleted: boolean; resource?: Resource }[], type: string, id?: string): Promise<RestResponse> {
+  const bundle: Bundle = {
+    resourceType: 'Bundle',
+    type: 'history',
+    total: entries.length,
+    link: [{ relation: 'self', url: `${request.base}/${type}${id ? `/${id}` : ''}/_history` }],
+    entry: entries.map((entry) => ({
+      ...(entry.resource ? { fullUrl: `${request.base}/${type}/${entry.resource.id}`, resource: entry.resource } : {}),
+      request: { method: entry.deleted ? 'DELETE' : entry.versionId === '1' ? 'POST' : 'PUT', url: `${type}/${entry.resource?.id ?? id}` },
+      response: { status: entry.deleted ? '204' : entry.versionId === '1' ? '201' : '200', etag: `W/"${entry.versionId}"`, lastModified: entry.lastUpdated },
+    })),
+  };
+  return { status: 200, headers: { 'content-type': FHIR_JSON }, body: bundle };
+}
+
+/** Every resource of a person (all linked records) in the compartment types, paged with `_count` and `_offset`. */
+async function everything(request: RestRequest, context: RequestContext, id: string): Promise<RestResponse> {
+  const person = await context.identity.directory.person({ patient: id });
+  const records = person.records.map((record) => `Patient/${record.id}`);
+  const all: Resource[] = [...person.records];
+  for (const type of servedResourceTypes) {
+    if (type === 'Patient' || !searchParametersOf(type).has('patient')) continue;
+    try {
+      all.push(...(await context.store.search(type, { patient: records.join(',') })).resources);
+    } catch (error) {
+      // What the caller may not read (a member and the audit trail) is left out, not a refusal of the whole.
+      if (error instanceof HubError && error.code === 'FORBIDDEN') continue;
+      throw error;
+    }
+  }
+  const count = Math.min(Number(request.query.get('_count') ?? context.paging.defaultCount), context.paging.maxCount);
+  const offset = Number(request.query.get('_offset') ?? 0);
+  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(offset) || offset < 0) throw badInput('_count and _offset must be whole numbers');
+  const url = (at: number) => `${request.base}/Patient/${id}/$everything?_count=${count}&_offset=${at}`;
+  const bundle: Bundle = {
+    resourceType: 'Bundle',
+    type: 'searchset',
+    total: all.length,
+    link: [{ relation: 'self', url: url(offset) }, ...(offset + count < all.length ? [{ relation: 'next', url: url(offset + count) }] : []), ...(offset > 0 ? [{ relation: 'previous', url: url(Math.max(0, offset - count)) }] : [])],
+    entry: all.slice(offset, offset + count).map((resource) => bundleEntry(resource, request.base)),
+  };
+  return { status: 200, headers: { 'content-type': FHIR_JSON }, body: bundle };
+}
+
+/** A transaction or batch Bundle, through the importer `npm run import` uses; the response Bundle per entry. */
+async function transaction(request: RestRequest, context: RequestContext): Promise<RestResponse> {
+  const bundle = parseBody(request) as unknown as Bundle;
+  if (bundle.resourceType !== 'Bundle' || (bundle.type !== 'transaction' && bundle.type !== 'batch')) throw badInput('POST /fhir takes a Bundle of type transaction or batch');
+  const result = await asUnprocessable(() => new BundleImporter(context.store).import(bundle as never));
+  const written = new Map<string, Resource>();
+  const idsByType = new Map<string, string[]>();
+  for (const entry of result.entries) if (entry.id && entry.outcome !== 'failed') idsByType.set(entry.resourceType, [...(idsByType.get(entry.resourceType) ?? []), entry.id]);
+  for (const [type, ids] of idsByType) for (const resource of (await context.store.readMany(type, ids)).values()) written.set(`${type}/${resource.id}`, resource);
+  const response: Bundle = {
+    resourceType: 'Bundle',
+    type: result.type === 'transaction' ? 'transaction-response' : 'batch-response',
+    entry: result.entries.map((entry) => {
+      const resource = entry.id ? written.get(`${entry.resourceType}/${entry.id}`) : undefined;
+      if (entry.outcome === 'failed') return { response: { status: '400', outcome: operationOutcome('invalid', entry.message ?? 'failed') } };
+      return {
+        ...(resource ? { fullUrl: `${request.base}/${entry.resourceType}/${entry.id}` } : {}),
+        response: {
+          status: entry.outcome === 'created' ? '201 Created' : '200 OK',
+          ...(resource ? { location: `${entry.resourceType}/${entry.id}/_history/${versionOf(resource)}`, etag: etag(resource), ...(resource.meta?.lastUpdated ? { lastModified: resource.meta.lastUpdated } : {}) } : {}),
+        },
+      };
+    }),
+  };
+  return { status: 200, headers: { 'content-type': FHIR_JSON }, body: response };
+}
+
+/** Runs one REST interaction as the request's caller. */
+export async function handleRest(request: RestRequest, context: RequestContext, version: string): Promise<RestResponse> {
+  try {
+    return await route(request, context, version);
+  } catch (error) {
+    if (error instanceof UnprocessableError) return errorResponse('BAD_USER_INPUT', error.invalid.message, 422, error.invalid.outcome);
+    if (error instanceof PreconditionFailed) return errorResponse('CONFLICT', error.message, 412);
+    if (error instanceof HubError) return errorResponse(error.code, error.message, undefined, error.outcome);
+    throw error;
+  }
+}
+
+async function route(request: RestRequest, context: RequestContext, version: string): Promise<RestResponse> {
+  const format = request.query.get('_format');
+  if (format && !['json', 'application/json', 'application/fhir+json'].includes(format)) return errorResponse('BAD_USER_INPUT', `This server speaks JSON only (_format=${format})`, 406);
+  const segments = request.path.split('/').filter(Boolean).map((segment) => decodeURIComponent(segment));
+  const [type, id, third, fourth] = segments;
+  const method = request.method;
+  if (segments.length === 0) {
+    if (method === 'POST') return transaction(request, context);
+    throw badInput('GET /fhir/metadata, /fhir/<Type>, /fhir/<Type>/<id> ...');
+  }
+  if (type === 'metadata' && segments.length === 1 && method === 'GET') return { status: 200, headers: { 'content-type': FHIR_JSON }, body: capabilityStatement(request.base, version) };
+  if (!type || !isServedResourceType(type)) throw notFound(`This server does not serve ${type} (see GET /fhir/metadata)`);
+  if (segments.length === 1) {
+    if (method === 'GET') return search(request, context, type, request.query);
+    if (method === 'POST') return create(request, context, type);
+    throw new HubError('BAD_USER_INPUT', `${method} /fhir/${type} is not supported`);
+  }
+  if (id === '_search' && segments.length === 2 && method === 'POST') {
+    const form = new URLSearchParams(request.body ?? '');
+    for (const [name, value] of request.query) form.append(name, value);
+    return search(request, context, type, form);
+  }
+  if (id === '_history' && segments.length === 2 && method === 'GET') return typeHistory(request, context, type);
+  if (!id || !ID.test(id)) throw badInput(`${id} is not a valid id`);
+  if (segments.length === 2) {
+    if (method === 'GET') {
+      const resource = await context.store.read(type, id);
+      return { status: 200, headers: resourceHeaders(resource, request.base), body: subset(resource, request.query.get('_elements')?.split(',')) };
+    }
+    if (method === 'PUT') return update(request, context, type, id);
+    if (method === 'DELETE') {
+      const ifMatch = request.headers['if-match'];
+      try {
+        await context.store.delete(type, id, ifMatch ? { ifMatch: versionFromEtag(ifMatch) } : {});
+      } catch (error) {
+        if (error instanceof HubError && error.code === 'GONE') return { status: 204, headers: {} };
+        if (ifMatch && error instanceof HubError && error.code === 'CONFLICT') throw new PreconditionFailed(error.message);
+        throw error;
+      }
+      return { status: 204, headers: {} };
+    }
+  }
+  if (third === '_history' && method === 'GET') {
+    if (segments.length === 3) return historyBundle(request, await context.store.history(type, id), type, id);
+    if (segments.length === 4 && fourth && /^[0-9]{1,9}$/.test(fourth)) {
+      const resource = await context.store.readVersion(type, id, fourth);
+      return { status: 200, headers: resourceHeaders(resource, request.base), body: resource };
+    }
+  }
+  if (type === 'Patient' && third === '$everything' && segments.length === 3 && method === 'GET') return everything(request, context, id);
+  throw new HubError('BAD_USER_INPUT', `${method} /fhir${request.path} is not an interaction this server supports (see GET /fhir/metadata)`);
+}
+
+async function create(request: RestRequest, context: RequestContext, type: string): Promise<RestResponse> {
+  const body = parseBody(request);
+  if (body.resourceType !== type) throw badInput(`The body is a ${String(body.resourceType)}, not a ${type}`);
+  const ifNoneExist = request.headers['if-none-exist'];
+  if (ifNoneExist) {
+    const { args } = searchArguments(type, new URLSearchParams(ifNoneExist));
+    const found = await context.store.search(type, { ...args, _count: 2 });
+    if (found.resources.length > 1) return errorResponse('CONFLICT', `If-None-Exist ${ifNoneExist} matches more than one ${type}`, 412);
+    if (found.resources.length === 1) return writeAnswer(request, 200, found.resources[0]!);
+  }
+  const { id: _ignored, meta: _meta, ...content } = body;
+  const created = await asUnprocessable(() => context.store.create(content as unknown as Resource));
+  return writeAnswer(request, 201, created, { location: `${request.base}/${type}/${created.id}/_history/${versionOf(created)}` });
+}
+
+async function update(request: RestRequest, context: RequestContext, type: string, id: string): Promise<RestResponse> {
+  const body = parseBody(request);
+  if (body.resourceType !== type) throw badInput(`The body is a ${String(body.resourceType)}, not a ${type}`);
+  if (body.id !== id) throw badInput(`The body's id (${String(body.id)}) must be the id of the URL (${id})`);
+  const ifMatch = request.headers['if-match'];
+  if (ifMatch) {
+    try {
+      const updated = await asUnprocessable(() => context.store.update(body as unknown as Resource, { ifMatch: versionFromEtag(ifMatch) }));
+      return writeAnswer(request, 200, updated);
+    } catch (error) {
+      if (error instanceof HubError && (error.code === 'CONFLICT' || error.code === 'NOT_FOUND')) throw new PreconditionFailed(error.message);
+      throw error;
+    }
+  }
+  // Without If-Match: update, or create with this id (update-as-create, also after a deletion).
+  const { meta: _meta, ...content } = body;
+  const outcome = await asUnprocessable(() => context.store.put(content as unknown as Resource));
+  if (outcome.outcome === 'failed') throw badInput(outcome.error?.message ?? 'invalid');
+  const status = outcome.outcome === 'created' ? 201 : 200;
+  return writeAnswer(request, status, outcome.resource, status === 201 ? { location: `${request.base}/${type}/${id}/_history/${versionOf(outcome.resource)}` } : {});
+}
+
+/** Type history: the current version of each resource changed since `_since`, newest first, `_count` of them. */
+async function typeHistory(request: RestRequest, context: RequestContext, type: string): Promise<RestResponse> {
+  const since = request.query.get('_since');
+  const count = Math.min(Number(request.query.get('_count') ?? 100), context.paging.maxCount);
+  if (!Number.isInteger(count) || count < 1) throw badInput('_count must be a whole number', ['_count']);
+  if (since && Number.isNaN(Date.parse(since))) throw badInput('_since must be an instant', ['_since']);
+  const found = await context.store.search(type, { ...(since ? { _lastUpdated: `gt${since}` } : {}), _sort: '-_lastUpdated', _count: count });
+  return historyBundle(
+    request,
+    found.resources.map((resource) => ({ versionId: versionOf(resource), lastUpdated: resource.meta?.lastUpdated ?? '', deleted: false, resource })),
+    type,
+  );
+}
