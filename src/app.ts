@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 /** Composition of the hub: database -> store -> GraphQL -> HTTP. Used by main.ts and by the tests. */
 import { RecognitionDecisions } from './recognition/decisions.ts';
 import { ensureReapplyIndexes, ReapplyRunner } from './recognition/reapply-jobs.ts';
+import { MemberSync } from './sync/member-sync.ts';
 import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -114,8 +115,10 @@ export async function startHub(
   });
   const rateLimiter = new RateLimiter(database.db, config.RATE_LIMIT_PER_MINUTE);
   const concurrency = new ClientConcurrency(config.MAX_CONCURRENT_REQUESTS_PER_CLIENT, config.CONCURRENCY_WAIT_MS);
+  const instance = randomUUID();
+  const memberSync = new MemberSync(store, database.db, { instance, secret: config.TOKEN_SECRET, requestTimeoutMs: config.SYNC_REQUEST_TIMEOUT_MS });
   const indexing = ensureIndexesEventually(log, () =>
-    Promise.all([store.ensureIndexes(), ensureReapplyIndexes(database.db), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, database.db, config.RECOGNITION_MARK).ensureIndexes()]),
+    Promise.all([store.ensureIndexes(), ensureReapplyIndexes(database.db), memberSync.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, database.db, config.RECOGNITION_MARK).ensureIndexes()]),
   );
   const contextOptions = {
     store,
@@ -126,6 +129,7 @@ export async function startHub(
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     maxResourcesPerRequest: config.MAX_RESOURCES_PER_REQUEST,
     recognitionMark: config.RECOGNITION_MARK,
+    memberSync,
   };
   /**
    * Authenticates, waits for one of the client's turns on this instance, counts the request against the
@@ -232,13 +236,13 @@ export async function startHub(
   const recovery = setInterval(() => void recover().then(sweep), config.MAINTENANCE_INTERVAL_MS);
   recovery.unref();
   // Background jobs (the re-apply of an edited code map): claimed through leases in the database by any instance.
-  const jobRunner = new ReapplyRunner(store, database.db, { instance: randomUUID(), markText: config.RECOGNITION_MARK });
+  const jobRunner = new ReapplyRunner(store, database.db, { instance, markText: config.RECOGNITION_MARK });
   let jobsRunning: Promise<void> | undefined;
   const runJobs = (): void => {
-    jobsRunning ??= jobRunner
-      .runDue()
-      .then((ran) => {
+    jobsRunning ??= Promise.all([jobRunner.runDue(), memberSync.runDue()])
+      .then(([ran, synced]) => {
         if (ran > 0) log.info('background jobs run', { ran });
+        if (synced > 0) log.info('members synced', { synced });
       })
       .catch((error: unknown) => log.warn('background jobs failed; retried later', { error: error instanceof Error ? error.message : String(error) }))
       .finally(() => (jobsRunning = undefined));

@@ -85,6 +85,8 @@ const configSchema = z.object({
   /** How often each instance looks for due background jobs (the re-apply of an edited code map). */
   JOB_INTERVAL_MS: z.coerce.number().int().min(100).max(86_400_000).default(2_000),
   RECOGNITION_MARK: z.string().min(1).max(20).default('HR'),
+  /** How long the hub waits for one answer of a member's FHIR server during a sync. */
+  SYNC_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   MAX_RESOURCES_PER_REQUEST: z.coerce.number().int().min(1).max(1_000_000).default(5_000),
   /** How often buffered audit events are written. */
   AUDIT_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(500),

@@ -44,6 +44,8 @@ export interface HistoryDocument {
 interface Tombstone {
   /** `Type/id` */
   _id: string;
+  /** the resource type (an equality the type's deletions are found by) */
+  type?: string;
   v: number;
   owner?: string;
   ts: Date;
@@ -600,7 +602,7 @@ export class FhirStore {
       await createMissingIndexes(this.db, type, wanted);
       await createMissingIndexes(this.db, `${type}_history`, [{ key: { rid: 1, v: -1 }, name: 'resource_version' }]);
     }
-    await createMissingIndexes(this.db, 'tombstones', []);
+    await createMissingIndexes(this.db, 'tombstones', [{ key: { type: 1 }, name: 'type' }]);
     await createMissingIndexes(this.db, 'write_intents', []);
   }
 
@@ -739,7 +741,7 @@ export class FhirStore {
     }
     if (!latest) return;
     if (latest.json === null) {
-      await this.tombstones().replaceOne({ _id: `${type}/${id}` }, { v: latest.v, ts: latest.ts, ...(latest.owner ? { owner: latest.owner } : {}) }, { upsert: true });
+      await this.tombstones().replaceOne({ _id: `${type}/${id}` }, { type, v: latest.v, ts: latest.ts, ...(latest.owner ? { owner: latest.owner } : {}) }, { upsert: true });
       await this.current(type).deleteOne({ _id: id, v: { $lt: latest.v } });
       return;
     }
@@ -929,7 +931,7 @@ export class FhirStore {
         throw error;
       }
       // The id stays its owner's: putting it again continues its versions and is checked against that owner.
-      await this.tombstones().replaceOne({ _id: `${type}/${id}` }, { v: version, ts, ...(current.owner ? { owner: current.owner } : {}) }, { upsert: true });
+      await this.tombstones().replaceOne({ _id: `${type}/${id}` }, { type, v: version, ts, ...(current.owner ? { owner: current.owner } : {}) }, { upsert: true });
       await this.current(type).deleteOne({ _id: id, v: expected });
       await this.completed(intent);
       await this.written([{ resource: parseResource(current.json), operation: 'delete' }]);
@@ -1373,6 +1375,24 @@ export class FhirStore {
       yield { resources: page.map((document) => parseResource(document.json)), after };
       if (page.length < batch) return;
     }
+  }
+
+  /**
+   * Resources of a type deleted since an instant (and still deleted), oldest first: their id, the version that
+   * recorded the deletion and when. For the type's `_history` (a member's sync finds deletions there). Callers
+   * with a row filter on the type (residents) get none: a deletion cannot be checked against a compartment.
+   */
+  async deletionsSince(type: string, since: Date | undefined, limit: number): Promise<{ id: string; version: number; at: Date }[]> {
+    return this.guard(async () => {
+      assertServedType(type);
+      if (this.access?.readFilter(type, 'r')) return [];
+      const found = await this.tombstones().find({ type }).toArray();
+      return found
+        .filter((tombstone) => !since || tombstone.ts > since)
+        .sort((a, b) => a.ts.getTime() - b.ts.getTime())
+        .slice(0, limit)
+        .map((tombstone) => ({ id: tombstone._id.slice(type.length + 1), version: tombstone.v, at: tombstone.ts }));
+    });
   }
 
   async countMatching(type: string, filter: Filter<ResourceDocument>): Promise<number> {

@@ -68,6 +68,8 @@ export type Query = {
    * organisation (either side; a member only its own) or, for administrators, of the whole consortium.
    */
   referralStatistics: Array<ReferralStatisticsRow>;
+  /** Every member's FHIR endpoint with its sync status (administrators) */
+  memberSyncStatus: Array<MemberSyncStatus>;
   /** One Patient by id; NOT_FOUND error when there is none */
   Patient?: Maybe<Patient>;
   /** Patient resources matching FHIR search arguments */
@@ -3994,6 +3996,13 @@ export type Mutation = {
   referralCancel: Referral;
   /** The home organisation: record the follow-up done */
   referralFollowUpComplete: Task;
+  /**
+   * Registers (or replaces) the FHIR R4 endpoint a member's resources are pulled from, on a schedule and
+   * incrementally (administrators). Secrets are stored encrypted and never returned.
+   */
+  registerMemberEndpoint: MemberSyncStatus;
+  /** Makes a member's sync due now; a hub instance's background runner picks it up within JOB_INTERVAL_MS */
+  syncMemberNow: MemberSyncStatus;
   /** Create a Patient; the hub assigns id and version */
   PatientCreate: Patient;
   /** Update a Patient; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
@@ -4267,6 +4276,26 @@ export type MutationReferralCancelArgs = {
 export type MutationReferralFollowUpCompleteArgs = {
   id: Scalars['ID']['input'];
   note?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationRegisterMemberEndpointArgs = {
+  organization: Scalars['ID']['input'];
+  baseUrl: Scalars['String']['input'];
+  auth?: InputMaybe<MemberEndpointAuth>;
+  bearerToken?: InputMaybe<Scalars['String']['input']>;
+  tokenUrl?: InputMaybe<Scalars['String']['input']>;
+  clientId?: InputMaybe<Scalars['String']['input']>;
+  clientSecret?: InputMaybe<Scalars['String']['input']>;
+  types?: InputMaybe<Array<Scalars['String']['input']>>;
+  intervalMinutes?: InputMaybe<Scalars['Int']['input']>;
+  memberOrganizationId?: InputMaybe<Scalars['String']['input']>;
+  enabled?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+
+export type MutationSyncMemberNowArgs = {
+  organization: Scalars['ID']['input'];
 };
 
 
@@ -5271,6 +5300,37 @@ export type Subscription = {
 
 export type SubscriptionReferralEventsArgs = {
   organization: Scalars['ID']['input'];
+};
+
+/** How the hub authenticates to a member's FHIR server */
+export type MemberEndpointAuth =
+  | 'NONE'
+  | 'BEARER'
+  /** OAuth2 client credentials at tokenUrl */
+  | 'CLIENT_CREDENTIALS';
+
+/** A member's FHIR endpoint and how its sync into the hub stands (administrators) */
+export type MemberSyncStatus = {
+  __typename?: 'MemberSyncStatus';
+  organization: Scalars['String']['output'];
+  baseUrl: Scalars['String']['output'];
+  types: Array<Scalars['String']['output']>;
+  enabled: Scalars['Boolean']['output'];
+  /** idle or running */
+  state: Scalars['String']['output'];
+  lastStartedAt?: Maybe<Scalars['String']['output']>;
+  lastSuccessAt?: Maybe<Scalars['String']['output']>;
+  lastError?: Maybe<Scalars['String']['output']>;
+  lastErrorAt?: Maybe<Scalars['String']['output']>;
+  /** failed runs in a row (retried with backoff: 30 s doubling to an hour) */
+  failures: Scalars['Int']['output'];
+  nextRunAt?: Maybe<Scalars['String']['output']>;
+  /** seconds since the last successful sync */
+  lagSeconds?: Maybe<Scalars['Int']['output']>;
+  /** resources written, deleted and refused as invalid by the last run */
+  written: Scalars['Int']['output'];
+  deleted: Scalars['Int']['output'];
+  invalid: Scalars['Int']['output'];
 };
 
 /** A resource of any served type */
@@ -42714,6 +42774,8 @@ export type ResolversTypes = {
   ReferralStatisticsRow: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralEvent: ResolverTypeWrapper<Record<string, unknown>>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  MemberEndpointAuth: ResolverTypeWrapper<Record<string, unknown>>;
+  MemberSyncStatus: ResolverTypeWrapper<Record<string, unknown>>;
   AnyResource: ResolverTypeWrapper<Record<string, unknown>>;
   PatientConnection: ResolverTypeWrapper<Record<string, unknown>>;
   PatientConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
@@ -43134,6 +43196,7 @@ export type ResolversParentTypes = {
   ReferralStatisticsRow: Record<string, unknown>;
   ReferralEvent: Record<string, unknown>;
   Subscription: Record<PropertyKey, never>;
+  MemberSyncStatus: Record<string, unknown>;
   AnyResource: Record<string, unknown>;
   PatientConnection: Record<string, unknown>;
   PatientConnectionEdge: Record<string, unknown>;
@@ -43551,6 +43614,7 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   referralInbox?: Resolver<ResolversTypes['ReferralInboxPage'], ParentType, ContextType, RequireFields<QueryReferralInboxArgs, 'organization' | 'direction'>>;
   referralSlots?: Resolver<Array<ResolversTypes['Slot']>, ParentType, ContextType, RequireFields<QueryReferralSlotsArgs, 'organization'>>;
   referralStatistics?: Resolver<Array<ResolversTypes['ReferralStatisticsRow']>, ParentType, ContextType, RequireFields<QueryReferralStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
+  memberSyncStatus?: Resolver<Array<ResolversTypes['MemberSyncStatus']>, ParentType, ContextType>;
   Patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<QueryPatientArgs, 'id'>>;
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, Partial<QueryPatientListArgs>>;
   PatientConnection?: Resolver<ResolversTypes['PatientConnection'], ParentType, ContextType, Partial<QueryPatientConnectionArgs>>;
@@ -43654,6 +43718,8 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   referralAcknowledge?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralAcknowledgeArgs, 'id'>>;
   referralCancel?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralCancelArgs, 'id'>>;
   referralFollowUpComplete?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationReferralFollowUpCompleteArgs, 'id'>>;
+  registerMemberEndpoint?: Resolver<ResolversTypes['MemberSyncStatus'], ParentType, ContextType, RequireFields<MutationRegisterMemberEndpointArgs, 'organization' | 'baseUrl'>>;
+  syncMemberNow?: Resolver<ResolversTypes['MemberSyncStatus'], ParentType, ContextType, RequireFields<MutationSyncMemberNowArgs, 'organization'>>;
   PatientCreate?: Resolver<ResolversTypes['Patient'], ParentType, ContextType, RequireFields<MutationPatientCreateArgs, 'res'>>;
   PatientUpdate?: Resolver<ResolversTypes['Patient'], ParentType, ContextType, RequireFields<MutationPatientUpdateArgs, 'id' | 'res'>>;
   PatientDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationPatientDeleteArgs, 'id'>>;
@@ -43992,6 +44058,24 @@ export type ReferralEventResolvers<ContextType = RequestContext, ParentType exte
 
 export type SubscriptionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
   referralEvents?: SubscriptionResolver<ResolversTypes['ReferralEvent'], "referralEvents", ParentType, ContextType, RequireFields<SubscriptionReferralEventsArgs, 'organization'>>;
+};
+
+export type MemberSyncStatusResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MemberSyncStatus'] = ResolversParentTypes['MemberSyncStatus']> = {
+  organization?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  baseUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  types?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  enabled?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  state?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  lastStartedAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  lastSuccessAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  lastError?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  lastErrorAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  failures?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  nextRunAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  lagSeconds?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  written?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  deleted?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  invalid?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
 export type AnyResourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AnyResource'] = ResolversParentTypes['AnyResource']> = {
@@ -48248,6 +48332,7 @@ export type Resolvers<ContextType = RequestContext> = {
   ReferralStatisticsRow?: ReferralStatisticsRowResolvers<ContextType>;
   ReferralEvent?: ReferralEventResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
+  MemberSyncStatus?: MemberSyncStatusResolvers<ContextType>;
   AnyResource?: AnyResourceResolvers<ContextType>;
   PatientConnection?: PatientConnectionResolvers<ContextType>;
   PatientConnectionEdge?: PatientConnectionEdgeResolvers<ContextType>;

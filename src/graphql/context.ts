@@ -6,6 +6,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { SearchArguments } from '../fhir/search-query.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import type { Db } from 'mongodb';
+import type { MemberSync } from '../sync/member-sync.ts';
 import type { AccessPolicy } from '../auth/access-policy.ts';
 import { Semaphore } from '../database/semaphore.ts';
 import { HubError } from '../errors.ts';
@@ -40,6 +41,8 @@ export interface RequestContext {
   recognitionMark: string;
   /** The recognition catalog, QC records and code maps, read once per request when asked for. */
   recognitionData?: Promise<RecognitionData>;
+  /** Members' FHIR endpoints and their sync. */
+  memberSync?: MemberSync;
   /** The database, for the domains' own fact collections (referral and recognition statistics). */
   db: Db;
   /** Who is calling (client id), recorded with manual links. */
@@ -131,6 +134,8 @@ export interface ContextOptions {
   recognitionMark?: string;
   /** How many resources a request's reads may bring back in all (MAX_RESOURCES_PER_REQUEST). */
   maxResourcesPerRequest?: number;
+  /** Members' FHIR endpoints and their sync (src/sync/), for the administrator's queries. */
+  memberSync?: MemberSync;
 }
 
 /** The context of one request: the store, loaders and identity services all read and write as the caller. */
@@ -153,6 +158,7 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     identity: { directory, history: new PatientHistory(store, directory), nationalIdSystem: options.nationalIdSystem },
     referralLog: new ReferralLog(options.db),
     recognitionMark: options.recognitionMark ?? 'HR',
+    ...(options.memberSync ? { memberSync: options.memberSync } : {}),
     db: options.db,
     caller,
     ...(access ? { access } : {}),

@@ -7,6 +7,7 @@ import { hubStatusResolvers } from './hub-status.ts';
 import { identityMutationResolvers, identityQueryResolvers, identityTypeResolvers } from './identity-resolvers.ts';
 import { importResolvers } from './import-resolvers.ts';
 import { recognitionMutationResolvers, recognitionQueryResolvers, recognitionTypeResolvers } from './recognition-resolvers.ts';
+import { syncMutationResolvers, syncQueryResolvers } from './sync-resolvers.ts';
 import { referralMutationResolvers, referralQueryResolvers, referralSubscriptionResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
 
@@ -56,8 +57,8 @@ export function buildHubSchema(): GraphQLSchema {
     typeDefs: loadTypeDefs(),
     resolvers: {
       JSON: JSONScalar,
-      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers, ...recognitionQueryResolvers },
-      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers, ...recognitionMutationResolvers },
+      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers, ...recognitionQueryResolvers, ...syncQueryResolvers },
+      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers, ...recognitionMutationResolvers, ...syncMutationResolvers },
       ...resources.rest,
       Subscription: referralSubscriptionResolvers,
       ...identityTypeResolvers,

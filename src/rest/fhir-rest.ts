@@ -434,16 +434,41 @@ async function update(request: RestRequest, context: RequestContext, type: strin
   return writeAnswer(request, status, outcome.resource, status === 201 ? { location: `${request.base}/${type}/${id}/_history/${versionOf(outcome.resource)}` } : {});
 }
 
-/** Type history: the current version of each resource changed since `_since`, newest first, `_count` of them. */
+/**
+ * Type history since `_since`: the current version of each resource changed since then and each deletion since
+ * then (earlier intermediate versions are not listed), newest first. At most `_count` entries: the oldest ones, with
+ * a `next` link that continues from the newest of them, so a client following the links misses nothing.
+ */
 async function typeHistory(request: RestRequest, context: RequestContext, type: string): Promise<RestResponse> {
-  const since = request.query.get('_since');
+  const sinceText = request.query.get('_since');
   const count = Math.min(Number(request.query.get('_count') ?? 100), context.paging.maxCount);
   if (!Number.isInteger(count) || count < 1) throw badInput('_count must be a whole number', ['_count']);
-  if (since && Number.isNaN(Date.parse(since))) throw badInput('_since must be an instant', ['_since']);
-  const found = await context.store.search(type, { ...(since ? { _lastUpdated: `gt${since}` } : {}), _sort: '-_lastUpdated', _count: count });
-  return historyBundle(
-    request,
-    found.resources.map((resource) => ({ versionId: versionOf(resource), lastUpdated: resource.meta?.lastUpdated ?? '', deleted: false, resource })),
-    type,
-  );
+  if (sinceText && Number.isNaN(Date.parse(sinceText))) throw badInput('_since must be an instant', ['_since']);
+  const since = sinceText ? new Date(sinceText) : undefined;
+  const [changed, deletions] = await Promise.all([
+    context.store.search(type, { ...(since ? { _lastUpdated: `gt${since.toISOString()}` } : {}), _sort: '_lastUpdated', _count: count }),
+    context.store.deletionsSince(type, since, count),
+  ]);
+  const entries = [
+    ...changed.resources.map((resource) => ({ at: resource.meta?.lastUpdated ?? '', versionId: versionOf(resource), deleted: false, resource, id: resource.id! })),
+    ...deletions.map((deletion) => ({ at: deletion.at.toISOString(), versionId: String(deletion.version), deleted: true, id: deletion.id })),
+  ]
+    .sort((a, b) => a.at.localeCompare(b.at))
+    .slice(0, count);
+  const truncated = changed.hasMore || deletions.length === count || entries.length < changed.resources.length + deletions.length;
+  const newest = entries.at(-1)?.at;
+  const bundle: Bundle = {
+    resourceType: 'Bundle',
+    type: 'history',
+    link: [
+      { relation: 'self', url: `${request.base}/${type}/_history?${request.query.toString()}` },
+      ...(truncated && newest ? [{ relation: 'next', url: `${request.base}/${type}/_history?_since=${encodeURIComponent(newest)}&_count=${count}` }] : []),
+    ],
+    entry: entries.reverse().map((entry) => ({
+      ...(entry.deleted ? {} : { fullUrl: `${request.base}/${type}/${entry.id}`, resource: (entry as unknown as { resource: Resource }).resource }),
+      request: { method: entry.deleted ? 'DELETE' : entry.versionId === '1' ? 'POST' : 'PUT', url: `${type}/${entry.id}` },
+      response: { status: entry.deleted ? '204' : entry.versionId === '1' ? '201' : '200', etag: `W/"${entry.versionId}"`, lastModified: entry.at },
+    })),
+  };
+  return { status: 200, headers: { 'content-type': FHIR_JSON }, body: bundle };
 }
