@@ -27,6 +27,7 @@ import { bundleFiles } from '../src/fhir/import-files.ts';
 import { viewOf } from '../src/fhir/document-layout.ts';
 import { extractSearchValues } from '../src/fhir/search-index.ts';
 import { createHubStore } from '../src/hub-store.ts';
+import { MemberSync } from '../src/sync/member-sync.ts';
 import { createLogger } from '../src/log.ts';
 import { makeNationalId } from '../src/identity/national-id.ts';
 import { DEFAULT_NATIONAL_ID_SYSTEM, nationalIdPersonId } from '../src/identity/patient-identity.ts';
@@ -292,6 +293,18 @@ async function main(): Promise<void> {
   for (const concurrency of [1, 16]) {
     results.push(report(record(await measure('(b) observation search code+date', concurrency, requestsPerRun, (i) => post(searchQuery, { code: codes[i % codes.length], date: 'ge2012-01-01' }), hub.database))) + failed());
   }
+  // (g) the same reads through the FHIR REST facade (issue 14): a patient's observations, and code + date.
+  const restGet = async (path: string): Promise<void> => {
+    const response = await fetch(`${hub.url}/fhir/${path}`, { headers: { authorization: `Bearer ${accessToken}`, accept: 'application/fhir+json' } });
+    const body = (await response.json()) as { resourceType?: string; entry?: unknown[] };
+    if (response.status !== 200 || body.resourceType !== 'Bundle') throw new Error(`REST ${path}: ${response.status}`);
+  };
+  for (const concurrency of [1, 16]) {
+    results.push(report(record(await measure('(g) REST Observation?subject&_count=1000', concurrency, requestsPerRun, (i) => restGet(`Observation?subject=Patient/${patientIds[i % patientIds.length]}&_count=1000`), hub.database))) + failed());
+  }
+  for (const concurrency of [1, 16]) {
+    results.push(report(record(await measure('(g) REST Observation?code&date', concurrency, requestsPerRun, (i) => restGet(`Observation?code=${encodeURIComponent(codes[i % codes.length]!)}&date=ge2012-01-01&_count=50&_sort=-date`), hub.database))) + failed());
+  }
   // (d) patient history pages over GraphQL/HTTP, and the floor: the same page with the fewest driver calls.
   const historyQuery = `query History($identifier: String, $after: String) {
     patientHistory(identifier: $identifier, first: 20, after: $after) {
@@ -380,6 +393,22 @@ async function main(): Promise<void> {
     for (const concurrency of [1, 16]) {
       results.push(report(record(await measure('(f) recognition candidates, 4 members', concurrency, requestsPerRun, () => post(candidates, { p: 'bench-provincial-rec' }), hub.database))) + failed());
     }
+  }
+  // (h) member sync: this hub's FHIR REST as a member's server, pulled into a fresh database with fhir-kit-client.
+  {
+    const target = open(`bench_${stamp}_sync`);
+    const targetStore = createHubStore(target.db, { listMaxResults: 100_000 });
+    await targetStore.ensureIndexes();
+    await targetStore.create({ resourceType: 'Organization', name: '基准同步成员' }, { id: 'bench-member' });
+    const sync = new MemberSync(targetStore, target.db, { instance: 'bench', secret: benchSecret, pageSize: 500, requestTimeoutMs: 600_000 });
+    await sync.ensureIndexes();
+    await sync.register({ organization: 'bench-member', baseUrl: `${hub.url}/fhir`, auth: 'BEARER', bearerToken: accessToken, types: ['Patient', 'Encounter', 'Observation'] });
+    const started = performance.now();
+    const counts = await sync.sync('bench-member');
+    const seconds = (performance.now() - started) / 1000;
+    results.push(`(h) member sync over FHIR REST (Patient, Encounter, Observation): ${counts!.written} resources in ${seconds.toFixed(1)} s = ${(counts!.written / seconds).toFixed(0)} resources/s (invalid ${counts!.invalid})`);
+    await target.db.dropDatabase();
+    await target.close();
   }
   await hub.stop();
   results.push(`peak RSS of the process (hub and load generator): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);

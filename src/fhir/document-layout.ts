@@ -75,7 +75,7 @@ export function encodeCurrent(layout: LayoutName, fields: VersionFields, anchorF
   const packed: Packed = { json, s: new Binary(BSON.serialize(sp)), top, ...(owner ? { owner } : {}) };
   const orders: Record<string, number> = {};
   for (const path of orderPaths) {
-    const value = valueAtPath({ sp, ...top }, path);
+    const value = valueAtPath({ sp, ...top, ts }, path);
     if (value instanceof Date) orders[orderKey(path)] = value.getTime();
   }
   return { _id, v, ts, t: anchorsOf(top, anchorFields), ...orders, x: new Binary(BSON.serialize(packed)) };

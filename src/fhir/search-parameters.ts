@@ -162,7 +162,7 @@ export function findSearchParameter(resourceType: string, name: string): SearchP
 }
 
 /** Bump when the stored layout of search values changes (search-index.ts) without a parameter changing. */
-const SEARCH_VALUE_LAYOUT = 6;
+const SEARCH_VALUE_LAYOUT = 7;
 
 /**
  * A fingerprint of what the store extracts: every served type's parameters with their expressions, and the

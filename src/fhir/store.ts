@@ -440,6 +440,8 @@ export class FhirStore {
     const available = searchParametersOf(type);
     const paths = indexedSearchParameters.filter((code) => available.get(code)?.type === 'date').map((code) => `sp.${available.get(code)!.key}.lo`);
     for (const extension of this.extensions) paths.push(...(extension.orders?.[type] ?? []));
+    // The last update (`_lastUpdated`): REST paging in that order, type history and members' syncs.
+    paths.push('ts');
     return [...new Set(paths)];
   }
 
@@ -487,10 +489,11 @@ export class FhirStore {
     const matches = matcher(filter);
     const kept: ResourceDocument[] = [];
     const batch = Math.min(1000, Math.max(64, need * 2));
-    let after: CompactOrder['after'];
+    // A lower bound on the order value itself (`_lastUpdated=ge…` read in that order) starts the read there.
+    let after: CompactOrder['after'] = direction === 1 ? lowerBound(filter, path) : undefined;
     let boundary: number | null | undefined;
     for (;;) {
-      const rows = await this.bounded(() => this.readCompact(type, condition?.field ?? 't', condition?.values, { key: orderKey(path), direction, limit: batch, after }));
+      const rows = await this.bounded(() => this.readCompact(type, condition?.field ?? 't', condition?.values, { key: orderKey(path), direction, limit: batch, ...(after ? { after } : {}) }));
       if (!rows) return undefined;
       for (const row of rows) {
         // Past the page's last order value: nothing further can come before it.
@@ -1411,6 +1414,22 @@ export class FhirStore {
       throw translateDatabaseError(error);
     }
   }
+}
+
+/**
+ * Where an ascending read in `path` order may start: just below the filter's `$gte` (or above its `$gt`) on that
+ * very path, as a keyset position no stored value equals (order values are whole milliseconds).
+ */
+function lowerBound(filter: Filter<ResourceDocument>, path: string): CompactOrder['after'] | undefined {
+  const conditions = [filter, ...(((filter as { $and?: Filter<ResourceDocument>[] }).$and) ?? [])] as Record<string, unknown>[];
+  for (const condition of conditions) {
+    const range = condition[path] as { $gte?: unknown; $gt?: unknown } | undefined;
+    if (!range || typeof range !== 'object') continue;
+    const value = range.$gte ?? range.$gt;
+    const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : typeof value === 'number' ? value : Number.NaN;
+    if (!Number.isNaN(ms)) return { ord: range.$gte !== undefined ? ms - 0.5 : ms + 0.5, id: '' };
+  }
+  return undefined;
 }
 
 /** The sort fields (other than `_id`) as a projection, so merged results can be ordered. */

@@ -130,6 +130,20 @@ describe.skipIf(!postgres)('query plans of the bench requests (FerretDB on Postg
       commands,
       statements,
     );
+    const rest = async (path: string): Promise<void> => {
+      const response = await fetch(`${hub.url}/fhir/${path}`, { headers: { authorization: `Bearer ${bearer}` } });
+      expect(response.status, path).toBe(200);
+    };
+    await capture(
+      'REST searches',
+      async () => {
+        await rest(`Observation?subject=Patient/${patientId}&_count=1000`);
+        // What a member's sync asks: changes since a time, in the order of the last update.
+        await rest(`Observation?_lastUpdated=ge${encodeURIComponent(new Date(Date.now() - 3600_000).toISOString())}&_sort=_lastUpdated&_count=100`);
+      },
+      commands,
+      statements,
+    );
     const [file] = (await bundleFiles([sharedData('synthea-r4')])).filter((name) => !/Information/.test(name));
     await capture('import', () => new BundleImporter(hub.store).import(JSON.parse(readFileSync(file!, 'utf8')) as Bundle), commands, statements);
   }, 120_000);
@@ -140,8 +154,8 @@ describe.skipIf(!postgres)('query plans of the bench requests (FerretDB on Postg
   });
 
   it('sends every request kind of the bench, and reads PostgreSQL directly for the resource queries', () => {
-    expect(new Set([...commands, ...statements].map((sent) => sent.label))).toEqual(new Set(['read by id', 'patient summary', 'code + date search', 'history pages', 'import']));
-    for (const label of ['read by id', 'patient summary', 'code + date search', 'history pages']) expect(statements.some((statement) => statement.label === label)).toBe(true);
+    expect(new Set([...commands, ...statements].map((sent) => sent.label))).toEqual(new Set(['read by id', 'patient summary', 'code + date search', 'history pages', 'REST searches', 'import']));
+    for (const label of ['read by id', 'patient summary', 'code + date search', 'history pages', 'REST searches']) expect(statements.some((statement) => statement.label === label)).toBe(true);
   });
 
   it('FerretDB pushes every filter down, and PostgreSQL answers it from an index', async () => {
