@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { RecognitionDecisions } from './recognition/decisions.ts';
 import { ensureReapplyIndexes, ReapplyRunner } from './recognition/reapply-jobs.ts';
 import { MemberSync } from './sync/member-sync.ts';
+import { ReadingService } from './reading/reading-service.ts';
 import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -118,7 +119,7 @@ export async function startHub(
   const instance = randomUUID();
   const memberSync = new MemberSync(store, database.db, { instance, secret: config.TOKEN_SECRET, requestTimeoutMs: config.SYNC_REQUEST_TIMEOUT_MS });
   const indexing = ensureIndexesEventually(log, () =>
-    Promise.all([store.ensureIndexes(), ensureReapplyIndexes(database.db), memberSync.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, database.db, config.RECOGNITION_MARK).ensureIndexes()]),
+    Promise.all([store.ensureIndexes(), ensureReapplyIndexes(database.db), memberSync.ensureIndexes(), new ReadingService(store, undefined, database.db, { clientId: 'hub', anySide: true }).ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, database.db, config.RECOGNITION_MARK).ensureIndexes()]),
   );
   const contextOptions = {
     store,
@@ -232,8 +233,17 @@ export async function startHub(
       },
       (error: unknown) => log.warn('the no-show sweep failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
     );
-  const recovered = recover().then(sweep);
-  const recovery = setInterval(() => void recover().then(sweep), config.MAINTENANCE_INTERVAL_MS);
+  // Critical values not acknowledged in time are escalated (a compare-and-set each: once, whichever instance).
+  const escalation = new ReadingService(store, undefined, database.db, { clientId: 'hub', anySide: true });
+  const escalate = (): Promise<void> =>
+    escalation.escalate().then(
+      (escalated) => {
+        if (escalated > 0) log.warn('critical values not acknowledged in time escalated', { escalated });
+      },
+      (error: unknown) => log.warn('the critical-value escalation failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
+    );
+  const recovered = recover().then(sweep).then(escalate);
+  const recovery = setInterval(() => void recover().then(sweep).then(escalate), config.MAINTENANCE_INTERVAL_MS);
   recovery.unref();
   // Background jobs (the re-apply of an edited code map): claimed through leases in the database by any instance.
   const jobRunner = new ReapplyRunner(store, database.db, { instance, markText: config.RECOGNITION_MARK });

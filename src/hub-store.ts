@@ -11,6 +11,7 @@ import { identityExtension } from './identity/store-extension.ts';
 import type { Logger } from './log.ts';
 import { recognitionExtension } from './recognition/store-extension.ts';
 import { referralExtension } from './referral/store-extension.ts';
+import { readingExtension } from './reading/store-extension.ts';
 
 export const DEFAULT_RECOGNITION_MARK = 'HR';
 
@@ -27,6 +28,6 @@ export function createHubStore(db: Db, options: HubStoreOptions): FhirStore {
     listMaxResults: options.listMaxResults,
     ...(options.logger ? { logger: options.logger } : {}),
     // The recognition extension comes before ownership: a member's code map belongs to the member it translates for.
-    extensions: [identityExtension(options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM), referralExtension, recognitionExtension({ markText: options.recognitionMark ?? DEFAULT_RECOGNITION_MARK }), ownershipExtension],
+    extensions: [identityExtension(options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM), referralExtension, readingExtension(), recognitionExtension({ markText: options.recognitionMark ?? DEFAULT_RECOGNITION_MARK }), ownershipExtension],
   });
 }

@@ -46,6 +46,8 @@ const attributionParameters: Record<string, string[]> = {
   CarePlan: ['performer'],
   DocumentReference: ['author', 'custodian'],
   Provenance: ['agent'],
+  Communication: ['sender'],
+  Media: ['operator'],
 };
 
 const forbidden = (message: string): HubError => new HubError('FORBIDDEN', message);

@@ -36,6 +36,9 @@ export const servedResourceTypes = [
   // Referral: the bed and appointment slots members publish and referrals reserve.
   'Schedule',
   'Slot',
+  // Remote reading: critical-value notifications and the ECG / image attachments members send.
+  'Communication',
+  'Media',
 ] as const;
 
 export type ServedResourceType = (typeof servedResourceTypes)[number];

@@ -37,6 +37,13 @@ export type Query = {
   patientHistory: PatientHistoryPage;
   /** Pairs of records in different persons that may be one person, for administrators to link or leave */
   possibleDuplicates: Array<PossibleDuplicate>;
+  /** A reading centre's queue: STAT, then URGENT, then ROUTINE, each oldest first (the centre's members and administrators) */
+  readingQueue: ReadingPage;
+  reading: Reading;
+  /** Critical values sent to an organisation, the open ones (not acknowledged) or all, newest first */
+  criticalValues: Array<CriticalValue>;
+  /** Turnaround by modality and urgency, late readings, critical values and acknowledgement, months YYYY-MM */
+  readingStatistics: ReadingStatistics;
   /** The items of the recognition catalog in force on `asOf` (default today) */
   recognitionCatalog: Array<RecognitionItem>;
   /**
@@ -238,6 +245,18 @@ export type Query = {
   SlotList: Array<Slot>;
   /** Slot resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
   SlotConnection: SlotConnection;
+  /** One Communication by id; NOT_FOUND error when there is none */
+  Communication?: Maybe<Communication>;
+  /** Communication resources matching FHIR search arguments */
+  CommunicationList: Array<Communication>;
+  /** Communication resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  CommunicationConnection: CommunicationConnection;
+  /** One Media by id; NOT_FOUND error when there is none */
+  Media?: Maybe<Media>;
+  /** Media resources matching FHIR search arguments */
+  MediaList: Array<Media>;
+  /** Media resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  MediaConnection: MediaConnection;
 };
 
 
@@ -264,6 +283,35 @@ export type QueryPatientHistoryArgs = {
 
 export type QueryPossibleDuplicatesArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type QueryReadingQueueArgs = {
+  centre: Scalars['ID']['input'];
+  modality?: InputMaybe<ReadingModality>;
+  status?: InputMaybe<ReadingStatus>;
+  urgency?: InputMaybe<ReadingUrgency>;
+  overdue?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryReadingArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryCriticalValuesArgs = {
+  organization: Scalars['ID']['input'];
+  open?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+
+export type QueryReadingStatisticsArgs = {
+  from: Scalars['String']['input'];
+  to: Scalars['String']['input'];
+  centre?: InputMaybe<Scalars['ID']['input']>;
 };
 
 
@@ -3944,6 +3992,218 @@ export type QuerySlotConnectionArgs = {
   _cursor?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+export type QueryCommunicationArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryCommunicationListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryCommunicationConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryMediaArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryMediaListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryMediaConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type Mutation = {
   __typename?: 'Mutation';
   /** No-op; resource mutations are TCreate, TUpdate and TDelete */
@@ -3964,6 +4224,16 @@ export type Mutation = {
    * A transaction is all-or-nothing (the error names the entry); a batch reports an outcome per entry.
    */
   importBundle: BundleImportResult;
+  /** A member asks a reading centre to read a study of its patient */
+  requestReading: Reading;
+  /** A reader of the centre takes a study: of two readers claiming it at once, one wins (the other gets CONFLICT) */
+  claimReading: Reading;
+  /** The report (conclusion and coded findings, system|code): a DiagnosticReport to the requester; a critical finding notifies it */
+  reportReading: ReadingReportResult;
+  /** The requesting side acknowledges a critical value */
+  acknowledgeCriticalValue: CriticalValue;
+  /** One call from a critical value to a green-channel referral of the patient to the reading centre's hospital, the result attached */
+  criticalValueGreenChannel: Referral;
   /**
    * The receiving doctor's decision on a result (Observation/<id> or DiagnosticReport/<id>) at organisation `at`:
    * accepted (only a RECOGNIZED result), or declined with a reason code, text and when the patient was told; a decline
@@ -4171,6 +4441,18 @@ export type Mutation = {
   SlotUpdate: Slot;
   /** Delete a Slot; its versions stay in history */
   SlotDelete: DeleteResult;
+  /** Create a Communication; the hub assigns id and version */
+  CommunicationCreate: Communication;
+  /** Update a Communication; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  CommunicationUpdate: Communication;
+  /** Delete a Communication; its versions stay in history */
+  CommunicationDelete: DeleteResult;
+  /** Create a Media; the hub assigns id and version */
+  MediaCreate: Media;
+  /** Update a Media; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  MediaUpdate: Media;
+  /** Delete a Media; its versions stay in history */
+  MediaDelete: DeleteResult;
 };
 
 
@@ -4190,6 +4472,44 @@ export type MutationUnlinkPatientRecordArgs = {
 
 export type MutationImportBundleArgs = {
   bundle: Scalars['JSON']['input'];
+};
+
+
+export type MutationRequestReadingArgs = {
+  patient: Scalars['ID']['input'];
+  modality: ReadingModality;
+  urgency?: InputMaybe<ReadingUrgency>;
+  centre: Scalars['ID']['input'];
+  from?: InputMaybe<Scalars['ID']['input']>;
+  study?: InputMaybe<Scalars['String']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationClaimReadingArgs = {
+  id: Scalars['ID']['input'];
+  reader: Scalars['String']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationReportReadingArgs = {
+  id: Scalars['ID']['input'];
+  conclusion: Scalars['String']['input'];
+  findings?: InputMaybe<Array<Scalars['String']['input']>>;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationAcknowledgeCriticalValueArgs = {
+  id: Scalars['ID']['input'];
+  by: Scalars['String']['input'];
+};
+
+
+export type MutationCriticalValueGreenChannelArgs = {
+  id: Scalars['ID']['input'];
+  reason?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -4802,6 +5122,42 @@ export type MutationSlotDeleteArgs = {
   ifMatch?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+export type MutationCommunicationCreateArgs = {
+  res: CommunicationInput;
+};
+
+
+export type MutationCommunicationUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: CommunicationInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationCommunicationDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationMediaCreateArgs = {
+  res: MediaInput;
+};
+
+
+export type MutationMediaUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: MediaInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationMediaDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type HubStatus = {
   __typename?: 'HubStatus';
   /** Always consortium-hub */
@@ -4932,6 +5288,120 @@ export type BundleEntryResult = {
   /** created, updated, unchanged or failed */
   outcome: Scalars['String']['output'];
   message?: Maybe<Scalars['String']['output']>;
+};
+
+/** What a reading centre reads (远程诊断) */
+export type ReadingModality =
+  | 'ECG'
+  | 'DR'
+  | 'CT'
+  | 'MR'
+  | 'US'
+  | 'PATHOLOGY';
+
+export type ReadingUrgency =
+  | 'ROUTINE'
+  | 'URGENT'
+  | 'STAT';
+
+export type ReadingStatus =
+  | 'REQUESTED'
+  /** a reader took it (one reader per study) */
+  | 'CLAIMED'
+  | 'REPORTED'
+  | 'CANCELLED';
+
+/** A remote reading: the ServiceRequest, its Task and, once reported, the DiagnosticReport */
+export type Reading = {
+  __typename?: 'Reading';
+  /** the Task's id */
+  id: Scalars['ID']['output'];
+  /** the Task's version, for ifMatch */
+  version: Scalars['String']['output'];
+  modality: ReadingModality;
+  urgency: ReadingUrgency;
+  status: ReadingStatus;
+  requestedAt: Scalars['String']['output'];
+  /** when the report is due: ECG routine 30 min / urgent 10 min, DR and CT 120 / 30, US 60 / 30, MR 240 / 60, pathology 3 days / 1 day */
+  dueAt: Scalars['String']['output'];
+  /** not reported by dueAt */
+  overdue: Scalars['Boolean']['output'];
+  /** who claimed it */
+  reader?: Maybe<Scalars['String']['output']>;
+  requester?: Maybe<Organization>;
+  centre?: Maybe<Organization>;
+  patient?: Maybe<Patient>;
+  /** ImagingStudy/<id>, Media/<id> or DocumentReference/<id> */
+  study?: Maybe<Scalars['String']['output']>;
+  request?: Maybe<ServiceRequest>;
+  report?: Maybe<DiagnosticReport>;
+};
+
+export type ReadingPage = {
+  __typename?: 'ReadingPage';
+  items: Array<Reading>;
+  /** cursor of the next page; null on the last */
+  next?: Maybe<Scalars['String']['output']>;
+};
+
+/** A critical value (危急值): the notification of a result that breaks a rule, until the receiving side acknowledges it */
+export type CriticalValue = {
+  __typename?: 'CriticalValue';
+  /** the Communication's id */
+  id: Scalars['ID']['output'];
+  /** the rule: ECG-STEMI, LAB-K-HIGH, ... */
+  rule: Scalars['String']['output'];
+  text: Scalars['String']['output'];
+  /** in-progress until acknowledged, then completed */
+  status: Scalars['String']['output'];
+  sentAt: Scalars['String']['output'];
+  /** when it must be acknowledged, else it is escalated */
+  ackDueAt: Scalars['String']['output'];
+  acknowledgedAt?: Maybe<Scalars['String']['output']>;
+  acknowledgedBy?: Maybe<Scalars['String']['output']>;
+  escalated: Scalars['Boolean']['output'];
+  /** DiagnosticReport/<id> or Observation/<id> */
+  result: Scalars['String']['output'];
+  patient?: Maybe<Patient>;
+  /** the organisation that must act on it */
+  to?: Maybe<Organization>;
+  from?: Maybe<Organization>;
+};
+
+export type ReadingReportResult = {
+  __typename?: 'ReadingReportResult';
+  reading: Reading;
+  report: DiagnosticReport;
+  /** the critical values the report raised (notified to the requester) */
+  criticalValues: Array<CriticalValue>;
+};
+
+export type ReadingTurnaroundRow = {
+  __typename?: 'ReadingTurnaroundRow';
+  modality: ReadingModality;
+  urgency: ReadingUrgency;
+  readings: Scalars['Int']['output'];
+  /** reported after their due time */
+  late: Scalars['Int']['output'];
+  medianMinutes: Scalars['Int']['output'];
+  targetMinutes: Scalars['Int']['output'];
+  /** readings whose report raised a critical value */
+  critical: Scalars['Int']['output'];
+};
+
+export type CriticalValueStatistics = {
+  __typename?: 'CriticalValueStatistics';
+  sent: Scalars['Int']['output'];
+  acknowledged: Scalars['Int']['output'];
+  /** not acknowledged in time */
+  escalated: Scalars['Int']['output'];
+  medianAckMinutes?: Maybe<Scalars['Int']['output']>;
+};
+
+export type ReadingStatistics = {
+  __typename?: 'ReadingStatistics';
+  rows: Array<ReadingTurnaroundRow>;
+  criticalValues: CriticalValueStatistics;
 };
 
 /** How a result stands for mutual recognition (检查检验结果互认) at a receiving organisation */
@@ -5334,7 +5804,7 @@ export type MemberSyncStatus = {
 };
 
 /** A resource of any served type */
-export type AnyResource = Patient | Organization | Practitioner | PractitionerRole | Location | Encounter | Observation | DiagnosticReport | ServiceRequest | Task | Condition | Procedure | MedicationRequest | AllergyIntolerance | ImagingStudy | Immunization | CarePlan | Goal | DocumentReference | Provenance | Claim | ExplanationOfBenefit | AuditEvent | CodeSystem | ConceptMap | VerificationResult | Schedule | Slot;
+export type AnyResource = Patient | Organization | Practitioner | PractitionerRole | Location | Encounter | Observation | DiagnosticReport | ServiceRequest | Task | Condition | Procedure | MedicationRequest | AllergyIntolerance | ImagingStudy | Immunization | CarePlan | Goal | DocumentReference | Provenance | Claim | ExplanationOfBenefit | AuditEvent | CodeSystem | ConceptMap | VerificationResult | Schedule | Slot | Communication | Media;
 
 /** A page of Patient search results */
 export type PatientConnection = {
@@ -6006,6 +6476,54 @@ export type SlotConnectionEdge = {
   mode?: Maybe<Scalars['String']['output']>;
   score?: Maybe<Scalars['Float']['output']>;
   resource: Slot;
+};
+
+/** A page of Communication search results */
+export type CommunicationConnection = {
+  __typename?: 'CommunicationConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<CommunicationConnectionEdge>;
+};
+
+export type CommunicationConnectionEdge = {
+  __typename?: 'CommunicationConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: Communication;
+};
+
+/** A page of Media search results */
+export type MediaConnection = {
+  __typename?: 'MediaConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<MediaConnectionEdge>;
+};
+
+export type MediaConnectionEdge = {
+  __typename?: 'MediaConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: Media;
 };
 
 /** A time period defined by a start and end date and optionally time. */
@@ -8094,6 +8612,10 @@ export type Patient = {
   VerificationResultList: Array<VerificationResult>;
   /** Schedule resources that refer to this Patient, resolved in one batch per request. _reference names the Schedule search parameter that points here: actor */
   ScheduleList: Array<Schedule>;
+  /** Communication resources that refer to this Patient, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of, patient, recipient, sender, subject */
+  CommunicationList: Array<Communication>;
+  /** Media resources that refer to this Patient, resolved in one batch per request. _reference names the Media search parameter that points here: operator, patient, subject */
+  MediaList: Array<Media>;
 };
 
 
@@ -9544,6 +10066,111 @@ export type PatientScheduleListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientMediaListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Contact for the organization for a certain purpose. */
 export type OrganizationContact = {
   __typename?: 'OrganizationContact';
@@ -9694,6 +10321,10 @@ export type Organization = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Organization, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Organization, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of, recipient, sender */
+  CommunicationList: Array<Communication>;
+  /** Media resources that refer to this Organization, resolved in one batch per request. _reference names the Media search parameter that points here: operator */
+  MediaList: Array<Media>;
 };
 
 
@@ -11188,6 +11819,111 @@ export type OrganizationVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationMediaListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** The official certifications, training, and licenses that authorize or otherwise pertain to the provision of care by the practitioner.  For example, a medical license issued by a medical board authorizing the practitioner to practice medicine within a certian locality. */
 export type PractitionerQualification = {
   __typename?: 'PractitionerQualification';
@@ -11338,6 +12074,10 @@ export type Practitioner = {
   VerificationResultList: Array<VerificationResult>;
   /** Schedule resources that refer to this Practitioner, resolved in one batch per request. _reference names the Schedule search parameter that points here: actor */
   ScheduleList: Array<Schedule>;
+  /** Communication resources that refer to this Practitioner, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of, recipient, sender */
+  CommunicationList: Array<Communication>;
+  /** Media resources that refer to this Practitioner, resolved in one batch per request. _reference names the Media search parameter that points here: operator, subject */
+  MediaList: Array<Media>;
 };
 
 
@@ -12780,6 +13520,111 @@ export type PractitionerScheduleListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerMediaListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A collection of times the practitioner is available or performing this role at the location and/or healthcareservice. */
 export type PractitionerRoleAvailableTime = {
   __typename?: 'PractitionerRoleAvailableTime';
@@ -12965,6 +13810,10 @@ export type PractitionerRole = {
   VerificationResultList: Array<VerificationResult>;
   /** Schedule resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Schedule search parameter that points here: actor */
   ScheduleList: Array<Schedule>;
+  /** Communication resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of, recipient, sender */
+  CommunicationList: Array<Communication>;
+  /** Media resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the Media search parameter that points here: operator, subject */
+  MediaList: Array<Media>;
 };
 
 
@@ -14365,6 +15214,111 @@ export type PractitionerRoleScheduleListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleMediaListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** The absolute geographic location of the Location, expressed using the WGS84 datum (This is the same co-ordinate system used in KML). */
 export type LocationPosition = {
   __typename?: 'LocationPosition';
@@ -14564,6 +15518,10 @@ export type Location = {
   VerificationResultList: Array<VerificationResult>;
   /** Schedule resources that refer to this Location, resolved in one batch per request. _reference names the Schedule search parameter that points here: actor */
   ScheduleList: Array<Schedule>;
+  /** Communication resources that refer to this Location, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
+  /** Media resources that refer to this Location, resolved in one batch per request. _reference names the Media search parameter that points here: subject */
+  MediaList: Array<Media>;
 };
 
 
@@ -15702,6 +16660,111 @@ export type LocationScheduleListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationMediaListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** The status history permits the encounter resource to contain the status history without needing to read through the historical versions of the resource, or even have the server store them. */
 export type EncounterStatusHistory = {
   __typename?: 'EncounterStatusHistory';
@@ -16085,6 +17148,10 @@ export type Encounter = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Encounter, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Encounter, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, encounter, part_of */
+  CommunicationList: Array<Communication>;
+  /** Media resources that refer to this Encounter, resolved in one batch per request. _reference names the Media search parameter that points here: encounter */
+  MediaList: Array<Media>;
 };
 
 
@@ -17262,6 +18329,111 @@ export type EncounterVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterMediaListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Guidance on how to interpret the value by comparison to a normal or recommended range.  Multiple reference ranges are interpreted as an "OR".   In other words, to represent two distinct target populations, two `referenceRange` elements would be used. */
 export type ObservationReferenceRange = {
   __typename?: 'ObservationReferenceRange';
@@ -17548,6 +18720,8 @@ export type Observation = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Observation, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Observation, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
   /** How this result stands for recognition at organisation `at` on `asOf` (default now) */
   recognition: RecognitionCandidate;
 };
@@ -18412,6 +19586,59 @@ export type ObservationVerificationResultListArgs = {
 
 
 /** Measurements and simple assertions made about a patient, device or other subject. */
+export type ObservationCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Measurements and simple assertions made about a patient, device or other subject. */
 export type ObservationRecognitionArgs = {
   at: Scalars['ID']['input'];
   asOf?: InputMaybe<Scalars['String']['input']>;
@@ -18547,6 +19774,8 @@ export type DiagnosticReport = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this DiagnosticReport, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
   /** How this result stands for recognition at organisation `at` on `asOf` (default now) */
   recognition: RecognitionCandidate;
 };
@@ -19279,6 +20508,59 @@ export type DiagnosticReportVerificationResultListArgs = {
 
 
 /** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
+export type DiagnosticReportCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The findings and interpretation of diagnostic  tests performed on patients, groups of patients, devices, and locations, and/or specimens derived from these. The report includes clinical context such as requesting and provider information, and some mix of atomic results, images, textual and coded ... */
 export type DiagnosticReportRecognitionArgs = {
   at: Scalars['ID']['input'];
   asOf?: InputMaybe<Scalars['String']['input']>;
@@ -19435,6 +20717,10 @@ export type ServiceRequest = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
+  /** Media resources that refer to this ServiceRequest, resolved in one batch per request. _reference names the Media search parameter that points here: based_on */
+  MediaList: Array<Media>;
 };
 
 
@@ -20475,6 +21761,111 @@ export type ServiceRequestVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A record of a request for service such as diagnostic investigations, treatments, or operations to be performed. */
+export type ServiceRequestMediaListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** If the Task.focus is a request resource and the task is seeking fulfillment (i.e. is asking for the request to be actioned), this element identifies any limitations on what parts of the referenced request should be actioned. */
 export type TaskRestriction = {
   __typename?: 'TaskRestriction';
@@ -20992,6 +22383,8 @@ export type Task = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Task, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Task, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -21698,6 +23091,59 @@ export type TaskVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A task to be performed. */
+export type TaskCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Clinical stage or grade of a condition. May include formal severity assessments. */
 export type ConditionStage = {
   __typename?: 'ConditionStage';
@@ -21912,6 +23358,8 @@ export type Condition = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Condition, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Condition, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -22712,6 +24160,59 @@ export type ConditionVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A clinical condition, problem, diagnosis, or other event, situation, issue, or clinical concept that has risen to a level of concern. */
+export type ConditionCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Limited to "real" people rather than equipment. */
 export type ProcedurePerformer = {
   __typename?: 'ProcedurePerformer';
@@ -22905,6 +24406,8 @@ export type Procedure = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Procedure, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Procedure, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -23672,6 +25175,59 @@ export type ProcedureVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** An action that is or was performed on or for a patient. This can be a physical intervention like an operation, or less invasive like long term services, counseling, or hypnotherapy. */
+export type ProcedureCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Indicates the quantity or duration for the first dispense of the medication. */
 export type MedicationRequestDispenseRequestInitialFill = {
   __typename?: 'MedicationRequestDispenseRequestInitialFill';
@@ -23926,6 +25482,8 @@ export type MedicationRequest = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -24726,6 +26284,59 @@ export type MedicationRequestVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Details about each adverse reaction event linked to exposure to the identified substance. */
 export type AllergyIntoleranceReaction = {
   __typename?: 'AllergyIntoleranceReaction';
@@ -24893,6 +26504,8 @@ export type AllergyIntolerance = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this AllergyIntolerance, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -25415,6 +27028,59 @@ export type AllergyIntoleranceVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Risk of harmful or undesirable, physiological response which is unique to an individual and associated with exposure to a substance. */
+export type AllergyIntoleranceCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Indicates who or what performed the series and how they were involved. */
 export type ImagingStudySeriesPerformer = {
   __typename?: 'ImagingStudySeriesPerformer';
@@ -25694,6 +27360,8 @@ export type ImagingStudy = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this ImagingStudy, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
   /** How this study stands for recognition at organisation `at` on `asOf` (default now): its procedure code names the item, acquisition (`started`) its age */
   recognition: RecognitionCandidate;
 };
@@ -26297,6 +27965,59 @@ export type ImagingStudyVerificationResultListArgs = {
 
 
 /** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
+export type ImagingStudyCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Representation of the content produced in a DICOM imaging study. A study comprises a set of series, each of which includes a set of Service-Object Pair Instances (SOP Instances - images or other data) acquired or produced in a common context.  A series is of only one modality (e.g. X-ray, CT, MR,... */
 export type ImagingStudyRecognitionArgs = {
   at: Scalars['ID']['input'];
   asOf?: InputMaybe<Scalars['String']['input']>;
@@ -26606,6 +28327,8 @@ export type Immunization = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Immunization, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Immunization, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -27194,6 +28917,59 @@ export type ImmunizationVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Describes the event of a patient being administered a vaccine or a record of an immunization as reported by a patient, a clinician or another party. */
+export type ImmunizationCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A simple summary of a planned activity suitable for a general care plan system (e.g. form driven) that doesn't know about specific resources such as procedure etc. */
 export type CarePlanActivityDetail = {
   __typename?: 'CarePlanActivityDetail';
@@ -27505,6 +29281,10 @@ export type CarePlan = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this CarePlan, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this CarePlan, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
+  /** Media resources that refer to this CarePlan, resolved in one batch per request. _reference names the Media search parameter that points here: based_on */
+  MediaList: Array<Media>;
 };
 
 
@@ -28433,6 +30213,111 @@ export type CarePlanVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the intention of how one or more practitioners intend to deliver care for a particular patient, group or community for a period of time, possibly limited to care for a specific condition or set of conditions. */
+export type CarePlanMediaListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Indicates what should be done by when. */
 export type GoalTarget = {
   __typename?: 'GoalTarget';
@@ -28579,6 +30464,8 @@ export type Goal = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Goal, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Goal, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -29202,6 +31089,59 @@ export type GoalVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Describes the intended objective(s) for a patient, group or organization care, for example, weight loss, restoring an activity of daily living, obtaining herd immunity via immunization, meeting a process improvement objective, etc. */
+export type GoalCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Relationships that this document has with other document references that already exist. */
 export type DocumentReferenceRelatesTo = {
   __typename?: 'DocumentReferenceRelatesTo';
@@ -29435,6 +31375,8 @@ export type DocumentReference = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this DocumentReference, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this DocumentReference, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -30038,6 +31980,59 @@ export type DocumentReferenceVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A reference to a document of any kind for any purpose. Provides metadata about the document so that the document can be discovered and managed. The scope of a document is any seralized object with a mime-type, so includes formal patient centric documents (CDA), cliical notes, scanned paper, and n... */
+export type DocumentReferenceCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** An actor taking a role in an activity  for which it can be assigned some degree of responsibility for the activity taking place. */
 export type ProvenanceAgent = {
   __typename?: 'ProvenanceAgent';
@@ -30204,6 +32199,8 @@ export type Provenance = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Provenance, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Provenance, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -30738,6 +32735,59 @@ export type ProvenanceVerificationResultListArgs = {
   _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
   target?: InputMaybe<Scalars['String']['input']>;
   target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Provenance of a resource is a record that describes entities and processes involved in producing and delivering or otherwise influencing that resource. Provenance provides a critical foundation for assessing authenticity, enabling trust, and allowing reproducibility. Provenance assertions are a f... */
+export type ProvenanceCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
@@ -31577,6 +33627,8 @@ export type Claim = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Claim, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Claim, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -32198,6 +34250,59 @@ export type ClaimVerificationResultListArgs = {
   _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
   target?: InputMaybe<Scalars['String']['input']>;
   target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A provider issued list of professional services and products which have been provided, or are to be provided, to a patient which is sent to an insurer for reimbursement. */
+export type ClaimCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
@@ -33674,6 +35779,8 @@ export type ExplanationOfBenefit = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this ExplanationOfBenefit, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -34298,6 +36405,59 @@ export type ExplanationOfBenefitVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** This resource provides: the claim details; adjudication details from the processing of a Claim; and optionally account balance information, for informing the subscriber of the benefits provided. */
+export type ExplanationOfBenefitCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Logical network location for application activity, if the activity has a network location. */
 export type AuditEventAgentNetwork = {
   __typename?: 'AuditEventAgentNetwork';
@@ -34661,6 +36821,8 @@ export type AuditEvent = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this AuditEvent, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this AuditEvent, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -35195,6 +37357,59 @@ export type AuditEventVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A record of an event made for purposes of maintaining a security log. Typical uses include detection of intrusion attempts and monitoring for inappropriate usage. */
+export type AuditEventCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A filter that can be used in a value set compose statement when selecting concepts using a filter. */
 export type CodeSystemFilter = {
   __typename?: 'CodeSystemFilter';
@@ -35605,6 +37820,8 @@ export type CodeSystem = {
   CodeSystemList: Array<CodeSystem>;
   /** VerificationResult resources that refer to this CodeSystem, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this CodeSystem, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -36241,6 +38458,59 @@ export type CodeSystemVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** The CodeSystem resource is used to declare the existence of and describe a code system or code system supplement and its key properties, and optionally define a part or all of its content. */
+export type CodeSystemCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A set of additional dependencies for this mapping to hold. This mapping is only applicable if the specified element can be resolved, and it has the specified value. */
 export type ConceptMapGroupElementTargetDependsOn = {
   __typename?: 'ConceptMapGroupElementTargetDependsOn';
@@ -36639,6 +38909,8 @@ export type ConceptMap = {
   ConceptMapList: Array<ConceptMap>;
   /** VerificationResult resources that refer to this ConceptMap, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this ConceptMap, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -37250,6 +39522,59 @@ export type ConceptMapVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A statement of relationships from one set of concepts to one or more other concepts - either concepts in code systems, or data element/data element concepts, or classes in class models. */
+export type ConceptMapCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Information about the primary source(s) involved in validation. */
 export type VerificationResultPrimarySource = {
   __typename?: 'VerificationResultPrimarySource';
@@ -37497,6 +39822,8 @@ export type VerificationResult = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this VerificationResult, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this VerificationResult, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -38025,6 +40352,59 @@ export type VerificationResultVerificationResultListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** Describes validation requirements, source(s), status and dates for one or more elements. */
+export type VerificationResultCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A container for slots of time that may be available for booking appointments. */
 export type Schedule = {
   __typename?: 'Schedule';
@@ -38090,6 +40470,8 @@ export type Schedule = {
   VerificationResultList: Array<VerificationResult>;
   /** Slot resources that refer to this Schedule, resolved in one batch per request. _reference names the Slot search parameter that points here: schedule */
   SlotList: Array<Slot>;
+  /** Communication resources that refer to this Schedule, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -38671,6 +41053,59 @@ export type ScheduleSlotListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+
+/** A container for slots of time that may be available for booking appointments. */
+export type ScheduleCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** A slot of time on a schedule that may be available for booking appointments. */
 export type Slot = {
   __typename?: 'Slot';
@@ -38746,6 +41181,8 @@ export type Slot = {
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Slot, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
   VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Slot, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
 };
 
 
@@ -39269,6 +41706,1627 @@ export type SlotVerificationResultListArgs = {
   _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
   target?: InputMaybe<Scalars['String']['input']>;
   target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A slot of time on a schedule that may be available for booking appointments. */
+export type SlotCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Text, attachment(s), or resource(s) that was communicated to the recipient. */
+export type CommunicationPayload = {
+  __typename?: 'CommunicationPayload';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** A communicated content (or for multi-part communications, one portion of the communication). */
+  contentString?: Maybe<Scalars['String']['output']>;
+  /** Extensions of contentString (FHIR JSON _contentString) */
+  _contentString?: Maybe<Element>;
+  /** A communicated content (or for multi-part communications, one portion of the communication). */
+  contentAttachment?: Maybe<Attachment>;
+  /** A communicated content (or for multi-part communications, one portion of the communication). */
+  contentReference?: Maybe<Reference>;
+};
+
+
+/** Text, attachment(s), or resource(s) that was communicated to the recipient. */
+export type CommunicationPayloadExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Text, attachment(s), or resource(s) that was communicated to the recipient. */
+export type CommunicationPayloadModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type Communication = {
+  __typename?: 'Communication';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Business identifiers assigned to this communication by the performer or other systems which remain constant as the resource is updated and propagates from server to server. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** The URL pointing to a FHIR-defined protocol, guideline, orderset or other definition that is adhered to in whole or in part by this Communication. */
+  instantiatesCanonical?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** Extensions of instantiatesCanonical (FHIR JSON _instantiatesCanonical) */
+  _instantiatesCanonical?: Maybe<Array<Maybe<Element>>>;
+  /** The URL pointing to an externally maintained protocol, guideline, orderset or other definition that is adhered to in whole or in part by this Communication. */
+  instantiatesUri?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** Extensions of instantiatesUri (FHIR JSON _instantiatesUri) */
+  _instantiatesUri?: Maybe<Array<Maybe<Element>>>;
+  /** An order, proposal or plan fulfilled in whole or in part by this Communication. */
+  basedOn?: Maybe<Array<Maybe<Reference>>>;
+  /** Part of this action. */
+  partOf?: Maybe<Array<Maybe<Reference>>>;
+  /** Prior communication that this communication is in response to. */
+  inResponseTo?: Maybe<Array<Maybe<Reference>>>;
+  /** The status of the transmission. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** Captures the reason for the current state of the Communication. */
+  statusReason?: Maybe<CodeableConcept>;
+  /** The type of message conveyed such as alert, notification, reminder, instruction, etc. */
+  category?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Characterizes how quickly the planned or in progress communication must be addressed. Includes concepts such as stat, urgent, routine. */
+  priority?: Maybe<Scalars['String']['output']>;
+  /** Extensions of priority (FHIR JSON _priority) */
+  _priority?: Maybe<Element>;
+  /** A channel that was used for this communication (e.g. email, fax). */
+  medium?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The patient or group that was the focus of this communication. */
+  subject?: Maybe<Reference>;
+  /** Description of the purpose/content, similar to a subject line in an email. */
+  topic?: Maybe<CodeableConcept>;
+  /** Other resources that pertain to this communication and to which this communication should be associated. */
+  about?: Maybe<Array<Maybe<Reference>>>;
+  /** The Encounter during which this Communication was created or to which the creation of this record is tightly associated. */
+  encounter?: Maybe<Reference>;
+  /** The time when this communication was sent. */
+  sent?: Maybe<Scalars['String']['output']>;
+  /** Extensions of sent (FHIR JSON _sent) */
+  _sent?: Maybe<Element>;
+  /** The time when this communication arrived at the destination. */
+  received?: Maybe<Scalars['String']['output']>;
+  /** Extensions of received (FHIR JSON _received) */
+  _received?: Maybe<Element>;
+  /** The entity (e.g. person, organization, clinical information system, care team or device) which was the target of the communication. If receipts need to be tracked by an individual, a separate resource instance will need to be created for each recipient.  Multiple recipient communications are inte... */
+  recipient?: Maybe<Array<Maybe<Reference>>>;
+  /** The entity (e.g. person, organization, clinical information system, or device) which was the source of the communication. */
+  sender?: Maybe<Reference>;
+  /** The reason or justification for the communication. */
+  reasonCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Indicates another resource whose existence justifies this communication. */
+  reasonReference?: Maybe<Array<Maybe<Reference>>>;
+  /** Text, attachment(s), or resource(s) that was communicated to the recipient. */
+  payload?: Maybe<Array<Maybe<CommunicationPayload>>>;
+  /** Additional notes or commentary about the communication by the sender, receiver or other interested parties. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Observation resources that refer to this Communication, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this Communication, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this Communication, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Communication, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this Communication, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** AuditEvent resources that refer to this Communication, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Communication, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Communication, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationIdentifierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationBasedOnArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationPartOfArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationInResponseToArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationCategoryArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationMediumArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationAboutArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationRecipientArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationReasonCodeArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationReasonReferenceArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationPayloadArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationNoteArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  time?: InputMaybe<Scalars['String']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An occurrence of information being transmitted; e.g. an alert that was sent to a responsible provider, a public health agency that was notified about a reportable condition. */
+export type CommunicationCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type Media = {
+  __typename?: 'Media';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Identifiers associated with the image - these may include identifiers for the image itself, identifiers for the context of its collection (e.g. series ids) and context ids such as accession numbers or other workflow identifiers. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A procedure that is fulfilled in whole or in part by the creation of this media. */
+  basedOn?: Maybe<Array<Maybe<Reference>>>;
+  /** A larger event of which this particular event is a component or step. */
+  partOf?: Maybe<Array<Maybe<Reference>>>;
+  /** The current state of the {{title}}. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** A code that classifies whether the media is an image, video or audio recording or some other media category. */
+  type?: Maybe<CodeableConcept>;
+  /** Details of the type of the media - usually, how it was acquired (what type of device). If images sourced from a DICOM system, are wrapped in a Media resource, then this is the modality. */
+  modality?: Maybe<CodeableConcept>;
+  /** The name of the imaging view e.g. Lateral or Antero-posterior (AP). */
+  view?: Maybe<CodeableConcept>;
+  /** Who/What this Media is a record of. */
+  subject?: Maybe<Reference>;
+  /** The encounter that establishes the context for this media. */
+  encounter?: Maybe<Reference>;
+  /** The date and time(s) at which the media was collected. */
+  createdDateTime?: Maybe<Scalars['String']['output']>;
+  /** Extensions of createdDateTime (FHIR JSON _createdDateTime) */
+  _createdDateTime?: Maybe<Element>;
+  /** The date and time(s) at which the media was collected. */
+  createdPeriod?: Maybe<Period>;
+  /** The date and time this version of the media was made available to providers, typically after having been reviewed. */
+  issued?: Maybe<Scalars['String']['output']>;
+  /** Extensions of issued (FHIR JSON _issued) */
+  _issued?: Maybe<Element>;
+  /** The person who administered the collection of the image. */
+  operator?: Maybe<Reference>;
+  /** Describes why the event occurred in coded or textual form. */
+  reasonCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Indicates the site on the subject's body where the observation was made (i.e. the target site). */
+  bodySite?: Maybe<CodeableConcept>;
+  /** The name of the device / manufacturer of the device  that was used to make the recording. */
+  deviceName?: Maybe<Scalars['String']['output']>;
+  /** Extensions of deviceName (FHIR JSON _deviceName) */
+  _deviceName?: Maybe<Element>;
+  /** The device used to collect the media. */
+  device?: Maybe<Reference>;
+  /** Height of the image in pixels (photo/video). */
+  height?: Maybe<Scalars['Int']['output']>;
+  /** Extensions of height (FHIR JSON _height) */
+  _height?: Maybe<Element>;
+  /** Width of the image in pixels (photo/video). */
+  width?: Maybe<Scalars['Int']['output']>;
+  /** Extensions of width (FHIR JSON _width) */
+  _width?: Maybe<Element>;
+  /** The number of frames in a photo. This is used with a multi-page fax, or an imaging acquisition context that takes multiple slices in a single image, or an animated gif. If there is more than one frame, this SHALL have a value in order to alert interface software that a multi-frame capable renderi... */
+  frames?: Maybe<Scalars['Int']['output']>;
+  /** Extensions of frames (FHIR JSON _frames) */
+  _frames?: Maybe<Element>;
+  /** The duration of the recording in seconds - for audio and video. */
+  duration?: Maybe<Scalars['Float']['output']>;
+  /** Extensions of duration (FHIR JSON _duration) */
+  _duration?: Maybe<Element>;
+  /** The actual content of the media - inline or by direct reference to the media source file. */
+  content?: Maybe<Attachment>;
+  /** Comments made about the media by the performer, subject or other participants. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Observation resources that refer to this Media, resolved in one batch per request. _reference names the Observation search parameter that points here: derived_from, focus */
+  ObservationList: Array<Observation>;
+  /** DiagnosticReport resources that refer to this Media, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: media */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** Task resources that refer to this Media, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this Media, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this Media, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this Media, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** AuditEvent resources that refer to this Media, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Media, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Media, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaIdentifierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaBasedOnArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaPartOfArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaReasonCodeArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaNoteArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  time?: InputMaybe<Scalars['String']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaDiagnosticReportListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  conclusion_not?: InputMaybe<Scalars['String']['input']>;
+  conclusion_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  issued_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  media_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  result_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A photo, video, or audio recording acquired or used in healthcare. The actual content may be inline or provided by direct reference. */
+export type MediaCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
@@ -42651,6 +46709,107 @@ export type SlotInput = {
   _comment?: InputMaybe<ElementInput>;
 };
 
+export type CommunicationPayloadInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  contentString?: InputMaybe<Scalars['String']['input']>;
+  _contentString?: InputMaybe<ElementInput>;
+  contentAttachment?: InputMaybe<AttachmentInput>;
+  contentReference?: InputMaybe<ReferenceInput>;
+};
+
+export type CommunicationInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  instantiatesCanonical?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  _instantiatesCanonical?: InputMaybe<Array<InputMaybe<ElementInput>>>;
+  instantiatesUri?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  _instantiatesUri?: InputMaybe<Array<InputMaybe<ElementInput>>>;
+  basedOn?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  partOf?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  inResponseTo?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  statusReason?: InputMaybe<CodeableConceptInput>;
+  category?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  _priority?: InputMaybe<ElementInput>;
+  medium?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  subject?: InputMaybe<ReferenceInput>;
+  topic?: InputMaybe<CodeableConceptInput>;
+  about?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  encounter?: InputMaybe<ReferenceInput>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  _sent?: InputMaybe<ElementInput>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  _received?: InputMaybe<ElementInput>;
+  recipient?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  sender?: InputMaybe<ReferenceInput>;
+  reasonCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  reasonReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  payload?: InputMaybe<Array<InputMaybe<CommunicationPayloadInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+};
+
+export type MediaInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  basedOn?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  partOf?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  type?: InputMaybe<CodeableConceptInput>;
+  modality?: InputMaybe<CodeableConceptInput>;
+  view?: InputMaybe<CodeableConceptInput>;
+  subject?: InputMaybe<ReferenceInput>;
+  encounter?: InputMaybe<ReferenceInput>;
+  createdDateTime?: InputMaybe<Scalars['String']['input']>;
+  _createdDateTime?: InputMaybe<ElementInput>;
+  createdPeriod?: InputMaybe<PeriodInput>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  _issued?: InputMaybe<ElementInput>;
+  operator?: InputMaybe<ReferenceInput>;
+  reasonCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  bodySite?: InputMaybe<CodeableConceptInput>;
+  deviceName?: InputMaybe<Scalars['String']['input']>;
+  _deviceName?: InputMaybe<ElementInput>;
+  device?: InputMaybe<ReferenceInput>;
+  height?: InputMaybe<Scalars['Int']['input']>;
+  _height?: InputMaybe<ElementInput>;
+  width?: InputMaybe<Scalars['Int']['input']>;
+  _width?: InputMaybe<ElementInput>;
+  frames?: InputMaybe<Scalars['Int']['input']>;
+  _frames?: InputMaybe<ElementInput>;
+  duration?: InputMaybe<Scalars['Float']['input']>;
+  _duration?: InputMaybe<ElementInput>;
+  content?: InputMaybe<AttachmentInput>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+};
+
 
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
@@ -42743,6 +46902,16 @@ export type ResolversTypes = {
   ImportCounts: ResolverTypeWrapper<Record<string, unknown>>;
   TypeImportCounts: ResolverTypeWrapper<Record<string, unknown>>;
   BundleEntryResult: ResolverTypeWrapper<Record<string, unknown>>;
+  ReadingModality: ResolverTypeWrapper<Record<string, unknown>>;
+  ReadingUrgency: ResolverTypeWrapper<Record<string, unknown>>;
+  ReadingStatus: ResolverTypeWrapper<Record<string, unknown>>;
+  Reading: ResolverTypeWrapper<Record<string, unknown>>;
+  ReadingPage: ResolverTypeWrapper<Record<string, unknown>>;
+  CriticalValue: ResolverTypeWrapper<Record<string, unknown>>;
+  ReadingReportResult: ResolverTypeWrapper<Record<string, unknown>>;
+  ReadingTurnaroundRow: ResolverTypeWrapper<Record<string, unknown>>;
+  CriticalValueStatistics: ResolverTypeWrapper<Record<string, unknown>>;
+  ReadingStatistics: ResolverTypeWrapper<Record<string, unknown>>;
   RecognitionDecision: ResolverTypeWrapper<Record<string, unknown>>;
   RecognitionCause: ResolverTypeWrapper<Record<string, unknown>>;
   RecognitionItem: ResolverTypeWrapper<Record<string, unknown>>;
@@ -42833,6 +47002,10 @@ export type ResolversTypes = {
   ScheduleConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   SlotConnection: ResolverTypeWrapper<Record<string, unknown>>;
   SlotConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  CommunicationConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  CommunicationConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  MediaConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  MediaConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   Period: ResolverTypeWrapper<Record<string, unknown>>;
   Address: ResolverTypeWrapper<Record<string, unknown>>;
   Age: ResolverTypeWrapper<Record<string, unknown>>;
@@ -42993,6 +47166,9 @@ export type ResolversTypes = {
   VerificationResult: ResolverTypeWrapper<Record<string, unknown>>;
   Schedule: ResolverTypeWrapper<Record<string, unknown>>;
   Slot: ResolverTypeWrapper<Record<string, unknown>>;
+  CommunicationPayload: ResolverTypeWrapper<Record<string, unknown>>;
+  Communication: ResolverTypeWrapper<Record<string, unknown>>;
+  Media: ResolverTypeWrapper<Record<string, unknown>>;
   PeriodInput: ResolverTypeWrapper<Record<string, unknown>>;
   AddressInput: ResolverTypeWrapper<Record<string, unknown>>;
   AgeInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -43153,6 +47329,9 @@ export type ResolversTypes = {
   VerificationResultInput: ResolverTypeWrapper<Record<string, unknown>>;
   ScheduleInput: ResolverTypeWrapper<Record<string, unknown>>;
   SlotInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CommunicationPayloadInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CommunicationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MediaInput: ResolverTypeWrapper<Record<string, unknown>>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -43176,6 +47355,13 @@ export type ResolversParentTypes = {
   ImportCounts: Record<string, unknown>;
   TypeImportCounts: Record<string, unknown>;
   BundleEntryResult: Record<string, unknown>;
+  Reading: Record<string, unknown>;
+  ReadingPage: Record<string, unknown>;
+  CriticalValue: Record<string, unknown>;
+  ReadingReportResult: Record<string, unknown>;
+  ReadingTurnaroundRow: Record<string, unknown>;
+  CriticalValueStatistics: Record<string, unknown>;
+  ReadingStatistics: Record<string, unknown>;
   RecognitionItem: Record<string, unknown>;
   Float: number;
   RecognitionCandidate: Record<string, unknown>;
@@ -43254,6 +47440,10 @@ export type ResolversParentTypes = {
   ScheduleConnectionEdge: Record<string, unknown>;
   SlotConnection: Record<string, unknown>;
   SlotConnectionEdge: Record<string, unknown>;
+  CommunicationConnection: Record<string, unknown>;
+  CommunicationConnectionEdge: Record<string, unknown>;
+  MediaConnection: Record<string, unknown>;
+  MediaConnectionEdge: Record<string, unknown>;
   Period: Record<string, unknown>;
   Address: Record<string, unknown>;
   Age: Record<string, unknown>;
@@ -43414,6 +47604,9 @@ export type ResolversParentTypes = {
   VerificationResult: Record<string, unknown>;
   Schedule: Record<string, unknown>;
   Slot: Record<string, unknown>;
+  CommunicationPayload: Record<string, unknown>;
+  Communication: Record<string, unknown>;
+  Media: Record<string, unknown>;
   PeriodInput: Record<string, unknown>;
   AddressInput: Record<string, unknown>;
   AgeInput: Record<string, unknown>;
@@ -43574,6 +47767,9 @@ export type ResolversParentTypes = {
   VerificationResultInput: Record<string, unknown>;
   ScheduleInput: Record<string, unknown>;
   SlotInput: Record<string, unknown>;
+  CommunicationPayloadInput: Record<string, unknown>;
+  CommunicationInput: Record<string, unknown>;
+  MediaInput: Record<string, unknown>;
 };
 
 export type FlattenDirectiveArgs = { };
@@ -43603,6 +47799,10 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   person?: Resolver<ResolversTypes['Person'], ParentType, ContextType, Partial<QueryPersonArgs>>;
   patientHistory?: Resolver<ResolversTypes['PatientHistoryPage'], ParentType, ContextType, Partial<QueryPatientHistoryArgs>>;
   possibleDuplicates?: Resolver<Array<ResolversTypes['PossibleDuplicate']>, ParentType, ContextType, Partial<QueryPossibleDuplicatesArgs>>;
+  readingQueue?: Resolver<ResolversTypes['ReadingPage'], ParentType, ContextType, RequireFields<QueryReadingQueueArgs, 'centre'>>;
+  reading?: Resolver<ResolversTypes['Reading'], ParentType, ContextType, RequireFields<QueryReadingArgs, 'id'>>;
+  criticalValues?: Resolver<Array<ResolversTypes['CriticalValue']>, ParentType, ContextType, RequireFields<QueryCriticalValuesArgs, 'organization'>>;
+  readingStatistics?: Resolver<ResolversTypes['ReadingStatistics'], ParentType, ContextType, RequireFields<QueryReadingStatisticsArgs, 'from' | 'to'>>;
   recognitionCatalog?: Resolver<Array<ResolversTypes['RecognitionItem']>, ParentType, ContextType, Partial<QueryRecognitionCatalogArgs>>;
   recognitionCandidates?: Resolver<Array<ResolversTypes['RecognitionCandidate']>, ParentType, ContextType, RequireFields<QueryRecognitionCandidatesArgs, 'patient' | 'at'>>;
   recognitionStatistics?: Resolver<ResolversTypes['RecognitionStatistics'], ParentType, ContextType, RequireFields<QueryRecognitionStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
@@ -43699,6 +47899,12 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   Slot?: Resolver<Maybe<ResolversTypes['Slot']>, ParentType, ContextType, RequireFields<QuerySlotArgs, 'id'>>;
   SlotList?: Resolver<Array<ResolversTypes['Slot']>, ParentType, ContextType, Partial<QuerySlotListArgs>>;
   SlotConnection?: Resolver<ResolversTypes['SlotConnection'], ParentType, ContextType, Partial<QuerySlotConnectionArgs>>;
+  Communication?: Resolver<Maybe<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<QueryCommunicationArgs, 'id'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, Partial<QueryCommunicationListArgs>>;
+  CommunicationConnection?: Resolver<ResolversTypes['CommunicationConnection'], ParentType, ContextType, Partial<QueryCommunicationConnectionArgs>>;
+  Media?: Resolver<Maybe<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<QueryMediaArgs, 'id'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, Partial<QueryMediaListArgs>>;
+  MediaConnection?: Resolver<ResolversTypes['MediaConnection'], ParentType, ContextType, Partial<QueryMediaConnectionArgs>>;
 };
 
 export type MutationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
@@ -43706,6 +47912,11 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   linkPatientRecord?: Resolver<ResolversTypes['Person'], ParentType, ContextType, RequireFields<MutationLinkPatientRecordArgs, 'patient' | 'reason'>>;
   unlinkPatientRecord?: Resolver<ResolversTypes['Person'], ParentType, ContextType, RequireFields<MutationUnlinkPatientRecordArgs, 'patient' | 'reason'>>;
   importBundle?: Resolver<ResolversTypes['BundleImportResult'], ParentType, ContextType, RequireFields<MutationImportBundleArgs, 'bundle'>>;
+  requestReading?: Resolver<ResolversTypes['Reading'], ParentType, ContextType, RequireFields<MutationRequestReadingArgs, 'patient' | 'modality' | 'centre'>>;
+  claimReading?: Resolver<ResolversTypes['Reading'], ParentType, ContextType, RequireFields<MutationClaimReadingArgs, 'id' | 'reader'>>;
+  reportReading?: Resolver<ResolversTypes['ReadingReportResult'], ParentType, ContextType, RequireFields<MutationReportReadingArgs, 'id' | 'conclusion'>>;
+  acknowledgeCriticalValue?: Resolver<ResolversTypes['CriticalValue'], ParentType, ContextType, RequireFields<MutationAcknowledgeCriticalValueArgs, 'id' | 'by'>>;
+  criticalValueGreenChannel?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationCriticalValueGreenChannelArgs, 'id'>>;
   recordRecognitionDecision?: Resolver<ResolversTypes['RecognitionDecisionRecord'], ParentType, ContextType, RequireFields<MutationRecordRecognitionDecisionArgs, 'result' | 'at' | 'accepted'>>;
   reapplyCodeMaps?: Resolver<ResolversTypes['RecognitionJob'], ParentType, ContextType, RequireFields<MutationReapplyCodeMapsArgs, 'organization'>>;
   referralSubmit?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralSubmitArgs, 'input'>>;
@@ -43804,6 +48015,12 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   SlotCreate?: Resolver<ResolversTypes['Slot'], ParentType, ContextType, RequireFields<MutationSlotCreateArgs, 'res'>>;
   SlotUpdate?: Resolver<ResolversTypes['Slot'], ParentType, ContextType, RequireFields<MutationSlotUpdateArgs, 'id' | 'res'>>;
   SlotDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationSlotDeleteArgs, 'id'>>;
+  CommunicationCreate?: Resolver<ResolversTypes['Communication'], ParentType, ContextType, RequireFields<MutationCommunicationCreateArgs, 'res'>>;
+  CommunicationUpdate?: Resolver<ResolversTypes['Communication'], ParentType, ContextType, RequireFields<MutationCommunicationUpdateArgs, 'id' | 'res'>>;
+  CommunicationDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationCommunicationDeleteArgs, 'id'>>;
+  MediaCreate?: Resolver<ResolversTypes['Media'], ParentType, ContextType, RequireFields<MutationMediaCreateArgs, 'res'>>;
+  MediaUpdate?: Resolver<ResolversTypes['Media'], ParentType, ContextType, RequireFields<MutationMediaUpdateArgs, 'id' | 'res'>>;
+  MediaDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationMediaDeleteArgs, 'id'>>;
 };
 
 export type HubStatusResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['HubStatus'] = ResolversParentTypes['HubStatus']> = {
@@ -43894,6 +48111,73 @@ export type BundleEntryResultResolvers<ContextType = RequestContext, ParentType 
   id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
   outcome?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   message?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ReadingResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Reading'] = ResolversParentTypes['Reading']> = {
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  modality?: Resolver<ResolversTypes['ReadingModality'], ParentType, ContextType>;
+  urgency?: Resolver<ResolversTypes['ReadingUrgency'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['ReadingStatus'], ParentType, ContextType>;
+  requestedAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  dueAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  overdue?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  reader?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  requester?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType>;
+  centre?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  study?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  request?: Resolver<Maybe<ResolversTypes['ServiceRequest']>, ParentType, ContextType>;
+  report?: Resolver<Maybe<ResolversTypes['DiagnosticReport']>, ParentType, ContextType>;
+};
+
+export type ReadingPageResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReadingPage'] = ResolversParentTypes['ReadingPage']> = {
+  items?: Resolver<Array<ResolversTypes['Reading']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type CriticalValueResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CriticalValue'] = ResolversParentTypes['CriticalValue']> = {
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  rule?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  text?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  sentAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  ackDueAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  acknowledgedAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  acknowledgedBy?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  escalated?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  result?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  to?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType>;
+  from?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType>;
+};
+
+export type ReadingReportResultResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReadingReportResult'] = ResolversParentTypes['ReadingReportResult']> = {
+  reading?: Resolver<ResolversTypes['Reading'], ParentType, ContextType>;
+  report?: Resolver<ResolversTypes['DiagnosticReport'], ParentType, ContextType>;
+  criticalValues?: Resolver<Array<ResolversTypes['CriticalValue']>, ParentType, ContextType>;
+};
+
+export type ReadingTurnaroundRowResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReadingTurnaroundRow'] = ResolversParentTypes['ReadingTurnaroundRow']> = {
+  modality?: Resolver<ResolversTypes['ReadingModality'], ParentType, ContextType>;
+  urgency?: Resolver<ResolversTypes['ReadingUrgency'], ParentType, ContextType>;
+  readings?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  late?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  medianMinutes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  targetMinutes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  critical?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type CriticalValueStatisticsResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CriticalValueStatistics'] = ResolversParentTypes['CriticalValueStatistics']> = {
+  sent?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  acknowledged?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  escalated?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  medianAckMinutes?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type ReadingStatisticsResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReadingStatistics'] = ResolversParentTypes['ReadingStatistics']> = {
+  rows?: Resolver<Array<ResolversTypes['ReadingTurnaroundRow']>, ParentType, ContextType>;
+  criticalValues?: Resolver<ResolversTypes['CriticalValueStatistics'], ParentType, ContextType>;
 };
 
 export type RecognitionItemResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RecognitionItem'] = ResolversParentTypes['RecognitionItem']> = {
@@ -44079,7 +48363,7 @@ export type MemberSyncStatusResolvers<ContextType = RequestContext, ParentType e
 };
 
 export type AnyResourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AnyResource'] = ResolversParentTypes['AnyResource']> = {
-  __resolveType: TypeResolveFn<'Patient' | 'Organization' | 'Practitioner' | 'PractitionerRole' | 'Location' | 'Encounter' | 'Observation' | 'DiagnosticReport' | 'ServiceRequest' | 'Task' | 'Condition' | 'Procedure' | 'MedicationRequest' | 'AllergyIntolerance' | 'ImagingStudy' | 'Immunization' | 'CarePlan' | 'Goal' | 'DocumentReference' | 'Provenance' | 'Claim' | 'ExplanationOfBenefit' | 'AuditEvent' | 'CodeSystem' | 'ConceptMap' | 'VerificationResult' | 'Schedule' | 'Slot', ParentType, ContextType>;
+  __resolveType: TypeResolveFn<'Patient' | 'Organization' | 'Practitioner' | 'PractitionerRole' | 'Location' | 'Encounter' | 'Observation' | 'DiagnosticReport' | 'ServiceRequest' | 'Task' | 'Condition' | 'Procedure' | 'MedicationRequest' | 'AllergyIntolerance' | 'ImagingStudy' | 'Immunization' | 'CarePlan' | 'Goal' | 'DocumentReference' | 'Provenance' | 'Claim' | 'ExplanationOfBenefit' | 'AuditEvent' | 'CodeSystem' | 'ConceptMap' | 'VerificationResult' | 'Schedule' | 'Slot' | 'Communication' | 'Media', ParentType, ContextType>;
 };
 
 export type PatientConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PatientConnection'] = ResolversParentTypes['PatientConnection']> = {
@@ -44556,6 +48840,40 @@ export type SlotConnectionEdgeResolvers<ContextType = RequestContext, ParentType
   mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   resource?: Resolver<ResolversTypes['Slot'], ParentType, ContextType>;
+};
+
+export type CommunicationConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CommunicationConnection'] = ResolversParentTypes['CommunicationConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['CommunicationConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type CommunicationConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CommunicationConnectionEdge'] = ResolversParentTypes['CommunicationConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Communication'], ParentType, ContextType>;
+};
+
+export type MediaConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MediaConnection'] = ResolversParentTypes['MediaConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['MediaConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type MediaConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MediaConnectionEdge'] = ResolversParentTypes['MediaConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Media'], ParentType, ContextType>;
 };
 
 export type PeriodResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Period'] = ResolversParentTypes['Period']> = {
@@ -45313,6 +49631,8 @@ export type PatientResolvers<ContextType = RequestContext, ParentType extends Re
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PatientAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PatientVerificationResultListArgs, '_reference'>>;
   ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<PatientScheduleListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<PatientCommunicationListArgs, '_reference'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<PatientMediaListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -45376,6 +49696,8 @@ export type OrganizationResolvers<ContextType = RequestContext, ParentType exten
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<OrganizationExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<OrganizationAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<OrganizationVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<OrganizationCommunicationListArgs, '_reference'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<OrganizationMediaListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -45438,6 +49760,8 @@ export type PractitionerResolvers<ContextType = RequestContext, ParentType exten
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PractitionerAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PractitionerVerificationResultListArgs, '_reference'>>;
   ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<PractitionerScheduleListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<PractitionerCommunicationListArgs, '_reference'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<PractitionerMediaListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -45516,6 +49840,8 @@ export type PractitionerRoleResolvers<ContextType = RequestContext, ParentType e
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PractitionerRoleAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PractitionerRoleVerificationResultListArgs, '_reference'>>;
   ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<PractitionerRoleScheduleListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<PractitionerRoleCommunicationListArgs, '_reference'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<PractitionerRoleMediaListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -45601,6 +49927,8 @@ export type LocationResolvers<ContextType = RequestContext, ParentType extends R
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<LocationAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<LocationVerificationResultListArgs, '_reference'>>;
   ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<LocationScheduleListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<LocationCommunicationListArgs, '_reference'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<LocationMediaListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -45726,6 +50054,8 @@ export type EncounterResolvers<ContextType = RequestContext, ParentType extends 
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<EncounterExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<EncounterAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<EncounterVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<EncounterCommunicationListArgs, '_reference'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<EncounterMediaListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -45841,6 +50171,7 @@ export type ObservationResolvers<ContextType = RequestContext, ParentType extend
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ObservationProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ObservationAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ObservationVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ObservationCommunicationListArgs, '_reference'>>;
   recognition?: Resolver<ResolversTypes['RecognitionCandidate'], ParentType, ContextType, RequireFields<ObservationRecognitionArgs, 'at'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
@@ -45901,6 +50232,7 @@ export type DiagnosticReportResolvers<ContextType = RequestContext, ParentType e
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<DiagnosticReportProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<DiagnosticReportAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<DiagnosticReportVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<DiagnosticReportCommunicationListArgs, '_reference'>>;
   recognition?: Resolver<ResolversTypes['RecognitionCandidate'], ParentType, ContextType, RequireFields<DiagnosticReportRecognitionArgs, 'at'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
@@ -45980,6 +50312,8 @@ export type ServiceRequestResolvers<ContextType = RequestContext, ParentType ext
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ServiceRequestProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ServiceRequestAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ServiceRequestVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ServiceRequestCommunicationListArgs, '_reference'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<ServiceRequestMediaListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -46210,6 +50544,7 @@ export type TaskResolvers<ContextType = RequestContext, ParentType extends Resol
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<TaskProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<TaskAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<TaskVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<TaskCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -46287,6 +50622,7 @@ export type ConditionResolvers<ContextType = RequestContext, ParentType extends 
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ConditionProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ConditionAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ConditionVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ConditionCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -46369,6 +50705,7 @@ export type ProcedureResolvers<ContextType = RequestContext, ParentType extends 
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ProcedureProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ProcedureAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ProcedureVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ProcedureCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -46473,6 +50810,7 @@ export type MedicationRequestResolvers<ContextType = RequestContext, ParentType 
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<MedicationRequestProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<MedicationRequestAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<MedicationRequestVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<MedicationRequestCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -46541,6 +50879,7 @@ export type AllergyIntoleranceResolvers<ContextType = RequestContext, ParentType
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<AllergyIntoleranceProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<AllergyIntoleranceAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<AllergyIntoleranceVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<AllergyIntoleranceCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -46637,6 +50976,7 @@ export type ImagingStudyResolvers<ContextType = RequestContext, ParentType exten
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ImagingStudyProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ImagingStudyAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ImagingStudyVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ImagingStudyCommunicationListArgs, '_reference'>>;
   recognition?: Resolver<ResolversTypes['RecognitionCandidate'], ParentType, ContextType, RequireFields<ImagingStudyRecognitionArgs, 'at'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
@@ -46754,6 +51094,7 @@ export type ImmunizationResolvers<ContextType = RequestContext, ParentType exten
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ImmunizationProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ImmunizationAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ImmunizationVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ImmunizationCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -46859,6 +51200,8 @@ export type CarePlanResolvers<ContextType = RequestContext, ParentType extends R
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<CarePlanProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<CarePlanAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<CarePlanVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<CarePlanCommunicationListArgs, '_reference'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<CarePlanMediaListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -46926,6 +51269,7 @@ export type GoalResolvers<ContextType = RequestContext, ParentType extends Resol
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<GoalProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<GoalAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<GoalVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<GoalCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -47004,6 +51348,7 @@ export type DocumentReferenceResolvers<ContextType = RequestContext, ParentType 
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<DocumentReferenceProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<DocumentReferenceAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<DocumentReferenceVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<DocumentReferenceCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -47064,6 +51409,7 @@ export type ProvenanceResolvers<ContextType = RequestContext, ParentType extends
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ProvenanceProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ProvenanceAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ProvenanceVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ProvenanceCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -47312,6 +51658,7 @@ export type ClaimResolvers<ContextType = RequestContext, ParentType extends Reso
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<ClaimExplanationOfBenefitListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ClaimAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ClaimVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ClaimCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -47734,6 +52081,7 @@ export type ExplanationOfBenefitResolvers<ContextType = RequestContext, ParentTy
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ExplanationOfBenefitCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -47849,6 +52197,7 @@ export type AuditEventResolvers<ContextType = RequestContext, ParentType extends
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<AuditEventProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<AuditEventAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<AuditEventVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<AuditEventCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -47999,6 +52348,7 @@ export type CodeSystemResolvers<ContextType = RequestContext, ParentType extends
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<CodeSystemAuditEventListArgs, '_reference'>>;
   CodeSystemList?: Resolver<Array<ResolversTypes['CodeSystem']>, ParentType, ContextType, RequireFields<CodeSystemCodeSystemListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<CodeSystemVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<CodeSystemCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -48135,6 +52485,7 @@ export type ConceptMapResolvers<ContextType = RequestContext, ParentType extends
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ConceptMapAuditEventListArgs, '_reference'>>;
   ConceptMapList?: Resolver<Array<ResolversTypes['ConceptMap']>, ParentType, ContextType, RequireFields<ConceptMapConceptMapListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ConceptMapVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ConceptMapCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -48222,6 +52573,7 @@ export type VerificationResultResolvers<ContextType = RequestContext, ParentType
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<VerificationResultProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<VerificationResultAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<VerificationResultVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<VerificationResultCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -48257,6 +52609,7 @@ export type ScheduleResolvers<ContextType = RequestContext, ParentType extends R
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<ScheduleAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<ScheduleVerificationResultListArgs, '_reference'>>;
   SlotList?: Resolver<Array<ResolversTypes['Slot']>, ParentType, ContextType, RequireFields<ScheduleSlotListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<ScheduleCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -48297,6 +52650,129 @@ export type SlotResolvers<ContextType = RequestContext, ParentType extends Resol
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<SlotProvenanceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<SlotAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<SlotVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<SlotCommunicationListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type CommunicationPayloadResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CommunicationPayload'] = ResolversParentTypes['CommunicationPayload']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CommunicationPayloadExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CommunicationPayloadModifierExtensionArgs>>;
+  contentString?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _contentString?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  contentAttachment?: Resolver<Maybe<ResolversTypes['Attachment']>, ParentType, ContextType>;
+  contentReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
+export type CommunicationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Communication'] = ResolversParentTypes['Communication']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CommunicationExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CommunicationModifierExtensionArgs>>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType, Partial<CommunicationIdentifierArgs>>;
+  instantiatesCanonical?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  _instantiatesCanonical?: Resolver<Maybe<Array<Maybe<ResolversTypes['Element']>>>, ParentType, ContextType>;
+  instantiatesUri?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  _instantiatesUri?: Resolver<Maybe<Array<Maybe<ResolversTypes['Element']>>>, ParentType, ContextType>;
+  basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<CommunicationBasedOnArgs>>;
+  partOf?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<CommunicationPartOfArgs>>;
+  inResponseTo?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<CommunicationInResponseToArgs>>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  statusReason?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  category?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<CommunicationCategoryArgs>>;
+  priority?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _priority?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  medium?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<CommunicationMediumArgs>>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  topic?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  about?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<CommunicationAboutArgs>>;
+  encounter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  sent?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _sent?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  received?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _received?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  recipient?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<CommunicationRecipientArgs>>;
+  sender?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  reasonCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<CommunicationReasonCodeArgs>>;
+  reasonReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<CommunicationReasonReferenceArgs>>;
+  payload?: Resolver<Maybe<Array<Maybe<ResolversTypes['CommunicationPayload']>>>, ParentType, ContextType, Partial<CommunicationPayloadArgs>>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType, Partial<CommunicationNoteArgs>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<CommunicationObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<CommunicationTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<CommunicationConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<CommunicationDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<CommunicationProvenanceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<CommunicationAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<CommunicationVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<CommunicationCommunicationListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type MediaResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Media'] = ResolversParentTypes['Media']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MediaExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MediaModifierExtensionArgs>>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType, Partial<MediaIdentifierArgs>>;
+  basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<MediaBasedOnArgs>>;
+  partOf?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<MediaPartOfArgs>>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  modality?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  view?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  createdDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _createdDateTime?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  createdPeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  issued?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _issued?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  operator?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  reasonCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<MediaReasonCodeArgs>>;
+  bodySite?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  deviceName?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _deviceName?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  device?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  height?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  _height?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  width?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  _width?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  frames?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  _frames?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  duration?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  _duration?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  content?: Resolver<Maybe<ResolversTypes['Attachment']>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType, Partial<MediaNoteArgs>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<MediaObservationListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<MediaDiagnosticReportListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<MediaTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<MediaConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<MediaDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<MediaProvenanceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<MediaAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<MediaVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<MediaCommunicationListArgs, '_reference'>>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
@@ -48316,6 +52792,13 @@ export type Resolvers<ContextType = RequestContext> = {
   ImportCounts?: ImportCountsResolvers<ContextType>;
   TypeImportCounts?: TypeImportCountsResolvers<ContextType>;
   BundleEntryResult?: BundleEntryResultResolvers<ContextType>;
+  Reading?: ReadingResolvers<ContextType>;
+  ReadingPage?: ReadingPageResolvers<ContextType>;
+  CriticalValue?: CriticalValueResolvers<ContextType>;
+  ReadingReportResult?: ReadingReportResultResolvers<ContextType>;
+  ReadingTurnaroundRow?: ReadingTurnaroundRowResolvers<ContextType>;
+  CriticalValueStatistics?: CriticalValueStatisticsResolvers<ContextType>;
+  ReadingStatistics?: ReadingStatisticsResolvers<ContextType>;
   RecognitionItem?: RecognitionItemResolvers<ContextType>;
   RecognitionCandidate?: RecognitionCandidateResolvers<ContextType>;
   RecognitionDecisionRecord?: RecognitionDecisionRecordResolvers<ContextType>;
@@ -48390,6 +52873,10 @@ export type Resolvers<ContextType = RequestContext> = {
   ScheduleConnectionEdge?: ScheduleConnectionEdgeResolvers<ContextType>;
   SlotConnection?: SlotConnectionResolvers<ContextType>;
   SlotConnectionEdge?: SlotConnectionEdgeResolvers<ContextType>;
+  CommunicationConnection?: CommunicationConnectionResolvers<ContextType>;
+  CommunicationConnectionEdge?: CommunicationConnectionEdgeResolvers<ContextType>;
+  MediaConnection?: MediaConnectionResolvers<ContextType>;
+  MediaConnectionEdge?: MediaConnectionEdgeResolvers<ContextType>;
   Period?: PeriodResolvers<ContextType>;
   Address?: AddressResolvers<ContextType>;
   Age?: AgeResolvers<ContextType>;
@@ -48550,6 +53037,9 @@ export type Resolvers<ContextType = RequestContext> = {
   VerificationResult?: VerificationResultResolvers<ContextType>;
   Schedule?: ScheduleResolvers<ContextType>;
   Slot?: SlotResolvers<ContextType>;
+  CommunicationPayload?: CommunicationPayloadResolvers<ContextType>;
+  Communication?: CommunicationResolvers<ContextType>;
+  Media?: MediaResolvers<ContextType>;
 };
 
 export type DirectiveResolvers<ContextType = RequestContext> = {

@@ -8,6 +8,7 @@ import { identityMutationResolvers, identityQueryResolvers, identityTypeResolver
 import { importResolvers } from './import-resolvers.ts';
 import { recognitionMutationResolvers, recognitionQueryResolvers, recognitionTypeResolvers } from './recognition-resolvers.ts';
 import { syncMutationResolvers, syncQueryResolvers } from './sync-resolvers.ts';
+import { readingMutationResolvers, readingQueryResolvers, readingTypeResolvers } from './reading-resolvers.ts';
 import { referralMutationResolvers, referralQueryResolvers, referralSubscriptionResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
 
@@ -57,12 +58,13 @@ export function buildHubSchema(): GraphQLSchema {
     typeDefs: loadTypeDefs(),
     resolvers: {
       JSON: JSONScalar,
-      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers, ...recognitionQueryResolvers, ...syncQueryResolvers },
-      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers, ...recognitionMutationResolvers, ...syncMutationResolvers },
+      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers, ...recognitionQueryResolvers, ...syncQueryResolvers, ...readingQueryResolvers },
+      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers, ...recognitionMutationResolvers, ...syncMutationResolvers, ...readingMutationResolvers },
       ...resources.rest,
       Subscription: referralSubscriptionResolvers,
       ...identityTypeResolvers,
       ...referralTypeResolvers,
+      ...readingTypeResolvers,
       // The recognition of a result, beside the generated fields of its type.
       Observation: { ...(resources.rest.Observation as object), ...recognitionTypeResolvers },
       DiagnosticReport: { ...(resources.rest.DiagnosticReport as object), ...recognitionTypeResolvers },

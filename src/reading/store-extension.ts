@@ -1,0 +1,69 @@
+/**
+ * What the reading domain adds to every write of a reading Task (registered in src/hub-store.ts):
+ *
+ * - `t_readq`: the queue keys — `centre|<centre>`, `centre|<centre>|<status>`, `centre|<centre>|<status>|<modality>`
+ *   and `req|<requester>` —, so a queue page starts from one top-level equality on an indexed field;
+ * - `_rqueue`: the queue order (STAT, then URGENT, then ROUTINE, each oldest first) as one date the page is read in;
+ * - `_rdue`: when the report is due, while it is owed (an overdue filter is `_rdue < now`).
+ *
+ * Computed from the Task alone; the FHIR resource is never changed.
+ */
+import type { Observation, Resource, Task } from '@medplum/fhirtypes';
+import type { StoreExtension } from '../fhir/store.ts';
+import { readingOf } from './reading-task.ts';
+import { CRITICAL_FIELD, criticalKeys, criticalNotifications, recordCriticalFacts } from './critical.ts';
+import { DEFAULT_ACK_MINUTES, defaultCriticalRules, dueAt, queueKey, type CriticalRule } from './rules.ts';
+
+export const READING_QUEUE_FIELD = 't_readq';
+export const READING_ORDER_PATH = 'sp._rqueue';
+
+export function queueAnchor(centre: string, status?: string, modality?: string): string {
+  return ['centre', centre, ...(status ? [status] : []), ...(status && modality ? [modality] : [])].join('|');
+}
+
+/**
+ * The reading domain's seams. Besides the queue keys: `t_crit` on critical-value Communications (critical.ts), and
+ * after every write of a final lab Observation, the notification of the critical values it carries (to the issuing
+ * organisation, whose clinicians must act on it), written once whatever the number of writes of the result.
+ */
+export function readingExtension(options: { rules?: CriticalRule[]; ackMinutes?: number } = {}): StoreExtension {
+  return {
+    derive: (resource: Resource) => {
+      const critical = criticalKeys(resource);
+      if (critical) return { [CRITICAL_FIELD]: critical };
+      return readingKeys(resource);
+    },
+    indexes: { Task: [READING_QUEUE_FIELD], Communication: [CRITICAL_FIELD] },
+    orders: { Task: [READING_ORDER_PATH] },
+    fingerprint: 'reading-1',
+    afterWrite: async (written, context) => {
+      const observations = written.filter((item) => item.operation !== 'delete' && item.resource.resourceType === 'Observation').map((item) => item.resource as Observation);
+      const now = new Date();
+      const notifications = observations.flatMap((observation) => {
+        const issuer = (observation.performer ?? []).map((performer) => performer.reference).find((reference) => reference?.startsWith('Organization/'));
+        return issuer ? criticalNotifications(observation, issuer, issuer, now, options.rules ?? defaultCriticalRules, options.ackMinutes ?? DEFAULT_ACK_MINUTES) : [];
+      });
+      if (notifications.length === 0) return;
+      await context.store.writeMany(notifications.map((resource) => ({ resource, mode: 'create' as const })));
+      await recordCriticalFacts(context.db, notifications);
+    },
+  };
+}
+
+function readingKeys(resource: Resource): Record<string, unknown> {
+  {
+    if (resource.resourceType !== 'Task') return {};
+    const reading = readingOf(resource as Task);
+    if (!reading) return {};
+    const keys = [
+      ...(reading.centre ? [queueAnchor(reading.centre), queueAnchor(reading.centre, reading.status), queueAnchor(reading.centre, reading.status, reading.modality)] : []),
+      ...(reading.requester ? [`req|${reading.requester}`] : []),
+    ];
+    const owed = reading.status === 'REQUESTED' || reading.status === 'CLAIMED';
+    return {
+      [READING_QUEUE_FIELD]: keys,
+      _rqueue: queueKey(reading.requestedAt, reading.urgency),
+      ...(owed ? { _rdue: dueAt(reading.requestedAt, reading.modality, reading.urgency) } : {}),
+    };
+  }
+}
