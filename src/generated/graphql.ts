@@ -75,6 +75,10 @@ export type Query = {
    * organisation (either side; a member only its own) or, for administrators, of the whole consortium.
    */
   referralStatistics: Array<ReferralStatisticsRow>;
+  /** The resident of a resident token (the county health app): my records at every member */
+  me: Me;
+  /** Who (organisation, client) read or changed which of my records, and when, newest first */
+  myAccessLog: Array<MyAccessLogEntry>;
   /** Every member's FHIR endpoint with its sync status (administrators) */
   memberSyncStatus: Array<MemberSyncStatus>;
   /** One Patient by id; NOT_FOUND error when there is none */
@@ -386,6 +390,11 @@ export type QueryReferralStatisticsArgs = {
   to: Scalars['String']['input'];
   organization?: InputMaybe<Scalars['ID']['input']>;
   groupBy: ReferralStatisticsGroup;
+};
+
+
+export type QueryMyAccessLogArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -4266,6 +4275,8 @@ export type Mutation = {
   referralCancel: Referral;
   /** The home organisation: record the follow-up done */
   referralFollowUpComplete: Task;
+  /** A resident cancels its own referral before arrival (SUBMITTED, UNDER_REVIEW or ACCEPTED) */
+  cancelMyReferral: Referral;
   /**
    * Registers (or replaces) the FHIR R4 endpoint a member's resources are pulled from, on a schedule and
    * incrementally (administrators). Secrets are stored encrypted and never returned.
@@ -4596,6 +4607,12 @@ export type MutationReferralCancelArgs = {
 export type MutationReferralFollowUpCompleteArgs = {
   id: Scalars['ID']['input'];
   note?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationCancelMyReferralArgs = {
+  id: Scalars['ID']['input'];
+  reason: Scalars['String']['input'];
 };
 
 
@@ -5770,6 +5787,89 @@ export type Subscription = {
 
 export type SubscriptionReferralEventsArgs = {
   organization: Scalars['ID']['input'];
+};
+
+/** One of my records at a member hospital */
+export type MyRecord = {
+  __typename?: 'MyRecord';
+  patient: Patient;
+  /** the member that holds it (its Chinese name) */
+  organization?: Maybe<Organization>;
+};
+
+/** A lab result of mine, in plain words, with its recognition mark */
+export type MyLabResult = {
+  __typename?: 'MyLabResult';
+  observation: Observation;
+  /** the catalog's Chinese name of the item, or the result's own text */
+  name: Scalars['String']['output'];
+  value?: Maybe<Scalars['Float']['output']>;
+  unit?: Maybe<Scalars['String']['output']>;
+  /** the value in the catalog's unit (UCUM-normalised on ingest) */
+  normalizedValue?: Maybe<Scalars['Float']['output']>;
+  normalizedUnit?: Maybe<Scalars['String']['output']>;
+  /** the recognition mark (e.g. 湘HR) while the result is recognisable */
+  mark?: Maybe<Scalars['String']['output']>;
+  issuedBy?: Maybe<Organization>;
+  date?: Maybe<Scalars['String']['output']>;
+};
+
+/** Who looked at or changed my records, from the audit trail */
+export type MyAccessLogEntry = {
+  __typename?: 'MyAccessLogEntry';
+  at: Scalars['String']['output'];
+  /** R read, C create, U update, D delete */
+  action: Scalars['String']['output'];
+  /** the client (a member's HIS, the county health app, an administrator) */
+  client?: Maybe<Scalars['String']['output']>;
+  /** the organisation the client acts for */
+  organization?: Maybe<Organization>;
+  /** which of my records were touched (Type/id) */
+  records: Array<Scalars['String']['output']>;
+  outcome: Scalars['String']['output'];
+};
+
+/** What the county health app shows a resident: only the resident's own records, at every member */
+export type Me = {
+  __typename?: 'Me';
+  nationalIdMasked?: Maybe<Scalars['String']['output']>;
+  name?: Maybe<Scalars['String']['output']>;
+  records: Array<MyRecord>;
+  encounters: Array<Encounter>;
+  labResults: Array<MyLabResult>;
+  reports: Array<DiagnosticReport>;
+  medications: Array<MedicationRequest>;
+  allergies: Array<AllergyIntolerance>;
+  /** my referrals with their status and admission certificate */
+  referrals: Array<Referral>;
+  /** follow-up tasks after a referral */
+  followUps: Array<Task>;
+  /** reports of remote readings (ECG, imaging) of my studies */
+  readingReports: Array<DiagnosticReport>;
+};
+
+
+/** What the county health app shows a resident: only the resident's own records, at every member */
+export type MeEncountersArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** What the county health app shows a resident: only the resident's own records, at every member */
+export type MeLabResultsArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** What the county health app shows a resident: only the resident's own records, at every member */
+export type MeReportsArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** What the county health app shows a resident: only the resident's own records, at every member */
+export type MeMedicationsArgs = {
+  _count?: InputMaybe<Scalars['Int']['input']>;
 };
 
 /** How the hub authenticates to a member's FHIR server */
@@ -46943,6 +47043,10 @@ export type ResolversTypes = {
   ReferralStatisticsRow: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralEvent: ResolverTypeWrapper<Record<string, unknown>>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  MyRecord: ResolverTypeWrapper<Record<string, unknown>>;
+  MyLabResult: ResolverTypeWrapper<Record<string, unknown>>;
+  MyAccessLogEntry: ResolverTypeWrapper<Record<string, unknown>>;
+  Me: ResolverTypeWrapper<Record<string, unknown>>;
   MemberEndpointAuth: ResolverTypeWrapper<Record<string, unknown>>;
   MemberSyncStatus: ResolverTypeWrapper<Record<string, unknown>>;
   AnyResource: ResolverTypeWrapper<Record<string, unknown>>;
@@ -47382,6 +47486,10 @@ export type ResolversParentTypes = {
   ReferralStatisticsRow: Record<string, unknown>;
   ReferralEvent: Record<string, unknown>;
   Subscription: Record<PropertyKey, never>;
+  MyRecord: Record<string, unknown>;
+  MyLabResult: Record<string, unknown>;
+  MyAccessLogEntry: Record<string, unknown>;
+  Me: Record<string, unknown>;
   MemberSyncStatus: Record<string, unknown>;
   AnyResource: Record<string, unknown>;
   PatientConnection: Record<string, unknown>;
@@ -47814,6 +47922,8 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   referralInbox?: Resolver<ResolversTypes['ReferralInboxPage'], ParentType, ContextType, RequireFields<QueryReferralInboxArgs, 'organization' | 'direction'>>;
   referralSlots?: Resolver<Array<ResolversTypes['Slot']>, ParentType, ContextType, RequireFields<QueryReferralSlotsArgs, 'organization'>>;
   referralStatistics?: Resolver<Array<ResolversTypes['ReferralStatisticsRow']>, ParentType, ContextType, RequireFields<QueryReferralStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
+  me?: Resolver<ResolversTypes['Me'], ParentType, ContextType>;
+  myAccessLog?: Resolver<Array<ResolversTypes['MyAccessLogEntry']>, ParentType, ContextType, Partial<QueryMyAccessLogArgs>>;
   memberSyncStatus?: Resolver<Array<ResolversTypes['MemberSyncStatus']>, ParentType, ContextType>;
   Patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType, RequireFields<QueryPatientArgs, 'id'>>;
   PatientList?: Resolver<Array<ResolversTypes['Patient']>, ParentType, ContextType, Partial<QueryPatientListArgs>>;
@@ -47929,6 +48039,7 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   referralAcknowledge?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralAcknowledgeArgs, 'id'>>;
   referralCancel?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationReferralCancelArgs, 'id'>>;
   referralFollowUpComplete?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationReferralFollowUpCompleteArgs, 'id'>>;
+  cancelMyReferral?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<MutationCancelMyReferralArgs, 'id' | 'reason'>>;
   registerMemberEndpoint?: Resolver<ResolversTypes['MemberSyncStatus'], ParentType, ContextType, RequireFields<MutationRegisterMemberEndpointArgs, 'organization' | 'baseUrl'>>;
   syncMemberNow?: Resolver<ResolversTypes['MemberSyncStatus'], ParentType, ContextType, RequireFields<MutationSyncMemberNowArgs, 'organization'>>;
   PatientCreate?: Resolver<ResolversTypes['Patient'], ParentType, ContextType, RequireFields<MutationPatientCreateArgs, 'res'>>;
@@ -48342,6 +48453,46 @@ export type ReferralEventResolvers<ContextType = RequestContext, ParentType exte
 
 export type SubscriptionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
   referralEvents?: SubscriptionResolver<ResolversTypes['ReferralEvent'], "referralEvents", ParentType, ContextType, RequireFields<SubscriptionReferralEventsArgs, 'organization'>>;
+};
+
+export type MyRecordResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MyRecord'] = ResolversParentTypes['MyRecord']> = {
+  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
+  organization?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType>;
+};
+
+export type MyLabResultResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MyLabResult'] = ResolversParentTypes['MyLabResult']> = {
+  observation?: Resolver<ResolversTypes['Observation'], ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  value?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  unit?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  normalizedValue?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  normalizedUnit?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  mark?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  issuedBy?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType>;
+  date?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type MyAccessLogEntryResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MyAccessLogEntry'] = ResolversParentTypes['MyAccessLogEntry']> = {
+  at?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  action?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  client?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  organization?: Resolver<Maybe<ResolversTypes['Organization']>, ParentType, ContextType>;
+  records?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  outcome?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type MeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Me'] = ResolversParentTypes['Me']> = {
+  nationalIdMasked?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  records?: Resolver<Array<ResolversTypes['MyRecord']>, ParentType, ContextType>;
+  encounters?: Resolver<Array<ResolversTypes['Encounter']>, ParentType, ContextType, Partial<MeEncountersArgs>>;
+  labResults?: Resolver<Array<ResolversTypes['MyLabResult']>, ParentType, ContextType, Partial<MeLabResultsArgs>>;
+  reports?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, Partial<MeReportsArgs>>;
+  medications?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, Partial<MeMedicationsArgs>>;
+  allergies?: Resolver<Array<ResolversTypes['AllergyIntolerance']>, ParentType, ContextType>;
+  referrals?: Resolver<Array<ResolversTypes['Referral']>, ParentType, ContextType>;
+  followUps?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType>;
+  readingReports?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType>;
 };
 
 export type MemberSyncStatusResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MemberSyncStatus'] = ResolversParentTypes['MemberSyncStatus']> = {
@@ -52815,6 +52966,10 @@ export type Resolvers<ContextType = RequestContext> = {
   ReferralStatisticsRow?: ReferralStatisticsRowResolvers<ContextType>;
   ReferralEvent?: ReferralEventResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
+  MyRecord?: MyRecordResolvers<ContextType>;
+  MyLabResult?: MyLabResultResolvers<ContextType>;
+  MyAccessLogEntry?: MyAccessLogEntryResolvers<ContextType>;
+  Me?: MeResolvers<ContextType>;
   MemberSyncStatus?: MemberSyncStatusResolvers<ContextType>;
   AnyResource?: AnyResourceResolvers<ContextType>;
   PatientConnection?: PatientConnectionResolvers<ContextType>;

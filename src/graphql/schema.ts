@@ -8,6 +8,7 @@ import { identityMutationResolvers, identityQueryResolvers, identityTypeResolver
 import { importResolvers } from './import-resolvers.ts';
 import { recognitionMutationResolvers, recognitionQueryResolvers, recognitionTypeResolvers } from './recognition-resolvers.ts';
 import { syncMutationResolvers, syncQueryResolvers } from './sync-resolvers.ts';
+import { residentMutationResolvers, residentQueryResolvers, residentTypeResolvers } from './resident-resolvers.ts';
 import { readingMutationResolvers, readingQueryResolvers, readingTypeResolvers } from './reading-resolvers.ts';
 import { referralMutationResolvers, referralQueryResolvers, referralSubscriptionResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
@@ -58,13 +59,14 @@ export function buildHubSchema(): GraphQLSchema {
     typeDefs: loadTypeDefs(),
     resolvers: {
       JSON: JSONScalar,
-      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers, ...recognitionQueryResolvers, ...syncQueryResolvers, ...readingQueryResolvers },
-      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers, ...recognitionMutationResolvers, ...syncMutationResolvers, ...readingMutationResolvers },
+      Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers, ...recognitionQueryResolvers, ...syncQueryResolvers, ...readingQueryResolvers, ...residentQueryResolvers },
+      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers, ...recognitionMutationResolvers, ...syncMutationResolvers, ...readingMutationResolvers, ...residentMutationResolvers },
       ...resources.rest,
       Subscription: referralSubscriptionResolvers,
       ...identityTypeResolvers,
       ...referralTypeResolvers,
       ...readingTypeResolvers,
+      ...residentTypeResolvers,
       // The recognition of a result, beside the generated fields of its type.
       Observation: { ...(resources.rest.Observation as object), ...recognitionTypeResolvers },
       DiagnosticReport: { ...(resources.rest.DiagnosticReport as object), ...recognitionTypeResolvers },
