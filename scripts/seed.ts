@@ -6,6 +6,7 @@ import { ClientRegistry } from '../src/auth/clients.ts';
 import { loadConfig } from '../src/config.ts';
 import { seedDemoClients } from '../src/demo/clients.ts';
 import { openConfiguredDatabase } from '../src/database/configured-database.ts';
+import { seedDemoReadings } from '../src/demo/readings.ts';
 import { seedDemoDecisions, seedDemoRecognition } from '../src/demo/recognition.ts';
 import { seedDemoReferrals } from '../src/demo/referrals.ts';
 import { seedDemoConsortium } from '../src/demo/seed.ts';
@@ -23,6 +24,7 @@ try {
   console.log(`demo API clients registered: ${await seedDemoClients(new ClientRegistry(database.db))} new`);
   console.log(`demo recognition: ${await seedDemoRecognition(store)} resources (catalog, QC records, code map, results)`);
   console.log(`demo recognition decisions of a year: ${await seedDemoDecisions(store, database.db, new Date(), config.RECOGNITION_MARK)}`);
+  console.log(`demo remote readings of a year: ${await seedDemoReadings(store, database.db)}`);
   const referrals = await seedDemoReferrals(store, database.db);
   console.log(referrals > 0 ? `demo referrals: ${referrals} run through the workflow` : 'demo referrals: present already');
 } finally {

@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './database/embedded-database.ts';
 import { EmbeddedDatabaseError } from './database/embedded-ferretdb.ts';
 import { seedDemoClients } from './demo/clients.ts';
+import { seedDemoReadings } from './demo/readings.ts';
 import { seedDemoDecisions, seedDemoRecognition } from './demo/recognition.ts';
 import { seedDemoReferrals } from './demo/referrals.ts';
 import { seedDemoConsortium } from './demo/seed.ts';
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
         log.info('demo referrals of a year run through the workflow', { referrals: await seedDemoReferrals(store, db) });
         log.info('demo recognition catalog, QC records, code map and results', { resources: await seedDemoRecognition(store) });
         log.info('demo recognition decisions of a year', { decisions: await seedDemoDecisions(store, db, new Date(), config.RECOGNITION_MARK) });
+        log.info('demo remote readings of a year', { readings: await seedDemoReadings(store, db) });
       }
     }
   }, embedded?.postgresUrl ?? config.FERRETDB_POSTGRESQL_URL);

@@ -10,6 +10,7 @@ import { HubError, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { RequestContext } from '../graphql/context.ts';
 import { PLAYGROUND_ASSET_PREFIX, playgroundAsset, playgroundPage } from './playground.ts';
+import { COCKPIT_ASSET_PREFIX, cockpitAsset, cockpitPage } from './cockpit.ts';
 import { errorResponse, handleRest as handleFhirRest, type RestResponse } from '../rest/fhir-rest.ts';
 
 export interface HttpOptions {
@@ -360,6 +361,22 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       await handleGraphql(request, response, url);
       return;
     }
+    if (url.pathname === '/cockpit' && request.method === 'GET') {
+      const page = cockpitPage();
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(page) });
+      response.end(page);
+      return;
+    }
+    if (url.pathname.startsWith(COCKPIT_ASSET_PREFIX) && request.method === 'GET') {
+      const asset = cockpitAsset(url.pathname.slice(COCKPIT_ASSET_PREFIX.length));
+      if (!asset) {
+        sendError(response, 404, 'NOT_FOUND', 'No such asset');
+        return;
+      }
+      response.writeHead(200, { 'content-type': `${asset.type}; charset=utf-8`, 'cache-control': 'public, max-age=86400', 'content-length': asset.body.length });
+      response.end(asset.body);
+      return;
+    }
     if (url.pathname === '/fhir/$graphql') {
       await handleGraphql(request, response, url);
       return;
@@ -395,7 +412,9 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       }
       const form = new URLSearchParams(await readBody(request, 16 * 1024));
       const answer = await options.tokenEndpoint(form, request.headers.authorization, sourceOf(request));
-      for (const [key, value] of Object.entries(answer.headers ?? {})) response.setHeader(key, value);
+      // WWW-Authenticate only to a client that authenticated with the Authorization header (RFC 6749 5.2): a browser
+      // page posting the secret in the form (the cockpit) would otherwise get a password dialog instead of the error.
+      for (const [key, value] of Object.entries(answer.headers ?? {})) if (key !== 'www-authenticate' || request.headers.authorization) response.setHeader(key, value);
       sendJson(response, answer.status, answer.body);
       return;
     }
