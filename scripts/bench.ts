@@ -28,6 +28,7 @@ import { viewOf } from '../src/fhir/document-layout.ts';
 import { extractSearchValues } from '../src/fhir/search-index.ts';
 import { createHubStore } from '../src/hub-store.ts';
 import { MemberSync } from '../src/sync/member-sync.ts';
+import { ReadingService } from '../src/reading/reading-service.ts';
 import { createLogger } from '../src/log.ts';
 import { makeNationalId } from '../src/identity/national-id.ts';
 import { DEFAULT_NATIONAL_ID_SYSTEM, nationalIdPersonId } from '../src/identity/patient-identity.ts';
@@ -392,6 +393,28 @@ async function main(): Promise<void> {
     const candidates = 'query($p: ID!) { recognitionCandidates(patient: $p, at: "bench-county") { resultReference decision cause ageDays daysLeft item { id } } }';
     for (const concurrency of [1, 16]) {
       results.push(report(record(await measure('(f) recognition candidates, 4 members', concurrency, requestsPerRun, () => post(candidates, { p: 'bench-provincial-rec' }), hub.database))) + failed());
+    }
+  }
+  // (i) remote reading: the centre's queue page and claims, over GraphQL as the centre's HIS.
+  {
+    const centreSecret = 'bench-centre-secret-bench-centre-secret';
+    await hub.clients.register({ id: 'bench-centre', name: 'bench reading centre', kind: 'member', organization: 'bench-county', scopes: 'system/*.cruds', secret: centreSecret });
+    const centreToken = ((await (await fetch(`${hub.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=client_credentials&client_id=bench-centre&client_secret=${centreSecret}` })).json()) as { access_token: string }).access_token;
+    const setup = new ReadingService(hub.store, undefined, hub.database.db, { clientId: 'bench', anySide: true });
+    const kinds = [['ECG', 'ROUTINE'], ['ECG', 'STAT'], ['DR', 'ROUTINE'], ['CT', 'URGENT']] as const;
+    const waiting: string[] = [];
+    for (let i = 0; i < requestsPerRun * 2 + 40; i++) {
+      const [modality, urgency] = kinds[i % kinds.length]!;
+      waiting.push((await setup.request({ patient: patientIds[i % patientIds.length]!, modality, urgency, centre: 'bench-county', from: 'bench-township' })).id);
+    }
+    const queue = 'query { readingQueue(centre: "bench-county", status: REQUESTED, _count: 20) { items { id modality urgency dueAt overdue requester { name } patient { id } } next } }';
+    for (const concurrency of [1, 16]) {
+      results.push(report(record(await measure('(i) reading queue page (20)', concurrency, requestsPerRun, () => postTo(hub.url, centreToken, queue, {}), hub.database)), 'page') + failed());
+    }
+    const claim = 'mutation($id: ID!) { claimReading(id: $id, reader: "基准医生") { status } }';
+    let next = 0;
+    for (const concurrency of [1, 16]) {
+      results.push(report(record(await measure('(i) reading claim', concurrency, requestsPerRun, () => postTo(hub.url, centreToken, claim, { id: waiting[next++] }), hub.database))) + failed());
     }
   }
   // (h) member sync: this hub's FHIR REST as a member's server, pulled into a fresh database with fhir-kit-client.

@@ -5421,6 +5421,22 @@ export type ReadingStatistics = {
   criticalValues: CriticalValueStatistics;
 };
 
+/** A step of a critical value, as it happens */
+export type CriticalValueEvent = {
+  __typename?: 'CriticalValueEvent';
+  /** the Communication's id */
+  id: Scalars['ID']['output'];
+  /** SENT, ACKNOWLEDGED or ESCALATED */
+  state: Scalars['String']['output'];
+  rule: Scalars['String']['output'];
+  text: Scalars['String']['output'];
+  /** DiagnosticReport/<id> or Observation/<id> */
+  result: Scalars['String']['output'];
+  to: Scalars['String']['output'];
+  from: Scalars['String']['output'];
+  at: Scalars['String']['output'];
+};
+
 /** How a result stands for mutual recognition (检查检验结果互认) at a receiving organisation */
 export type RecognitionDecision =
   | 'RECOGNIZED'
@@ -5782,10 +5798,20 @@ export type Subscription = {
    * payload as `authorization: "Bearer <token>"`). A member follows its own organisation; administrators any.
    */
   referralEvents: ReferralEvent;
+  /**
+   * Critical values sent to or from an organisation, their acknowledgement and escalation, as they happen on any hub
+   * instance (WebSocket at /graphql, as referralEvents). A member follows its own organisation; administrators any.
+   */
+  criticalValueEvents: CriticalValueEvent;
 };
 
 
 export type SubscriptionReferralEventsArgs = {
+  organization: Scalars['ID']['input'];
+};
+
+
+export type SubscriptionCriticalValueEventsArgs = {
   organization: Scalars['ID']['input'];
 };
 
@@ -47012,6 +47038,7 @@ export type ResolversTypes = {
   ReadingTurnaroundRow: ResolverTypeWrapper<Record<string, unknown>>;
   CriticalValueStatistics: ResolverTypeWrapper<Record<string, unknown>>;
   ReadingStatistics: ResolverTypeWrapper<Record<string, unknown>>;
+  CriticalValueEvent: ResolverTypeWrapper<Record<string, unknown>>;
   RecognitionDecision: ResolverTypeWrapper<Record<string, unknown>>;
   RecognitionCause: ResolverTypeWrapper<Record<string, unknown>>;
   RecognitionItem: ResolverTypeWrapper<Record<string, unknown>>;
@@ -47466,6 +47493,7 @@ export type ResolversParentTypes = {
   ReadingTurnaroundRow: Record<string, unknown>;
   CriticalValueStatistics: Record<string, unknown>;
   ReadingStatistics: Record<string, unknown>;
+  CriticalValueEvent: Record<string, unknown>;
   RecognitionItem: Record<string, unknown>;
   Float: number;
   RecognitionCandidate: Record<string, unknown>;
@@ -48291,6 +48319,17 @@ export type ReadingStatisticsResolvers<ContextType = RequestContext, ParentType 
   criticalValues?: Resolver<ResolversTypes['CriticalValueStatistics'], ParentType, ContextType>;
 };
 
+export type CriticalValueEventResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CriticalValueEvent'] = ResolversParentTypes['CriticalValueEvent']> = {
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  state?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  rule?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  text?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  result?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  to?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  from?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  at?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
 export type RecognitionItemResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RecognitionItem'] = ResolversParentTypes['RecognitionItem']> = {
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   nameZh?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -48453,6 +48492,7 @@ export type ReferralEventResolvers<ContextType = RequestContext, ParentType exte
 
 export type SubscriptionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
   referralEvents?: SubscriptionResolver<ResolversTypes['ReferralEvent'], "referralEvents", ParentType, ContextType, RequireFields<SubscriptionReferralEventsArgs, 'organization'>>;
+  criticalValueEvents?: SubscriptionResolver<ResolversTypes['CriticalValueEvent'], "criticalValueEvents", ParentType, ContextType, RequireFields<SubscriptionCriticalValueEventsArgs, 'organization'>>;
 };
 
 export type MyRecordResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MyRecord'] = ResolversParentTypes['MyRecord']> = {
@@ -52950,6 +52990,7 @@ export type Resolvers<ContextType = RequestContext> = {
   ReadingTurnaroundRow?: ReadingTurnaroundRowResolvers<ContextType>;
   CriticalValueStatistics?: CriticalValueStatisticsResolvers<ContextType>;
   ReadingStatistics?: ReadingStatisticsResolvers<ContextType>;
+  CriticalValueEvent?: CriticalValueEventResolvers<ContextType>;
   RecognitionItem?: RecognitionItemResolvers<ContextType>;
   RecognitionCandidate?: RecognitionCandidateResolvers<ContextType>;
   RecognitionDecisionRecord?: RecognitionDecisionRecordResolvers<ContextType>;

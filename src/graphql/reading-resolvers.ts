@@ -1,6 +1,9 @@
 /** Thin resolvers over remote reading and critical values (src/reading). */
 import type { Communication, Resource } from '@medplum/fhirtypes';
+import { eventFeed, stoppable } from '../database/event-feed.ts';
 import { HubError } from '../errors.ts';
+import { organizationReference } from '../fhir/references.ts';
+import type { CriticalEvent } from '../reading/critical.ts';
 import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
 import { ReadingService, type Reading } from '../reading/reading-service.ts';
 import { dueAt, overdue } from '../reading/rules.ts';
@@ -88,5 +91,21 @@ export const readingTypeResolvers = {
     patient: (view: CriticalView, _args: unknown, context: RequestContext) => load(context, view.communication.subject?.reference),
     to: (view: CriticalView, _args: unknown, context: RequestContext) => load(context, view.communication.recipient?.[0]?.reference),
     from: (view: CriticalView, _args: unknown, context: RequestContext) => load(context, view.communication.sender?.reference),
+  },
+};
+
+/** Subscription.criticalValueEvents: the critical values of one organisation, polled from the database. */
+export const readingSubscriptionResolvers = {
+  criticalValueEvents: {
+    subscribe: (_parent: unknown, args: { organization: string }, context: RequestContext): AsyncIterableIterator<unknown> => {
+      const organization = organizationReference(args.organization);
+      const access = context.access;
+      if (access && !access.isAdmin && (access.isResident || access.caller.organization !== organization)) throw new HubError('FORBIDDEN', `A member follows its own organisation's critical values, not ${organization}'s`);
+      return stoppable((signal) =>
+        eventFeed(context.db.collection<CriticalEvent>('critical_events'), organization, signal, (event) => ({
+          criticalValueEvents: { id: event.communication, state: event.state, rule: event.rule, text: event.text, result: event.result, to: event.to, from: event.from, at: event.at.toISOString() },
+        })),
+      );
+    },
   },
 };

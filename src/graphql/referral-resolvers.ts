@@ -5,6 +5,7 @@ import { organizationReference } from '../fhir/references.ts';
 import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
 import { followUpId, ReferralService, type Referral } from '../referral/referral-service.ts';
 import { referralEvents } from '../referral/referral-events.ts';
+import { stoppable } from '../database/event-feed.ts';
 import { referralStatistics } from '../referral/referral-stats.ts';
 import { referralOf } from '../referral/referral-task.ts';
 import { dueAt, overdueMinutes, type ReferralStatus } from '../referral/rules.ts';
@@ -156,17 +157,7 @@ export const referralSubscriptionResolvers = {
         throw new HubError('FORBIDDEN', `A member follows its own organisation's referrals, not ${organization}'s`);
       }
       // Stopped when the client unsubscribes or goes away (an async generator alone would poll on until its next event).
-      const stop = new AbortController();
-      const events = referralEvents(context.referralLog, organization, stop.signal);
-      const iterator: AsyncIterableIterator<unknown> = {
-        next: () => events.next(),
-        return: async () => {
-          stop.abort();
-          return events.return(undefined);
-        },
-        [Symbol.asyncIterator]: () => iterator,
-      };
-      return iterator;
+      return stoppable((signal) => referralEvents(context.referralLog, organization, signal));
     },
   },
 };

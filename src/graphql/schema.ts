@@ -9,7 +9,7 @@ import { importResolvers } from './import-resolvers.ts';
 import { recognitionMutationResolvers, recognitionQueryResolvers, recognitionTypeResolvers } from './recognition-resolvers.ts';
 import { syncMutationResolvers, syncQueryResolvers } from './sync-resolvers.ts';
 import { residentMutationResolvers, residentQueryResolvers, residentTypeResolvers } from './resident-resolvers.ts';
-import { readingMutationResolvers, readingQueryResolvers, readingTypeResolvers } from './reading-resolvers.ts';
+import { readingMutationResolvers, readingQueryResolvers, readingSubscriptionResolvers, readingTypeResolvers } from './reading-resolvers.ts';
 import { referralMutationResolvers, referralQueryResolvers, referralSubscriptionResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
 
@@ -62,7 +62,7 @@ export function buildHubSchema(): GraphQLSchema {
       Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers, ...recognitionQueryResolvers, ...syncQueryResolvers, ...readingQueryResolvers, ...residentQueryResolvers },
       Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers, ...recognitionMutationResolvers, ...syncMutationResolvers, ...readingMutationResolvers, ...residentMutationResolvers },
       ...resources.rest,
-      Subscription: referralSubscriptionResolvers,
+      Subscription: { ...referralSubscriptionResolvers, ...readingSubscriptionResolvers },
       ...identityTypeResolvers,
       ...referralTypeResolvers,
       ...readingTypeResolvers,

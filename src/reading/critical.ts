@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import type { Communication, DiagnosticReport, Observation, Resource } from '@medplum/fhirtypes';
 import type { Db } from 'mongodb';
 import { normalisedValueOf } from '../recognition/normalise.ts';
+import { eventKey } from '../database/event-feed.ts';
 import { monthOf } from '../referral/referral-log.ts';
 import { criticalRulesBroken, type CriticalRule } from './rules.ts';
 
@@ -58,10 +59,38 @@ export function criticalNotifications(result: DiagnosticReport | Observation, to
   }));
 }
 
-/** The facts of notifications just written (a duplicate, from a retry, is ignored). */
+export interface CriticalEvent {
+  /** `<Communication id>|<state>` */
+  _id: string;
+  /** `<organisation>|<UTC day>` of the recipient and the sender: what a subscription reads */
+  keys: string[];
+  communication: string;
+  state: 'SENT' | 'ACKNOWLEDGED' | 'ESCALATED';
+  rule: string;
+  text: string;
+  result: string;
+  to: string;
+  from: string;
+  at: Date;
+}
+
+/** Records a step of a critical value for the live feed (a duplicate, from a retry, is ignored). */
+export async function recordCriticalEvent(db: Db, communication: Communication, state: CriticalEvent['state'], at: Date): Promise<void> {
+  const to = communication.recipient?.[0]?.reference ?? '';
+  const from = communication.sender?.reference ?? '';
+  await db
+    .collection<CriticalEvent>('critical_events')
+    .insertOne({ _id: `${communication.id}|${state}`, keys: [...new Set([to, from].filter(Boolean))].map((org) => eventKey(org, at)), communication: communication.id!, state, rule: communication.topic?.coding?.[0]?.code ?? '', text: communication.topic?.text ?? '', result: communication.about?.[0]?.reference ?? '', to, from, at })
+    .catch((error: { code?: number }) => {
+      if (error.code !== 11000) throw error;
+    });
+}
+
+/** The facts of notifications just written (a duplicate, from a retry, is ignored), and their SENT events. */
 export async function recordCriticalFacts(db: Db, notifications: Communication[]): Promise<void> {
   for (const communication of notifications) {
     const sent = new Date(communication.sent!);
+    await recordCriticalEvent(db, communication, 'SENT', sent);
     await db
       .collection<CriticalFact>('critical_facts')
       .insertOne({ _id: communication.id!, month: monthOf(sent), to: communication.recipient?.[0]?.reference ?? '', from: communication.sender?.reference ?? '', rule: communication.topic?.coding?.[0]?.code ?? '', sentAt: sent, acknowledged: 0, ackMinutes: null, escalated: 0 })

@@ -19,7 +19,7 @@ import type { FhirStore, StoreAccess } from '../fhir/store.ts';
 import { ReferralService, workflowAccess, type Referral, type ReferralActor } from '../referral/referral-service.ts';
 import type { ReferralLog } from '../referral/referral-log.ts';
 import { priorityOf, READER_EXTENSION, READING_SYSTEM, readingOf, taskStatusOf, type ReadingFacts } from './reading-task.ts';
-import { CRITICAL_FIELD, criticalNotifications, CRITICAL_SYSTEM, recordCriticalFacts, type CriticalFact } from './critical.ts';
+import { CRITICAL_FIELD, criticalNotifications, CRITICAL_SYSTEM, recordCriticalEvent, recordCriticalFacts, type CriticalFact } from './critical.ts';
 import { DEFAULT_ACK_MINUTES, defaultCriticalRules, dueAt, late, modalities, turnaround, urgencies, type CriticalRule, type Modality, type ReadingStatus, type Urgency } from './rules.ts';
 import { monthOf } from '../referral/referral-log.ts';
 import { queueAnchor, READING_ORDER_PATH, READING_QUEUE_FIELD } from './store-extension.ts';
@@ -120,6 +120,7 @@ export class ReadingService {
   async ensureIndexes(): Promise<void> {
     await createMissingIndexes(this.db, 'reading_facts', [{ key: { month: 1 }, name: 'month' }]);
     await createMissingIndexes(this.db, 'critical_facts', [{ key: { month: 1 }, name: 'month' }]);
+    await createMissingIndexes(this.db, 'critical_events', [{ key: { keys: 1 }, name: 'keys' }]);
   }
 
   private ackMinutes(): number {
@@ -302,6 +303,7 @@ export class ReadingService {
     const updated = await this.workflow.update({ ...communication, status: 'completed', received: now.toISOString(), note: [...(communication.note ?? []), { authorString: by.trim(), time: now.toISOString(), text: '已确认危急值' }] }, { ifMatch: communication.meta!.versionId! });
     const sent = new Date(communication.sent ?? now);
     await this.criticalFacts.updateOne({ _id: id }, { $set: { acknowledged: 1, ackMinutes: Math.ceil((now.getTime() - sent.getTime()) / 60_000) } });
+    await recordCriticalEvent(this.db, updated as Communication, 'ACKNOWLEDGED', now);
     return updated as Communication;
   }
 
@@ -316,6 +318,7 @@ export class ReadingService {
       try {
         await this.workflow.update({ ...communication, meta: { ...communication.meta, tag: [...(communication.meta?.tag ?? []), ESCALATED_TAG] } }, { ifMatch: communication.meta!.versionId! });
         await this.criticalFacts.updateOne({ _id: communication.id! }, { $set: { escalated: 1 } });
+        await recordCriticalEvent(this.db, communication, 'ESCALATED', now);
         escalated++;
       } catch (error) {
         if (!(error instanceof HubError && error.code === 'CONFLICT')) throw error; // acknowledged or escalated meanwhile

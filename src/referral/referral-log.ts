@@ -68,7 +68,8 @@ export interface EventDocument {
 
 const CHINA_OFFSET_MS = 8 * 3600_000;
 export const monthOf = (date: Date): string => new Date(date.getTime() + CHINA_OFFSET_MS).toISOString().slice(0, 7);
-export const eventKey = (organization: string, date: Date): string => `${organization}|${date.toISOString().slice(0, 10)}`;
+export { eventKey } from '../database/event-feed.ts';
+import { eventKey } from '../database/event-feed.ts';
 
 export class ReferralLog {
   readonly facts: Collection<FactDocument>;

@@ -5,6 +5,8 @@
  * escalation when missed, the green-channel shortcut, a critical lab value on ingest (notified once), statistics.
  */
 import type { Communication, Observation } from '@medplum/fhirtypes';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { ReadingService } from '../../src/reading/reading-service.ts';
@@ -161,12 +163,45 @@ describe('remote reading', () => {
     expect(escalated.data!.criticalValues).toEqual(expect.arrayContaining([{ rule: 'LAB-K-HIGH', escalated: true }]));
   });
 
+  it('streams critical values to the requesting organisation as they happen (WebSocket), and only its own', async () => {
+    const received: { id: string; state: string; rule: string }[] = [];
+    const errors: unknown[] = [];
+    let connected!: () => void;
+    const ready = new Promise<void>((resolve) => (connected = resolve));
+    const client = createClient({ url: `${hub.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${tokens['his-taolin-township']}` }, retryAttempts: 0, lazy: false, on: { connected: () => connected() } });
+    try {
+      client.subscribe(
+        { query: `subscription { criticalValueEvents(organization: "org-taolin-township") { id state rule text result to from at } }` },
+        { next: (message) => (message.errors ? errors.push(message.errors) : received.push((message.data as { criticalValueEvents: { id: string; state: string; rule: string } }).criticalValueEvents)), error: (error) => errors.push(error), complete: () => {} },
+      );
+      await ready;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const reading = await request('his-taolin-township', 'pat-taolin-township-002', 'ECG', 'URGENT');
+      await graphql(hub.url, `mutation($id: ID!) { claimReading(id: $id, reader: "王主任") { status } }`, { id: reading.id }, tokens['his-jiangnan-provincial']);
+      const reported = await graphql(hub.url, `mutation($id: ID!) { reportReading(id: $id, conclusion: "心室颤动", findings: ["http://snomed.info/sct|71908006"]) { criticalValues { id } } }`, { id: reading.id }, tokens['his-jiangnan-provincial']);
+      const id = reported.data!.reportReading.criticalValues[0].id as string;
+      await graphql(hub.url, `mutation($id: ID!) { acknowledgeCriticalValue(id: $id, by: "值班医生") { status } }`, { id }, tokens['his-taolin-township']);
+      for (let waited = 0; waited < 5000 && received.filter((event) => event.id === id).length < 2; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(errors).toEqual([]);
+      expect(received.filter((event) => event.id === id).map((event) => [event.state, event.rule])).toEqual([['SENT', 'ECG-VF'], ['ACKNOWLEDGED', 'ECG-VF']]);
+      const foreign = await new Promise<unknown>((resolve) => {
+        client.subscribe({ query: `subscription { criticalValueEvents(organization: "org-changtang-township") { id } }` }, { next: (message) => resolve(message.errors?.[0]?.extensions?.code), error: (error) => resolve(error), complete: () => resolve('complete') });
+      });
+      expect(JSON.stringify(foreign)).toContain('FORBIDDEN');
+    } finally {
+      await client.dispose();
+    }
+  });
+
   it('counts turnaround, late readings and critical values', async () => {
     const month = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 7);
     const answer = await graphql(hub.url, `query($m: String!) { readingStatistics(from: $m, to: $m, centre: "${CENTRE}") { rows { modality urgency readings late medianMinutes targetMinutes critical } criticalValues { sent acknowledged escalated medianAckMinutes } } }`, { m: month }, tokens['consortium-admin']);
     expect(answer.errors, JSON.stringify(answer.errors)).toBeUndefined();
     const ecgStat = answer.data!.readingStatistics.rows.find((row: { modality: string; urgency: string }) => row.modality === 'ECG' && row.urgency === 'STAT');
     expect(ecgStat).toMatchObject({ readings: 1, late: 0, targetMinutes: 10, critical: 1 });
-    expect(answer.data!.readingStatistics.criticalValues).toMatchObject({ sent: 1, acknowledged: 1, escalated: 0 });
+    // The centre's: the STEMI and the ventricular fibrillation, both acknowledged (the potassium came from a lab).
+    expect(answer.data!.readingStatistics.criticalValues).toMatchObject({ sent: 2, acknowledged: 2, escalated: 0 });
+    const all = await graphql(hub.url, `query($m: String!) { readingStatistics(from: $m, to: $m) { criticalValues { sent acknowledged escalated } } }`, { m: month }, tokens['consortium-admin']);
+    expect(all.data!.readingStatistics.criticalValues).toEqual({ sent: 3, acknowledged: 2, escalated: 1 });
   });
 });
