@@ -15,7 +15,7 @@ try {
   const report = await migrateSqliteToPostgres({
     dataDir: config.DATA_DIR,
     ferretdbBinary: config.FERRETDB_BIN,
-    storeFor: (db) => createHubStore(db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK }),
+    storeFor: (db) => createHubStore(db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, reading: { ...(config.CRITICAL_RULES ? { rules: config.CRITICAL_RULES } : {}), ackMinutes: config.CRITICAL_ACK_MINUTES } }),
     log: console.log,
   });
   for (const database of report.databases) {

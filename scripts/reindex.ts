@@ -10,7 +10,7 @@ import { createHubStore } from '../src/hub-store.ts';
 const config = loadConfig();
 const { database, close } = await openConfiguredDatabase(config, console.log);
 try {
-  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK });
+  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, reading: { ...(config.CRITICAL_RULES ? { rules: config.CRITICAL_RULES } : {}), ackMinutes: config.CRITICAL_ACK_MINUTES } });
   const started = Date.now();
   // A progress line on a terminal; otherwise only the summary below.
   const summary = await store.reindex((type, done) => {

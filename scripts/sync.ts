@@ -21,7 +21,7 @@ const config = loadConfig();
 const { database, close } = await openConfiguredDatabase(config, console.log);
 let exitCode = 0;
 try {
-  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK });
+  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, reading: { ...(config.CRITICAL_RULES ? { rules: config.CRITICAL_RULES } : {}), ackMinutes: config.CRITICAL_ACK_MINUTES } });
   await store.ensureIndexes();
   const sync = new MemberSync(store, database.db, {
     instance: `cli-${randomUUID()}`,

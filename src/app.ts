@@ -103,8 +103,9 @@ export async function startHub(
   postgresUrl: string | undefined = config.FERRETDB_POSTGRESQL_URL,
 ): Promise<Hub> {
   ensureStructureDefinitions();
+  const readingOptions = { ...(config.CRITICAL_RULES ? { rules: config.CRITICAL_RULES } : {}), ackMinutes: config.CRITICAL_ACK_MINUTES };
   const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS, postgresUrl ? { url: postgresUrl, warn: (message) => log.warn(message) } : undefined);
-  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, logger: log });
+  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, logger: log, reading: readingOptions });
   const directory = new PersonDirectory(store, database.db, config.NATIONAL_ID_SYSTEM);
   const referralLog = new ReferralLog(database.db);
   const clients = new ClientRegistry(database.db);
@@ -131,6 +132,7 @@ export async function startHub(
     maxResourcesPerRequest: config.MAX_RESOURCES_PER_REQUEST,
     recognitionMark: config.RECOGNITION_MARK,
     memberSync,
+    reading: readingOptions,
   };
   /**
    * Authenticates, waits for one of the client's turns on this instance, counts the request against the
@@ -234,7 +236,7 @@ export async function startHub(
       (error: unknown) => log.warn('the no-show sweep failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
     );
   // Critical values not acknowledged in time are escalated (a compare-and-set each: once, whichever instance).
-  const escalation = new ReadingService(store, undefined, database.db, { clientId: 'hub', anySide: true });
+  const escalation = new ReadingService(store, undefined, database.db, { clientId: 'hub', anySide: true }, () => new Date(), readingOptions);
   const escalate = (): Promise<void> =>
     escalation.escalate().then(
       (escalated) => {

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { criticalRuleSchema, type CriticalRule } from './reading/rules.ts';
 import { DEFAULT_NATIONAL_ID_SYSTEM } from './identity/patient-identity.ts';
 
 /** Where the project lives: tools, data and fixtures are found relative to it. */
@@ -85,6 +86,28 @@ const configSchema = z.object({
   /** How often each instance looks for due background jobs (the re-apply of an edited code map). */
   JOB_INTERVAL_MS: z.coerce.number().int().min(100).max(86_400_000).default(2_000),
   RECOGNITION_MARK: z.string().min(1).max(20).default('HR'),
+  /** Minutes the requesting side has to acknowledge a critical value before it is escalated. */
+  CRITICAL_ACK_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
+  /** The critical-value rules as a JSON array (src/reading/rules.ts `criticalRuleSchema`); unset: the defaults. */
+  CRITICAL_RULES: z
+    .string()
+    .optional()
+    .transform((text, context) => {
+      if (!text) return undefined;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        context.addIssue({ code: 'custom', message: 'not JSON' });
+        return z.NEVER;
+      }
+      const rules = z.array(criticalRuleSchema).min(1).safeParse(parsed);
+      if (!rules.success) {
+        context.addIssue({ code: 'custom', message: rules.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ') });
+        return z.NEVER;
+      }
+      return rules.data as CriticalRule[];
+    }),
   /** How long the hub waits for one answer of a member's FHIR server during a sync. */
   SYNC_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   MAX_RESOURCES_PER_REQUEST: z.coerce.number().int().min(1).max(1_000_000).default(5_000),

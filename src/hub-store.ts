@@ -12,6 +12,7 @@ import type { Logger } from './log.ts';
 import { recognitionExtension } from './recognition/store-extension.ts';
 import { referralExtension } from './referral/store-extension.ts';
 import { readingExtension } from './reading/store-extension.ts';
+import type { CriticalRule } from './reading/rules.ts';
 
 export const DEFAULT_RECOGNITION_MARK = 'HR';
 
@@ -21,6 +22,8 @@ export interface HubStoreOptions {
   /** the recognition mark's text (RECOGNITION_MARK) */
   recognitionMark?: string;
   logger?: Logger;
+  /** critical-value rules and acknowledgement minutes (CRITICAL_RULES, CRITICAL_ACK_MINUTES) */
+  reading?: { rules?: CriticalRule[]; ackMinutes?: number };
 }
 
 export function createHubStore(db: Db, options: HubStoreOptions): FhirStore {
@@ -28,6 +31,6 @@ export function createHubStore(db: Db, options: HubStoreOptions): FhirStore {
     listMaxResults: options.listMaxResults,
     ...(options.logger ? { logger: options.logger } : {}),
     // The recognition extension comes before ownership: a member's code map belongs to the member it translates for.
-    extensions: [identityExtension(options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM), referralExtension, readingExtension(), recognitionExtension({ markText: options.recognitionMark ?? DEFAULT_RECOGNITION_MARK }), ownershipExtension],
+    extensions: [identityExtension(options.nationalIdSystem ?? DEFAULT_NATIONAL_ID_SYSTEM), referralExtension, readingExtension(options.reading ?? {}), recognitionExtension({ markText: options.recognitionMark ?? DEFAULT_RECOGNITION_MARK }), ownershipExtension],
   });
 }

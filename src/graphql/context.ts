@@ -7,6 +7,7 @@ import type { SearchArguments } from '../fhir/search-query.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import type { Db } from 'mongodb';
 import type { MemberSync } from '../sync/member-sync.ts';
+import type { CriticalRule } from '../reading/rules.ts';
 import type { AccessPolicy } from '../auth/access-policy.ts';
 import { Semaphore } from '../database/semaphore.ts';
 import { HubError } from '../errors.ts';
@@ -43,6 +44,8 @@ export interface RequestContext {
   recognitionData?: Promise<RecognitionData>;
   /** Members' FHIR endpoints and their sync. */
   memberSync?: MemberSync;
+  /** Critical-value rules (default: src/reading/rules.ts) and acknowledgement minutes. */
+  reading: { rules?: CriticalRule[]; ackMinutes?: number };
   /** The database, for the domains' own fact collections (referral and recognition statistics). */
   db: Db;
   /** Who is calling (client id), recorded with manual links. */
@@ -136,6 +139,8 @@ export interface ContextOptions {
   maxResourcesPerRequest?: number;
   /** Members' FHIR endpoints and their sync (src/sync/), for the administrator's queries. */
   memberSync?: MemberSync;
+  /** Critical-value rules and acknowledgement minutes. */
+  reading?: RequestContext['reading'];
 }
 
 /** The context of one request: the store, loaders and identity services all read and write as the caller. */
@@ -159,6 +164,7 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     referralLog: new ReferralLog(options.db),
     recognitionMark: options.recognitionMark ?? 'HR',
     ...(options.memberSync ? { memberSync: options.memberSync } : {}),
+    reading: options.reading ?? {},
     db: options.db,
     caller,
     ...(access ? { access } : {}),

@@ -17,12 +17,12 @@ const QUEUE_MAX = 200;
 function readings(context: RequestContext): ReadingService {
   const access = context.access;
   if (access?.isResident) throw new HubError('FORBIDDEN', 'Residents read their reports through their own records');
-  return new ReadingService(context.store, access, context.db, { clientId: context.caller, ...(access?.caller.organization ? { organization: access.caller.organization } : {}), anySide: !access || access.isAdmin }, () => new Date(), { referralLog: context.referralLog });
+  return new ReadingService(context.store, access, context.db, { clientId: context.caller, ...(access?.caller.organization ? { organization: access.caller.organization } : {}), anySide: !access || access.isAdmin }, () => new Date(), { referralLog: context.referralLog, ...context.reading });
 }
 
 const load = async (context: RequestContext, reference: string | undefined): Promise<Resource | null> => (reference ? context.resources.load(reference) : null);
 
-function criticalView(communication: Communication) {
+function criticalView(communication: Communication, ackMinutes = DEFAULT_ACK_MINUTES) {
   const sent = new Date(communication.sent ?? 0);
   const acknowledgement = communication.status === 'completed' ? communication.note?.at(-1) : undefined;
   return {
@@ -31,7 +31,7 @@ function criticalView(communication: Communication) {
     text: communication.topic?.text ?? '',
     status: communication.status,
     sentAt: sent.toISOString(),
-    ackDueAt: new Date(sent.getTime() + DEFAULT_ACK_MINUTES * 60_000).toISOString(),
+    ackDueAt: new Date(sent.getTime() + ackMinutes * 60_000).toISOString(),
     acknowledgedAt: communication.received ?? null,
     acknowledgedBy: acknowledgement?.authorString ?? null,
     escalated: communication.meta?.tag?.some((tag) => tag.system === ESCALATED_TAG.system && tag.code === ESCALATED_TAG.code) ?? false,
@@ -50,7 +50,7 @@ export const readingQueryResolvers: Pick<QueryResolvers, 'readingQueue' | 'readi
     return { items: page.items, next: page.next ?? null } as never;
   },
   reading: (_parent, args, context) => readings(context).reading(args.id) as never,
-  criticalValues: async (_parent, args, context) => (await readings(context).criticalValues(args.organization, args.open ?? false)).map(criticalView) as never,
+  criticalValues: async (_parent, args, context) => (await readings(context).criticalValues(args.organization, args.open ?? false)).map((communication) => criticalView(communication, context.reading.ackMinutes)) as never,
   readingStatistics: async (_parent, args, context) => {
     const statistics = await readings(context).statistics(args.from, args.to, args.centre ?? undefined);
     if (context.access && !context.access.isAdmin && args.centre && `Organization/${args.centre.replace(/^Organization\//, '')}` !== context.access.caller.organization) throw new HubError('FORBIDDEN', 'A member reads the statistics of its own reading centre');
@@ -64,9 +64,9 @@ export const readingMutationResolvers: Pick<MutationResolvers, 'requestReading' 
   claimReading: (_parent, args, context) => readings(context).claim(args.id, args.reader, args.ifMatch ?? undefined) as never,
   reportReading: async (_parent, args, context) => {
     const result = await readings(context).report(args.id, { conclusion: args.conclusion, ...(args.findings ? { findings: args.findings } : {}), ...(args.ifMatch ? { ifMatch: args.ifMatch } : {}) });
-    return { reading: result.reading, report: result.report, criticalValues: result.critical.map(criticalView) } as never;
+    return { reading: result.reading, report: result.report, criticalValues: result.critical.map((communication) => criticalView(communication, context.reading.ackMinutes)) } as never;
   },
-  acknowledgeCriticalValue: async (_parent, args, context) => criticalView(await readings(context).acknowledge(args.id, args.by)) as never,
+  acknowledgeCriticalValue: async (_parent, args, context) => criticalView(await readings(context).acknowledge(args.id, args.by), context.reading.ackMinutes) as never,
   criticalValueGreenChannel: (_parent, args, context) => readings(context).greenChannel(args.id, args.reason ?? undefined) as never,
 };
 

@@ -4,6 +4,8 @@
  * urgency, the queue order, overdue, and which results are critical. No database here.
  */
 
+import { z } from 'zod';
+
 export const modalities = ['ECG', 'DR', 'CT', 'MR', 'US', 'PATHOLOGY'] as const;
 export type Modality = (typeof modalities)[number];
 export const urgencies = ['ROUTINE', 'URGENT', 'STAT'] as const;
@@ -52,6 +54,14 @@ export function turnaround(requestedAt: Date, reportedAt: Date): number {
 export type CriticalRule =
   | { id: string; kind: 'finding'; code: string; text: string }
   | { id: string; kind: 'lab'; code: string; unit: string; below?: number; above?: number; text: string };
+
+/** A rule as configured (CRITICAL_RULES: a JSON array of these replaces the defaults). */
+export const criticalRuleSchema = z.union([
+  z.object({ id: z.string().min(1).max(64), kind: z.literal('finding'), code: z.string().regex(/^[^|\s]+\|[^|\s]+$/), text: z.string().min(1).max(200) }),
+  z
+    .object({ id: z.string().min(1).max(64), kind: z.literal('lab'), code: z.string().regex(/^[^|\s]+\|[^|\s]+$/), unit: z.string().min(1).max(40), below: z.number().optional(), above: z.number().optional(), text: z.string().min(1).max(200) })
+    .refine((rule) => rule.below !== undefined || rule.above !== undefined, 'a lab rule needs below or above'),
+]);
 
 /** The default rules (CRITICAL_RULES replaces them with JSON of the same shape). */
 export const defaultCriticalRules: CriticalRule[] = [

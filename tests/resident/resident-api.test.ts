@@ -85,7 +85,9 @@ describe('the resident API', () => {
 
   it('is for resident tokens only; other residents\' data is out of reach', async () => {
     expect((await graphql(hub.url, `{ me { name } }`, undefined, taolin)).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
-    for (const query of [`{ readingQueue(centre: "org-jiangnan-provincial") { items { id } } }`, `{ criticalValues(organization: "org-taolin-township") { id } }`, `{ memberSyncStatus { organization } }`, `{ unmappedCodes(organization: "org-taolin-township") { complete } }`, `{ recognitionJobs { id } }`]) {
+    const candidates = await graphql(hub.url, `{ recognitionCandidates(patient: "pat-changtang-township-001", at: "org-donghu-county") { resultReference } }`, undefined, resident);
+    expect(['NOT_FOUND', 'FORBIDDEN']).toContain(candidates.errors?.[0]?.extensions?.code);
+    for (const query of [`{ readingQueue(centre: "org-jiangnan-provincial") { items { id } } }`, `{ reading(id: "any") { id } }`, `{ readingStatistics(from: "2026-01", to: "2026-11") { rows { readings } } }`, `{ criticalValues(organization: "org-taolin-township") { id } }`, `{ memberSyncStatus { organization } }`, `{ unmappedCodes(organization: "org-taolin-township") { complete } }`, `{ recognitionJobs { id } }`]) {
       expect((await graphql(hub.url, query, undefined, resident)).errors?.[0]?.extensions?.code, query).toBe('FORBIDDEN');
     }
   });
