@@ -152,9 +152,12 @@ export class ReapplyRunner {
   /** Runs a claimed job to its end, or until its lease is lost (another instance took it over). */
   async run(job: ReapplyJob): Promise<void> {
     const owned = { _id: job._id, leaseOwner: this.options.instance };
+    // Results written while the job runs count too: the total it reports at the end is never below what it did.
+    let done = job.done;
+    let total = job.total;
     try {
       if (job.typeIndex === 0 && !job.after && job.done === 0) {
-        let total = 0;
+        total = 0;
         for (const type of REAPPLY_TYPES) total += await this.store.countMatching(type, { [RECOGNITION_FIELD]: organizationAnchor(job.organization) } as never);
         await jobs(this.db).updateOne(owned, { $set: { total } });
       }
@@ -163,6 +166,7 @@ export class ReapplyRunner {
         const after = typeIndex === job.typeIndex ? job.after : undefined;
         for await (const page of this.store.scanAnchor(type, RECOGNITION_FIELD, organizationAnchor(job.organization), { batch: this.options.batch ?? 200, ...(after ? { after } : {}) })) {
           const changed = await this.rewrite(page.resources);
+          done += page.resources.length;
           const kept = await jobs(this.db).updateOne(owned, {
             $set: { typeIndex, after: page.after, leaseUntil: new Date(this.now().getTime() + this.leaseMs) },
             $inc: { done: page.resources.length, changed },
@@ -171,7 +175,7 @@ export class ReapplyRunner {
         }
         await jobs(this.db).updateOne(owned, { $set: { typeIndex: typeIndex + 1 }, $unset: { after: '' } });
       }
-      await jobs(this.db).updateOne(owned, { $set: { state: 'done', finishedAt: this.now() }, $unset: { leaseOwner: '', leaseUntil: '' } });
+      await jobs(this.db).updateOne(owned, { $set: { state: 'done', finishedAt: this.now(), total: Math.max(total, done) }, $unset: { leaseOwner: '', leaseUntil: '' } });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       // Retried from where it stood (its position is kept) a few times, then left failed for the administrator.
