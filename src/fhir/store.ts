@@ -768,16 +768,14 @@ export class FhirStore {
   }
 
   private async createValid(valid: Resource, options: { id?: string }): Promise<Resource> {
-    {
-      this.access?.assertMayWrite(valid.resourceType, 'c');
-      const id = options.id ?? randomUUID();
-      assertValidId(id);
-      await this.checkWrite('c', { ...valid, id } as Resource);
-      const ts = new Date();
-      const stored = this.prepare(valid, id, 1, ts);
-      await this.writeNewVersion(stored, 1, ts, 'create');
-      return stored;
-    }
+    this.access?.assertMayWrite(valid.resourceType, 'c');
+    const id = options.id ?? randomUUID();
+    assertValidId(id);
+    await this.checkWrite('c', { ...valid, id } as Resource);
+    const ts = new Date();
+    const stored = this.prepare(valid, id, 1, ts);
+    await this.writeNewVersion(stored, 1, ts, 'create');
+    return stored;
   }
 
   /**
@@ -892,24 +890,22 @@ export class FhirStore {
   }
 
   private async updateValid(valid: Resource, options: { ifMatch?: string | number }): Promise<Resource> {
-    {
-      const id = valid.id;
-      if (!id) throw badInput('An update needs the resource id', ['id']);
-      assertValidId(id);
-      const type = valid.resourceType;
-      this.access?.assertMayWrite(type, 'u');
-      const current = await this.changing(type, id);
-      const expectedRaw = options.ifMatch ?? valid.meta?.versionId;
-      const expected = expectedRaw === undefined ? current.v : parseVersion(expectedRaw);
-      if (expected !== current.v) {
-        throw conflict(`${type}/${id} is at version ${current.v}, not ${expected}; read it again and retry`);
-      }
-      await this.checkWrite('u', valid, current.json, current.owner ? { owner: current.owner } : {});
-      const ts = new Date();
-      const stored = this.prepare(valid, id, expected + 1, ts);
-      await this.writeNewVersion(stored, expected + 1, ts, 'update', current.owner);
-      return stored;
+    const id = valid.id;
+    if (!id) throw badInput('An update needs the resource id', ['id']);
+    assertValidId(id);
+    const type = valid.resourceType;
+    this.access?.assertMayWrite(type, 'u');
+    const current = await this.changing(type, id);
+    const expectedRaw = options.ifMatch ?? valid.meta?.versionId;
+    const expected = expectedRaw === undefined ? current.v : parseVersion(expectedRaw);
+    if (expected !== current.v) {
+      throw conflict(`${type}/${id} is at version ${current.v}, not ${expected}; read it again and retry`);
     }
+    await this.checkWrite('u', valid, current.json, current.owner ? { owner: current.owner } : {});
+    const ts = new Date();
+    const stored = this.prepare(valid, id, expected + 1, ts);
+    await this.writeNewVersion(stored, expected + 1, ts, 'update', current.owner);
+    return stored;
   }
 
   /** Deletes a resource; its versions stay readable in history. Returns the version that records the deletion. */
@@ -957,28 +953,26 @@ export class FhirStore {
   }
 
   private async putValid(valid: Resource, batch?: ReadonlyMap<string, Resource>): Promise<WriteOutcome> {
-    {
-      if (!valid.id) throw badInput('A put needs the resource id', ['id']);
-      assertValidId(valid.id);
-      const type = valid.resourceType;
-      const existing = await this.currentDocument(type, valid.id);
-      if (!existing) {
-        const tombstone = await this.tombstones().findOne({ _id: `${type}/${valid.id}` });
-        if (!tombstone) return { resource: await this.createValid(valid, { id: valid.id }), outcome: 'created' };
-        // Put after a deletion creates the resource again as its next version (FHIR update-as-create).
-        this.access?.assertMayWrite(type, 'c');
-        await this.checkWrite('c', valid, undefined, { ...(tombstone.owner ? { owner: tombstone.owner } : {}), ...(batch ? { batch } : {}) });
-        const ts = new Date();
-        const stored = this.prepare(valid, valid.id, tombstone.v + 1, ts);
-        await this.writeNewVersion(stored, tombstone.v + 1, ts, 'recreate', tombstone.owner);
-        return { resource: stored, outcome: 'created' };
-      }
-      const stored = parseResource(existing.json);
-      if (sameContent(stored, valid)) return { resource: stored, outcome: 'unchanged' };
-      const { meta: _meta, ...withoutMeta } = valid;
-      const updated = await this.updateValid({ ...withoutMeta, meta: { ...valid.meta, versionId: String(existing.v) } } as Resource, {});
-      return { resource: updated, outcome: 'updated' };
+    if (!valid.id) throw badInput('A put needs the resource id', ['id']);
+    assertValidId(valid.id);
+    const type = valid.resourceType;
+    const existing = await this.currentDocument(type, valid.id);
+    if (!existing) {
+      const tombstone = await this.tombstones().findOne({ _id: `${type}/${valid.id}` });
+      if (!tombstone) return { resource: await this.createValid(valid, { id: valid.id }), outcome: 'created' };
+      // Put after a deletion creates the resource again as its next version (FHIR update-as-create).
+      this.access?.assertMayWrite(type, 'c');
+      await this.checkWrite('c', valid, undefined, { ...(tombstone.owner ? { owner: tombstone.owner } : {}), ...(batch ? { batch } : {}) });
+      const ts = new Date();
+      const stored = this.prepare(valid, valid.id, tombstone.v + 1, ts);
+      await this.writeNewVersion(stored, tombstone.v + 1, ts, 'recreate', tombstone.owner);
+      return { resource: stored, outcome: 'created' };
     }
+    const stored = parseResource(existing.json);
+    if (sameContent(stored, valid)) return { resource: stored, outcome: 'unchanged' };
+    const { meta: _meta, ...withoutMeta } = valid;
+    const updated = await this.updateValid({ ...withoutMeta, meta: { ...valid.meta, versionId: String(existing.v) } } as Resource, {});
+    return { resource: updated, outcome: 'updated' };
   }
 
   /** `put` for many resources (see writeMany). */

@@ -52,8 +52,10 @@ export const readingQueryResolvers: Pick<QueryResolvers, 'readingQueue' | 'readi
   reading: (_parent, args, context) => readings(context).reading(args.id) as never,
   criticalValues: async (_parent, args, context) => (await readings(context).criticalValues(args.organization, args.open ?? false)).map((communication) => criticalView(communication, context.reading.ackMinutes)) as never,
   readingStatistics: async (_parent, args, context) => {
-    const statistics = await readings(context).statistics(args.from, args.to, args.centre ?? undefined);
-    if (context.access && !context.access.isAdmin && args.centre && `Organization/${args.centre.replace(/^Organization\//, '')}` !== context.access.caller.organization) throw new HubError('FORBIDDEN', 'A member reads the statistics of its own reading centre');
+    // Checked before anything is read: a member reads its own centre's, the consortium's are for administrators.
+    const service = readings(context);
+    if (context.access && !context.access.isAdmin && (!args.centre || organizationReference(args.centre) !== context.access.caller.organization)) throw new HubError('FORBIDDEN', 'A member reads the statistics of its own reading centre');
+    const statistics = await service.statistics(args.from, args.to, args.centre ?? undefined);
     return { rows: statistics.rows, criticalValues: statistics.critical } as never;
   },
 };

@@ -153,7 +153,15 @@ refresh();
 setInterval(refresh, 60000);
 `;
 
+let page: string | undefined;
+
+/** The page (the same for everyone: the data comes from the API once signed in), built once. */
 export function cockpitPage(): string {
+  page ??= buildPage();
+  return page;
+}
+
+function buildPage(): string {
   const panel = (id: string, key: string) => `<section class="panel"><h2 data-t="${key}"></h2><div class="chart" id="${id}"></div></section>`;
   return `<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>医联体数字驾驶舱</title><meta name="viewport" content="width=device-width, initial-scale=1"><style>${style}</style>

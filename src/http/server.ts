@@ -136,6 +136,16 @@ function unwrapFocus(body: string, type: string): string {
   }
 }
 
+/** A static asset of a page (the playground's, the cockpit's), cached by browsers for a day. */
+function sendAsset(response: ServerResponse, asset: { body: Buffer; type: string } | undefined): void {
+  if (!asset) {
+    sendError(response, 404, 'NOT_FOUND', 'No such asset');
+    return;
+  }
+  response.writeHead(200, { 'content-type': `${asset.type}; charset=utf-8`, 'cache-control': 'public, max-age=86400', 'content-length': asset.body.length });
+  response.end(asset.body);
+}
+
 /** A REST answer: FHIR JSON (or no body, e.g. 204 or Prefer: return=minimal). */
 function sendRest(response: ServerResponse, answer: RestResponse): void {
   const text = answer.body === undefined ? '' : JSON.stringify(answer.body);
@@ -331,13 +341,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       return;
     }
     if (url.pathname.startsWith(PLAYGROUND_ASSET_PREFIX) && request.method === 'GET' && options.playgroundEnabled) {
-      const asset = playgroundAsset(url.pathname.slice(PLAYGROUND_ASSET_PREFIX.length));
-      if (!asset) {
-        sendError(response, 404, 'NOT_FOUND', 'No such asset');
-        return;
-      }
-      response.writeHead(200, { 'content-type': `${asset.type}; charset=utf-8`, 'cache-control': 'public, max-age=86400', 'content-length': asset.body.length });
-      response.end(asset.body);
+      sendAsset(response, playgroundAsset(url.pathname.slice(PLAYGROUND_ASSET_PREFIX.length)));
       return;
     }
     if (url.pathname === '/graphql' || url.pathname === '/$graphql') {
@@ -368,13 +372,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       return;
     }
     if (url.pathname.startsWith(COCKPIT_ASSET_PREFIX) && request.method === 'GET') {
-      const asset = cockpitAsset(url.pathname.slice(COCKPIT_ASSET_PREFIX.length));
-      if (!asset) {
-        sendError(response, 404, 'NOT_FOUND', 'No such asset');
-        return;
-      }
-      response.writeHead(200, { 'content-type': `${asset.type}; charset=utf-8`, 'cache-control': 'public, max-age=86400', 'content-length': asset.body.length });
-      response.end(asset.body);
+      sendAsset(response, cockpitAsset(url.pathname.slice(COCKPIT_ASSET_PREFIX.length)));
       return;
     }
     if (url.pathname === '/fhir/$graphql') {

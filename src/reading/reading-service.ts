@@ -153,8 +153,11 @@ export class ReadingService {
     for (const reference of references) {
       const [type, id] = reference.split('/') as [string, string];
       if (!/^(Organization|Patient|ImagingStudy|Media|DocumentReference)$/.test(type) || !id) throw new HubError('BAD_USER_INPUT', `${reference} is not a reference the reading takes`);
-      if ((await this.store.readMany(type, [id])).size === 0) throw new HubError('BAD_USER_INPUT', `${reference} does not exist`);
     }
+    // Read together, not one after the other.
+    const found = await Promise.all(references.map((reference) => this.store.readMany(reference.split('/')[0]!, [reference.split('/')[1]!])));
+    const missing = references.find((_, index) => found[index]!.size === 0);
+    if (missing) throw new HubError('BAD_USER_INPUT', `${missing} does not exist`);
     const now = this.now();
     const requestId = randomUUID();
     const code = input.code ?? modalityCodes[input.modality];
@@ -199,16 +202,14 @@ export class ReadingService {
   async queue(query: { centre: string; status?: ReadingStatus; modality?: Modality; urgency?: Urgency; overdue?: boolean; count: number; cursor?: string }): Promise<{ items: Reading[]; next?: string }> {
     const centre = organizationReference(query.centre);
     this.mustBe(centre, `read ${centre}'s reading queue`);
-    const anchor = queueAnchor(centre, query.status ?? (query.modality ? 'REQUESTED' : undefined), query.modality);
+    const anchor = queueAnchor(centre, query.status, query.modality, query.urgency);
     const filter: Record<string, unknown> = { [READING_QUEUE_FIELD]: anchor };
     if (query.overdue !== undefined) filter['sp._rdue'] = query.overdue ? { $lt: this.now() } : { $not: { $lt: this.now() } };
     if (query.cursor) {
       const after = decodeCursor(query.cursor);
       filter.$or = [{ [READING_ORDER_PATH]: { $gt: after.queue } }, { [READING_ORDER_PATH]: after.queue, _id: { $gt: after.id } }];
     }
-    const wanted = query.count + 1;
-    const page = await this.store.findPage('Task', filter as Filter<ResourceDocument>, { [READING_ORDER_PATH]: 1, _id: 1 }, query.urgency ? wanted * 4 : wanted);
-    const rows = query.urgency ? page.filter(({ resource }) => readingOf(resource as Task)?.urgency === query.urgency) : page;
+    const rows = await this.store.findPage('Task', filter as Filter<ResourceDocument>, { [READING_ORDER_PATH]: 1, _id: 1 }, query.count + 1);
     const items = rows.slice(0, query.count).map(({ resource }) => ({ id: resource.id!, task: resource as Task, facts: readingOf(resource as Task)! }));
     const last = rows.length > query.count ? rows[query.count - 1] : undefined;
     return { items, ...(last ? { next: encodeCursor({ queue: last.sortValues[0] as Date, id: last.resource.id! }) } : {}) };

@@ -1,8 +1,8 @@
 /**
  * What the reading domain adds to every write of a reading Task (registered in src/hub-store.ts):
  *
- * - `t_readq`: the queue keys — `centre|<centre>`, `centre|<centre>|<status>`, `centre|<centre>|<status>|<modality>`
- *   and `req|<requester>` —, so a queue page starts from one top-level equality on an indexed field;
+ * - `t_readq`: the queue keys — `centre|<centre>|<status>|<modality>|<urgency>` with `*` for any, in every
+ *   combination, and `req|<requester>` —, so a queue page starts from one top-level equality on an indexed field;
  * - `_rqueue`: the queue order (STAT, then URGENT, then ROUTINE, each oldest first) as one date the page is read in;
  * - `_rdue`: when the report is due, while it is owed (an overdue filter is `_rdue < now`).
  *
@@ -17,8 +17,9 @@ import { DEFAULT_ACK_MINUTES, defaultCriticalRules, dueAt, queueKey, type Critic
 export const READING_QUEUE_FIELD = 't_readq';
 export const READING_ORDER_PATH = 'sp._rqueue';
 
-export function queueAnchor(centre: string, status?: string, modality?: string): string {
-  return ['centre', centre, ...(status ? [status] : []), ...(status && modality ? [modality] : [])].join('|');
+/** The queue key of a centre narrowed by any of status, modality and urgency (`*`: any). */
+export function queueAnchor(centre: string, status?: string, modality?: string, urgency?: string): string {
+  return ['centre', centre, status ?? '*', modality ?? '*', urgency ?? '*'].join('|');
 }
 
 /**
@@ -56,7 +57,10 @@ function readingKeys(resource: Resource): Record<string, unknown> {
     const reading = readingOf(resource as Task);
     if (!reading) return {};
     const keys = [
-      ...(reading.centre ? [queueAnchor(reading.centre), queueAnchor(reading.centre, reading.status), queueAnchor(reading.centre, reading.status, reading.modality)] : []),
+      // Every combination of status, modality and urgency (8 keys): a queue page, however narrowed, starts from one.
+      ...(reading.centre
+        ? [undefined, reading.status].flatMap((status) => [undefined, reading.modality].flatMap((modality) => [undefined, reading.urgency].map((urgency) => queueAnchor(reading.centre!, status, modality, urgency))))
+        : []),
       ...(reading.requester ? [`req|${reading.requester}`] : []),
     ];
     const owed = reading.status === 'REQUESTED' || reading.status === 'CLAIMED';

@@ -9,6 +9,7 @@
  *
  * Both are written after the Task version they describe; a referral's facts only move forward (`v`).
  */
+import { eventKey } from '../database/event-feed.ts';
 import type { Collection, Db } from 'mongodb';
 import { createMissingIndexes } from '../database/indexes.ts';
 import type { ReferralFacts } from './referral-task.ts';
@@ -68,8 +69,6 @@ export interface EventDocument {
 
 const CHINA_OFFSET_MS = 8 * 3600_000;
 export const monthOf = (date: Date): string => new Date(date.getTime() + CHINA_OFFSET_MS).toISOString().slice(0, 7);
-export { eventKey } from '../database/event-feed.ts';
-import { eventKey } from '../database/event-feed.ts';
 
 export class ReferralLog {
   readonly facts: Collection<FactDocument>;

@@ -21,6 +21,8 @@ export function listSize(count: number | null | undefined, fallback = 100): numb
 }
 
 export class ResidentView {
+  private taskList: Promise<Task[]> | undefined;
+
   constructor(
     /** the store bound to the resident's token */
     private readonly store: FhirStore,
@@ -57,8 +59,10 @@ export class ResidentView {
   }
 
   /** The Tasks of my records, split by kind: referrals, follow-ups. */
-  async tasks(): Promise<Task[]> {
-    return (await this.store.search('Task', { patient: this.patients, _count: MAX_LIST })).resources as Task[];
+  tasks(): Promise<Task[]> {
+    // Read once for the request: referrals and follow-ups are two views of the same Tasks.
+    this.taskList ??= this.store.search('Task', { patient: this.patients, _count: MAX_LIST }).then((found) => found.resources as Task[]);
+    return this.taskList;
   }
 
   async referrals() {

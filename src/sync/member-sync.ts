@@ -139,7 +139,9 @@ export class MemberSync {
   }
 
   async ensureIndexes(): Promise<void> {
-    for (const name of ['member_endpoints', 'member_sync', 'sync_checkpoints', 'member_sync_claims']) await createMissingIndexes(this.db, name, []);
+    for (const name of ['member_endpoints', 'sync_checkpoints', 'member_sync_claims']) await createMissingIndexes(this.db, name, []);
+    // The runner looks members up by state (idle and due, or running with a lapsed lease).
+    await createMissingIndexes(this.db, 'member_sync', [{ key: { state: 1 }, name: 'state' }]);
   }
 
   private seal(text: string): string {
@@ -230,10 +232,11 @@ export class MemberSync {
     const now = this.now();
     const due = (await this.statuses.find({ state: 'idle' }).toArray()).filter((status) => status.nextRunAt <= now);
     const lapsed = (await this.statuses.find({ state: 'running' }).toArray()).filter((status) => !status.leaseUntil || status.leaseUntil < now);
+    if (due.length + lapsed.length === 0) return 0;
+    const enabled = new Set((await this.endpoints.find({}).toArray()).filter((endpoint) => endpoint.enabled).map((endpoint) => endpoint._id));
     let ran = 0;
     for (const status of [...due, ...lapsed]) {
-      const endpoint = await this.endpoints.findOne({ _id: status._id });
-      if (!endpoint?.enabled) continue;
+      if (!enabled.has(status._id)) continue;
       // A failure is recorded in the member's status (and retried with backoff); the other members go on.
       if ((await this.sync(status._id).catch(() => undefined)) !== null) ran++;
     }

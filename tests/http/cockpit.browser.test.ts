@@ -4,10 +4,11 @@
  * data, no request leaves the hub, the English toggle works, and a 1920×1080 screenshot
  * (`<tmpdir>/hub-cockpit.png`) is checked for drawn charts.
  */
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { seedDemoDecisions, seedDemoRecognition } from '../../src/demo/recognition.ts';
@@ -16,20 +17,18 @@ import { seedDemoReferrals } from '../../src/demo/referrals.ts';
 import { authenticatedDemoHub, demoSecret } from '../support/auth.ts';
 import type { TestDatabase } from '../support/hub.ts';
 
-const chromiumPath = '/usr/bin/chromium';
 let database: TestDatabase;
 let hub: Hub;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install chromium (.ci/run does this)`);
   ({ database, hub } = await authenticatedDemoHub('cockpit'));
   const { store, connection } = database;
   await seedDemoReferrals(store, connection.db, 60);
   await seedDemoRecognition(store);
   await seedDemoDecisions(store, connection.db);
   await seedDemoReadings(store, connection.db);
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  browser = await launchChromium();
 }, 240_000);
 afterAll(async () => {
   await browser?.close();

@@ -1,26 +1,21 @@
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { ClientRegistry } from '../../src/auth/clients.ts';
 import { seedDemoClients } from '../../src/demo/clients.ts';
 import { demoHub, startTestHub, type TestDatabase } from '../support/hub.ts';
 
-const chromiumPath = '/usr/bin/chromium';
 let database: TestDatabase;
 let hub: Hub;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install chromium (.ci/run does this)`);
   ({ database, hub } = await demoHub('playground'));
   // Playwright gives the browser a fresh, empty profile of its own.
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();

@@ -90,6 +90,10 @@ describe('remote reading', () => {
     expect(second.data!.readingQueue.next).toBeNull();
     const ecgOnly = await graphql(hub.url, query, { modality: 'ECG' }, tokens['his-jiangnan-provincial']);
     expect(ecgOnly.data!.readingQueue.items.map((item: { id: string }) => item.id)).toEqual([stat.id, routine.id]);
+    const urgentOnly = await graphql(hub.url, `{ readingQueue(centre: "${CENTRE}", urgency: URGENT, _count: 1) { items { id } next } }`, undefined, tokens['his-jiangnan-provincial']);
+    expect(urgentOnly.data!.readingQueue).toEqual({ items: [{ id: urgent.id }], next: null });
+    const consortium = await graphql(hub.url, `{ readingStatistics(from: "2026-01", to: "2026-11") { rows { readings } } }`, undefined, tokens['his-donghu-county']);
+    expect(consortium.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     const outsider = await graphql(hub.url, query, {}, tokens['his-donghu-county']);
     expect(outsider.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
   });

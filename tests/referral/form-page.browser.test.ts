@@ -3,16 +3,16 @@
  * alone, in Chinese, A4, and shows the patient's name and both institutions (checked on the page and in a
  * screenshot of the printed area, with a CJK font really used).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { projectRoot } from '../../src/config.ts';
 import { authenticatedDemoHub, token } from '../support/auth.ts';
 import { graphql, type TestDatabase } from '../support/hub.ts';
 
-const chromiumPath = '/usr/bin/chromium';
 let database: TestDatabase;
 let hub: Hub;
 let browser: Browser;
@@ -20,7 +20,6 @@ let referralId: string;
 let sender: string;
 
 beforeAll(async () => {
-  if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install chromium (.ci/run does this)`);
   ({ database, hub } = await authenticatedDemoHub('referral_form'));
   sender = await token(hub.url, 'his-taolin-township');
   const submitted = await graphql(
@@ -31,7 +30,7 @@ beforeAll(async () => {
   );
   expect(submitted.errors).toBeUndefined();
   referralId = submitted.data!.referralSubmit.id;
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
