@@ -15,6 +15,7 @@
  */
 import { evalFhirPathTyped, toTypedValue, type FhirPathAtom, type TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
+import { compiledPathOf } from './compiled-path.ts';
 import { ensureStructureDefinitions } from './definitions.ts';
 import { searchParametersOf, type SearchParameterDefinition, type SimpleParameterType } from './search-parameters.ts';
 
@@ -165,12 +166,24 @@ function stringValues(value: TypedValue): string[] {
   return parts;
 }
 
+/** An expression's values: by its compiled walk where it has one (compiled-path.ts), else by FHIRPath. */
 function evaluate(atom: FhirPathAtom, input: TypedValue, resource: TypedValue): TypedValue[] {
   try {
+    if (!fhirPathOnly) {
+      const walked = compiledPathOf(atom)?.([input]);
+      if (walked) return walked;
+    }
     return evalFhirPathTyped(atom, [input], { '%resource': resource });
   } catch {
     return [];
   }
+}
+
+let fhirPathOnly = false;
+
+/** Evaluates every expression with FHIRPath alone (for tests comparing the compiled walks with it). */
+export function useFhirPathOnly(on: boolean): void {
+  fhirPathOnly = on;
 }
 
 type StoredValue = string[] | number[] | DateRange | Record<string, number[]>;

@@ -71,7 +71,11 @@ function isSupported(type: string | undefined): type is SupportedParameterType {
 
 /** Keeps only the parts of a shared expression (`Observation.code | Condition.code`) that apply to one type. */
 function expressionFor(resourceType: string, expression: string): string {
-  const parts = expression.split(/\s\|\s/).map((part) => part.trim());
+  // `Resource.meta.tag` names the type every resource has; FHIRPath (Medplum's too) navigates it only as the
+  // resource's own type name, so it is written that way (otherwise _tag, _profile, _security, _source find nothing).
+  const parts = expression
+    .split(/\s\|\s/)
+    .map((part) => part.trim().replace(/^(\(*)(?:Resource|DomainResource)\./, `$1${resourceType}.`));
   const own = parts.filter((part) => {
     const bare = part.replace(/^\(+/, '');
     return bare.startsWith(`${resourceType}.`) || bare === resourceType || !/^[A-Z]/.test(bare);
@@ -158,8 +162,15 @@ export function searchParametersOf(resourceType: string): Map<string, SearchPara
 /** Looks a parameter up by its GraphQL argument name (`based_on`) or its FHIR code (`based-on`). */
 export function findSearchParameter(resourceType: string, name: string): SearchParameterDefinition | undefined {
   const parameters = searchParametersOf(resourceType);
-  return parameters.get(name) ?? [...parameters.values()].find((parameter) => parameter.key === name);
+  let keys = byKey.get(resourceType);
+  if (!keys) {
+    keys = new Map([...parameters.values()].map((parameter) => [parameter.key, parameter]));
+    byKey.set(resourceType, keys);
+  }
+  return parameters.get(name) ?? keys.get(name);
 }
+
+const byKey = new Map<string, Map<string, SearchParameterDefinition>>();
 
 /** Bump when the stored layout of search values changes (search-index.ts) without a parameter changing. */
 const SEARCH_VALUE_LAYOUT = 7;

@@ -202,6 +202,11 @@ describe('FHIR store', () => {
     expect(await ids({ status: 'final' })).toEqual([hb2025.id, hb2026.id].sort());
     expect(await ids({ _id: `${glucose.id},${hb2025.id}` })).toEqual([hb2025.id, glucose.id].sort());
     expect((await database.store.search('Observation', { subject: `Patient/${person.id}`, _count: 2, _sort: '-date' })).resources.map((r) => r.id)).toEqual([glucose.id, hb2026.id]);
+    // The parameters every resource has (Resource.meta.*): they found nothing before their expressions named the type.
+    const tagged = await database.store.create<Observation>({ resourceType: 'Observation', status: 'final', meta: { tag: [{ system: 'https://hub.example/tags', code: '互认' }], profile: ['http://hl7.org/fhir/StructureDefinition/vitalsigns'], source: 'https://his.example/检验' }, code: { coding: [{ system: 'http://loinc.org', code: '718-7' }] }, subject: { reference: `Patient/${person.id}` } });
+    expect(await ids({ _tag: 'https://hub.example/tags|互认' })).toEqual([tagged.id]);
+    expect(await ids({ _profile: 'http://hl7.org/fhir/StructureDefinition/vitalsigns' })).toEqual([tagged.id]);
+    expect(await ids({ _source: 'https://his.example/检验' })).toEqual([tagged.id]);
 
     await expect(database.store.search('Observation', { colour: 'red' })).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringContaining('colour') });
     await expect(database.store.search('Observation', { date: 'gt2026-13-45' })).rejects.toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringContaining('date') });
