@@ -80,18 +80,31 @@ function typeAt(resource: Json, path: (string | number)[]): string | undefined {
  */
 export function malformedReferences(resource: Resource): string[] {
   const found: string[] = [];
-  const walk = (value: unknown, path: (string | number)[]): void => {
-    if (Array.isArray(value)) value.forEach((item, index) => walk(item, [...path, index]));
-    else if (value && typeof value === 'object') {
-      for (const [key, item] of Object.entries(value)) {
-        if (key === 'reference' && typeof item === 'string') {
-          if (!isLiteralReference(item) && typeAt(resource as unknown as Json, path) === 'Reference') {
-            found.push(`${resource.resourceType}${path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`)).join('')}.reference`);
-          }
-        } else if (item && typeof item === 'object') walk(item, [...path, key]);
+  const path: (string | number)[] = []; // one list, pushed and popped: the walk runs for every resource written
+  const walk = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      for (let index = 0; index < value.length; index++) {
+        const item: unknown = value[index];
+        if (!item || typeof item !== 'object') continue;
+        path.push(index);
+        walk(item);
+        path.pop();
+      }
+      return;
+    }
+    for (const key in value as Json) {
+      const item = (value as Json)[key];
+      if (key === 'reference' && typeof item === 'string') {
+        if (!isLiteralReference(item) && typeAt(resource as unknown as Json, path) === 'Reference') {
+          found.push(`${resource.resourceType}${path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`)).join('')}.reference`);
+        }
+      } else if (item && typeof item === 'object') {
+        path.push(key);
+        walk(item);
+        path.pop();
       }
     }
   };
-  walk(resource, []);
+  walk(resource);
   return found;
 }

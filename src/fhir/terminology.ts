@@ -62,33 +62,78 @@ function allowedCodes(element: InternalSchemaElement): Set<string> | undefined {
 const isComplexType = (code: string): boolean => /^[A-Z]/.test(code) && code !== 'Resource';
 const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
-function walk(value: Record<string, unknown>, typeName: string, path: string, issues: OperationOutcomeIssue[]): void {
+/** A key of a type that the walk looks at: a bound `code` with its allowed codes, or a complex child. */
+interface Slot {
+  name: string;
+  code: string;
+  element: InternalSchemaElement;
+  allowed?: Set<string>;
+}
+
+const plans = new Map<string, Slot[]>();
+
+/** The keys of a type worth looking at, worked out once per type (the walk runs for every resource written). */
+function planOf(typeName: string): Slot[] {
+  let plan = plans.get(typeName);
+  if (plan) return plan;
+  plan = [];
   const schema = tryGetDataType(typeName) ?? getDataType(typeName);
   for (const [key, element] of Object.entries(schema.elements)) {
     const candidates = key.endsWith('[x]')
       ? (element.type ?? []).map((type) => ({ name: `${key.slice(0, -3)}${capitalize(type.code)}`, code: type.code }))
       : [{ name: key, code: element.type?.[0]?.code ?? '' }];
     for (const { name, code } of candidates) {
-      const present = value[name];
-      if (present === undefined || present === null) continue;
-      const items = Array.isArray(present) ? present : [present];
       if (code === 'code') {
         const allowed = allowedCodes(element);
-        items.forEach((item, index) => {
-          if (allowed && typeof item === 'string' && !allowed.has(item)) {
-            issues.push({
-              severity: 'error',
-              code: 'code-invalid',
-              details: { text: `"${item.slice(0, 60)}" is not in the required value set ${element.binding?.valueSet?.split('|')[0]}` },
-              expression: [`${path}.${name}${Array.isArray(present) ? `[${index}]` : ''}`],
-            });
-          }
+        if (allowed) plan.push({ name, code, element, allowed });
+      } else if (isComplexType(code)) plan.push({ name, code, element });
+    }
+  }
+  plans.set(typeName, plan);
+  return plan;
+}
+
+const bound = new Map<string, boolean>();
+
+/** Whether a value of the type can hold a bound code at any depth (a depth-first search, exact for each type asked). */
+function holdsBoundCodes(typeName: string, seen = new Set<string>()): boolean {
+  const known = bound.get(typeName);
+  if (known !== undefined) return known;
+  seen.add(typeName);
+  let found = false;
+  for (const slot of planOf(typeName)) {
+    if (slot.allowed || (!seen.has(slot.code) && holdsBoundCodes(slot.code, seen))) {
+      found = true;
+      break;
+    }
+  }
+  if (found || seen.size === 1) bound.set(typeName, found);
+  seen.delete(typeName);
+  return found;
+}
+
+function walk(value: Record<string, unknown>, typeName: string, path: string, issues: OperationOutcomeIssue[]): void {
+  for (const { name, code, element, allowed } of planOf(typeName)) {
+    const present = value[name];
+    if (present === undefined || present === null) continue;
+    if (allowed) {
+      const items = Array.isArray(present) ? present : [present];
+      items.forEach((item, index) => {
+        if (typeof item === 'string' && !allowed.has(item)) {
+          issues.push({
+            severity: 'error',
+            code: 'code-invalid',
+            details: { text: `"${item.slice(0, 60)}" is not in the required value set ${element.binding?.valueSet?.split('|')[0]}` },
+            expression: [`${path}.${name}${Array.isArray(present) ? `[${index}]` : ''}`],
+          });
+        }
+      });
+    } else if (holdsBoundCodes(code)) {
+      if (Array.isArray(present)) {
+        present.forEach((item, index) => {
+          if (item && typeof item === 'object') walk(item as Record<string, unknown>, code, `${path}.${name}[${index}]`, issues);
         });
-      } else if (isComplexType(code)) {
-        items.forEach((item, index) => {
-          if (item && typeof item === 'object') walk(item as Record<string, unknown>, code, `${path}.${name}${Array.isArray(present) ? `[${index}]` : ''}`, issues);
-        });
-      }
+      } else if (typeof present === 'object') walk(present as Record<string, unknown>, code, `${path}.${name}`, issues);
     }
   }
 }

@@ -66,8 +66,27 @@ export function validateFhirResource(resource: unknown, expectedType?: string): 
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
 const MAX_NESTING = 64;
 
-/** The path of the first string (or key) holding a control character, or of a value nested too deep. */
+/** Whether a value holds a control character (in a string or a key) or nests too deep: the quick walk. */
+function suspicious(value: unknown, depth: number): boolean {
+  if (depth > MAX_NESTING) return true;
+  if (typeof value === 'string') return CONTROL.test(value);
+  if (!value || typeof value !== 'object') return false;
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) if (suspicious(value[index], depth + 1)) return true;
+    return false;
+  }
+  for (const key in value) {
+    if (CONTROL.test(key) || suspicious((value as Record<string, unknown>)[key], depth + 1)) return true;
+  }
+  return false;
+}
+
+/**
+ * The path of the first string (or key) holding a control character, or of a value nested too deep. Paths
+ * are built only when the quick walk found something.
+ */
 function findControlCharacter(value: unknown, path: string, depth = 0): string | undefined {
+  if (depth === 0 && !suspicious(value, 0)) return undefined;
   if (depth > MAX_NESTING) return `${path} (nested more than ${MAX_NESTING} levels)`;
   if (typeof value === 'string') return CONTROL.test(value) ? path : undefined;
   if (Array.isArray(value)) {
