@@ -85,6 +85,11 @@ const configSchema = z.object({
   MAINTENANCE_INTERVAL_MS: z.coerce.number().int().min(1000).max(86_400_000).default(60_000),
   /** How often each instance looks for due background jobs (the re-apply of an edited code map). */
   JOB_INTERVAL_MS: z.coerce.number().int().min(100).max(86_400_000).default(2_000),
+  /**
+   * Threads that validate large write batches (imports, transactions); read by src/fhir/validation-pool.ts from
+   * the environment, checked here. Unset: one fewer than the cores, at least one; 0: on the main thread.
+   */
+  VALIDATION_THREADS: z.coerce.number().int().min(0).max(64).optional(),
   RECOGNITION_MARK: z.string().min(1).max(20).default('HR'),
   /** Minutes the requesting side has to acknowledge a critical value before it is escalated. */
   CRITICAL_ACK_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),

@@ -12,6 +12,7 @@ import { seedDemoDecisions, seedDemoRecognition } from './demo/recognition.ts';
 import { seedDemoReferrals } from './demo/referrals.ts';
 import { seedDemoConsortium } from './demo/seed.ts';
 import { createLogger } from './log.ts';
+import { closeValidationPool } from './fhir/validation-pool.ts';
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
     hub
       .stop()
       .then(() => log.info('requests drained and database connection closed'))
+      .then(() => closeValidationPool())
       .then(() => embedded?.stop())
       .then(() => {
         log.info('stopped cleanly');

@@ -24,6 +24,7 @@ import { allOf, compileSearch, type ResourceDocument, type SearchArguments } fro
 import { compactQueries, encodeCurrent, matcher, orderKey, viewOf, type LayoutName, type VersionFields } from './document-layout.ts';
 import { extractSearchValues, registerTokenNormalizer, type SearchValues } from './search-index.ts';
 import { validateFhirResource } from './validation.ts';
+import { validationPool } from './validation-pool.ts';
 import { createLogger, type Logger } from '../log.ts';
 
 export interface HistoryDocument {
@@ -366,10 +367,23 @@ export class FhirStore {
   }
 
   /** FHIR validation plus the domains' rules for what is stored (a Patient's national ID must be valid). */
-  private validate(resource: unknown): Resource {
-    const valid = validateFhirResource(resource);
+  private validate(resource: unknown, refusal?: HubError | null): Resource {
+    if (refusal) throw refusal;
+    // null: the validation threads found it valid (see validateAll)
+    const valid = refusal === null ? (resource as Resource) : validateFhirResource(resource);
     for (const extension of this.extensions) extension.check?.(valid);
     return valid;
+  }
+
+  /**
+   * For a large batch, its FHIR validation on the validation threads (validation-pool.ts): per resource null
+   * (valid) or its refusal. Undefined entries (a small batch, no thread ready) are validated in place.
+   */
+  private async validateAll(resources: unknown[]): Promise<(HubError | null | undefined)[]> {
+    const pool = validationPool();
+    if (!pool.takes(resources.length)) return [];
+    const refusals = await pool.validate(resources);
+    return refusals ? refusals.map((refusal) => refusal ?? null) : [];
   }
 
   /**
@@ -1001,11 +1015,12 @@ export class FhirStore {
       const outcomes = new Map<Resource, WriteOutcome>();
       const valid: { resource: Resource; mode: 'create' | 'put' }[] = [];
       const inputs = await this.prepared(items.map((item) => item.resource));
+      const refusals = await this.validateAll(inputs);
       // The outcome of item i is kept under keys[i]: its validated resource, or the item itself when it failed.
       const keys: Resource[] = items.map((item) => item.resource);
       items.forEach(({ resource, mode }, index) => {
         try {
-          const checked = this.validate(inputs[index]);
+          const checked = this.validate(inputs[index], refusals[index]);
           if (!checked.id) throw badInput(`A ${checked.resourceType} to write has no id`, ['id']);
           assertValidId(checked.id);
           keys[index] = checked;
