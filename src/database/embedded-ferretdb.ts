@@ -107,6 +107,12 @@ export interface FerretDbOptions {
   log?: (message: string) => void;
 }
 
+/** sun_path holds 108 bytes on Linux; a little room is kept. */
+const MAX_SOCKET_PATH = 100;
+
+/** The MongoDB connection string of a Unix domain socket (its path percent-encoded as the host). */
+const unixUri = (path: string): string => `mongodb://${encodeURIComponent(path)}/`;
+
 /** A running FerretDB child process. */
 export class EmbeddedFerretDb {
   private child: ChildProcess | undefined;
@@ -114,8 +120,21 @@ export class EmbeddedFerretDb {
 
   constructor(private readonly options: FerretDbOptions) {}
 
+  /**
+   * The hub's own connections go through a Unix domain socket in the data folder when its path fits (about a
+   * sixth less CPU per request than loopback TCP, on both sides, measured on imports); the TCP port stays open
+   * for everything else (mongosh, the CLI's first line, tests).
+   */
   get uri(): string {
+    const socket = this.socketPath;
+    if (socket && this.child && existsSync(socket)) return unixUri(socket);
     return `mongodb://${this.options.host ?? '127.0.0.1'}:${this.options.port}/`;
+  }
+
+  /** The Unix socket FerretDB listens on besides its port; undefined where the path would be too long. */
+  private get socketPath(): string | undefined {
+    const path = join(this.options.dataDir, 'ferretdb.sock');
+    return Buffer.byteLength(path) <= MAX_SOCKET_PATH ? path : undefined;
   }
 
   get pid(): number | undefined {
@@ -135,12 +154,17 @@ export class EmbeddedFerretDb {
     const logFile = openSync(this.logPath, 'a');
     this.stopping = false;
     const backend = this.options.postgresqlUrl ? ['--handler=postgresql'] : ['--handler=sqlite', `--sqlite-url=file:${this.options.dataDir}/`];
+    const socket = this.socketPath;
+    // A socket file left by a FerretDB that was killed would refuse the new listener (no process uses it: the
+    // pid file check above stopped or refused any FerretDB still running on this folder).
+    if (socket) rmSync(socket, { force: true });
     const child = spawn(
       binary,
       [
         ...backend,
         `--state-dir=${this.options.dataDir}`,
         `--listen-addr=${host}:${this.options.port}`,
+        ...(socket ? [`--listen-unix=${socket}`] : []),
         `--debug-addr=${host}:0`,
         '--telemetry=disable',
         '--log-level=error',
@@ -163,7 +187,7 @@ export class EmbeddedFerretDb {
     );
     exited.catch(() => {});
     const deadline = Date.now() + 30_000;
-    while (!(await portOpen(host, this.options.port))) {
+    while (!(await portOpen(host, this.options.port)) || (socket && !existsSync(socket))) {
       if (child.exitCode !== null) await exited;
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
@@ -194,7 +218,7 @@ export class EmbeddedFerretDb {
    * The FerretDB process named in our pid file, if it still runs ferretdb on this data folder, with the address
    * it really listens on (from its own command line, not from this process's configuration).
    */
-  private runningFromPidFile(): { pid: number; ownerAlive: boolean; host: string; port: number } | undefined {
+  private runningFromPidFile(): { pid: number; ownerAlive: boolean; host: string; port: number; socket?: string } | undefined {
     if (!existsSync(this.pidFile)) return undefined;
     const pid = Number(readFileSync(this.pidFile, 'utf8').trim());
     try {
@@ -205,7 +229,8 @@ export class EmbeddedFerretDb {
       // Field 4 of /proc/<pid>/stat is the parent: a live node process (a hub, seed or import) owns it.
       const parent = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
       const parentCommand = parent > 1 ? readFileSync(`/proc/${parent}/cmdline`, 'utf8') : '';
-      return { pid, ownerAlive: parentCommand.includes('node'), host: listen[1]!, port: Number(listen[2]) };
+      const socket = args.find((arg) => arg.startsWith('--listen-unix='))?.slice('--listen-unix='.length);
+      return { pid, ownerAlive: parentCommand.includes('node'), host: listen[1]!, port: Number(listen[2]), ...(socket ? { socket } : {}) };
     } catch {
       return undefined;
     }
@@ -241,7 +266,7 @@ export class EmbeddedFerretDb {
     const running = this.runningFromPidFile();
     if (!running?.ownerAlive || !(await portOpen(running.host, running.port))) return undefined;
     return {
-      uri: `mongodb://${running.host}:${running.port}/`,
+      uri: running.socket && existsSync(running.socket) ? unixUri(running.socket) : `mongodb://${running.host}:${running.port}/`,
       description: `the embedded FerretDB of the running hub (pid ${running.pid}, ${running.host}:${running.port}, data folder ${this.options.dataDir})`,
     };
   }

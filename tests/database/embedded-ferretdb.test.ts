@@ -45,7 +45,14 @@ describe('the embedded FerretDB', () => {
     try {
       const second = new EmbeddedFerretDb({ dataDir, port });
       await expect(second.start()).rejects.toThrow(/already running the embedded database/);
-      expect(await second.runningForDataFolder()).toEqual({ uri: `mongodb://127.0.0.1:${port}/`, description: expect.stringContaining(`127.0.0.1:${port}`) });
+      // The hub's own connections go through the Unix socket in the data folder; the port stays open beside it.
+      expect(owner.uri).toBe(`mongodb://${encodeURIComponent(join(dataDir, 'ferretdb.sock'))}/`);
+      expect(await second.runningForDataFolder()).toEqual({ uri: owner.uri, description: expect.stringContaining(`127.0.0.1:${port}`) });
+      const overTcp = openDatabase(`mongodb://127.0.0.1:${port}/`, 'shared', 3000);
+      const overSocket = openDatabase(owner.uri, 'shared', 3000);
+      await overTcp.db.collection('notes').insertOne({ text: '两条路同一个库' });
+      expect(await overSocket.db.collection('notes').findOne({}, { projection: { _id: 0 } })).toEqual({ text: '两条路同一个库' });
+      await Promise.all([overTcp.close(), overSocket.close()]);
     } finally {
       await owner.stop();
     }
