@@ -72,6 +72,9 @@ function parseCondition(condition: string, where: string): Record<string, string
   return args;
 }
 
+/** `Patient?identifier=…`: a reference to whatever a search finds. */
+const conditionalReference = /^[A-Z][A-Za-z]+\?/;
+
 export class BundleImporter {
   /** Conditional references resolved in this import, so each search runs once. */
   private readonly conditionalCache = new Map<string, Promise<string>>();
@@ -174,21 +177,44 @@ export class BundleImporter {
   }
 
   /** Rewrites `reference` values: fullUrls of this Bundle and conditional references. */
+  /**
+   * A copy of a resource with its references rewritten: Bundle-internal ones to the entries' ids, conditional
+   * ones (`Patient?identifier=…`) to what they find. The walk is synchronous (it runs over every element of
+   * every imported resource); only the conditional references are looked up, in the order they appear, and an
+   * unresolvable `urn:uuid:` stops the import where it appears, as before any lookup after it.
+   */
   private async rewriteReferences(value: unknown, fullUrls: Map<string, string>, where: string): Promise<unknown> {
-    if (Array.isArray(value)) return Promise.all(value.map((item) => this.rewriteReferences(item, fullUrls, where)));
-    if (!value || typeof value !== 'object') return value;
-    const result: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) {
-      if (key === 'reference' && typeof item === 'string') {
-        if (fullUrls.has(item)) result[key] = fullUrls.get(item);
-        else if (/^[A-Z][A-Za-z]+\?/.test(item)) result[key] = await this.resolveConditional(item, where);
-        else if (item.startsWith('urn:uuid:')) throw new UnresolvedReferenceError('BAD_USER_INPUT', `${where}: reference ${item} names no entry of this Bundle`);
-        else result[key] = item;
-      } else {
-        result[key] = await this.rewriteReferences(item, fullUrls, where);
+    const pending: string[] = [];
+    const visit = (node: unknown): void => {
+      if (Array.isArray(node)) {
+        for (const item of node) visit(item);
+        return;
       }
+      if (!node || typeof node !== 'object') return;
+      for (const key in node) {
+        const item = (node as Record<string, unknown>)[key];
+        if (key === 'reference' && typeof item === 'string') {
+          if (!fullUrls.has(item) && (conditionalReference.test(item) || item.startsWith('urn:uuid:'))) pending.push(item);
+        } else if (item && typeof item === 'object') visit(item);
+      }
+    };
+    visit(value);
+    const resolved = new Map<string, string>();
+    for (const item of pending) {
+      if (item.startsWith('urn:uuid:')) throw new UnresolvedReferenceError('BAD_USER_INPUT', `${where}: reference ${item} names no entry of this Bundle`);
+      resolved.set(item, await this.resolveConditional(item, where));
     }
-    return result;
+    const rewrite = (node: unknown): unknown => {
+      if (Array.isArray(node)) return node.map(rewrite);
+      if (!node || typeof node !== 'object') return node;
+      const result: Record<string, unknown> = {};
+      for (const key in node) {
+        const item = (node as Record<string, unknown>)[key];
+        result[key] = key === 'reference' && typeof item === 'string' ? (fullUrls.get(item) ?? resolved.get(item) ?? item) : rewrite(item);
+      }
+      return result;
+    };
+    return rewrite(value);
   }
 
   async import(input: unknown): Promise<BundleImportResult> {
