@@ -20,7 +20,8 @@ export class RateLimiter {
     private readonly perMinute: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.slots = new SlotCounter(db, 'rate_limit_slots', now);
+    // Ephemeral: a database crash may forget the current minute's counts (the client gets a fresh minute).
+    this.slots = new SlotCounter(db, 'rate_limit_slots', now, true);
   }
 
   ensureIndexes(): Promise<void> {

@@ -142,6 +142,22 @@ export class FerretDbStorage {
   }
 
   /**
+   * Makes a collection's table UNLOGGED: its writes skip the write-ahead log and so the disk flush at every
+   * commit (about a millisecond each here). Only for counts that may be lost with a crash of PostgreSQL
+   * (which empties unlogged tables): the rate limit's slots of the current minute.
+   */
+  async unlogged(schema: string, collection: string): Promise<void> {
+    if (!(await this.layoutMatches(schema))) return this.notMatching(`no ${schema}.${METADATA_TABLE} with a jsonb _jsonb column`);
+    const table = await this.tableOf(schema, collection);
+    if (!table) return this.notMatching(`no table for collection ${collection}`);
+    const { rows } = await this.pool.query<{ persistence: string }>(
+      'SELECT c.relpersistence AS persistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2',
+      [schema, table],
+    );
+    if (rows[0] && rows[0].persistence !== 'u') await this.pool.query(`ALTER TABLE ${quote(schema)}.${quote(table)} SET UNLOGGED`);
+  }
+
+  /**
    * CREATE INDEX IF NOT EXISTS, where two processes creating the same index at once (two hubs starting, or a hub
    * and a seed) is success: PostgreSQL lets both pass the "if not exists" and refuses the second with a unique
    * violation on its catalog (23505) or duplicate relation (42P07).
