@@ -58,8 +58,11 @@ interface Tombstone {
  */
 interface WriteIntent {
   _id: string;
+  /** the ids of one type */
   type: string;
   ids: string[];
+  /** the ids of further types written under the same intent (a Bundle's batch: one intent for all its types) */
+  more?: { type: string; ids: string[] }[];
   at: Date;
 }
 
@@ -555,9 +558,9 @@ export class FhirStore {
   }
 
   /** Records that a write of these ids begins (see WriteIntent). */
-  private async intend(type: string, ids: string[]): Promise<string> {
+  private async intend(type: string, ids: string[], more: { type: string; ids: string[] }[] = []): Promise<string> {
     const _id = randomUUID();
-    await this.intents().insertOne({ _id, type, ids, at: new Date() });
+    await this.intents().insertOne({ _id, type, ids, ...(more.length > 0 ? { more } : {}), at: new Date() });
     return _id;
   }
 
@@ -577,10 +580,12 @@ export class FhirStore {
       const intents = await this.intents().find({}).limit(1000).toArray();
       let resources = 0;
       for (const intent of intents) {
-        if (!isServedResourceType(intent.type)) continue;
-        for (const id of intent.ids) {
-          await this.rollForward(intent.type, id);
-          resources++;
+        for (const { type, ids } of [{ type: intent.type, ids: intent.ids }, ...(intent.more ?? [])]) {
+          if (!isServedResourceType(type)) continue;
+          for (const id of ids) {
+            await this.rollForward(type, id);
+            resources++;
+          }
         }
         if (Date.now() - intent.at.getTime() >= settleMs) await this.completed(intent._id);
       }
@@ -1041,10 +1046,14 @@ export class FhirStore {
         group[mode].push(resource);
         groups.set(resource.resourceType, group);
       }
+      // One write intent covers the bulk creates of every type of the batch (two round trips, not two per type).
+      const creates = [...groups].filter(([, group]) => group.create.length > 0).map(([type, group]) => ({ type, ids: group.create.map((resource) => resource.id as string) }));
+      const intent = creates.length > 1 ? await this.intend(creates[0]!.type, creates[0]!.ids, creates.slice(1)) : undefined;
       for (const [type, group] of groups) {
-        if (group.create.length > 0) await this.createIfAbsent(type, group.create, outcomes);
+        if (group.create.length > 0) await this.createIfAbsent(type, group.create, outcomes, intent !== undefined);
         if (group.put.length > 0) await this.putGroup(type, group.put, outcomes, batch);
       }
+      if (intent) await this.completed(intent);
       const result = keys.map((key) => outcomes.get(key)!);
       await this.written(result.filter((outcome) => outcome.outcome === 'created' || outcome.outcome === 'updated').map((outcome) => ({ resource: outcome.resource, operation: outcome.outcome === 'created' ? 'create' : 'update' })));
       return result;
@@ -1086,12 +1095,13 @@ export class FhirStore {
     }
   }
 
-  private async createIfAbsent(type: string, resources: Resource[], outcomes: Map<Resource, WriteOutcome>): Promise<void> {
+  /** `covered`: the caller's write intent names these ids already. */
+  private async createIfAbsent(type: string, resources: Resource[], outcomes: Map<Resource, WriteOutcome>, covered = false): Promise<void> {
     const ts = new Date();
     const prepared = resources.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
     const documents = prepared.map((resource) => this.versionDocuments(resource, 1, ts, 'create'));
     const currents = await Promise.all(documents.map((d) => this.encode(type, d.current)));
-    const intent = await this.intend(type, resources.map((resource) => resource.id as string));
+    const intent = covered ? undefined : await this.intend(type, resources.map((resource) => resource.id as string));
     const historyFailed = await insertManyReportingDuplicates(this.versions(type), documents.map((d) => d.history));
     const currentFailed = await insertManyReportingDuplicates(this.current(type), currents);
     for (const [i, resource] of resources.entries()) {
@@ -1105,7 +1115,7 @@ export class FhirStore {
         outcomes.set(resource, { resource, outcome: 'unchanged' });
       }
     }
-    await this.completed(intent);
+    if (intent) await this.completed(intent);
   }
 
   private async putGroup(type: string, group: Resource[], outcomes: Map<Resource, WriteOutcome>, batch: ReadonlyMap<string, Resource>): Promise<void> {

@@ -65,11 +65,15 @@ describe('item 9: faults', () => {
     const env = { MONGODB_URI: server.uri, MONGODB_DB: 'killed', AUTH_REQUIRED: 'false', LOG_LEVEL: 'info' };
     const connection = openDatabase(server.uri, 'killed', 3000);
     const db = connection.db;
-    /** Patient ids whose history has a version but that have no current document: writes cut off. */
+    /** Patient and Observation ids whose history has a version but that have no current document: writes cut off. */
     const cutOff = async (): Promise<string[]> => {
-      const current = new Set((await db.collection('Patient').find({}, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id)));
-      const history = await db.collection('Patient_history').find({}, { projection: { rid: 1 } }).toArray();
-      return [...new Set(history.map((d) => String(d.rid)).filter((id) => !current.has(id)))];
+      const found: string[] = [];
+      for (const type of ['Patient', 'Observation']) {
+        const current = new Set((await db.collection(type).find({}, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id)));
+        const history = await db.collection(`${type}_history`).find({}, { projection: { rid: 1 } }).toArray();
+        found.push(...new Set(history.map((d) => `${type}/${String(d.rid)}`).filter((key) => !current.has(key.split('/')[1]!))));
+      }
+      return found;
     };
     /** Starts a hub, writes with 4 clients (single creates and transactions of 50), and kills it with SIGKILL mid-write. */
     const killDuringWrites = async (): Promise<number> => {
@@ -87,10 +91,17 @@ describe('item 9: faults', () => {
                 b: {
                   resourceType: 'Bundle',
                   type: 'transaction',
-                  entry: Array.from({ length: 50 }, (_, k) => ({ fullUrl: `urn:uuid:${randomUUID()}`, request: { method: 'POST', url: 'Patient' }, resource: { resourceType: 'Patient', name: [{ text: `批量 ${worker}-${i}-${k}` }] } })),
+                  // Two types under one write intent: a Patient and an Observation about it, 25 times.
+                  entry: Array.from({ length: 25 }, (_, k) => {
+                    const patient = `urn:uuid:${randomUUID()}`;
+                    return [
+                      { fullUrl: patient, request: { method: 'POST', url: 'Patient' }, resource: { resourceType: 'Patient', name: [{ text: `批量 ${worker}-${i}-${k}` }] } },
+                      { fullUrl: `urn:uuid:${randomUUID()}`, request: { method: 'POST', url: 'Observation' }, resource: { resourceType: 'Observation', status: 'final', code: { text: '血压' }, subject: { reference: patient } } },
+                    ];
+                  }).flat(),
                 },
               }).catch(() => undefined);
-          if (answer && !answer.errors) acknowledged += single ? 1 : 50;
+          if (answer && !answer.errors) acknowledged += single ? 1 : 25; // Patients
         }
       });
       await new Promise((resolve) => setTimeout(resolve, 2000));
