@@ -5,6 +5,7 @@
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { z } from 'zod';
+import { ferretDbStorageOf, type FieldType } from '../database/ferretdb-storage.ts';
 import { createMissingIndexes } from '../database/indexes.ts';
 import { HubError, badInput, notFound } from '../errors.ts';
 import { formatScope, parseScopes } from './scopes.ts';
@@ -29,6 +30,19 @@ export interface ClientDocument {
 }
 
 export type ClientInfo = Omit<ClientDocument, 'secretHash'>;
+
+/** The fields of a registration a request's token is checked against (the secret's hash is never read for it). */
+const registrationFields: Record<keyof ClientInfo, FieldType> = {
+  _id: 'string',
+  name: 'string',
+  kind: 'string',
+  organization: 'string',
+  scopes: 'array',
+  registration: 'string',
+  revoked: 'bool',
+  createdAt: 'date',
+  revokedAt: 'date',
+};
 
 export const clientRegistrationSchema = z
   .object({
@@ -116,7 +130,9 @@ export class ClientRegistry {
 
   /** The client, if it exists and is not revoked (read at every request: a revoked client's tokens stop at once). */
   async active(id: string): Promise<ClientInfo | undefined> {
-    const client = await this.clients.findOne({ _id: id }, { projection: { secretHash: 0 } });
+    // Read at every request (a revocation holds from the next one), so straight from PostgreSQL where it can be.
+    const direct = await ferretDbStorageOf(this.db)?.readFields(this.db.databaseName, 'clients', id, registrationFields);
+    const client = direct !== undefined ? (direct as ClientInfo | null) : await this.clients.findOne({ _id: id }, { projection: { secretHash: 0 } });
     return client && !client.revoked ? (client as ClientInfo) : undefined;
   }
 

@@ -57,6 +57,12 @@ export interface CompactOrder {
   after?: { ord: number | null; id: string };
 }
 
+/** Field types readFields checks, as FerretDB names them (`array`: of strings). */
+export type FieldType = 'string' | 'bool' | 'date' | 'array';
+
+/** The hub's own table of exact counters in a database's schema (countersReady). */
+const COUNTERS_TABLE = 'hub_counters';
+
 /** The most values one read asks for (one SQL statement; more are split). */
 const VALUES_PER_READ = 500;
 
@@ -142,19 +148,95 @@ export class FerretDbStorage {
   }
 
   /**
-   * Makes a collection's table UNLOGGED: its writes skip the write-ahead log and so the disk flush at every
-   * commit (about a millisecond each here). Only for counts that may be lost with a crash of PostgreSQL
-   * (which empties unlogged tables): the rate limit's slots of the current minute.
+   * One document of a small collection by `_id`, straight from PostgreSQL (FerretDB's unique `_id` index), with
+   * the named top-level fields: `null` when there is none; `undefined` when the storage, or a field's type as
+   * FerretDB recorded it, is not as expected (the caller reads through FerretDB). For lookups on every request
+   * (the client registry): a FerretDB round trip costs several times more.
    */
-  async unlogged(schema: string, collection: string): Promise<void> {
-    if (!(await this.layoutMatches(schema))) return this.notMatching(`no ${schema}.${METADATA_TABLE} with a jsonb _jsonb column`);
+  async readFields(schema: string, collection: string, id: string, fields: Record<string, FieldType>): Promise<Record<string, unknown> | null | undefined> {
+    if (this.readsOff || !(await this.layoutMatches(schema))) return undefined;
     const table = await this.tableOf(schema, collection);
-    if (!table) return this.notMatching(`no table for collection ${collection}`);
-    const { rows } = await this.pool.query<{ persistence: string }>(
-      'SELECT c.relpersistence AS persistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2',
-      [schema, table],
+    if (!table) return null;
+    const names = Object.keys(fields);
+    const text = `SELECT j->'$s'->'p' AS types, ${names.map((name, i) => `j->${literal(name)} AS f${i}`).join(', ')} FROM (SELECT _jsonb AS j FROM ${quote(schema)}.${quote(table)} WHERE _jsonb->'_id' = $1::jsonb OFFSET 0) AS found`;
+    const values = [JSON.stringify(id)];
+    this.statements++;
+    for (const listener of this.statementListeners) listener(text, values);
+    const { rows } = await this.pool.query<Record<string, unknown>>({ text, values, query_timeout: 10_000 } as pg.QueryConfig);
+    const row = rows[0];
+    if (!row) return null;
+    const types = (row.types ?? {}) as Record<string, { t?: string } | undefined>;
+    const document: Record<string, unknown> = {};
+    for (const [i, name] of names.entries()) {
+      const value = row[`f${i}`];
+      const type = types[name]?.t;
+      if (value === null || value === undefined) {
+        if (type !== undefined && type !== 'null') return undefined;
+        continue;
+      }
+      const expected = fields[name]!;
+      const fits =
+        type === expected &&
+        (expected === 'string' ? typeof value === 'string' : expected === 'bool' ? typeof value === 'boolean' : expected === 'date' ? typeof value === 'number' : Array.isArray(value) && value.every((item) => typeof item === 'string'));
+      if (!fits) {
+        this.notMatching(`a ${collection} document's field ${name} is typed ${type ?? 'unknown'}`);
+        return undefined;
+      }
+      document[name] = expected === 'date' ? new Date(value as number) : value;
+    }
+    return document;
+  }
+
+  /**
+   * Prepares exact counters in FerretDB's PostgreSQL database, beside a MongoDB database's collections: an
+   * UNLOGGED table `hub_counters` in its schema (counts that a crash of PostgreSQL may forget). False when the
+   * schema is not FerretDB 1.24's (the caller counts with documents instead). The schema must exist already.
+   */
+  async countersReady(schema: string): Promise<boolean> {
+    const found = await this.pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND column_name = '_jsonb' AND data_type = 'jsonb'`,
+      [schema, METADATA_TABLE],
     );
-    if (rows[0] && rows[0].persistence !== 'u') await this.pool.query(`ALTER TABLE ${quote(schema)}.${quote(table)} SET UNLOGGED`);
+    if (Number(found.rows[0]?.n) !== 1) return false;
+    await this.createIndex(`CREATE UNLOGGED TABLE IF NOT EXISTS ${quote(schema)}.${COUNTERS_TABLE} (k text PRIMARY KEY, n bigint NOT NULL, t bigint NOT NULL, until timestamptz NOT NULL)`);
+    return true;
+  }
+
+  /**
+   * Takes up to `units` of a key's count, never past `limit`, in one statement that PostgreSQL makes atomic
+   * (an upsert that adds only while the count is under the limit): exact for any number of concurrent callers
+   * and hub instances. Returns how many were taken and whether they were the key's first.
+   */
+  async takeUnits(schema: string, key: string, units: number, limit: number, until: Date): Promise<{ taken: number; first: boolean }> {
+    const cap = Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : Number.MAX_SAFE_INTEGER;
+    const text =
+      `INSERT INTO ${quote(schema)}.${COUNTERS_TABLE} AS c (k, n, t, until) VALUES ($1, LEAST($2::bigint, $3::bigint), LEAST($2::bigint, $3::bigint), $4) ` +
+      `ON CONFLICT (k) DO UPDATE SET n = LEAST(c.n + $2::bigint, $3::bigint), t = LEAST(c.n + $2::bigint, $3::bigint) - c.n, until = GREATEST(c.until, $4) WHERE c.n < $3::bigint ` +
+      'RETURNING n, t';
+    const run = (): Promise<pg.QueryResult<{ n: string; t: string }>> => this.pool.query({ text, values: [key, units, cap, until], query_timeout: 10_000 } as pg.QueryConfig);
+    let result;
+    try {
+      result = await run();
+    } catch (error) {
+      // The table went with its database (dropDatabase drops the schema): make it again, once.
+      if ((error as { code?: string }).code !== '42P01' || !(await this.countersReady(schema))) throw error;
+      result = await run();
+    }
+    const row = result.rows[0];
+    if (!row) return { taken: 0, first: false };
+    const taken = Number(row.t);
+    return { taken, first: taken > 0 && Number(row.n) === taken };
+  }
+
+  /** The count of a key (0 for none). */
+  async countUnits(schema: string, key: string): Promise<number> {
+    const { rows } = await this.pool.query<{ n: string }>(`SELECT n FROM ${quote(schema)}.${COUNTERS_TABLE} WHERE k = $1`, [key]);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Removes the counters whose time is over. */
+  async dropExpiredUnits(schema: string, now: Date): Promise<void> {
+    await this.pool.query(`DELETE FROM ${quote(schema)}.${COUNTERS_TABLE} WHERE until < $1`, [now]);
   }
 
   /**

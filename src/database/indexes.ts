@@ -19,11 +19,8 @@ export interface IndexSpec {
  *   serve none of its queries, so they are not created (they would only slow writes); nor are indexes on
  *   nested fields (FerretDB filters those after reading).
  * - FerretDB on SQLite (or without access to its PostgreSQL): none; SQLite answers only `_id`, with its own.
- *
- * `ephemeral`: what the collection holds may be lost in a database crash (the rate limit's slots of the current
- * minute); on PostgreSQL its table is made UNLOGGED, so its writes do not wait for a disk flush.
  */
-export async function createMissingIndexes<T extends Document>(db: Db, collectionName: string, wanted: IndexSpec[], options: { ephemeral?: boolean } = {}): Promise<void> {
+export async function createMissingIndexes<T extends Document>(db: Db, collectionName: string, wanted: IndexSpec[]): Promise<void> {
   if ((await databaseProfile(db)).ferretdb) {
     const postgres = ferretDbStorageOf(db);
     if (!postgres) return;
@@ -35,7 +32,6 @@ export async function createMissingIndexes<T extends Document>(db: Db, collectio
     // Range indexes on top-level fields (the compact layout's order keys): btree, for ordered reads.
     const ordered = wanted.filter((index) => index.range).map((index) => Object.keys(index.key)[0]!).filter((field) => !field.includes('.'));
     await postgres.ensure(db.databaseName, collectionName, [...new Set(['_id', ...fields])], [...new Set(ordered)]);
-    if (options.ephemeral) await postgres.unlogged(db.databaseName, collectionName);
     return;
   }
   const collection = db.collection<T>(collectionName);

@@ -35,8 +35,6 @@ export class SlotCounter {
     db: Db,
     collection: string,
     private readonly now: () => number = Date.now,
-    /** Counts that may be lost in a database crash (see createMissingIndexes). */
-    private readonly ephemeral = false,
   ) {
     this.db = db;
     this.slots = db.collection<SlotDocument>(collection);
@@ -46,7 +44,7 @@ export class SlotCounter {
     await createMissingIndexes(this.db, this.slots.collectionName, [
       { key: { k: 1 }, name: 'key' },
       { key: { until: 1 }, name: 'until' },
-    ], { ephemeral: this.ephemeral });
+    ]);
   }
 
   /** How many units of a key are taken. */

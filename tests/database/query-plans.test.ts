@@ -175,8 +175,8 @@ describe.skipIf(!postgres)('query plans of the bench requests (FerretDB on Postg
       if (plan.filterPushdown !== true || !usesIndex(types)) problems.push(`${sent.label}: ${sent.command} ${sent.collection} ${JSON.stringify(sent.filter)} pushdown=${plan.filterPushdown} plan=${types.join('>') || 'none'}`);
     }
     expect(problems).toEqual([]);
-    // Among them: the client behind a token, a person's manual links, and the write intent of an import.
-    expect([...seen]).toEqual(expect.arrayContaining(['clients(_id)', 'person_links(_id)', 'write_intents(_id)']));
+    // Among them: a person's manual links, and the write intent of an import.
+    expect([...seen]).toEqual(expect.arrayContaining(['person_links(_id)', 'write_intents(_id)']));
   });
 
   it('PostgreSQL answers every direct read from an index', async () => {
@@ -187,5 +187,9 @@ describe.skipIf(!postgres)('query plans of the bench requests (FerretDB on Postg
     }
     expect(problems).toEqual([]);
     expect(statements.length).toBeGreaterThan(4);
+    // The client behind a token is read directly too, at every request (its rate-limit count is one upsert on the
+    // primary key of the hub's counter table: not a read, and not listed here).
+    const clients = await tableOf('clients');
+    expect(statements.some((statement) => statement.label === 'read by id' && statement.text.includes(`"${clients}"`))).toBe(true);
   });
 });
