@@ -317,6 +317,7 @@ export async function startHub(
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     prepareQuery: (query) => literals.rewrite(query),
     databaseReachable: database.ping,
+    databaseUnreachableSince: database.unreachableSince,
     log,
   });
 

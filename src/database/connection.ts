@@ -8,6 +8,8 @@ export interface DatabaseConnection {
   commandsSent(): number;
   /** Whether the server answers a ping now. */
   ping(): Promise<boolean>;
+  /** Whether the server was unreachable at some moment since `since` (ms since the epoch), as the driver saw it. */
+  unreachableSince(since: number): boolean;
   /** After a bulk import: refreshes the planner statistics of FerretDB's PostgreSQL tables (a no-op elsewhere). */
   refreshStatistics(): Promise<void>;
   close(): Promise<void>;
@@ -37,6 +39,17 @@ export function openDatabase(
   client.on('commandStarted', () => {
     commands++;
   });
+  // Outages as the driver's monitoring sees them: when the server went Unknown, and when it came back.
+  let downSince: number | undefined;
+  let lastDownUntil = 0;
+  client.on('serverDescriptionChanged', (event) => {
+    const unknown = event.newDescription.type === 'Unknown';
+    if (unknown && downSince === undefined) downSince = Date.now();
+    else if (!unknown && downSince !== undefined) {
+      downSince = undefined;
+      lastDownUntil = Date.now();
+    }
+  });
   const db = client.db(dbName);
   const indexes = postgres ? new FerretDbStorage(postgres.url, postgres.warn) : undefined;
   if (indexes) useFerretDbStorage(db, indexes);
@@ -52,6 +65,7 @@ export function openDatabase(
         return false;
       }
     },
+    unreachableSince: (since) => downSince !== undefined || lastDownUntil >= since,
     refreshStatistics: async () => {
       await indexes?.analyze(dbName);
     },

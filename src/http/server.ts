@@ -28,6 +28,8 @@ export interface HttpOptions {
   /** Rewrites the query text before it is parsed and validated (FHIR-style bare literals). */
   prepareQuery?: (query: string) => string;
   databaseReachable: () => Promise<boolean>;
+  /** Whether the database was unreachable at some moment since then (ms since the epoch). */
+  databaseUnreachableSince?: (since: number) => boolean;
   /** Records a FHIR REST request in the audit trail (what it touched, who, the outcome). */
   recordRest?: (context: RequestContext, request: { method: string; path: string; outcome: 'success' | 'failed' | 'refused'; detail?: string }) => void;
   /** The hub's version, for the CapabilityStatement. */
@@ -117,6 +119,8 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 }
 
 /** Whether a GraphQL answer carries a TIMEOUT error. */
+const DATABASE_DOWN = 'The database cannot be reached right now; retry shortly';
+
 function ranOutOfTime(body: string): boolean {
   try {
     const parsed = JSON.parse(body) as { errors?: { extensions?: { code?: string } }[] };
@@ -186,7 +190,18 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     return `{ ${focus.type}(id: "${focus.id}") ${trimmed} }`;
   };
 
+  /**
+   * Whether the database was unreachable at some moment since the request came in, or fails to answer a ping
+   * within 200 ms: a request that ran out of time because of an outage (waiting for the database, or behind the
+   * work that piled up meanwhile) is answered SERVICE_UNAVAILABLE, as every request the outage stopped, not
+   * TIMEOUT (which tells the client to ask for less).
+   */
+  const databaseDown = async (since: number): Promise<boolean> =>
+    options.databaseUnreachableSince?.(since) === true ||
+    !(await Promise.race([options.databaseReachable().catch(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 200).unref())]));
+
   const handleGraphql = async (request: IncomingMessage, response: ServerResponse, url: URL, focus?: { type: string; id: string }): Promise<void> => {
+    const started = Date.now();
     const headers = new HeaderMap();
     for (const [key, value] of Object.entries(request.headers)) {
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
@@ -251,7 +266,8 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     const result = await Promise.race([execution, timedOut]).finally(() => clearTimeout(timer));
     if (result === 'timeout') {
       context.deadline.abort();
-      sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
+      if (await databaseDown(started)) sendError(response, 503, 'SERVICE_UNAVAILABLE', DATABASE_DOWN);
+      else sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
       return;
     }
     // Reads that ran out of the request's time (statement timeouts at the deadline) end the request the same
@@ -275,6 +291,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
    * a GraphQL request; every refusal an OperationOutcome.
    */
   const handleRest = async (request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> => {
+    const started = Date.now();
     const refuse = (target: ServerResponse, status: number, code: ErrorCode, message: string): void => sendRest(target, errorResponse(code, message, status));
     const context = await contextFor(request, response, refuse);
     if (!context) return;
@@ -300,7 +317,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
         context.deadline.abort();
         outcome = 'failed';
         detail = 'timeout';
-        sendRest(response, errorResponse('TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it`));
+        sendRest(response, (await databaseDown(started)) ? errorResponse('SERVICE_UNAVAILABLE', DATABASE_DOWN) : errorResponse('TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it`));
         return;
       }
       if (result.status >= 400) {
