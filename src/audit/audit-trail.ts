@@ -13,6 +13,7 @@ import type { AuditEvent, AuditEventEntity, Resource } from '@medplum/fhirtypes'
 import type { FhirStore } from '../fhir/store.ts';
 import type { Logger } from '../log.ts';
 import type { Caller } from '../auth/tokens.ts';
+import { ID_SOURCE } from '../fhir/references.ts';
 
 const BATCH = 200;
 const MAX_RESOURCES = 100;
@@ -41,13 +42,15 @@ export class RequestAudit {
   }
 }
 
+const patientReference = new RegExp(`^Patient/${ID_SOURCE}$`);
+
 /** The patients a resource is about: itself, or its subject / patient / for / beneficiary reference. */
 export function patientReferences(resource: Resource): string[] {
   if (resource.resourceType === 'Patient') return resource.id ? [`Patient/${resource.id}`] : [];
   const r = resource as { subject?: { reference?: string }; patient?: { reference?: string }; for?: { reference?: string }; beneficiary?: { reference?: string } };
   return [r.subject, r.patient, r.for, r.beneficiary]
     .map((reference) => reference?.reference)
-    .filter((reference): reference is string => typeof reference === 'string' && /^Patient\/[A-Za-z0-9\-.]{1,64}$/.test(reference));
+    .filter((reference): reference is string => typeof reference === 'string' && patientReference.test(reference));
 }
 
 export interface AuditRecord {

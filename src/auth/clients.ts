@@ -9,6 +9,7 @@ import { ferretDbStorageOf, type FieldType } from '../database/ferretdb-storage.
 import { createMissingIndexes } from '../database/indexes.ts';
 import { HubError, badInput, notFound } from '../errors.ts';
 import { formatScope, parseScopes } from './scopes.ts';
+import { ID_PATTERN } from '../fhir/references.ts';
 
 /** member: a hospital's HIS acting for its organisation; admin: consortium administrators; resident-app: obtains tokens for one resident. */
 export const clientKinds = ['member', 'admin', 'resident-app'] as const;
@@ -49,7 +50,7 @@ export const clientRegistrationSchema = z
     id: z.string().regex(/^[A-Za-z0-9._-]{3,64}$/, 'client id: 3 to 64 letters, digits, . _ -'),
     name: z.string().min(1).max(200),
     kind: z.enum(clientKinds),
-    organization: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/, 'an Organization id').optional(),
+    organization: z.string().regex(ID_PATTERN, 'an Organization id').optional(),
     scopes: z.string().min(1).max(4000),
     secret: z.string().min(24, 'a secret of at least 24 characters').max(200).optional(),
   })

@@ -19,6 +19,7 @@ import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { HubError, badInput } from '../errors.ts';
 import { isServedResourceType } from './resource-types.ts';
 import type { FhirStore, WriteOutcome } from './store.ts';
+import { ID_PATTERN } from './references.ts';
 
 export type EntryOutcome = 'created' | 'updated' | 'unchanged' | 'failed';
 
@@ -42,7 +43,6 @@ export interface BundleImportResult {
 export class UnresolvedReferenceError extends HubError {}
 
 const MAX_ENTRIES = 20_000;
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 interface PlannedEntry {
   index: number;
@@ -152,7 +152,7 @@ export class BundleImporter {
           planned.id = ids[0] ?? fullUrlId ?? conditionId(resourceType, condition);
         } else {
           const id = path?.split('/')[1];
-          if (!id || !ID.test(id) || path !== `${resourceType}/${id}`) throw badInput(`${where}: PUT needs a url like ${resourceType}/<id>`);
+          if (!id || !ID_PATTERN.test(id) || path !== `${resourceType}/${id}`) throw badInput(`${where}: PUT needs a url like ${resourceType}/<id>`);
           if (resource.id !== undefined && resource.id !== id) throw badInput(`${where}: the resource id does not match the PUT url ${url}`, ['id']);
           planned.id = id;
         }
@@ -162,9 +162,9 @@ export class BundleImporter {
           const ids = await this.searchOne(resourceType, condition.replace(/^[A-Za-z]+\?/, ''), where);
           if (ids.length > 1) throw badInput(`${where}: ifNoneExist ${condition} matches more than one resource`);
           planned.matched = ids.length === 1;
-          planned.id = ids[0] ?? (fullUrlId && ID.test(fullUrlId) ? fullUrlId : conditionId(resourceType, condition));
+          planned.id = ids[0] ?? (fullUrlId && ID_PATTERN.test(fullUrlId) ? fullUrlId : conditionId(resourceType, condition));
         } else {
-          planned.id = fullUrlId && ID.test(fullUrlId) ? fullUrlId : resource.id && ID.test(resource.id) ? resource.id : randomUUID();
+          planned.id = fullUrlId && ID_PATTERN.test(fullUrlId) ? fullUrlId : resource.id && ID_PATTERN.test(resource.id) ? resource.id : randomUUID();
         }
       } else {
         throw badInput(`${where}: request method ${method ?? '(none)'} is not supported here; use POST or PUT`);

@@ -12,8 +12,17 @@
 import { getDataType, type InternalSchemaElement } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 
-/** A FHIR resource id (R4: 1 to 64 of letters, digits, `-` and `.`). */
-export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+/** A FHIR resource id (R4: 1 to 64 of letters, digits, `-` and `.`), as a pattern source to build others from. */
+export const ID_SOURCE = '[A-Za-z0-9\\-.]{1,64}';
+
+/** A FHIR resource id, whole. */
+export const ID_PATTERN = new RegExp(`^${ID_SOURCE}$`);
+
+/** A relative literal reference `Type/id`, capturing the type and the id. */
+export const RELATIVE_REFERENCE = new RegExp(`^([A-Z][A-Za-z]+)/(${ID_SOURCE})$`);
+
+/** An id, or the id of a `<prefix>/<id>` reference (`Organization/org-1` or `org-1`). */
+export const idOrReferencePattern = (prefix: string): RegExp => new RegExp(`^(${prefix}/)?${ID_SOURCE}$`);
 
 /** `Organization/<id>` from an organisation's id, or from its reference as given. */
 export function organizationReference(idOrReference: string): string {
@@ -22,7 +31,7 @@ export function organizationReference(idOrReference: string): string {
 
 const literalReference = new RegExp(
   [
-    /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.source,
+    `^[A-Z][A-Za-z]+/${ID_SOURCE}(?:/_history/${ID_SOURCE})?$`,
     /^#[A-Za-z0-9\-.]{0,64}$/.source,
     /^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.source,
     /^urn:oid:[0-2](?:\.(?:0|[1-9][0-9]*))+$/.source,

@@ -18,6 +18,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { compiledPathOf } from './compiled-path.ts';
 import { ensureStructureDefinitions } from './definitions.ts';
 import { searchParametersOf, type SearchParameterDefinition, type SimpleParameterType } from './search-parameters.ts';
+import { ID_SOURCE } from './references.ts';
 
 export interface DateRange {
   lo: Date;
@@ -116,9 +117,12 @@ function tokenValues(value: TypedValue): string[] {
  * `Patient/123`, also from absolute URLs and `Patient/123/_history/2`. Contained (`#id`) and `urn:` references
  * are kept as written, so `:missing` tells apart a resource that has a reference from one that has none.
  */
+const containedReference = new RegExp(`^#${ID_SOURCE}$`);
+const referenceTail = new RegExp(`(?:^|/)([A-Z][A-Za-z]+)/(${ID_SOURCE})(?:/_history/[^/]+)?$`);
+
 export function normalizeReference(reference: string): string | undefined {
-  if (/^#[A-Za-z0-9\-.]{1,64}$/.test(reference)) return reference;
-  const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(reference);
+  if (containedReference.test(reference)) return reference;
+  const match = referenceTail.exec(reference);
   if (match) return `${match[1]}/${match[2]}`;
   if (reference.startsWith('urn:uuid:') || reference.startsWith('urn:oid:')) return reference;
   return undefined;

@@ -9,6 +9,7 @@ import type { Filter, Sort } from 'mongodb';
 import { badInput } from '../errors.ts';
 import { bareTokenForms, dateRange, normalizeReference, normalizeString, normalizeTokenCode, unitKey } from './search-index.ts';
 import { findSearchParameter, parameterKey, storedField, type SimpleParameterType } from './search-parameters.ts';
+import { ID_PATTERN } from './references.ts';
 
 /** The stored document of a current resource version. */
 export interface ResourceDocument {
@@ -63,7 +64,7 @@ function referenceCandidates(targets: string[], name: string, value: string): st
     if (!normalized) throw badInput(`Search parameter ${name}: "${value}" is not a reference like Patient/123`, [name]);
     return [normalized];
   }
-  if (!/^[A-Za-z0-9\-.]{1,64}$/.test(value)) throw badInput(`Search parameter ${name}: "${value}" is not a valid id`, [name]);
+  if (!ID_PATTERN.test(value)) throw badInput(`Search parameter ${name}: "${value}" is not a valid id`, [name]);
   return targets.map((target) => `${target}/${value}`);
 }
 
@@ -158,7 +159,7 @@ function parameterCondition(resourceType: string, argument: string, raw: string)
     const values = splitValues(argument, raw);
     if (argument === '_id') {
       for (const id of values) {
-        if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw badInput(`Search parameter _id: "${id}" is not a valid id`, ['_id']);
+        if (!ID_PATTERN.test(id)) throw badInput(`Search parameter _id: "${id}" is not a valid id`, ['_id']);
       }
       return { _id: { $in: values } };
     }

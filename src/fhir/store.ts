@@ -26,6 +26,7 @@ import { extractSearchValues, registerTokenNormalizer, type SearchValues } from 
 import { validateFhirResource } from './validation.ts';
 import { validationPool } from './validation-pool.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { ID_PATTERN } from './references.ts';
 
 export interface HistoryDocument {
   /** `<id>/<version>` */
@@ -170,7 +171,6 @@ export interface WriteOutcome {
   error?: HubError;
 }
 
-const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
 /** The most documents one batched reverse-reference query may return. */
 const REVERSE_REFERENCE_CAP = 50_000;

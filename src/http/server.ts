@@ -12,6 +12,7 @@ import type { RequestContext } from '../graphql/context.ts';
 import { PLAYGROUND_ASSET_PREFIX, playgroundAsset, playgroundPage } from './playground.ts';
 import { COCKPIT_ASSET_PREFIX, cockpitAsset, cockpitPage } from './cockpit.ts';
 import { errorResponse, handleRest as handleFhirRest, type RestResponse } from '../rest/fhir-rest.ts';
+import { ID_SOURCE } from '../fhir/references.ts';
 
 export interface HttpOptions {
   host: string;
@@ -119,6 +120,10 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 }
 
 /** Whether a GraphQL answer carries a TIMEOUT error. */
+/** `/fhir/Patient/<id>/$graphql` and `/referrals/<id>/form`. */
+const instancePath = new RegExp(`^/fhir/(Patient)/(${ID_SOURCE})/\\$graphql$`);
+const formPath = new RegExp(`^/referrals/(${ID_SOURCE})/form$`);
+
 const DATABASE_DOWN = 'The database cannot be reached right now; retry shortly';
 
 function ranOutOfTime(body: string): boolean {
@@ -396,7 +401,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       await handleGraphql(request, response, url);
       return;
     }
-    const instance = /^\/fhir\/(Patient)\/([A-Za-z0-9\-.]{1,64})\/\$graphql$/.exec(url.pathname);
+    const instance = instancePath.exec(url.pathname);
     if (instance && (request.method === 'GET' || request.method === 'POST')) {
       await handleGraphql(request, response, url, { type: instance[1]!, id: instance[2]! });
       return;
@@ -410,7 +415,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       await handleRest(request, response, url);
       return;
     }
-    const form = /^\/referrals\/([A-Za-z0-9\-.]{1,64})\/form$/.exec(url.pathname);
+    const form = formPath.exec(url.pathname);
     if (form && request.method === 'GET' && options.referralForm) {
       await handleReferralForm(request, response, form[1]!);
       return;

@@ -17,6 +17,7 @@ import type { FhirStore } from '../fhir/store.ts';
 import { monthsBetween } from '../referral/referral-stats.ts';
 import { qualificationOf, RecognitionService, terminologyOf } from './recognition-service.ts';
 import { chinaDate, declineReasonNames, declineReasons, type DeclineReason } from './rules.ts';
+import { RELATIVE_REFERENCE } from '../fhir/references.ts';
 
 export const DECISION_SYSTEM = 'https://demo.consortium-hub.cn/CodeSystem/recognition-decision';
 export const DECLINE_REASON_SYSTEM = 'https://demo.consortium-hub.cn/CodeSystem/recognition-decline-reason';
@@ -80,7 +81,8 @@ export class RecognitionDecisions {
   async record(input: DecisionInput): Promise<DecisionRecord> {
     const at = organizationReference(input.at);
     if (this.actorOrganization && this.actorOrganization !== at) throw new HubError('FORBIDDEN', `A member records decisions of its own organisation (${this.actorOrganization}), not ${at}'s`);
-    const match = /^(Observation|DiagnosticReport|ImagingStudy)\/([A-Za-z0-9\-.]{1,64})$/.exec(input.result);
+    const reference = RELATIVE_REFERENCE.exec(input.result);
+    const match = reference && ['Observation', 'DiagnosticReport', 'ImagingStudy'].includes(reference[1]!) ? reference : null;
     if (!match) throw new HubError('BAD_USER_INPUT', `result must be Observation/<id>, DiagnosticReport/<id> or ImagingStudy/<id>: ${input.result}`);
     if (!input.accepted) {
       if (!input.reason || !(declineReasons as readonly string[]).includes(input.reason)) throw new HubError('BAD_USER_INPUT', `A decline needs one of the reason codes: ${declineReasons.join(', ')}`);

@@ -35,6 +35,8 @@ import {
 import type { ReferralLog } from './referral-log.ts';
 import { publishSlots, releaseSlot, reserveSlot, type SlotInput, type SlotKind } from './slots.ts';
 import { inboxKey, REFERRAL_INBOX_FIELD, REFERRAL_QUEUE_PATH } from './store-extension.ts';
+import { RELATIVE_REFERENCE } from '../fhir/references.ts';
+import { decodeCursor, encodeCursor } from '../fhir/cursor.ts';
 
 /**
  * Who made a version of a referral's Task: `meta.source` (FHIR's "source system" of the version), the client id
@@ -362,7 +364,7 @@ export class ReferralService {
     if (query.type) filter['sp._rtype'] = query.type;
     if (query.overdue !== undefined) filter['sp._awaitsUntil'] = query.overdue ? { $lt: query.now } : { $not: { $lt: query.now } };
     if (query.cursor) {
-      const after = decodeCursor(query.cursor);
+      const after = readInboxCursor(query.cursor);
       filter.$or = [{ [REFERRAL_QUEUE_PATH]: { $gt: after.queue } }, { [REFERRAL_QUEUE_PATH]: after.queue, _id: { $gt: after.id } }];
     }
     const page = await this.store.findPage('Task', filter as Filter<ResourceDocument>, { [REFERRAL_QUEUE_PATH]: 1, _id: 1 }, query.count + 1);
@@ -371,7 +373,7 @@ export class ReferralService {
       return { id: task.id!, task, facts: referralOf(task)! };
     });
     const last = page.length > query.count ? page[query.count - 1] : undefined;
-    return { items, ...(last ? { next: encodeCursor({ queue: last.sortValues[0] as Date, id: (last.resource as Task).id! }) } : {}) };
+    return { items, ...(last ? { next: inboxCursor({ queue: last.sortValues[0] as Date, id: (last.resource as Task).id! }) } : {}) };
   }
 
   /**
@@ -430,7 +432,7 @@ export class ReferralService {
   private async existingReferences(references: string[]): Promise<string[]> {
     const checked: string[] = [];
     for (const reference of references) {
-      const match = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(reference);
+      const match = RELATIVE_REFERENCE.exec(reference);
       if (!match) throw badInput(`Not a reference of the form Type/id: ${reference}`);
       const found = await this.store.readMany(match[1]!, [match[2]!]).catch((error: unknown) => {
         if (error instanceof HubError && error.code === 'BAD_USER_INPUT') throw badInput(`${reference}: ${error.message}`);
@@ -499,17 +501,13 @@ function endOfDay(date: Date): Date {
   return new Date(Date.UTC(cst.getUTCFullYear(), cst.getUTCMonth(), cst.getUTCDate() + 1) - 8 * 3600 * 1000);
 }
 
-function encodeCursor(position: { queue: Date; id: string }): string {
-  return Buffer.from(JSON.stringify({ q: position.queue.getTime(), i: position.id })).toString('base64url');
-}
+const inboxCursor = (position: { queue: Date; id: string }): string => encodeCursor({ q: position.queue.getTime(), i: position.id });
 
-function decodeCursor(cursor: string): { queue: Date; id: string } {
-  try {
-    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { q?: unknown; i?: unknown };
-    if (typeof parsed.q !== 'number' || typeof parsed.i !== 'string') throw new Error('shape');
+function readInboxCursor(cursor: string): { queue: Date; id: string } {
+  return decodeCursor(cursor, '_cursor', (value) => {
+    const parsed = value as { q?: unknown; i?: unknown };
+    if (typeof parsed?.q !== 'number' || typeof parsed.i !== 'string') throw new Error('not an inbox cursor');
     return { queue: new Date(parsed.q), id: parsed.i };
-  } catch {
-    throw badInput('_cursor is not a cursor of this inbox');
-  }
+  });
 }
 

@@ -14,6 +14,7 @@ import type { SearchArguments } from '../fhir/search-query.ts';
 import { HubError, badInput, notFound, operationOutcome } from '../errors.ts';
 import type { RequestContext } from '../graphql/context.ts';
 import { capabilityStatement } from './capability.ts';
+import { ID_PATTERN, RELATIVE_REFERENCE } from '../fhir/references.ts';
 
 export interface RestRequest {
   method: string;
@@ -32,7 +33,6 @@ export interface RestResponse {
   body?: unknown;
 }
 
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 const MAX_INCLUDES = 1000;
 
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -201,7 +201,7 @@ async function includes(context: RequestContext, type: string, found: Resource[]
     const references = new Set<string>();
     for (const resource of found) {
       const values = extractSearchValues(resource, new Set([parameter.key])) as Record<string, unknown>;
-      for (const reference of (values[parameter.key] as string[] | undefined) ?? []) if (/^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(reference)) references.add(reference);
+      for (const reference of (values[parameter.key] as string[] | undefined) ?? []) if (RELATIVE_REFERENCE.test(reference)) references.add(reference);
     }
     const byType = new Map<string, string[]>();
     for (const reference of references) {
@@ -367,7 +367,7 @@ async function route(request: RestRequest, context: RequestContext, version: str
     return search(request, context, type, form);
   }
   if (id === '_history' && segments.length === 2 && method === 'GET') return typeHistory(request, context, type);
-  if (!id || !ID.test(id)) throw badInput(`${id} is not a valid id`);
+  if (!id || !ID_PATTERN.test(id)) throw badInput(`${id} is not a valid id`);
   if (segments.length === 2) {
     if (method === 'GET') {
       const resource = await context.store.read(type, id);

@@ -10,6 +10,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
+import { ID_SOURCE } from '../fhir/references.ts';
+
+/** A member's reference `Type/id`, perhaps with `/_history/<n>`. */
+const versionedReference = new RegExp(`^([A-Z][A-Za-z]+)/(${ID_SOURCE})(?:/_history/[0-9]+)?$`);
 
 export const MEMBER_ID_SYSTEM = (organizationId: string): string => `urn:consortium-hub:member-id:${organizationId}`;
 
@@ -38,7 +42,7 @@ export function hubId(member: MemberContext, type: string, id: string): string {
 export function hubReference(member: MemberContext, reference: string): string {
   const base = member.baseUrl.replace(/\/+$/, '');
   const local = reference.startsWith(`${base}/`) ? reference.slice(base.length + 1) : reference;
-  const match = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[0-9]+)?$/.exec(local);
+  const match = versionedReference.exec(local);
   if (!match) return reference;
   const [, type, id] = match as unknown as [string, string, string];
   if (type === 'Organization' && id === (member.memberOrganizationId ?? member.organizationId)) return `Organization/${member.organizationId}`;

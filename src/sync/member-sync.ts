@@ -28,12 +28,13 @@ import { HubError, badInput } from '../errors.ts';
 import { isServedResourceType } from '../fhir/resource-types.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import { hubId, isMemberItself, toHubResource, type MemberContext } from './mapping.ts';
+import { ID_PATTERN, ID_SOURCE, idOrReferencePattern } from '../fhir/references.ts';
 
 /** Types in the order a sync takes them: what others refer to first. */
 export const DEFAULT_SYNC_TYPES = ['Organization', 'Practitioner', 'Location', 'Patient', 'Encounter', 'Condition', 'Observation', 'DiagnosticReport', 'Procedure', 'MedicationRequest', 'AllergyIntolerance', 'Immunization', 'ImagingStudy', 'DocumentReference'];
 
 export const endpointInput = z.object({
-  organization: z.string().regex(/^(Organization\/)?[A-Za-z0-9\-.]{1,64}$/),
+  organization: z.string().regex(idOrReferencePattern('Organization')),
   baseUrl: z.string().url().max(500),
   auth: z.enum(['NONE', 'BEARER', 'CLIENT_CREDENTIALS']).default('NONE'),
   bearerToken: z.string().max(4000).optional(),
@@ -42,7 +43,7 @@ export const endpointInput = z.object({
   clientSecret: z.string().max(500).optional(),
   types: z.array(z.string()).min(1).max(50).default(DEFAULT_SYNC_TYPES),
   intervalMinutes: z.number().int().min(1).max(10_080).default(15),
-  memberOrganizationId: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/).optional(),
+  memberOrganizationId: z.string().regex(ID_PATTERN).optional(),
   enabled: z.boolean().default(true),
 });
 export type EndpointInput = z.input<typeof endpointInput>;
@@ -358,7 +359,7 @@ export class MemberSync {
         const when = entry.response?.lastModified;
         if (when && (!newest || when > newest)) newest = when;
         if (entry.request?.method !== 'DELETE') continue;
-        const match = new RegExp(`^${type}/([A-Za-z0-9\\-.]{1,64})`).exec(entry.request.url ?? '');
+        const match = new RegExp(`^${type}/(${ID_SOURCE})`).exec(entry.request.url ?? '');
         if (!match) continue;
         try {
           await this.store.delete(type, hubId(member, type, match[1]!));
