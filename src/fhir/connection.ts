@@ -7,6 +7,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import type { Filter } from 'mongodb';
 import { badInput } from '../errors.ts';
+import { decodeCursor, encodeCursor } from './cursor.ts';
 import { allOf, compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
 import type { FhirStore } from './store.ts';
 
@@ -38,9 +39,9 @@ interface Cursor {
 
 const MAX_CURSOR_LENGTH = 8192;
 
-function encodeCursor(cursor: Cursor): string {
+function connectionCursor(cursor: Cursor): string {
   const key = cursor.k?.map((value) => (value instanceof Date ? { d: value.toISOString() } : value));
-  return Buffer.from(JSON.stringify({ ...cursor, k: key })).toString('base64url');
+  return encodeCursor({ ...cursor, k: key });
 }
 
 function decodeKeyValue(value: unknown): unknown {
@@ -53,21 +54,22 @@ function decodeKeyValue(value: unknown): unknown {
   return value;
 }
 
-function decodeCursor(text: string): Cursor {
-  if (text.length > MAX_CURSOR_LENGTH || !/^[A-Za-z0-9_-]+$/.test(text)) throw badInput('_cursor is not a cursor this hub issued', ['_cursor']);
-  let cursor: Cursor;
-  try {
-    cursor = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Cursor;
-  } catch {
-    throw badInput('_cursor is not a cursor this hub issued', ['_cursor']);
-  }
-  const valid =
-    cursor && typeof cursor === 'object' && typeof cursor.a === 'object' && cursor.a !== null && !Array.isArray(cursor.a) &&
-    Number.isInteger(cursor.n) && cursor.n > 0 && ['s', 'e', 'a', 'b'].includes(cursor.w) && Number.isInteger(cursor.o) &&
-    (cursor.k === undefined || Array.isArray(cursor.k)) &&
-    Object.values(cursor.a).every((value) => typeof value === 'string');
-  if (!valid) throw badInput('_cursor is not a cursor this hub issued', ['_cursor']);
-  return { ...cursor, k: cursor.k?.map(decodeKeyValue) };
+function readConnectionCursor(text: string): Cursor {
+  return decodeCursor(
+    text,
+    '_cursor',
+    (value) => {
+      const cursor = value as Cursor;
+      const valid =
+        cursor && typeof cursor === 'object' && typeof cursor.a === 'object' && cursor.a !== null && !Array.isArray(cursor.a) &&
+        Number.isInteger(cursor.n) && cursor.n > 0 && ['s', 'e', 'a', 'b'].includes(cursor.w) && Number.isInteger(cursor.o) &&
+        (cursor.k === undefined || Array.isArray(cursor.k)) &&
+        Object.values(cursor.a).every((item) => typeof item === 'string');
+      if (!valid) throw new Error('not a connection cursor');
+      return { ...cursor, k: cursor.k?.map(decodeKeyValue) };
+    },
+    MAX_CURSOR_LENGTH,
+  );
 }
 
 /** Keys usable for keyset paging: one value per resource (not arrays of tokens). */
@@ -111,7 +113,7 @@ export async function searchConnection(
   if ('_offset' in searchArgs) throw badInput('A connection pages with _cursor, not _offset', ['_offset']);
   let cursor: Cursor;
   if (_cursor) {
-    cursor = decodeCursor(_cursor);
+    cursor = readConnectionCursor(_cursor);
     for (const [name, value] of Object.entries(searchArgs)) {
       if (cursor.a[name] !== value) throw badInput(`${name} differs from the search the cursor belongs to`, [name]);
     }
@@ -142,10 +144,10 @@ export async function searchConnection(
     count: countMatches,
     offset: cursor.w === 'e' ? null : cursor.o,
     pagesize: cursor.n,
-    first: encodeCursor({ ...base, w: 's', o: 0 }),
-    previous: hasPrevious && firstKey ? encodeCursor({ ...base, w: 'b', k: firstKey, o: Math.max(cursor.o - cursor.n, 0) }) : null,
-    next: hasNext && lastKey ? encodeCursor({ ...base, w: 'a', k: lastKey, o: cursor.o + page.length }) : null,
-    last: encodeCursor({ ...base, w: 'e', o: 0 }),
+    first: connectionCursor({ ...base, w: 's', o: 0 }),
+    previous: hasPrevious && firstKey ? connectionCursor({ ...base, w: 'b', k: firstKey, o: Math.max(cursor.o - cursor.n, 0) }) : null,
+    next: hasNext && lastKey ? connectionCursor({ ...base, w: 'a', k: lastKey, o: cursor.o + page.length }) : null,
+    last: connectionCursor({ ...base, w: 'e', o: 0 }),
     edges: page.map((row) => ({ mode: 'match', score: null, resource: row.resource })),
   };
 }

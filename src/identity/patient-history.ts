@@ -18,6 +18,7 @@ import { allOf, type ResourceDocument } from '../fhir/search-query.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import type { Person, PersonDirectory, PersonSelector } from './linking.ts';
 import { isTimelineType, timelineResourceTypes, timelineTypes, type TimelineResourceType } from './timeline.ts';
+import { decodeCursor, encodeCursor } from '../fhir/cursor.ts';
 
 export interface HistoryFilters {
   types?: string[] | null;
@@ -64,18 +65,6 @@ const memberLevelSystem = /\/CodeSystem\/member-level$/;
 const cursorSchema = z.object({ p: z.string(), f: z.string(), w: z.string(), t: z.number().int().min(0), i: z.string() }).strict();
 type HistoryCursor = z.infer<typeof cursorSchema>;
 
-function encodeCursor(cursor: HistoryCursor): string {
-  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
-}
-
-function decodeCursor(raw: string): HistoryCursor {
-  try {
-    if (raw.length > 2048) throw new Error('too long');
-    return cursorSchema.parse(JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')));
-  } catch {
-    throw badInput('after is not a cursor this hub gave out', ['after']);
-  }
-}
 
 const text = (concept: CodeableConcept | undefined): string | undefined => concept?.text ?? concept?.coding?.find((coding) => coding.display)?.display ?? concept?.coding?.[0]?.code;
 
@@ -120,7 +109,7 @@ export class PatientHistory {
     const types = this.types(filters.types);
     const typeFilters = this.filterConditions(filters);
     const filterKey = createHash('sha256').update(JSON.stringify([types, filters.from ?? null, filters.to ?? null, filters.organization ?? null, filters.code ?? null])).digest('base64url').slice(0, 16);
-    const cursor = after ? decodeCursor(after) : undefined;
+    const cursor = after ? decodeCursor(after, 'after', (value): HistoryCursor => cursorSchema.parse(value)) : undefined;
 
     const personId = await this.directory.resolve(selector);
     if (cursor && (cursor.p !== personId || cursor.f !== filterKey)) throw badInput('after belongs to another person or other filters', ['after']);

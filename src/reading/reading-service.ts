@@ -23,6 +23,7 @@ import { CRITICAL_FIELD, criticalNotifications, CRITICAL_SYSTEM, recordCriticalE
 import { DEFAULT_ACK_MINUTES, defaultCriticalRules, dueAt, late, modalities, turnaround, urgencies, type CriticalRule, type Modality, type ReadingStatus, type Urgency } from './rules.ts';
 import { monthOf } from '../referral/referral-log.ts';
 import { queueAnchor, READING_ORDER_PATH, READING_QUEUE_FIELD } from './store-extension.ts';
+import { decodeCursor, encodeCursor } from '../fhir/cursor.ts';
 
 export const ESCALATED_TAG = { system: CRITICAL_SYSTEM, code: 'escalated', display: '危急值超时未确认，已升级' };
 
@@ -84,19 +85,15 @@ interface ReadingFact {
 
 
 
-function encodeCursor(cursor: { queue: Date; id: string }): string {
-  return Buffer.from(JSON.stringify({ q: cursor.queue.toISOString(), i: cursor.id })).toString('base64url');
-}
+const queueCursor = (cursor: { queue: Date; id: string }): string => encodeCursor({ q: cursor.queue.toISOString(), i: cursor.id });
 
-function decodeCursor(text: string): { queue: Date; id: string } {
-  try {
-    const parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as { q: string; i: string };
-    const queue = new Date(parsed.q);
-    if (Number.isNaN(queue.getTime()) || typeof parsed.i !== 'string') throw new Error('bad');
+function readQueueCursor(text: string): { queue: Date; id: string } {
+  return decodeCursor(text, 'cursor', (value) => {
+    const parsed = value as { q?: unknown; i?: unknown };
+    const queue = new Date(typeof parsed?.q === 'string' ? parsed.q : Number.NaN);
+    if (Number.isNaN(queue.getTime()) || typeof parsed.i !== 'string') throw new Error('not a queue cursor');
     return { queue, id: parsed.i };
-  } catch {
-    throw new HubError('BAD_USER_INPUT', 'cursor is not a cursor this hub issued');
-  }
+  });
 }
 
 export class ReadingService {
@@ -206,13 +203,13 @@ export class ReadingService {
     const filter: Record<string, unknown> = { [READING_QUEUE_FIELD]: anchor };
     if (query.overdue !== undefined) filter['sp._rdue'] = query.overdue ? { $lt: this.now() } : { $not: { $lt: this.now() } };
     if (query.cursor) {
-      const after = decodeCursor(query.cursor);
+      const after = readQueueCursor(query.cursor);
       filter.$or = [{ [READING_ORDER_PATH]: { $gt: after.queue } }, { [READING_ORDER_PATH]: after.queue, _id: { $gt: after.id } }];
     }
     const rows = await this.store.findPage('Task', filter as Filter<ResourceDocument>, { [READING_ORDER_PATH]: 1, _id: 1 }, query.count + 1);
     const items = rows.slice(0, query.count).map(({ resource }) => ({ id: resource.id!, task: resource as Task, facts: readingOf(resource as Task)! }));
     const last = rows.length > query.count ? rows[query.count - 1] : undefined;
-    return { items, ...(last ? { next: encodeCursor({ queue: last.sortValues[0] as Date, id: last.resource.id! }) } : {}) };
+    return { items, ...(last ? { next: queueCursor({ queue: last.sortValues[0] as Date, id: last.resource.id! }) } : {}) };
   }
 
   /** A reader of the centre claims a study: exactly one of two concurrent claims wins (the other is CONFLICT). */
