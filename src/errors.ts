@@ -68,9 +68,6 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     // FerretDB stopping: it cancels the queries in flight ("context canceled") without a code of its own.
     if (/context canceled/.test(error.message) && (error as { code?: unknown }).code !== 50) return true;
   }
-  // The request's own time limit ran out while the driver was still looking for a server or a connection: the
-  // database could not be reached in time, which is an outage, not a request that asked for too much.
-  if (name === 'MongoOperationTimeoutError' && /server selection|connection checkout/i.test(error.message)) return true;
   return (
     name === 'MongoServerSelectionError' ||
     name === 'MongoNetworkError' ||

@@ -196,14 +196,15 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
   };
 
   /**
-   * Whether the database was unreachable at some moment since the request came in, or fails to answer a ping
-   * within 200 ms: a request that ran out of time because of an outage (waiting for the database, or behind the
-   * work that piled up meanwhile) is answered SERVICE_UNAVAILABLE, as every request the outage stopped, not
+   * Whether the database is down, or was within one request time limit before this request came in, as the
+   * driver's monitoring saw it, or refuses a ping now (a ping that is only slow counts as up: a loaded machine
+   * stretches timings): a request that ran out of time because of an outage (waiting for the database, or behind
+   * the work that piled up meanwhile) is answered SERVICE_UNAVAILABLE, as every request the outage stopped, not
    * TIMEOUT (which tells the client to ask for less).
    */
   const databaseDown = async (since: number): Promise<boolean> =>
-    options.databaseUnreachableSince?.(since) === true ||
-    !(await Promise.race([options.databaseReachable().catch(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 200).unref())]));
+    options.databaseUnreachableSince?.(since - options.requestTimeoutMs) === true ||
+    !(await Promise.race([options.databaseReachable().catch(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 1000).unref())]));
 
   const handleGraphql = async (request: IncomingMessage, response: ServerResponse, url: URL, focus?: { type: string; id: string }): Promise<void> => {
     const started = Date.now();
@@ -278,7 +279,8 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     // Reads that ran out of the request's time (statement timeouts at the deadline) end the request the same
     // way as the timer: one 503 TIMEOUT, whichever came first.
     if (result.body.kind === 'complete' && result.body.string.includes('"TIMEOUT"') && ranOutOfTime(result.body.string)) {
-      sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
+      if (await databaseDown(started)) sendError(response, 503, 'SERVICE_UNAVAILABLE', DATABASE_DOWN);
+      else sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
       return;
     }
     for (const [key, value] of result.headers) response.setHeader(key, value);
