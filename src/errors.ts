@@ -94,8 +94,18 @@ export function isRequestTimeUp(error: unknown): boolean {
 }
 
 /** Turns driver connectivity errors into SERVICE_UNAVAILABLE and timed-out reads into TIMEOUT; everything else passes through. */
+let unavailableSeenAt = 0;
+
+/** When this process last met the database unreachable (a request of it failed so), in ms since the epoch. */
+export function databaseLastUnavailable(): number {
+  return unavailableSeenAt;
+}
+
 export function translateDatabaseError(error: unknown): unknown {
-  if (isDatabaseUnavailable(error)) return databaseUnavailable();
+  if (isDatabaseUnavailable(error)) {
+    unavailableSeenAt = Date.now();
+    return databaseUnavailable();
+  }
   if (isRequestTimeUp(error)) return new HubError('TIMEOUT', 'The request ran out of time');
   return error;
 }
