@@ -197,15 +197,14 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
 
   /**
    * Whether the database is down, or was within one request time limit before this request came in, as requests
-   * of this process met it or the driver's monitoring saw it, or does not answer a ping within 200 ms (right after a restart the monitoring may
-   * not have noticed yet, and the backlog makes a ping slow): a request that ran out of time because of an outage (waiting for the database, or behind
-   * the work that piled up meanwhile) is answered SERVICE_UNAVAILABLE, as every request the outage stopped, not
+   * of this process met it or the driver's monitoring saw it (never guessed from timings, which a loaded machine
+   * stretches): a request that ran out of time because of an outage (waiting for the database, or behind the work
+   * that piled up meanwhile) is answered SERVICE_UNAVAILABLE, as every request the outage stopped, not
    * TIMEOUT (which tells the client to ask for less).
    */
   const databaseDown = async (since: number): Promise<boolean> =>
     databaseLastUnavailable() >= since - options.requestTimeoutMs ||
-    options.databaseUnreachableSince?.(since - options.requestTimeoutMs) === true ||
-    !(await Promise.race([options.databaseReachable().catch(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 200).unref())]));
+    options.databaseUnreachableSince?.(since - options.requestTimeoutMs) === true;
 
   const handleGraphql = async (request: IncomingMessage, response: ServerResponse, url: URL, focus?: { type: string; id: string }): Promise<void> => {
     const started = Date.now();
