@@ -86,36 +86,55 @@ export class AuditTrail {
     const groups = record.audit && record.audit.byPatient.size > 0 ? [...record.audit.byPatient] : [['', new Set<string>()] as [string, Set<string>]];
     for (const [patient, resources] of groups) this.buffer.push(auditEvent(record, patient, resources));
     if (this.buffer.length > MAX_BUFFER) this.log.error('audit buffer is full; the database is not taking audit events', { buffered: this.buffer.length });
-    if (this.buffer.length >= BATCH) void this.flush();
+    if (this.buffer.length >= BATCH && !this.flushing) void this.flush();
   }
 
-  /** Writes the buffered events (one bulk write per batch). */
+  /**
+   * Writes the events buffered now (one bulk write per batch of 200). Called while a flush runs, it waits for
+   * that one and then writes what is left.
+   */
   async flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    this.flushing = (async () => {
-      while (this.buffer.length > 0) {
-        const batch = this.buffer.slice(0, BATCH);
-        try {
-          const outcomes = await this.store.writeMany(batch.map((resource) => ({ resource, mode: 'create' as const })), { atomic: false });
-          // An event the validator refuses is a bug of the hub, not of the database: log it rather than retry forever.
-          for (const outcome of outcomes) if (outcome.outcome === 'failed') this.log.error('an audit event was refused', { error: outcome.error?.message });
-          this.buffer.splice(0, batch.length);
-        } catch (error) {
-          this.log.error('writing audit events failed; they stay buffered and are retried', { error: error instanceof Error ? error.message : String(error), buffered: this.buffer.length });
-          return;
-        }
-      }
-    })().finally(() => {
+    if (this.flushing) {
+      await this.flushing;
+      if (this.flushing) return this.flushing;
+    }
+    this.flushing = this.writeBuffered().then((ok) => {
       this.flushing = undefined;
+      // A full batch gathered meanwhile is written now, not at the next tick (a failing database waits for the timer).
+      if (ok && this.buffer.length >= BATCH) void this.flush();
     });
     return this.flushing;
+  }
+
+  /**
+   * Writes what was buffered when it began; events that arrive meanwhile wait for the next flush (chasing them
+   * turned batching under steady load into one small write per request). False when the database refused.
+   */
+  private async writeBuffered(): Promise<boolean> {
+    let owed = this.buffer.length;
+    while (owed > 0 && this.buffer.length > 0) {
+      const batch = this.buffer.slice(0, Math.min(BATCH, owed));
+      try {
+        const outcomes = await this.store.writeMany(batch.map((resource) => ({ resource, mode: 'create' as const })), { atomic: false });
+        // An event the validator refuses is a bug of the hub, not of the database: log it rather than retry forever.
+        for (const outcome of outcomes) if (outcome.outcome === 'failed') this.log.error('an audit event was refused', { error: outcome.error?.message });
+        this.buffer.splice(0, batch.length);
+        owed -= batch.length;
+      } catch (error) {
+        this.log.error('writing audit events failed; they stay buffered and are retried', { error: error instanceof Error ? error.message : String(error), buffered: this.buffer.length });
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Stops the timer and writes everything still buffered (graceful shutdown). */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.flush();
-    if (this.buffer.length > 0) await this.flush();
+    for (let left = Infinity; this.buffer.length > 0 && this.buffer.length < left; ) {
+      left = this.buffer.length;
+      await this.flush();
+    }
   }
 
   get pending(): number {

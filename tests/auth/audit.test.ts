@@ -9,6 +9,10 @@ import { demoResources } from '../../src/demo/seed.ts';
 import { storedResources } from '../support/commands.ts';
 import { graphql, type TestDatabase } from '../support/hub.ts';
 import { authenticatedDemoHub, token } from '../support/auth.ts';
+import { AuditTrail, RequestAudit } from '../../src/audit/audit-trail.ts';
+import type { Caller } from '../../src/auth/tokens.ts';
+import { createHubStore } from '../../src/hub-store.ts';
+import { createLogger } from '../../src/log.ts';
 
 let database: TestDatabase;
 let hub: Hub;
@@ -47,4 +51,37 @@ it('buffers one event per patient read, and writes every one of them on graceful
     expect(new Date(event.recorded).getTime()).toBeGreaterThan(Date.now() - 120_000);
   }
   expect(events.filter((event) => event.outcome === '4')).toHaveLength(1);
+});
+
+it('writes the events that arrive while it writes in the next batch: one write per flush, not one per request', async () => {
+  const store = createHubStore(database.connection.db, { listMaxResults: 1000 });
+  const writes: number[] = [];
+  const writeMany = store.writeMany.bind(store);
+  store.writeMany = async (items, options) => {
+    writes.push(items.length);
+    return writeMany(items, options);
+  };
+  const trail = new AuditTrail(store, createLogger('error'), 60_000);
+  const caller: Caller = { clientId: 'steady-load', kind: 'member', scopes: [], tokenId: 'steady-load-token' };
+  const request = (i: number): void => {
+    const audit = new RequestAudit();
+    audit.touched([{ resourceType: 'Observation', id: `steady-${i}`, status: 'final', code: { text: '血糖' }, subject: { reference: `Patient/steady-${i % 4}` } }], 'R');
+    trail.record({ caller, audit, query: '{ Observation(id: "x") { id } }', outcome: 'success' });
+  };
+  // A steady stream of requests, one per turn of the event loop, while the first flush writes.
+  request(0);
+  const first = trail.flush();
+  for (let i = 1; i <= 40; i++) {
+    request(i);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await first;
+  expect(writes).toEqual([1]);
+  expect(trail.pending).toBe(40);
+  await trail.stop();
+  expect(writes).toEqual([1, 40]);
+  const events = (await auditEvents()).filter((event) => event.agent?.[0]?.who?.identifier?.value === 'steady-load');
+  expect(events.map((event) => event.entity?.find((entity) => entity.what?.reference?.startsWith('Observation/'))?.what?.reference).sort()).toEqual(
+    Array.from({ length: 41 }, (_, i) => `Observation/steady-${i}`).sort(),
+  );
 });
