@@ -11,6 +11,7 @@
  * claimed version in history and rolls the current document forward to it, so no written version is lost.
  */
 import { randomUUID } from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { AnyBulkWriteOperation, Collection, Db, Filter } from 'mongodb';
 import { ferretDbStorageOf, type CompactOrder, type CompactRow } from '../database/ferretdb-storage.ts';
 import type { Resource } from '@medplum/fhirtypes';
@@ -174,6 +175,8 @@ export interface WriteOutcome {
 
 /** The most documents one batched reverse-reference query may return. */
 const REVERSE_REFERENCE_CAP = 50_000;
+/** Resources of a bulk create prepared between two turns of the event loop. */
+const SLICE = 16;
 
 export function assertValidId(id: string): void {
   if (!ID_PATTERN.test(id)) throw badInput(`"${id.slice(0, 80)}" is not a valid FHIR id`, ['id']);
@@ -1098,9 +1101,21 @@ export class FhirStore {
   /** `covered`: the caller's write intent names these ids already. */
   private async createIfAbsent(type: string, resources: Resource[], outcomes: Map<Resource, WriteOutcome>, covered = false): Promise<void> {
     const ts = new Date();
-    const prepared = resources.map((resource) => this.prepare(resource, resource.id as string, 1, ts));
-    const documents = prepared.map((resource) => this.versionDocuments(resource, 1, ts, 'create'));
-    const currents = await Promise.all(documents.map((d) => this.encode(type, d.current)));
+    const prepared: Resource[] = [];
+    const documents: ReturnType<FhirStore['versionDocuments']>[] = [];
+    const currents: ResourceDocument[] = [];
+    // A slice at a time, letting other requests in between (200 audit events in one go held the event loop for
+    // 25 ms: a read arriving then waited for all of it).
+    for (let start = 0; start < resources.length; start += SLICE) {
+      if (start > 0) await yieldToEventLoop();
+      for (const resource of resources.slice(start, start + SLICE)) {
+        const version = this.prepare(resource, resource.id as string, 1, ts);
+        const document = this.versionDocuments(version, 1, ts, 'create');
+        prepared.push(version);
+        documents.push(document);
+        currents.push(await this.encode(type, document.current));
+      }
+    }
     const intent = covered ? undefined : await this.intend(type, resources.map((resource) => resource.id as string));
     const historyFailed = await insertManyReportingDuplicates(this.versions(type), documents.map((d) => d.history));
     const currentFailed = await insertManyReportingDuplicates(this.current(type), currents);
