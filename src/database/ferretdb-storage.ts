@@ -9,8 +9,13 @@
  *    in Go, at about 4 ms per query plus 0.1–0.4 ms per document on this machine, where PostgreSQL itself
  *    finds them through the GIN index in under a millisecond. So the store's hot reads (by id, by anchor; see
  *    fhir/document-layout.ts) select the compact documents' few fields straight from PostgreSQL with the same
- *    condition FerretDB would push down, answered by the same indexes. Writes, and every other collection,
- *    stay with FerretDB (it commits each write before it answers, so a read here sees it).
+ *    condition FerretDB would push down, answered by the same indexes.
+ * 3. Bulk inserts of new resource versions (the store's creates: an import, the audit trail). FerretDB spent
+ *    more CPU on an import's inserts than PostgreSQL did (decoding BSON, re-encoding it, a transaction per
+ *    command); the hub writes the same rows itself, in FerretDB's own JSON form (ferretdb-sjson.ts), one
+ *    statement per collection, checked once per database by a probe written both ways that must come out the
+ *    same. Updates, deletes and every other collection stay with FerretDB (it commits each write before it
+ *    answers, so a read here sees it).
  *
  * Both couple the hub to FerretDB 1.24's storage layout: each MongoDB database is a PostgreSQL schema whose
  * `_ferretdb_database_metadata` table maps a collection name (`_jsonb->>'_id'`) to its table
@@ -20,12 +25,32 @@
  * warning is logged and the hub carries on without the indexes and reads through FerretDB: queries stay
  * correct, only slower.
  */
-import { createHash } from 'node:crypto';
-import type { Db } from 'mongodb';
+import { createHash, randomUUID } from 'node:crypto';
+import { Binary, type Db } from 'mongodb';
+import { toFerretDbJson } from './ferretdb-sjson.ts';
 import pg from 'pg';
 import { Semaphore } from './semaphore.ts';
 
 const METADATA_TABLE = '_ferretdb_database_metadata';
+/** The collection of the direct-write check (directWrites); its documents live for the check only. */
+const WRITE_PROBE = 'hub_write_probe';
+
+/** A document with every kind of value the store writes, in the order it writes them. */
+function writeProbe(): Record<string, unknown> {
+  return {
+    v: 1,
+    ts: new Date(1_795_688_135_601),
+    t: ['Patient/p1', 'urn:oid:1.2|01', '中文 "引号" \\ \n'],
+    o_ts: 1_795_688_135_601,
+    d: 0.1,
+    n: -2_147_483_648,
+    b: true,
+    z: null,
+    o: { a: [1, 2.5, 'x'], e: {} },
+    x: new Binary(Buffer.from([0, 1, 2, 250, 255])),
+    json: '{"resourceType":"Patient","name":[{"text":"张三"}]}',
+  };
+}
 
 const quote = (identifier: string): string => `"${identifier.replace(/"/g, '""')}"`;
 const literal = (text: string): string => `'${text.replace(/'/g, "''")}'`;
@@ -69,6 +94,7 @@ const VALUES_PER_READ = 500;
 export class FerretDbStorage {
   private readonly pool: pg.Pool;
   private readonly layouts = new Map<string, Promise<boolean>>();
+  private readonly writeChecks = new Map<string, Promise<boolean>>();
   private readonly tables = new Map<string, string>();
   private warned = false;
   /** Set when a read row is not laid out as expected: reads go through FerretDB from then on. */
@@ -340,6 +366,86 @@ export class FerretDbStorage {
       rows.push({ _id: row.id, v: Number(row.v), ts: new Date(Number(row.ts)), x: Buffer.from(row.x, 'base64'), ...(order ? { ord: row.ord === null ? null : Number(row.ord) } : {}) });
     }
     return rows;
+  }
+
+  /**
+   * Inserts new documents of a collection straight into its PostgreSQL table, in FerretDB 1.24's own form
+   * (ferretdb-sjson.ts), in one statement; FerretDB's unique `_id` index refuses a taken id as it would. Returns
+   * the indexes of the documents whose `_id` was taken (by a stored document or an earlier one of the same
+   * call), as the driver's unordered insert reports them; or undefined where this cannot be done — the storage
+   * or a document not as expected, the collection not created yet, any error — and nothing was written: the
+   * caller inserts through FerretDB. Checked once per database against FerretDB's own write (directWrites).
+   */
+  async insertDocuments(db: Db, collection: string, documents: Record<string, unknown>[]): Promise<Set<number> | undefined> {
+    if (documents.length === 0 || !(await this.directWrites(db))) return undefined;
+    const schema = db.databaseName;
+    const table = await this.tableOf(schema, collection);
+    if (!table) return undefined;
+    const texts: string[] = [];
+    for (const document of documents) {
+      if (typeof document._id !== 'string' || Object.keys(document)[0] !== '_id') return undefined;
+      const text = toFerretDbJson(document);
+      if (text === undefined) return undefined;
+      texts.push(text);
+    }
+    const statement = `INSERT INTO ${quote(schema)}.${quote(table)} (_jsonb) SELECT d::jsonb FROM unnest($1::text[]) AS d ON CONFLICT DO NOTHING RETURNING _jsonb->>'_id' AS id`;
+    this.statements++;
+    let result: pg.QueryResult<{ id: string }>;
+    try {
+      result = await this.pool.query<{ id: string }>(statement, [texts]);
+    } catch (error) {
+      if ((error as { code?: string }).code === '42P01') this.tables.delete(`${schema}\0${collection}`);
+      return undefined;
+    }
+    const inserted = new Set(result.rows.map((row) => row.id));
+    const taken = new Set<number>();
+    documents.forEach((document, index) => {
+      if (inserted.has(document._id as string)) inserted.delete(document._id as string);
+      else taken.add(index);
+    });
+    return taken;
+  }
+
+  /**
+   * Whether direct inserts write what FerretDB writes, decided once per database: a probe document with every
+   * type the store's documents hold, inserted through FerretDB and directly, must be the same `_jsonb`.
+   */
+  private directWrites(db: Db): Promise<boolean> {
+    let checked = this.writeChecks.get(db.databaseName);
+    if (!checked) {
+      checked = (async () => {
+        if (this.readsOff || !(await this.layoutMatches(db.databaseName))) return false;
+        const probe = db.collection<{ _id: string } & Record<string, unknown>>(WRITE_PROBE);
+        const id = `probe-${randomUUID()}`;
+        const content = writeProbe();
+        await probe.insertOne({ _id: `${id}-ferretdb`, ...content });
+        try {
+          await this.ensure(db.databaseName, WRITE_PROBE, ['_id']); // its read below, like every read, by an index
+          const table = await this.tableOf(db.databaseName, WRITE_PROBE);
+          const text = toFerretDbJson({ _id: `${id}-direct`, ...content });
+          if (!table || !text) return this.writesNotMatching('no probe table');
+          await this.pool.query(`INSERT INTO ${quote(db.databaseName)}.${quote(table)} (_jsonb) VALUES ($1::jsonb)`, [text]);
+          const same = await this.pool.query<{ same: boolean }>(
+            `SELECT (a._jsonb - '_id') = (b._jsonb - '_id') AS same FROM ${quote(db.databaseName)}.${quote(table)} a, ${quote(db.databaseName)}.${quote(table)} b WHERE a._jsonb->>'_id' = $1 AND b._jsonb->>'_id' = $2`,
+            [`${id}-ferretdb`, `${id}-direct`],
+          );
+          // And FerretDB reads the direct one back as what was meant.
+          const back = await probe.findOne({ _id: `${id}-direct` });
+          if (same.rows[0]?.same !== true || !back || JSON.stringify({ ...back, _id: 0 }) !== JSON.stringify({ _id: 0, ...content })) return this.writesNotMatching('a probe document written directly differs from FerretDB\'s');
+          return true;
+        } finally {
+          await probe.deleteMany({ _id: { $in: [`${id}-ferretdb`, `${id}-direct`] } });
+        }
+      })();
+      checked.catch(() => this.writeChecks.delete(db.databaseName));
+      this.writeChecks.set(db.databaseName, checked);
+    }
+    return checked.catch(() => false);
+  }
+
+  private writesNotMatching(detail: string): false {
+    this.warn(`FerretDB's PostgreSQL storage does not take the hub's direct inserts as FerretDB 1.24 does (${detail}); writes go through FerretDB: correct but slower`);
+    return false;
   }
 
   /** Calls `listener` with every read statement sent from now on (as command monitoring does for the driver); returns the unsubscribe. */
