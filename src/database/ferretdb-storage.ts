@@ -388,11 +388,13 @@ export class FerretDbStorage {
       if (text === undefined) return undefined;
       texts.push(text);
     }
-    const statement = `INSERT INTO ${quote(schema)}.${quote(table)} (_jsonb) SELECT d::jsonb FROM unnest($1::text[]) AS d ON CONFLICT DO NOTHING RETURNING _jsonb->>'_id' AS id`;
+    // One JSON array as the parameter: as a text[] the client library escaped every document again (a third of
+    // the insert's CPU in the hub).
+    const statement = `INSERT INTO ${quote(schema)}.${quote(table)} (_jsonb) SELECT d FROM jsonb_array_elements($1::jsonb) AS d ON CONFLICT DO NOTHING RETURNING _jsonb->>'_id' AS id`;
     this.statements++;
     let result: pg.QueryResult<{ id: string }>;
     try {
-      result = await this.pool.query<{ id: string }>(statement, [texts]);
+      result = await this.pool.query<{ id: string }>(statement, [`[${texts.join(',')}]`]);
     } catch (error) {
       if ((error as { code?: string }).code === '42P01') this.tables.delete(`${schema}\0${collection}`);
       return undefined;
