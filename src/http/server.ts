@@ -202,7 +202,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
    * that piled up meanwhile) is answered SERVICE_UNAVAILABLE, as every request the outage stopped, not
    * TIMEOUT (which tells the client to ask for less).
    */
-  const databaseDown = async (since: number): Promise<boolean> =>
+  const databaseDown = (since: number): boolean =>
     databaseLastUnavailable() >= since - options.requestTimeoutMs ||
     options.databaseUnreachableSince?.(since - options.requestTimeoutMs) === true;
 
@@ -272,14 +272,14 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     const result = await Promise.race([execution, timedOut]).finally(() => clearTimeout(timer));
     if (result === 'timeout') {
       context.deadline.abort();
-      if (await databaseDown(started)) sendError(response, 503, 'SERVICE_UNAVAILABLE', DATABASE_DOWN);
+      if (databaseDown(started)) sendError(response, 503, 'SERVICE_UNAVAILABLE', DATABASE_DOWN);
       else sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
       return;
     }
     // Reads that ran out of the request's time (statement timeouts at the deadline) end the request the same
     // way as the timer: one 503 TIMEOUT, whichever came first.
     if (result.body.kind === 'complete' && result.body.string.includes('"TIMEOUT"') && ranOutOfTime(result.body.string)) {
-      if (await databaseDown(started)) sendError(response, 503, 'SERVICE_UNAVAILABLE', DATABASE_DOWN);
+      if (databaseDown(started)) sendError(response, 503, 'SERVICE_UNAVAILABLE', DATABASE_DOWN);
       else sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
       return;
     }
@@ -324,7 +324,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
         context.deadline.abort();
         outcome = 'failed';
         detail = 'timeout';
-        sendRest(response, (await databaseDown(started)) ? errorResponse('SERVICE_UNAVAILABLE', DATABASE_DOWN) : errorResponse('TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it`));
+        sendRest(response, databaseDown(started) ? errorResponse('SERVICE_UNAVAILABLE', DATABASE_DOWN) : errorResponse('TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it`));
         return;
       }
       if (result.status >= 400) {
