@@ -1466,14 +1466,40 @@ export class FhirStore {
  */
 function lowerBound(filter: Filter<ResourceDocument>, path: string): CompactOrder['after'] | undefined {
   const conditions = [filter, ...(((filter as { $and?: Filter<ResourceDocument>[] }).$and) ?? [])] as Record<string, unknown>[];
+  let tightest: CompactOrder['after'] | undefined;
   for (const condition of conditions) {
-    const range = condition[path] as { $gte?: unknown; $gt?: unknown } | undefined;
-    if (!range || typeof range !== 'object') continue;
-    const value = range.$gte ?? range.$gt;
-    const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : typeof value === 'number' ? value : Number.NaN;
-    if (!Number.isNaN(ms)) return { ord: range.$gte !== undefined ? ms - 0.5 : ms + 0.5, id: '' };
+    // A range on the order value (`_lastUpdated=ge…`), or a keyset page's `$or` of "after this value, or at it and
+    // after this id" (connection.ts): without the latter each page of a long read started again from the beginning.
+    const branches = Array.isArray(condition.$or) ? (condition.$or as Record<string, unknown>[]) : undefined;
+    const bounds = branches ? branches.map((branch) => boundOf(branch, path)) : [boundOf(condition, path)];
+    if (bounds.length === 0 || bounds.some((bound) => bound === undefined)) continue;
+    const bound = (bounds as NonNullable<CompactOrder['after']>[]).reduce((low, other) => (compareBound(other, low) < 0 ? other : low));
+    if (!tightest || compareBound(bound, tightest) > 0) tightest = bound;
   }
-  return undefined;
+  return tightest;
+}
+
+/** Where a read in ascending order may start for one condition: after `(ord, id)`; undefined when it bounds nothing. */
+function boundOf(condition: Record<string, unknown>, path: string): NonNullable<CompactOrder['after']> | undefined {
+  const value = condition[path];
+  const millis = (given: unknown): number => (given instanceof Date ? given.getTime() : typeof given === 'string' ? Date.parse(given) : typeof given === 'number' ? given : Number.NaN);
+  if (value instanceof Date || typeof value === 'string') {
+    // At this value: after the given id, or from the first id.
+    const ms = millis(value);
+    if (Number.isNaN(ms)) return undefined;
+    const id = (condition._id as { $gt?: unknown } | undefined)?.$gt;
+    return typeof id === 'string' ? { ord: ms, id } : { ord: ms - 0.5, id: '' };
+  }
+  if (!value || typeof value !== 'object') return undefined;
+  const range = value as { $gte?: unknown; $gt?: unknown };
+  const ms = millis(range.$gte ?? range.$gt);
+  if (Number.isNaN(ms)) return undefined;
+  return { ord: range.$gte !== undefined ? ms - 0.5 : ms + 0.5, id: '' };
+}
+
+function compareBound(a: NonNullable<CompactOrder['after']>, b: NonNullable<CompactOrder['after']>): number {
+  const ord = (a.ord ?? -Infinity) - (b.ord ?? -Infinity);
+  return ord !== 0 ? ord : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 /** The sort fields (other than `_id`) as a projection, so merged results can be ordered. */

@@ -1,5 +1,7 @@
 import type { Observation, Patient } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ferretDbStorageOf } from '../../src/database/ferretdb-storage.ts';
+import { searchConnection } from '../../src/fhir/connection.ts';
 import { freshDatabase, type TestDatabase } from '../support/hub.ts';
 
 /**
@@ -75,5 +77,28 @@ describe('pages sorted by a date', () => {
     expect(newest.resources.map((r) => r.id)).toEqual([moved.id]);
     const oldest = await database.store.search('Observation', { subject: `Patient/${patientId}`, _sort: 'date', _count: 200 });
     expect(oldest.resources.at(-1)?.id).toBe(moved.id);
+  });
+
+  it('reads each keyset page by _lastUpdated from its cursor on, not from the first resource again', async () => {
+    const everything = await database.store.search('Observation', { _sort: '_lastUpdated', _count: 500 });
+    expect(everything.resources.length).toBe(160);
+    const storage = ferretDbStorageOf(database.connection.db);
+    const sent: unknown[][] = [];
+    const stop = storage?.onStatement((_text, values) => sent.push(values));
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let lastOfPage: string | undefined;
+    do {
+      sent.length = 0;
+      const page = await searchConnection(database.store, 'Observation', { _sort: '_lastUpdated', _count: 25, ...(cursor ? { _cursor: cursor } : {}) }, { defaultCount: 25, maxCount: 100 });
+      const ids = page.edges.map((edge) => edge.resource.id!);
+      // On the embedded database a later page's ordered read starts after the previous page's last resource.
+      if (storage && lastOfPage) expect(sent.some((values) => values.includes(JSON.stringify(lastOfPage)))).toBe(true);
+      seen.push(...ids);
+      lastOfPage = ids.at(-1);
+      cursor = page.next;
+    } while (cursor);
+    stop?.();
+    expect(seen).toEqual(everything.resources.map((r) => r.id));
   });
 });
