@@ -34,6 +34,7 @@ export class TokenService {
     private readonly clients: ClientRegistry,
   ) {
     this.key = webcrypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    this.key.catch(() => {}); // a refused key fails each issue and verify that awaits it, not the process
   }
 
   async issue(client: ClientInfo, scopes: Scope[], person?: string): Promise<{ token: string; expiresIn: number; scope: string }> {
