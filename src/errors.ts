@@ -93,7 +93,6 @@ export function isRequestTimeUp(error: unknown): boolean {
   return (error as { code?: unknown }).code === 50 || (error as { code?: unknown }).code === '57014' || error.message === 'Query read timeout' || error.name === 'AbortError' || error.name === 'TimeoutError' || error.name === 'MongoOperationTimeoutError';
 }
 
-/** Turns driver connectivity errors into SERVICE_UNAVAILABLE and timed-out reads into TIMEOUT; everything else passes through. */
 let unavailableSeenAt = 0;
 
 /** When this process last met the database unreachable (a request of it failed so), in ms since the epoch. */
@@ -101,6 +100,7 @@ export function databaseLastUnavailable(): number {
   return unavailableSeenAt;
 }
 
+/** Turns driver connectivity errors into SERVICE_UNAVAILABLE and timed-out reads into TIMEOUT; everything else passes through. */
 export function translateDatabaseError(error: unknown): unknown {
   if (isDatabaseUnavailable(error)) {
     unavailableSeenAt = Date.now();

@@ -219,11 +219,7 @@ export class FerretDbStorage {
    * schema is not FerretDB 1.24's (the caller counts with documents instead). The schema must exist already.
    */
   async countersReady(schema: string): Promise<boolean> {
-    const found = await this.pool.query<{ n: string }>(
-      `SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND column_name = '_jsonb' AND data_type = 'jsonb'`,
-      [schema, METADATA_TABLE],
-    );
-    if (Number(found.rows[0]?.n) !== 1) return false;
+    if (!(await this.layoutMatches(schema))) return false;
     await this.createIndex(`CREATE UNLOGGED TABLE IF NOT EXISTS ${quote(schema)}.${COUNTERS_TABLE} (k text PRIMARY KEY, n bigint NOT NULL, t bigint NOT NULL, until timestamptz NOT NULL)`);
     return true;
   }
@@ -252,12 +248,6 @@ export class FerretDbStorage {
     if (!row) return { taken: 0, first: false };
     const taken = Number(row.t);
     return { taken, first: taken > 0 && Number(row.n) === taken };
-  }
-
-  /** The count of a key (0 for none). */
-  async countUnits(schema: string, key: string): Promise<number> {
-    const { rows } = await this.pool.query<{ n: string }>(`SELECT n FROM ${quote(schema)}.${COUNTERS_TABLE} WHERE k = $1`, [key]);
-    return Number(rows[0]?.n ?? 0);
   }
 
   /** Removes the counters whose time is over. */

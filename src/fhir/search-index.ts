@@ -113,13 +113,13 @@ function tokenValues(value: TypedValue): string[] {
   }
 }
 
+const containedReference = new RegExp(`^#${ID_SOURCE}$`);
+const referenceTail = new RegExp(`(?:^|/)([A-Z][A-Za-z]+)/(${ID_SOURCE})(?:/_history/[^/]+)?$`);
+
 /**
  * `Patient/123`, also from absolute URLs and `Patient/123/_history/2`. Contained (`#id`) and `urn:` references
  * are kept as written, so `:missing` tells apart a resource that has a reference from one that has none.
  */
-const containedReference = new RegExp(`^#${ID_SOURCE}$`);
-const referenceTail = new RegExp(`(?:^|/)([A-Z][A-Za-z]+)/(${ID_SOURCE})(?:/_history/[^/]+)?$`);
-
 export function normalizeReference(reference: string): string | undefined {
   if (containedReference.test(reference)) return reference;
   const match = referenceTail.exec(reference);

@@ -172,7 +172,6 @@ export interface WriteOutcome {
   error?: HubError;
 }
 
-
 /** The most documents one batched reverse-reference query may return. */
 const REVERSE_REFERENCE_CAP = 50_000;
 /** Resources of a bulk create prepared between two turns of the event loop. */

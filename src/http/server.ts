@@ -119,13 +119,13 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
   response.end(text);
 }
 
-/** Whether a GraphQL answer carries a TIMEOUT error. */
 /** `/fhir/Patient/<id>/$graphql` and `/referrals/<id>/form`. */
 const instancePath = new RegExp(`^/fhir/(Patient)/(${ID_SOURCE})/\\$graphql$`);
 const formPath = new RegExp(`^/referrals/(${ID_SOURCE})/form$`);
 
 const DATABASE_DOWN = 'The database cannot be reached right now; retry shortly';
 
+/** Whether a GraphQL answer carries a TIMEOUT error. */
 function ranOutOfTime(body: string): boolean {
   try {
     const parsed = JSON.parse(body) as { errors?: { extensions?: { code?: string } }[] };
@@ -270,15 +270,11 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     // The client's turn is given back when the work has really stopped, not when the answer was sent.
     execution.then(context.release, context.release);
     const result = await Promise.race([execution, timedOut]).finally(() => clearTimeout(timer));
-    if (result === 'timeout') {
-      context.deadline.abort();
-      if (databaseDown(started)) sendError(response, 503, 'SERVICE_UNAVAILABLE', DATABASE_DOWN);
-      else sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
-      return;
-    }
     // Reads that ran out of the request's time (statement timeouts at the deadline) end the request the same
-    // way as the timer: one 503 TIMEOUT, whichever came first.
-    if (result.body.kind === 'complete' && result.body.string.includes('"TIMEOUT"') && ranOutOfTime(result.body.string)) {
+    // way as the timer: one 503, whichever came first.
+    const outOfTime = result === 'timeout' || (result.body.kind === 'complete' && result.body.string.includes('"TIMEOUT"') && ranOutOfTime(result.body.string));
+    if (outOfTime) {
+      if (result === 'timeout') context.deadline.abort();
       if (databaseDown(started)) sendError(response, 503, 'SERVICE_UNAVAILABLE', DATABASE_DOWN);
       else sendError(response, 503, 'TIMEOUT', `The request took longer than ${options.requestTimeoutMs} ms; narrow it (fewer or smaller lists)`);
       return;

@@ -65,7 +65,6 @@ const memberLevelSystem = /\/CodeSystem\/member-level$/;
 const cursorSchema = z.object({ p: z.string(), f: z.string(), w: z.string(), t: z.number().int().min(0), i: z.string() }).strict();
 type HistoryCursor = z.infer<typeof cursorSchema>;
 
-
 const text = (concept: CodeableConcept | undefined): string | undefined => concept?.text ?? concept?.coding?.find((coding) => coding.display)?.display ?? concept?.coding?.[0]?.code;
 
 function displayOf(resource: Resource): string {
