@@ -25,7 +25,7 @@ import type { Caller } from './tokens.ts';
  * labs' QC records. Everyone reads them; administrators write them, and a member writes those a domain
  * attributes to it by their content (its own code map: `sourceUri` urn:consortium-hub:local-codes:<its id>).
  */
-const directoryTypes = new Set(['Organization', 'Practitioner', 'PractitionerRole', 'Location', 'CodeSystem', 'ConceptMap', 'VerificationResult', 'Schedule', 'Slot']);
+const directoryTypes = new Set(['Organization', 'Practitioner', 'PractitionerRole', 'Location', 'CodeSystem', 'ConceptMap', 'VerificationResult', 'Schedule', 'Slot', 'Medication']);
 
 /** Search parameters (keys) naming the organisation a resource of a type is attributed to. */
 const attributionParameters: Record<string, string[]> = {
@@ -48,6 +48,10 @@ const attributionParameters: Record<string, string[]> = {
   Provenance: ['agent'],
   Communication: ['sender'],
   Media: ['operator'],
+  CareTeam: ['participant'],
+  Device: ['organization'],
+  MedicationAdministration: ['performer'],
+  SupplyDelivery: ['supplier'],
 };
 
 const forbidden = (message: string): HubError => new HubError('FORBIDDEN', message);

@@ -27,7 +27,8 @@ export async function bundleFiles(paths: string[]): Promise<string[]> {
   for (const path of paths) {
     const info = await stat(path);
     if (info.isDirectory()) {
-      const names = (await readdir(path)).filter((name) => name.endsWith('.json')).sort();
+      // A folder's manifest.json (what `npm run sample-data` writes beside its Bundles) is not a Bundle.
+      const names = (await readdir(path)).filter((name) => name.endsWith('.json') && name !== 'manifest.json').sort();
       files.push(...names.map((name) => join(path, name)));
     } else files.push(path);
   }

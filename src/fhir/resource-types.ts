@@ -26,6 +26,12 @@ export const servedResourceTypes = [
   'Provenance',
   'Claim',
   'ExplanationOfBenefit',
+  // Synthea 3.3's records carry these too (a member's HIS sends what it has):
+  'CareTeam',
+  'Device',
+  'Medication',
+  'MedicationAdministration',
+  'SupplyDelivery',
   // The audit trail (written by the hub; administrators and residents read it).
   'AuditEvent',
   // Result recognition: the catalog (a CodeSystem with concept properties), members' local code maps

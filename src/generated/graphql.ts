@@ -213,6 +213,36 @@ export type Query = {
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
   /** ExplanationOfBenefit resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
   ExplanationOfBenefitConnection: ExplanationOfBenefitConnection;
+  /** One CareTeam by id; NOT_FOUND error when there is none */
+  CareTeam?: Maybe<CareTeam>;
+  /** CareTeam resources matching FHIR search arguments */
+  CareTeamList: Array<CareTeam>;
+  /** CareTeam resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  CareTeamConnection: CareTeamConnection;
+  /** One Device by id; NOT_FOUND error when there is none */
+  Device?: Maybe<Device>;
+  /** Device resources matching FHIR search arguments */
+  DeviceList: Array<Device>;
+  /** Device resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  DeviceConnection: DeviceConnection;
+  /** One Medication by id; NOT_FOUND error when there is none */
+  Medication?: Maybe<Medication>;
+  /** Medication resources matching FHIR search arguments */
+  MedicationList: Array<Medication>;
+  /** Medication resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  MedicationConnection: MedicationConnection;
+  /** One MedicationAdministration by id; NOT_FOUND error when there is none */
+  MedicationAdministration?: Maybe<MedicationAdministration>;
+  /** MedicationAdministration resources matching FHIR search arguments */
+  MedicationAdministrationList: Array<MedicationAdministration>;
+  /** MedicationAdministration resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  MedicationAdministrationConnection: MedicationAdministrationConnection;
+  /** One SupplyDelivery by id; NOT_FOUND error when there is none */
+  SupplyDelivery?: Maybe<SupplyDelivery>;
+  /** SupplyDelivery resources matching FHIR search arguments */
+  SupplyDeliveryList: Array<SupplyDelivery>;
+  /** SupplyDelivery resources matching FHIR search arguments, a page at a time; follow the next/previous cursors with _cursor */
+  SupplyDeliveryConnection: SupplyDeliveryConnection;
   /** One AuditEvent by id; NOT_FOUND error when there is none */
   AuditEvent?: Maybe<AuditEvent>;
   /** AuditEvent resources matching FHIR search arguments */
@@ -3334,6 +3364,455 @@ export type QueryExplanationOfBenefitConnectionArgs = {
 };
 
 
+export type QueryCareTeamArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryCareTeamListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryCareTeamConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryDeviceArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryDeviceListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device_name?: InputMaybe<Scalars['String']['input']>;
+  device_name_exact?: InputMaybe<Scalars['String']['input']>;
+  device_name_contains?: InputMaybe<Scalars['String']['input']>;
+  device_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_exact?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_contains?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  model?: InputMaybe<Scalars['String']['input']>;
+  model_exact?: InputMaybe<Scalars['String']['input']>;
+  model_contains?: InputMaybe<Scalars['String']['input']>;
+  model_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  organization_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  udi_carrier?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_exact?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_contains?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  udi_di?: InputMaybe<Scalars['String']['input']>;
+  udi_di_exact?: InputMaybe<Scalars['String']['input']>;
+  udi_di_contains?: InputMaybe<Scalars['String']['input']>;
+  udi_di_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryDeviceConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device_name?: InputMaybe<Scalars['String']['input']>;
+  device_name_exact?: InputMaybe<Scalars['String']['input']>;
+  device_name_contains?: InputMaybe<Scalars['String']['input']>;
+  device_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_exact?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_contains?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  model?: InputMaybe<Scalars['String']['input']>;
+  model_exact?: InputMaybe<Scalars['String']['input']>;
+  model_contains?: InputMaybe<Scalars['String']['input']>;
+  model_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  organization_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  udi_carrier?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_exact?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_contains?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  udi_di?: InputMaybe<Scalars['String']['input']>;
+  udi_di_exact?: InputMaybe<Scalars['String']['input']>;
+  udi_di_contains?: InputMaybe<Scalars['String']['input']>;
+  udi_di_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryMedicationArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryMedicationListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  expiration_date?: InputMaybe<Scalars['String']['input']>;
+  expiration_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  form?: InputMaybe<Scalars['String']['input']>;
+  form_not?: InputMaybe<Scalars['String']['input']>;
+  form_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  ingredient?: InputMaybe<Scalars['String']['input']>;
+  ingredient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  ingredient_code?: InputMaybe<Scalars['String']['input']>;
+  ingredient_code_not?: InputMaybe<Scalars['String']['input']>;
+  ingredient_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  lot_number_not?: InputMaybe<Scalars['String']['input']>;
+  lot_number_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryMedicationConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  expiration_date?: InputMaybe<Scalars['String']['input']>;
+  expiration_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  form?: InputMaybe<Scalars['String']['input']>;
+  form_not?: InputMaybe<Scalars['String']['input']>;
+  form_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  ingredient?: InputMaybe<Scalars['String']['input']>;
+  ingredient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  ingredient_code?: InputMaybe<Scalars['String']['input']>;
+  ingredient_code_not?: InputMaybe<Scalars['String']['input']>;
+  ingredient_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  lot_number_not?: InputMaybe<Scalars['String']['input']>;
+  lot_number_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryMedicationAdministrationArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryMedicationAdministrationListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  effective_time?: InputMaybe<Scalars['String']['input']>;
+  effective_time_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_given?: InputMaybe<Scalars['String']['input']>;
+  reason_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_not_given?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  request?: InputMaybe<Scalars['String']['input']>;
+  request_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QueryMedicationAdministrationConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  effective_time?: InputMaybe<Scalars['String']['input']>;
+  effective_time_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_given?: InputMaybe<Scalars['String']['input']>;
+  reason_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_not_given?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  request?: InputMaybe<Scalars['String']['input']>;
+  request_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QuerySupplyDeliveryArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QuerySupplyDeliveryListArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  receiver?: InputMaybe<Scalars['String']['input']>;
+  receiver_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  supplier?: InputMaybe<Scalars['String']['input']>;
+  supplier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type QuerySupplyDeliveryConnectionArgs = {
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  receiver?: InputMaybe<Scalars['String']['input']>;
+  receiver_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  supplier?: InputMaybe<Scalars['String']['input']>;
+  supplier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+  _cursor?: InputMaybe<Scalars['String']['input']>;
+};
+
+
 export type QueryAuditEventArgs = {
   id: Scalars['ID']['input'];
 };
@@ -4416,6 +4895,36 @@ export type Mutation = {
   ExplanationOfBenefitUpdate: ExplanationOfBenefit;
   /** Delete a ExplanationOfBenefit; its versions stay in history */
   ExplanationOfBenefitDelete: DeleteResult;
+  /** Create a CareTeam; the hub assigns id and version */
+  CareTeamCreate: CareTeam;
+  /** Update a CareTeam; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  CareTeamUpdate: CareTeam;
+  /** Delete a CareTeam; its versions stay in history */
+  CareTeamDelete: DeleteResult;
+  /** Create a Device; the hub assigns id and version */
+  DeviceCreate: Device;
+  /** Update a Device; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  DeviceUpdate: Device;
+  /** Delete a Device; its versions stay in history */
+  DeviceDelete: DeleteResult;
+  /** Create a Medication; the hub assigns id and version */
+  MedicationCreate: Medication;
+  /** Update a Medication; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  MedicationUpdate: Medication;
+  /** Delete a Medication; its versions stay in history */
+  MedicationDelete: DeleteResult;
+  /** Create a MedicationAdministration; the hub assigns id and version */
+  MedicationAdministrationCreate: MedicationAdministration;
+  /** Update a MedicationAdministration; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  MedicationAdministrationUpdate: MedicationAdministration;
+  /** Delete a MedicationAdministration; its versions stay in history */
+  MedicationAdministrationDelete: DeleteResult;
+  /** Create a SupplyDelivery; the hub assigns id and version */
+  SupplyDeliveryCreate: SupplyDelivery;
+  /** Update a SupplyDelivery; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
+  SupplyDeliveryUpdate: SupplyDelivery;
+  /** Delete a SupplyDelivery; its versions stay in history */
+  SupplyDeliveryDelete: DeleteResult;
   /** Create a AuditEvent; the hub assigns id and version */
   AuditEventCreate: AuditEvent;
   /** Update a AuditEvent; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
@@ -5027,6 +5536,96 @@ export type MutationExplanationOfBenefitUpdateArgs = {
 
 
 export type MutationExplanationOfBenefitDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationCareTeamCreateArgs = {
+  res: CareTeamInput;
+};
+
+
+export type MutationCareTeamUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: CareTeamInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationCareTeamDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationDeviceCreateArgs = {
+  res: DeviceInput;
+};
+
+
+export type MutationDeviceUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: DeviceInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationDeviceDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationMedicationCreateArgs = {
+  res: MedicationInput;
+};
+
+
+export type MutationMedicationUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: MedicationInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationMedicationDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationMedicationAdministrationCreateArgs = {
+  res: MedicationAdministrationInput;
+};
+
+
+export type MutationMedicationAdministrationUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: MedicationAdministrationInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationMedicationAdministrationDeleteArgs = {
+  id: Scalars['ID']['input'];
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationSupplyDeliveryCreateArgs = {
+  res: SupplyDeliveryInput;
+};
+
+
+export type MutationSupplyDeliveryUpdateArgs = {
+  id: Scalars['ID']['input'];
+  res: SupplyDeliveryInput;
+  ifMatch?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationSupplyDeliveryDeleteArgs = {
   id: Scalars['ID']['input'];
   ifMatch?: InputMaybe<Scalars['String']['input']>;
 };
@@ -5930,7 +6529,7 @@ export type MemberSyncStatus = {
 };
 
 /** A resource of any served type */
-export type AnyResource = Patient | Organization | Practitioner | PractitionerRole | Location | Encounter | Observation | DiagnosticReport | ServiceRequest | Task | Condition | Procedure | MedicationRequest | AllergyIntolerance | ImagingStudy | Immunization | CarePlan | Goal | DocumentReference | Provenance | Claim | ExplanationOfBenefit | AuditEvent | CodeSystem | ConceptMap | VerificationResult | Schedule | Slot | Communication | Media;
+export type AnyResource = Patient | Organization | Practitioner | PractitionerRole | Location | Encounter | Observation | DiagnosticReport | ServiceRequest | Task | Condition | Procedure | MedicationRequest | AllergyIntolerance | ImagingStudy | Immunization | CarePlan | Goal | DocumentReference | Provenance | Claim | ExplanationOfBenefit | CareTeam | Device | Medication | MedicationAdministration | SupplyDelivery | AuditEvent | CodeSystem | ConceptMap | VerificationResult | Schedule | Slot | Communication | Media;
 
 /** A page of Patient search results */
 export type PatientConnection = {
@@ -6458,6 +7057,126 @@ export type ExplanationOfBenefitConnectionEdge = {
   mode?: Maybe<Scalars['String']['output']>;
   score?: Maybe<Scalars['Float']['output']>;
   resource: ExplanationOfBenefit;
+};
+
+/** A page of CareTeam search results */
+export type CareTeamConnection = {
+  __typename?: 'CareTeamConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<CareTeamConnectionEdge>;
+};
+
+export type CareTeamConnectionEdge = {
+  __typename?: 'CareTeamConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: CareTeam;
+};
+
+/** A page of Device search results */
+export type DeviceConnection = {
+  __typename?: 'DeviceConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<DeviceConnectionEdge>;
+};
+
+export type DeviceConnectionEdge = {
+  __typename?: 'DeviceConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: Device;
+};
+
+/** A page of Medication search results */
+export type MedicationConnection = {
+  __typename?: 'MedicationConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<MedicationConnectionEdge>;
+};
+
+export type MedicationConnectionEdge = {
+  __typename?: 'MedicationConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: Medication;
+};
+
+/** A page of MedicationAdministration search results */
+export type MedicationAdministrationConnection = {
+  __typename?: 'MedicationAdministrationConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<MedicationAdministrationConnectionEdge>;
+};
+
+export type MedicationAdministrationConnectionEdge = {
+  __typename?: 'MedicationAdministrationConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: MedicationAdministration;
+};
+
+/** A page of SupplyDelivery search results */
+export type SupplyDeliveryConnection = {
+  __typename?: 'SupplyDeliveryConnection';
+  /** Total number of matches (counted only when asked for) */
+  count?: Maybe<Scalars['Int']['output']>;
+  /** Position of the first resource of this page; null on the last page */
+  offset?: Maybe<Scalars['Int']['output']>;
+  pagesize?: Maybe<Scalars['Int']['output']>;
+  /** Cursors for _cursor: first page, previous, next (null at the end) and last page */
+  first?: Maybe<Scalars['String']['output']>;
+  previous?: Maybe<Scalars['String']['output']>;
+  next?: Maybe<Scalars['String']['output']>;
+  last?: Maybe<Scalars['String']['output']>;
+  edges: Array<SupplyDeliveryConnectionEdge>;
+};
+
+export type SupplyDeliveryConnectionEdge = {
+  __typename?: 'SupplyDeliveryConnectionEdge';
+  /** match */
+  mode?: Maybe<Scalars['String']['output']>;
+  score?: Maybe<Scalars['Float']['output']>;
+  resource: SupplyDelivery;
 };
 
 /** A page of AuditEvent search results */
@@ -8732,6 +9451,14 @@ export type Patient = {
   ClaimList: Array<Claim>;
   /** ExplanationOfBenefit resources that refer to this Patient, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: patient, payee */
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** CareTeam resources that refer to this Patient, resolved in one batch per request. _reference names the CareTeam search parameter that points here: participant, patient, subject */
+  CareTeamList: Array<CareTeam>;
+  /** Device resources that refer to this Patient, resolved in one batch per request. _reference names the Device search parameter that points here: patient */
+  DeviceList: Array<Device>;
+  /** MedicationAdministration resources that refer to this Patient, resolved in one batch per request. _reference names the MedicationAdministration search parameter that points here: patient, performer, subject */
+  MedicationAdministrationList: Array<MedicationAdministration>;
+  /** SupplyDelivery resources that refer to this Patient, resolved in one batch per request. _reference names the SupplyDelivery search parameter that points here: patient */
+  SupplyDeliveryList: Array<SupplyDelivery>;
   /** AuditEvent resources that refer to this Patient, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, patient, source */
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Patient, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
@@ -10063,6 +10790,184 @@ export type PatientExplanationOfBenefitListArgs = {
 
 
 /** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientCareTeamListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientDeviceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device_name?: InputMaybe<Scalars['String']['input']>;
+  device_name_exact?: InputMaybe<Scalars['String']['input']>;
+  device_name_contains?: InputMaybe<Scalars['String']['input']>;
+  device_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_exact?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_contains?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  model?: InputMaybe<Scalars['String']['input']>;
+  model_exact?: InputMaybe<Scalars['String']['input']>;
+  model_contains?: InputMaybe<Scalars['String']['input']>;
+  model_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  organization_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  udi_carrier?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_exact?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_contains?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  udi_di?: InputMaybe<Scalars['String']['input']>;
+  udi_di_exact?: InputMaybe<Scalars['String']['input']>;
+  udi_di_contains?: InputMaybe<Scalars['String']['input']>;
+  udi_di_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientMedicationAdministrationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  effective_time?: InputMaybe<Scalars['String']['input']>;
+  effective_time_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_given?: InputMaybe<Scalars['String']['input']>;
+  reason_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_not_given?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  request?: InputMaybe<Scalars['String']['input']>;
+  request_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
+export type PatientSupplyDeliveryListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  receiver?: InputMaybe<Scalars['String']['input']>;
+  receiver_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  supplier?: InputMaybe<Scalars['String']['input']>;
+  supplier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Demographics and other administrative information about an individual or animal receiving care or other health-related services. */
 export type PatientAuditEventListArgs = {
   _reference: Scalars['String']['input'];
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -10443,6 +11348,14 @@ export type Organization = {
   ClaimList: Array<Claim>;
   /** ExplanationOfBenefit resources that refer to this Organization, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: care_team, payee, provider */
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** CareTeam resources that refer to this Organization, resolved in one batch per request. _reference names the CareTeam search parameter that points here: participant */
+  CareTeamList: Array<CareTeam>;
+  /** Device resources that refer to this Organization, resolved in one batch per request. _reference names the Device search parameter that points here: organization */
+  DeviceList: Array<Device>;
+  /** Medication resources that refer to this Organization, resolved in one batch per request. _reference names the Medication search parameter that points here: manufacturer */
+  MedicationList: Array<Medication>;
+  /** SupplyDelivery resources that refer to this Organization, resolved in one batch per request. _reference names the SupplyDelivery search parameter that points here: supplier */
+  SupplyDeliveryList: Array<SupplyDelivery>;
   /** AuditEvent resources that refer to this Organization, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, source */
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Organization, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
@@ -11855,6 +12768,177 @@ export type OrganizationExplanationOfBenefitListArgs = {
 
 
 /** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationCareTeamListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationDeviceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device_name?: InputMaybe<Scalars['String']['input']>;
+  device_name_exact?: InputMaybe<Scalars['String']['input']>;
+  device_name_contains?: InputMaybe<Scalars['String']['input']>;
+  device_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_exact?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_contains?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  model?: InputMaybe<Scalars['String']['input']>;
+  model_exact?: InputMaybe<Scalars['String']['input']>;
+  model_contains?: InputMaybe<Scalars['String']['input']>;
+  model_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  organization_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  udi_carrier?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_exact?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_contains?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  udi_di?: InputMaybe<Scalars['String']['input']>;
+  udi_di_exact?: InputMaybe<Scalars['String']['input']>;
+  udi_di_contains?: InputMaybe<Scalars['String']['input']>;
+  udi_di_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationMedicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  expiration_date?: InputMaybe<Scalars['String']['input']>;
+  expiration_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  form?: InputMaybe<Scalars['String']['input']>;
+  form_not?: InputMaybe<Scalars['String']['input']>;
+  form_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  ingredient?: InputMaybe<Scalars['String']['input']>;
+  ingredient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  ingredient_code?: InputMaybe<Scalars['String']['input']>;
+  ingredient_code_not?: InputMaybe<Scalars['String']['input']>;
+  ingredient_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  lot_number_not?: InputMaybe<Scalars['String']['input']>;
+  lot_number_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
+export type OrganizationSupplyDeliveryListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  receiver?: InputMaybe<Scalars['String']['input']>;
+  receiver_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  supplier?: InputMaybe<Scalars['String']['input']>;
+  supplier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A formally or informally recognized grouping of people or organizations formed for the purpose of achieving some form of collective action.  Includes companies, institutions, corporations, departments, community groups, healthcare practice groups, payer/insurer, etc. */
 export type OrganizationAuditEventListArgs = {
   _reference: Scalars['String']['input'];
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -12194,6 +13278,12 @@ export type Practitioner = {
   ClaimList: Array<Claim>;
   /** ExplanationOfBenefit resources that refer to this Practitioner, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: care_team, enterer, payee, provider */
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** CareTeam resources that refer to this Practitioner, resolved in one batch per request. _reference names the CareTeam search parameter that points here: participant */
+  CareTeamList: Array<CareTeam>;
+  /** MedicationAdministration resources that refer to this Practitioner, resolved in one batch per request. _reference names the MedicationAdministration search parameter that points here: performer */
+  MedicationAdministrationList: Array<MedicationAdministration>;
+  /** SupplyDelivery resources that refer to this Practitioner, resolved in one batch per request. _reference names the SupplyDelivery search parameter that points here: receiver, supplier */
+  SupplyDeliveryList: Array<SupplyDelivery>;
   /** AuditEvent resources that refer to this Practitioner, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, source */
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Practitioner, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
@@ -13517,6 +14607,128 @@ export type PractitionerExplanationOfBenefitListArgs = {
 
 
 /** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerCareTeamListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerMedicationAdministrationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  effective_time?: InputMaybe<Scalars['String']['input']>;
+  effective_time_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_given?: InputMaybe<Scalars['String']['input']>;
+  reason_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_not_given?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  request?: InputMaybe<Scalars['String']['input']>;
+  request_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
+export type PractitionerSupplyDeliveryListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  receiver?: InputMaybe<Scalars['String']['input']>;
+  receiver_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  supplier?: InputMaybe<Scalars['String']['input']>;
+  supplier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A person who is directly or indirectly involved in the provisioning of healthcare. */
 export type PractitionerAuditEventListArgs = {
   _reference: Scalars['String']['input'];
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -13930,6 +15142,12 @@ export type PractitionerRole = {
   ClaimList: Array<Claim>;
   /** ExplanationOfBenefit resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: care_team, enterer, payee, provider */
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** CareTeam resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the CareTeam search parameter that points here: participant */
+  CareTeamList: Array<CareTeam>;
+  /** MedicationAdministration resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the MedicationAdministration search parameter that points here: performer */
+  MedicationAdministrationList: Array<MedicationAdministration>;
+  /** SupplyDelivery resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the SupplyDelivery search parameter that points here: receiver, supplier */
+  SupplyDeliveryList: Array<SupplyDelivery>;
   /** AuditEvent resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, source */
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this PractitionerRole, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
@@ -15211,6 +16429,128 @@ export type PractitionerRoleExplanationOfBenefitListArgs = {
 
 
 /** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleCareTeamListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleMedicationAdministrationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  effective_time?: InputMaybe<Scalars['String']['input']>;
+  effective_time_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_given?: InputMaybe<Scalars['String']['input']>;
+  reason_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_not_given?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  request?: InputMaybe<Scalars['String']['input']>;
+  request_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
+export type PractitionerRoleSupplyDeliveryListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  receiver?: InputMaybe<Scalars['String']['input']>;
+  receiver_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  supplier?: InputMaybe<Scalars['String']['input']>;
+  supplier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A specific set of Roles/Locations/specialties/services that a practitioner may perform at an organization for a period of time. */
 export type PractitionerRoleAuditEventListArgs = {
   _reference: Scalars['String']['input'];
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -15638,6 +16978,8 @@ export type Location = {
   ClaimList: Array<Claim>;
   /** ExplanationOfBenefit resources that refer to this Location, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: facility */
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** Device resources that refer to this Location, resolved in one batch per request. _reference names the Device search parameter that points here: location */
+  DeviceList: Array<Device>;
   /** AuditEvent resources that refer to this Location, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Location, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
@@ -16657,6 +17999,62 @@ export type LocationExplanationOfBenefitListArgs = {
 
 
 /** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
+export type LocationDeviceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device_name?: InputMaybe<Scalars['String']['input']>;
+  device_name_exact?: InputMaybe<Scalars['String']['input']>;
+  device_name_contains?: InputMaybe<Scalars['String']['input']>;
+  device_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_exact?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_contains?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  model?: InputMaybe<Scalars['String']['input']>;
+  model_exact?: InputMaybe<Scalars['String']['input']>;
+  model_contains?: InputMaybe<Scalars['String']['input']>;
+  model_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  organization?: InputMaybe<Scalars['String']['input']>;
+  organization_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  udi_carrier?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_exact?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_contains?: InputMaybe<Scalars['String']['input']>;
+  udi_carrier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  udi_di?: InputMaybe<Scalars['String']['input']>;
+  udi_di_exact?: InputMaybe<Scalars['String']['input']>;
+  udi_di_contains?: InputMaybe<Scalars['String']['input']>;
+  udi_di_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Details and position information for a physical place where services are provided and resources and participants may be stored, found, contained, or accommodated. */
 export type LocationAuditEventListArgs = {
   _reference: Scalars['String']['input'];
   _id?: InputMaybe<Scalars['String']['input']>;
@@ -17270,6 +18668,10 @@ export type Encounter = {
   ClaimList: Array<Claim>;
   /** ExplanationOfBenefit resources that refer to this Encounter, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: encounter */
   ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** CareTeam resources that refer to this Encounter, resolved in one batch per request. _reference names the CareTeam search parameter that points here: encounter */
+  CareTeamList: Array<CareTeam>;
+  /** MedicationAdministration resources that refer to this Encounter, resolved in one batch per request. _reference names the MedicationAdministration search parameter that points here: context */
+  MedicationAdministrationList: Array<MedicationAdministration>;
   /** AuditEvent resources that refer to this Encounter, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this Encounter, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
@@ -18358,6 +19760,96 @@ export type EncounterExplanationOfBenefitListArgs = {
   status_missing?: InputMaybe<Scalars['Boolean']['input']>;
   subdetail_udi?: InputMaybe<Scalars['String']['input']>;
   subdetail_udi_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterCareTeamListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An interaction between a patient and healthcare provider(s) for the purpose of providing healthcare service(s) or assessing the health status of a patient. */
+export type EncounterMedicationAdministrationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  effective_time?: InputMaybe<Scalars['String']['input']>;
+  effective_time_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_given?: InputMaybe<Scalars['String']['input']>;
+  reason_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_not_given?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  request?: InputMaybe<Scalars['String']['input']>;
+  request_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
@@ -25604,6 +27096,8 @@ export type MedicationRequest = {
   DocumentReferenceList: Array<DocumentReference>;
   /** Provenance resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
   ProvenanceList: Array<Provenance>;
+  /** MedicationAdministration resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the MedicationAdministration search parameter that points here: request */
+  MedicationAdministrationList: Array<MedicationAdministration>;
   /** AuditEvent resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
   AuditEventList: Array<AuditEvent>;
   /** VerificationResult resources that refer to this MedicationRequest, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
@@ -26313,6 +27807,57 @@ export type MedicationRequestProvenanceListArgs = {
   target_missing?: InputMaybe<Scalars['Boolean']['input']>;
   when?: InputMaybe<Scalars['String']['input']>;
   when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** An order or request for both supply of the medication and the instructions for administration of the medication to a patient. The resource is called "MedicationRequest" rather than "MedicationPrescription" or "MedicationOrder" to generalize the use across inpatient and outpatient settings, includ... */
+export type MedicationRequestMedicationAdministrationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  effective_time?: InputMaybe<Scalars['String']['input']>;
+  effective_time_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_given?: InputMaybe<Scalars['String']['input']>;
+  reason_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_not_given?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  request?: InputMaybe<Scalars['String']['input']>;
+  request_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
   _count?: InputMaybe<Scalars['Int']['input']>;
   _offset?: InputMaybe<Scalars['Int']['input']>;
   _sort?: InputMaybe<Scalars['String']['input']>;
@@ -36584,6 +38129,5261 @@ export type ExplanationOfBenefitCommunicationListArgs = {
   _sort?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** Identifies all people and organizations who are expected to be involved in the care team. */
+export type CareTeamParticipant = {
+  __typename?: 'CareTeamParticipant';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Indicates specific responsibility of an individual within the care team, such as "Primary care physician", "Trained social worker counselor", "Caregiver", etc. */
+  role?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The specific person or organization who is participating/expected to participate in the care team. */
+  member?: Maybe<Reference>;
+  /** The organization of the practitioner. */
+  onBehalfOf?: Maybe<Reference>;
+  /** Indicates when the specific member or organization did (or is intended to) come into effect and end. */
+  period?: Maybe<Period>;
+};
+
+
+/** Identifies all people and organizations who are expected to be involved in the care team. */
+export type CareTeamParticipantExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Identifies all people and organizations who are expected to be involved in the care team. */
+export type CareTeamParticipantModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Identifies all people and organizations who are expected to be involved in the care team. */
+export type CareTeamParticipantRoleArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeam = {
+  __typename?: 'CareTeam';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Business identifiers assigned to this care team by the performer or other systems which remain constant as the resource is updated and propagates from server to server. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** Indicates the current state of the care team. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** Identifies what kind of team.  This is to support differentiation between multiple co-existing teams, such as care plan team, episode of care team, longitudinal care team. */
+  category?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** A label for human use intended to distinguish like teams.  E.g. the "red" vs. "green" trauma teams. */
+  name?: Maybe<Scalars['String']['output']>;
+  /** Extensions of name (FHIR JSON _name) */
+  _name?: Maybe<Element>;
+  /** Identifies the patient or group whose intended care is handled by the team. */
+  subject?: Maybe<Reference>;
+  /** The Encounter during which this CareTeam was created or to which the creation of this record is tightly associated. */
+  encounter?: Maybe<Reference>;
+  /** Indicates when the team did (or is intended to) come into effect and end. */
+  period?: Maybe<Period>;
+  /** Identifies all people and organizations who are expected to be involved in the care team. */
+  participant?: Maybe<Array<Maybe<CareTeamParticipant>>>;
+  /** Describes why the care team exists. */
+  reasonCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Condition(s) that this care team addresses. */
+  reasonReference?: Maybe<Array<Maybe<Reference>>>;
+  /** The organization responsible for the care team. */
+  managingOrganization?: Maybe<Array<Maybe<Reference>>>;
+  /** A central contact detail for the care team (that applies to all members). */
+  telecom?: Maybe<Array<Maybe<ContactPoint>>>;
+  /** Comments made about the CareTeam. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Observation resources that refer to this CareTeam, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, performer */
+  ObservationList: Array<Observation>;
+  /** DiagnosticReport resources that refer to this CareTeam, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: performer, results_interpreter */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** ServiceRequest resources that refer to this CareTeam, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: performer */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this CareTeam, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, owner, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this CareTeam, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** MedicationRequest resources that refer to this CareTeam, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: intended_performer */
+  MedicationRequestList: Array<MedicationRequest>;
+  /** ImagingStudy resources that refer to this CareTeam, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: performer */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** CarePlan resources that refer to this CareTeam, resolved in one batch per request. _reference names the CarePlan search parameter that points here: care_team, performer */
+  CarePlanList: Array<CarePlan>;
+  /** DocumentReference resources that refer to this CareTeam, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this CareTeam, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** CareTeam resources that refer to this CareTeam, resolved in one batch per request. _reference names the CareTeam search parameter that points here: participant */
+  CareTeamList: Array<CareTeam>;
+  /** AuditEvent resources that refer to this CareTeam, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this CareTeam, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this CareTeam, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of, recipient */
+  CommunicationList: Array<Communication>;
+  /** Media resources that refer to this CareTeam, resolved in one batch per request. _reference names the Media search parameter that points here: operator */
+  MediaList: Array<Media>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamIdentifierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamCategoryArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamParticipantArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamReasonCodeArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamReasonReferenceArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamManagingOrganizationArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamTelecomArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  rank?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamNoteArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  time?: InputMaybe<Scalars['String']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamDiagnosticReportListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  conclusion_not?: InputMaybe<Scalars['String']['input']>;
+  conclusion_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  issued_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  media_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  result_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamServiceRequestListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  authored_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  occurrence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  order_detail_not?: InputMaybe<Scalars['String']['input']>;
+  order_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  performer_type_not?: InputMaybe<Scalars['String']['input']>;
+  performer_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  replaces_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  requisition_not?: InputMaybe<Scalars['String']['input']>;
+  requisition_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamMedicationRequestListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authoredon?: InputMaybe<Scalars['String']['input']>;
+  authoredon_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intended_dispenser?: InputMaybe<Scalars['String']['input']>;
+  intended_dispenser_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intended_performer?: InputMaybe<Scalars['String']['input']>;
+  intended_performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intended_performertype?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype_not?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamImagingStudyListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  basedon_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  bodysite_not?: InputMaybe<Scalars['String']['input']>;
+  bodysite_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  dicom_class_not?: InputMaybe<Scalars['String']['input']>;
+  dicom_class_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  endpoint_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  instance_not?: InputMaybe<Scalars['String']['input']>;
+  instance_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  interpreter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  reason_not?: InputMaybe<Scalars['String']['input']>;
+  reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  referrer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  series_not?: InputMaybe<Scalars['String']['input']>;
+  series_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  started_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamCarePlanListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_code_not?: InputMaybe<Scalars['String']['input']>;
+  activity_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  activity_reference_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  care_team_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  condition_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  goal_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  replaces_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamCareTeamListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  participant?: InputMaybe<Scalars['String']['input']>;
+  participant_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The Care Team includes all the people and organizations who plan to participate in the coordination and delivery of care for a patient. */
+export type CareTeamMediaListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Unique device identifier (UDI) assigned to device label or package.  Note that the Device may include multiple udiCarriers as it either may include just the udiCarrier for the jurisdiction it is sold, or for multiple jurisdictions it could have been sold. */
+export type DeviceUdiCarrier = {
+  __typename?: 'DeviceUdiCarrier';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The device identifier (DI) is a mandatory, fixed portion of a UDI that identifies the labeler and the specific version or model of a device. */
+  deviceIdentifier?: Maybe<Scalars['String']['output']>;
+  /** Extensions of deviceIdentifier (FHIR JSON _deviceIdentifier) */
+  _deviceIdentifier?: Maybe<Element>;
+  /** Organization that is charged with issuing UDIs for devices.  For example, the US FDA issuers include : */
+  issuer?: Maybe<Scalars['String']['output']>;
+  /** Extensions of issuer (FHIR JSON _issuer) */
+  _issuer?: Maybe<Element>;
+  /** The identity of the authoritative source for UDI generation within a  jurisdiction.  All UDIs are globally unique within a single namespace with the appropriate repository uri as the system.  For example,  UDIs of devices managed in the U.S. by the FDA, the value is  http://hl7.org/fhir/NamingSys... */
+  jurisdiction?: Maybe<Scalars['String']['output']>;
+  /** Extensions of jurisdiction (FHIR JSON _jurisdiction) */
+  _jurisdiction?: Maybe<Element>;
+  /** The full UDI carrier of the Automatic Identification and Data Capture (AIDC) technology representation of the barcode string as printed on the packaging of the device - e.g., a barcode or RFID.   Because of limitations on character sets in XML and the need to round-trip JSON data through XML, AID... */
+  carrierAIDC?: Maybe<Scalars['String']['output']>;
+  /** Extensions of carrierAIDC (FHIR JSON _carrierAIDC) */
+  _carrierAIDC?: Maybe<Element>;
+  /** The full UDI carrier as the human readable form (HRF) representation of the barcode string as printed on the packaging of the device. */
+  carrierHRF?: Maybe<Scalars['String']['output']>;
+  /** Extensions of carrierHRF (FHIR JSON _carrierHRF) */
+  _carrierHRF?: Maybe<Element>;
+  /** A coded entry to indicate how the data was entered. */
+  entryType?: Maybe<Scalars['String']['output']>;
+  /** Extensions of entryType (FHIR JSON _entryType) */
+  _entryType?: Maybe<Element>;
+};
+
+
+/** Unique device identifier (UDI) assigned to device label or package.  Note that the Device may include multiple udiCarriers as it either may include just the udiCarrier for the jurisdiction it is sold, or for multiple jurisdictions it could have been sold. */
+export type DeviceUdiCarrierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Unique device identifier (UDI) assigned to device label or package.  Note that the Device may include multiple udiCarriers as it either may include just the udiCarrier for the jurisdiction it is sold, or for multiple jurisdictions it could have been sold. */
+export type DeviceUdiCarrierModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** This represents the manufacturer's name of the device as provided by the device, from a UDI label, or by a person describing the Device.  This typically would be used when a person provides the name(s) or when the device represents one of the names available from DeviceDefinition. */
+export type DeviceDeviceName = {
+  __typename?: 'DeviceDeviceName';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The name of the device. */
+  name?: Maybe<Scalars['String']['output']>;
+  /** Extensions of name (FHIR JSON _name) */
+  _name?: Maybe<Element>;
+  /** The type of deviceName. */
+  type?: Maybe<Scalars['String']['output']>;
+  /** Extensions of type (FHIR JSON _type) */
+  _type?: Maybe<Element>;
+};
+
+
+/** This represents the manufacturer's name of the device as provided by the device, from a UDI label, or by a person describing the Device.  This typically would be used when a person provides the name(s) or when the device represents one of the names available from DeviceDefinition. */
+export type DeviceDeviceNameExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This represents the manufacturer's name of the device as provided by the device, from a UDI label, or by a person describing the Device.  This typically would be used when a person provides the name(s) or when the device represents one of the names available from DeviceDefinition. */
+export type DeviceDeviceNameModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** The capabilities supported on a  device, the standards to which the device conforms for a particular purpose, and used for the communication. */
+export type DeviceSpecialization = {
+  __typename?: 'DeviceSpecialization';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The standard that is used to operate and communicate. */
+  systemType?: Maybe<CodeableConcept>;
+  /** The version of the standard that is used to operate and communicate. */
+  version?: Maybe<Scalars['String']['output']>;
+  /** Extensions of version (FHIR JSON _version) */
+  _version?: Maybe<Element>;
+};
+
+
+/** The capabilities supported on a  device, the standards to which the device conforms for a particular purpose, and used for the communication. */
+export type DeviceSpecializationExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The capabilities supported on a  device, the standards to which the device conforms for a particular purpose, and used for the communication. */
+export type DeviceSpecializationModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** The actual design of the device or software version running on the device. */
+export type DeviceVersion = {
+  __typename?: 'DeviceVersion';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The type of the device version. */
+  type?: Maybe<CodeableConcept>;
+  /** A single component of the device version. */
+  component?: Maybe<Identifier>;
+  /** The version text. */
+  value?: Maybe<Scalars['String']['output']>;
+  /** Extensions of value (FHIR JSON _value) */
+  _value?: Maybe<Element>;
+};
+
+
+/** The actual design of the device or software version running on the device. */
+export type DeviceVersionExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The actual design of the device or software version running on the device. */
+export type DeviceVersionModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** The actual configuration settings of a device as it actually operates, e.g., regulation status, time properties. */
+export type DeviceProperty = {
+  __typename?: 'DeviceProperty';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Code that specifies the property DeviceDefinitionPropetyCode (Extensible). */
+  type?: Maybe<CodeableConcept>;
+  /** Property value as a quantity. */
+  valueQuantity?: Maybe<Array<Maybe<Quantity>>>;
+  /** Property value as a code, e.g., NTP4 (synced to NTP). */
+  valueCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+};
+
+
+/** The actual configuration settings of a device as it actually operates, e.g., regulation status, time properties. */
+export type DevicePropertyExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The actual configuration settings of a device as it actually operates, e.g., regulation status, time properties. */
+export type DevicePropertyModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The actual configuration settings of a device as it actually operates, e.g., regulation status, time properties. */
+export type DevicePropertyValueQuantityArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+  comparator?: InputMaybe<Scalars['String']['input']>;
+  unit?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The actual configuration settings of a device as it actually operates, e.g., regulation status, time properties. */
+export type DevicePropertyValueCodeArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type Device = {
+  __typename?: 'Device';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Unique instance identifiers assigned to a device by manufacturers other organizations or owners. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** The reference to the definition for the device. */
+  definition?: Maybe<Reference>;
+  /** Unique device identifier (UDI) assigned to device label or package.  Note that the Device may include multiple udiCarriers as it either may include just the udiCarrier for the jurisdiction it is sold, or for multiple jurisdictions it could have been sold. */
+  udiCarrier?: Maybe<Array<Maybe<DeviceUdiCarrier>>>;
+  /** Status of the Device availability. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** Reason for the dtatus of the Device availability. */
+  statusReason?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The distinct identification string as required by regulation for a human cell, tissue, or cellular and tissue-based product. */
+  distinctIdentifier?: Maybe<Scalars['String']['output']>;
+  /** Extensions of distinctIdentifier (FHIR JSON _distinctIdentifier) */
+  _distinctIdentifier?: Maybe<Element>;
+  /** A name of the manufacturer. */
+  manufacturer?: Maybe<Scalars['String']['output']>;
+  /** Extensions of manufacturer (FHIR JSON _manufacturer) */
+  _manufacturer?: Maybe<Element>;
+  /** The date and time when the device was manufactured. */
+  manufactureDate?: Maybe<Scalars['String']['output']>;
+  /** Extensions of manufactureDate (FHIR JSON _manufactureDate) */
+  _manufactureDate?: Maybe<Element>;
+  /** The date and time beyond which this device is no longer valid or should not be used (if applicable). */
+  expirationDate?: Maybe<Scalars['String']['output']>;
+  /** Extensions of expirationDate (FHIR JSON _expirationDate) */
+  _expirationDate?: Maybe<Element>;
+  /** Lot number assigned by the manufacturer. */
+  lotNumber?: Maybe<Scalars['String']['output']>;
+  /** Extensions of lotNumber (FHIR JSON _lotNumber) */
+  _lotNumber?: Maybe<Element>;
+  /** The serial number assigned by the organization when the device was manufactured. */
+  serialNumber?: Maybe<Scalars['String']['output']>;
+  /** Extensions of serialNumber (FHIR JSON _serialNumber) */
+  _serialNumber?: Maybe<Element>;
+  /** This represents the manufacturer's name of the device as provided by the device, from a UDI label, or by a person describing the Device.  This typically would be used when a person provides the name(s) or when the device represents one of the names available from DeviceDefinition. */
+  deviceName?: Maybe<Array<Maybe<DeviceDeviceName>>>;
+  /** The model number for the device. */
+  modelNumber?: Maybe<Scalars['String']['output']>;
+  /** Extensions of modelNumber (FHIR JSON _modelNumber) */
+  _modelNumber?: Maybe<Element>;
+  /** The part number of the device. */
+  partNumber?: Maybe<Scalars['String']['output']>;
+  /** Extensions of partNumber (FHIR JSON _partNumber) */
+  _partNumber?: Maybe<Element>;
+  /** The kind or type of device. */
+  type?: Maybe<CodeableConcept>;
+  /** The capabilities supported on a  device, the standards to which the device conforms for a particular purpose, and used for the communication. */
+  specialization?: Maybe<Array<Maybe<DeviceSpecialization>>>;
+  /** The actual design of the device or software version running on the device. */
+  version?: Maybe<Array<Maybe<DeviceVersion>>>;
+  /** The actual configuration settings of a device as it actually operates, e.g., regulation status, time properties. */
+  property?: Maybe<Array<Maybe<DeviceProperty>>>;
+  /** Patient information, If the device is affixed to a person. */
+  patient?: Maybe<Reference>;
+  /** An organization that is responsible for the provision and ongoing maintenance of the device. */
+  owner?: Maybe<Reference>;
+  /** Contact details for an organization or a particular human that is responsible for the device. */
+  contact?: Maybe<Array<Maybe<ContactPoint>>>;
+  /** The place where the device can be found. */
+  location?: Maybe<Reference>;
+  /** A network address on which the device may be contacted directly. */
+  url?: Maybe<Scalars['String']['output']>;
+  /** Extensions of url (FHIR JSON _url) */
+  _url?: Maybe<Element>;
+  /** Descriptive information, usage information or implantation information that is not captured in an existing element. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Provides additional safety characteristics about a medical device.  For example devices containing latex. */
+  safety?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** The parent device. */
+  parent?: Maybe<Reference>;
+  /** Observation resources that refer to this Device, resolved in one batch per request. _reference names the Observation search parameter that points here: device, focus, subject */
+  ObservationList: Array<Observation>;
+  /** DiagnosticReport resources that refer to this Device, resolved in one batch per request. _reference names the DiagnosticReport search parameter that points here: subject */
+  DiagnosticReportList: Array<DiagnosticReport>;
+  /** ServiceRequest resources that refer to this Device, resolved in one batch per request. _reference names the ServiceRequest search parameter that points here: performer, requester, subject */
+  ServiceRequestList: Array<ServiceRequest>;
+  /** Task resources that refer to this Device, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, owner, requester, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this Device, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** Procedure resources that refer to this Device, resolved in one batch per request. _reference names the Procedure search parameter that points here: performer */
+  ProcedureList: Array<Procedure>;
+  /** MedicationRequest resources that refer to this Device, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: intended_performer, requester */
+  MedicationRequestList: Array<MedicationRequest>;
+  /** ImagingStudy resources that refer to this Device, resolved in one batch per request. _reference names the ImagingStudy search parameter that points here: performer, subject */
+  ImagingStudyList: Array<ImagingStudy>;
+  /** CarePlan resources that refer to this Device, resolved in one batch per request. _reference names the CarePlan search parameter that points here: performer */
+  CarePlanList: Array<CarePlan>;
+  /** DocumentReference resources that refer to this Device, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: author, related, subject */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this Device, resolved in one batch per request. _reference names the Provenance search parameter that points here: agent, entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** Claim resources that refer to this Device, resolved in one batch per request. _reference names the Claim search parameter that points here: detail_udi, item_udi, procedure_udi, subdetail_udi */
+  ClaimList: Array<Claim>;
+  /** ExplanationOfBenefit resources that refer to this Device, resolved in one batch per request. _reference names the ExplanationOfBenefit search parameter that points here: detail_udi, item_udi, procedure_udi, subdetail_udi */
+  ExplanationOfBenefitList: Array<ExplanationOfBenefit>;
+  /** MedicationAdministration resources that refer to this Device, resolved in one batch per request. _reference names the MedicationAdministration search parameter that points here: device, performer */
+  MedicationAdministrationList: Array<MedicationAdministration>;
+  /** AuditEvent resources that refer to this Device, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: agent, entity, source */
+  AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Device, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+  /** Schedule resources that refer to this Device, resolved in one batch per request. _reference names the Schedule search parameter that points here: actor */
+  ScheduleList: Array<Schedule>;
+  /** Communication resources that refer to this Device, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of, recipient, sender */
+  CommunicationList: Array<Communication>;
+  /** Media resources that refer to this Device, resolved in one batch per request. _reference names the Media search parameter that points here: device, operator, subject */
+  MediaList: Array<Media>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceIdentifierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceUdiCarrierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  deviceIdentifier?: InputMaybe<Scalars['String']['input']>;
+  issuer?: InputMaybe<Scalars['String']['input']>;
+  jurisdiction?: InputMaybe<Scalars['String']['input']>;
+  carrierAIDC?: InputMaybe<Scalars['String']['input']>;
+  carrierHRF?: InputMaybe<Scalars['String']['input']>;
+  entryType?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceStatusReasonArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceDeviceNameArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceSpecializationArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  version?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceVersionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DevicePropertyArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceContactArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  rank?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceNoteArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  time?: InputMaybe<Scalars['String']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceSafetyArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceDiagnosticReportListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  conclusion?: InputMaybe<Scalars['String']['input']>;
+  conclusion_not?: InputMaybe<Scalars['String']['input']>;
+  conclusion_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  issued?: InputMaybe<Scalars['String']['input']>;
+  issued_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  media?: InputMaybe<Scalars['String']['input']>;
+  media_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  result?: InputMaybe<Scalars['String']['input']>;
+  result_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  results_interpreter?: InputMaybe<Scalars['String']['input']>;
+  results_interpreter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceServiceRequestListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored?: InputMaybe<Scalars['String']['input']>;
+  authored_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  occurrence?: InputMaybe<Scalars['String']['input']>;
+  occurrence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  order_detail?: InputMaybe<Scalars['String']['input']>;
+  order_detail_not?: InputMaybe<Scalars['String']['input']>;
+  order_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer_type?: InputMaybe<Scalars['String']['input']>;
+  performer_type_not?: InputMaybe<Scalars['String']['input']>;
+  performer_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  replaces_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requisition?: InputMaybe<Scalars['String']['input']>;
+  requisition_not?: InputMaybe<Scalars['String']['input']>;
+  requisition_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceProcedureListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_code_not?: InputMaybe<Scalars['String']['input']>;
+  reason_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  reason_reference_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceMedicationRequestListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authoredon?: InputMaybe<Scalars['String']['input']>;
+  authoredon_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intended_dispenser?: InputMaybe<Scalars['String']['input']>;
+  intended_dispenser_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intended_performer?: InputMaybe<Scalars['String']['input']>;
+  intended_performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intended_performertype?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype_not?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceImagingStudyListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  basedon?: InputMaybe<Scalars['String']['input']>;
+  basedon_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  bodysite?: InputMaybe<Scalars['String']['input']>;
+  bodysite_not?: InputMaybe<Scalars['String']['input']>;
+  bodysite_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  dicom_class?: InputMaybe<Scalars['String']['input']>;
+  dicom_class_not?: InputMaybe<Scalars['String']['input']>;
+  dicom_class_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  endpoint?: InputMaybe<Scalars['String']['input']>;
+  endpoint_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instance?: InputMaybe<Scalars['String']['input']>;
+  instance_not?: InputMaybe<Scalars['String']['input']>;
+  instance_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  interpreter?: InputMaybe<Scalars['String']['input']>;
+  interpreter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason?: InputMaybe<Scalars['String']['input']>;
+  reason_not?: InputMaybe<Scalars['String']['input']>;
+  reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  referrer?: InputMaybe<Scalars['String']['input']>;
+  referrer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  series?: InputMaybe<Scalars['String']['input']>;
+  series_not?: InputMaybe<Scalars['String']['input']>;
+  series_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  started?: InputMaybe<Scalars['String']['input']>;
+  started_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceCarePlanListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  activity_code?: InputMaybe<Scalars['String']['input']>;
+  activity_code_not?: InputMaybe<Scalars['String']['input']>;
+  activity_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  activity_date?: InputMaybe<Scalars['String']['input']>;
+  activity_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  activity_reference?: InputMaybe<Scalars['String']['input']>;
+  activity_reference_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  care_team_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  condition?: InputMaybe<Scalars['String']['input']>;
+  condition_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  goal?: InputMaybe<Scalars['String']['input']>;
+  goal_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  replaces?: InputMaybe<Scalars['String']['input']>;
+  replaces_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceClaimListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  care_team_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  detail_udi_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  enterer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  insurer?: InputMaybe<Scalars['String']['input']>;
+  insurer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  item_udi_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  payee_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  provider_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  use_not?: InputMaybe<Scalars['String']['input']>;
+  use_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceExplanationOfBenefitListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  care_team?: InputMaybe<Scalars['String']['input']>;
+  care_team_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  claim?: InputMaybe<Scalars['String']['input']>;
+  claim_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  coverage?: InputMaybe<Scalars['String']['input']>;
+  coverage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  detail_udi?: InputMaybe<Scalars['String']['input']>;
+  detail_udi_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  disposition?: InputMaybe<Scalars['String']['input']>;
+  disposition_exact?: InputMaybe<Scalars['String']['input']>;
+  disposition_contains?: InputMaybe<Scalars['String']['input']>;
+  disposition_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  enterer?: InputMaybe<Scalars['String']['input']>;
+  enterer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  item_udi?: InputMaybe<Scalars['String']['input']>;
+  item_udi_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  payee?: InputMaybe<Scalars['String']['input']>;
+  payee_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  procedure_udi?: InputMaybe<Scalars['String']['input']>;
+  procedure_udi_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  provider?: InputMaybe<Scalars['String']['input']>;
+  provider_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subdetail_udi?: InputMaybe<Scalars['String']['input']>;
+  subdetail_udi_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceMedicationAdministrationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  effective_time?: InputMaybe<Scalars['String']['input']>;
+  effective_time_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_given?: InputMaybe<Scalars['String']['input']>;
+  reason_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_not_given?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  request?: InputMaybe<Scalars['String']['input']>;
+  request_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceScheduleListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  active?: InputMaybe<Scalars['String']['input']>;
+  active_not?: InputMaybe<Scalars['String']['input']>;
+  active_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  actor?: InputMaybe<Scalars['String']['input']>;
+  actor_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_category?: InputMaybe<Scalars['String']['input']>;
+  service_category_not?: InputMaybe<Scalars['String']['input']>;
+  service_category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  service_type?: InputMaybe<Scalars['String']['input']>;
+  service_type_not?: InputMaybe<Scalars['String']['input']>;
+  service_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specialty?: InputMaybe<Scalars['String']['input']>;
+  specialty_not?: InputMaybe<Scalars['String']['input']>;
+  specialty_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** A type of a manufactured item that is used in the provision of healthcare without being substantially changed through that activity. The device may be a medical or non-medical device. */
+export type DeviceMediaListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  created?: InputMaybe<Scalars['String']['input']>;
+  created_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modality?: InputMaybe<Scalars['String']['input']>;
+  modality_not?: InputMaybe<Scalars['String']['input']>;
+  modality_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  operator?: InputMaybe<Scalars['String']['input']>;
+  operator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  view?: InputMaybe<Scalars['String']['input']>;
+  view_not?: InputMaybe<Scalars['String']['input']>;
+  view_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Identifies a particular constituent of interest in the product. */
+export type MedicationIngredient = {
+  __typename?: 'MedicationIngredient';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The actual ingredient - either a substance (simple ingredient) or another medication of a medication. */
+  itemCodeableConcept?: Maybe<CodeableConcept>;
+  /** The actual ingredient - either a substance (simple ingredient) or another medication of a medication. */
+  itemReference?: Maybe<Reference>;
+  /** Indication of whether this ingredient affects the therapeutic action of the drug. */
+  isActive?: Maybe<Scalars['Boolean']['output']>;
+  /** Extensions of isActive (FHIR JSON _isActive) */
+  _isActive?: Maybe<Element>;
+  /** Specifies how many (or how much) of the items there are in this Medication.  For example, 250 mg per tablet.  This is expressed as a ratio where the numerator is 250mg and the denominator is 1 tablet. */
+  strength?: Maybe<Ratio>;
+};
+
+
+/** Identifies a particular constituent of interest in the product. */
+export type MedicationIngredientExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Identifies a particular constituent of interest in the product. */
+export type MedicationIngredientModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Information that only applies to packages (not products). */
+export type MedicationBatch = {
+  __typename?: 'MedicationBatch';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The assigned lot number of a batch of the specified product. */
+  lotNumber?: Maybe<Scalars['String']['output']>;
+  /** Extensions of lotNumber (FHIR JSON _lotNumber) */
+  _lotNumber?: Maybe<Element>;
+  /** When this specific batch of product will expire. */
+  expirationDate?: Maybe<Scalars['String']['output']>;
+  /** Extensions of expirationDate (FHIR JSON _expirationDate) */
+  _expirationDate?: Maybe<Element>;
+};
+
+
+/** Information that only applies to packages (not products). */
+export type MedicationBatchExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Information that only applies to packages (not products). */
+export type MedicationBatchModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type Medication = {
+  __typename?: 'Medication';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Business identifier for this medication. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A code (or set of codes) that specify this medication, or a textual description if no code is available. Usage note: This could be a standard medication code such as a code from RxNorm, SNOMED CT, IDMP etc. It could also be a national or local formulary code, optionally with translations to other... */
+  code?: Maybe<CodeableConcept>;
+  /** A code to indicate if the medication is in active use. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** Describes the details of the manufacturer of the medication product.  This is not intended to represent the distributor of a medication product. */
+  manufacturer?: Maybe<Reference>;
+  /** Describes the form of the item.  Powder; tablets; capsule. */
+  form?: Maybe<CodeableConcept>;
+  /** Specific amount of the drug in the packaged product.  For example, when specifying a product that has the same strength (For example, Insulin glargine 100 unit per mL solution for injection), this attribute provides additional clarification of the package amount (For example, 3 mL, 10mL, etc.). */
+  amount?: Maybe<Ratio>;
+  /** Identifies a particular constituent of interest in the product. */
+  ingredient?: Maybe<Array<Maybe<MedicationIngredient>>>;
+  /** Information that only applies to packages (not products). */
+  batch?: Maybe<MedicationBatch>;
+  /** Observation resources that refer to this Medication, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this Medication, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this Medication, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** MedicationRequest resources that refer to this Medication, resolved in one batch per request. _reference names the MedicationRequest search parameter that points here: medication */
+  MedicationRequestList: Array<MedicationRequest>;
+  /** DocumentReference resources that refer to this Medication, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this Medication, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** Medication resources that refer to this Medication, resolved in one batch per request. _reference names the Medication search parameter that points here: ingredient */
+  MedicationList: Array<Medication>;
+  /** MedicationAdministration resources that refer to this Medication, resolved in one batch per request. _reference names the MedicationAdministration search parameter that points here: medication */
+  MedicationAdministrationList: Array<MedicationAdministration>;
+  /** AuditEvent resources that refer to this Medication, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this Medication, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this Medication, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationIdentifierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationIngredientArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  isActive?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationMedicationRequestListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authoredon?: InputMaybe<Scalars['String']['input']>;
+  authoredon_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intended_dispenser?: InputMaybe<Scalars['String']['input']>;
+  intended_dispenser_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intended_performer?: InputMaybe<Scalars['String']['input']>;
+  intended_performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intended_performertype?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype_not?: InputMaybe<Scalars['String']['input']>;
+  intended_performertype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationMedicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  expiration_date?: InputMaybe<Scalars['String']['input']>;
+  expiration_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  form?: InputMaybe<Scalars['String']['input']>;
+  form_not?: InputMaybe<Scalars['String']['input']>;
+  form_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  ingredient?: InputMaybe<Scalars['String']['input']>;
+  ingredient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  ingredient_code?: InputMaybe<Scalars['String']['input']>;
+  ingredient_code_not?: InputMaybe<Scalars['String']['input']>;
+  ingredient_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  lot_number?: InputMaybe<Scalars['String']['input']>;
+  lot_number_not?: InputMaybe<Scalars['String']['input']>;
+  lot_number_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  manufacturer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationMedicationAdministrationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  context?: InputMaybe<Scalars['String']['input']>;
+  context_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  effective_time?: InputMaybe<Scalars['String']['input']>;
+  effective_time_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  medication?: InputMaybe<Scalars['String']['input']>;
+  medication_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_given?: InputMaybe<Scalars['String']['input']>;
+  reason_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_not_given?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_not?: InputMaybe<Scalars['String']['input']>;
+  reason_not_given_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  request?: InputMaybe<Scalars['String']['input']>;
+  request_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** This resource is primarily used for the identification and definition of a medication for the purposes of prescribing, dispensing, and administering a medication as well as for making statements about medication use. */
+export type MedicationCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Indicates who or what performed the medication administration and how they were involved. */
+export type MedicationAdministrationPerformer = {
+  __typename?: 'MedicationAdministrationPerformer';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Distinguishes the type of involvement of the performer in the medication administration. */
+  function?: Maybe<CodeableConcept>;
+  /** Indicates who or what performed the medication administration. */
+  actor?: Maybe<Reference>;
+};
+
+
+/** Indicates who or what performed the medication administration and how they were involved. */
+export type MedicationAdministrationPerformerExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Indicates who or what performed the medication administration and how they were involved. */
+export type MedicationAdministrationPerformerModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Describes the medication dosage information details e.g. dose, rate, site, route, etc. */
+export type MedicationAdministrationDosage = {
+  __typename?: 'MedicationAdministrationDosage';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /**
+   * Free text dosage can be used for cases where the dosage administered is too complex to code. When coded dosage is present, the free text dosage may still be present for display to humans.
+   *
+   * The dosage instructions should reflect the dosage of the medication that was administered.
+   */
+  text?: Maybe<Scalars['String']['output']>;
+  /** Extensions of text (FHIR JSON _text) */
+  _text?: Maybe<Element>;
+  /** A coded specification of the anatomic site where the medication first entered the body.  For example, "left arm". */
+  site?: Maybe<CodeableConcept>;
+  /** A code specifying the route or physiological path of administration of a therapeutic agent into or onto the patient.  For example, topical, intravenous, etc. */
+  route?: Maybe<CodeableConcept>;
+  /** A coded value indicating the method by which the medication is intended to be or was introduced into or on the body.  This attribute will most often NOT be populated.  It is most commonly used for injections.  For example, Slow Push, Deep IV. */
+  method?: Maybe<CodeableConcept>;
+  /** The amount of the medication given at one administration event.   Use this value when the administration is essentially an instantaneous event such as a swallowing a tablet or giving an injection. */
+  dose?: Maybe<Quantity>;
+  /** Identifies the speed with which the medication was or will be introduced into the patient.  Typically, the rate for an infusion e.g. 100 ml per 1 hour or 100 ml/hr.  May also be expressed as a rate per unit of time, e.g. 500 ml per 2 hours.  Other examples:  200 mcg/min or 200 mcg/1 minute; 1 lit... */
+  rateRatio?: Maybe<Ratio>;
+  /** Identifies the speed with which the medication was or will be introduced into the patient.  Typically, the rate for an infusion e.g. 100 ml per 1 hour or 100 ml/hr.  May also be expressed as a rate per unit of time, e.g. 500 ml per 2 hours.  Other examples:  200 mcg/min or 200 mcg/1 minute; 1 lit... */
+  rateQuantity?: Maybe<Quantity>;
+};
+
+
+/** Describes the medication dosage information details e.g. dose, rate, site, route, etc. */
+export type MedicationAdministrationDosageExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the medication dosage information details e.g. dose, rate, site, route, etc. */
+export type MedicationAdministrationDosageModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministration = {
+  __typename?: 'MedicationAdministration';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Identifiers associated with this Medication Administration that are defined by business processes and/or used to refer to it when a direct URL reference to the resource itself is not appropriate. They are business identifiers assigned to this resource by the performer or other systems and remain ... */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A protocol, guideline, orderset, or other definition that was adhered to in whole or in part by this event. */
+  instantiates?: Maybe<Array<Maybe<Scalars['String']['output']>>>;
+  /** Extensions of instantiates (FHIR JSON _instantiates) */
+  _instantiates?: Maybe<Array<Maybe<Element>>>;
+  /** A larger event of which this particular event is a component or step. */
+  partOf?: Maybe<Array<Maybe<Reference>>>;
+  /** Will generally be set to show that the administration has been completed.  For some long running administrations such as infusions, it is possible for an administration to be started but not completed or it may be paused while some other process is under way. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** A code indicating why the administration was not performed. */
+  statusReason?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Indicates where the medication is expected to be consumed or administered. */
+  category?: Maybe<CodeableConcept>;
+  /** Identifies the medication that was administered. This is either a link to a resource representing the details of the medication or a simple attribute carrying a code that identifies the medication from a known list of medications. */
+  medicationCodeableConcept?: Maybe<CodeableConcept>;
+  /** Identifies the medication that was administered. This is either a link to a resource representing the details of the medication or a simple attribute carrying a code that identifies the medication from a known list of medications. */
+  medicationReference?: Maybe<Reference>;
+  /** The person or animal or group receiving the medication. */
+  subject?: Maybe<Reference>;
+  /** The visit, admission, or other contact between patient and health care provider during which the medication administration was performed. */
+  context?: Maybe<Reference>;
+  /** Additional information (for example, patient height and weight) that supports the administration of the medication. */
+  supportingInformation?: Maybe<Array<Maybe<Reference>>>;
+  /** A specific date/time or interval of time during which the administration took place (or did not take place, when the 'notGiven' attribute is true). For many administrations, such as swallowing a tablet the use of dateTime is more appropriate. */
+  effectiveDateTime?: Maybe<Scalars['String']['output']>;
+  /** Extensions of effectiveDateTime (FHIR JSON _effectiveDateTime) */
+  _effectiveDateTime?: Maybe<Element>;
+  /** A specific date/time or interval of time during which the administration took place (or did not take place, when the 'notGiven' attribute is true). For many administrations, such as swallowing a tablet the use of dateTime is more appropriate. */
+  effectivePeriod?: Maybe<Period>;
+  /** Indicates who or what performed the medication administration and how they were involved. */
+  performer?: Maybe<Array<Maybe<MedicationAdministrationPerformer>>>;
+  /** A code indicating why the medication was given. */
+  reasonCode?: Maybe<Array<Maybe<CodeableConcept>>>;
+  /** Condition or observation that supports why the medication was administered. */
+  reasonReference?: Maybe<Array<Maybe<Reference>>>;
+  /** The original request, instruction or authority to perform the administration. */
+  request?: Maybe<Reference>;
+  /** The device used in administering the medication to the patient.  For example, a particular infusion pump. */
+  device?: Maybe<Array<Maybe<Reference>>>;
+  /** Extra information about the medication administration that is not conveyed by the other attributes. */
+  note?: Maybe<Array<Maybe<Annotation>>>;
+  /** Describes the medication dosage information details e.g. dose, rate, site, route, etc. */
+  dosage?: Maybe<MedicationAdministrationDosage>;
+  /** A summary of the events of interest that have occurred, such as when the administration was verified. */
+  eventHistory?: Maybe<Array<Maybe<Reference>>>;
+  /** Observation resources that refer to this MedicationAdministration, resolved in one batch per request. _reference names the Observation search parameter that points here: focus, part_of */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this MedicationAdministration, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this MedicationAdministration, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** Procedure resources that refer to this MedicationAdministration, resolved in one batch per request. _reference names the Procedure search parameter that points here: part_of */
+  ProcedureList: Array<Procedure>;
+  /** DocumentReference resources that refer to this MedicationAdministration, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this MedicationAdministration, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** AuditEvent resources that refer to this MedicationAdministration, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this MedicationAdministration, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this MedicationAdministration, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationIdentifierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationPartOfArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationStatusReasonArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationSupportingInformationArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationPerformerArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationReasonCodeArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationReasonReferenceArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationDeviceArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationNoteArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  time?: InputMaybe<Scalars['String']['input']>;
+  text?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationEventHistoryArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationProcedureListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_code?: InputMaybe<Scalars['String']['input']>;
+  reason_code_not?: InputMaybe<Scalars['String']['input']>;
+  reason_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  reason_reference?: InputMaybe<Scalars['String']['input']>;
+  reason_reference_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Describes the event of a patient consuming or otherwise being administered a medication.  This may be as simple as swallowing a tablet or it may be a long running infusion.  Related resources tie this event to the authorizing prescription, and the specific encounter between patient and health car... */
+export type MedicationAdministrationCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** The item that is being delivered or has been supplied. */
+export type SupplyDeliverySuppliedItem = {
+  __typename?: 'SupplyDeliverySuppliedItem';
+  /** Unique id for the element within a resource (for internal references). This may be any string value that does not contain spaces. */
+  id?: Maybe<Scalars['String']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** May be used to represent additional information that is not part of the basic definition of the element. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there i... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the element and that modifies the understanding of the element in which it is contained and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or quali... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** The amount of supply that has been dispensed. Includes unit of measure. */
+  quantity?: Maybe<Quantity>;
+  /** Identifies the medication, substance or device being dispensed. This is either a link to a resource representing the details of the item or a code that identifies the item from a known list. */
+  itemCodeableConcept?: Maybe<CodeableConcept>;
+  /** Identifies the medication, substance or device being dispensed. This is either a link to a resource representing the details of the item or a code that identifies the item from a known list. */
+  itemReference?: Maybe<Reference>;
+};
+
+
+/** The item that is being delivered or has been supplied. */
+export type SupplyDeliverySuppliedItemExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** The item that is being delivered or has been supplied. */
+export type SupplyDeliverySuppliedItemModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Record of delivery of what is supplied. */
+export type SupplyDelivery = {
+  __typename?: 'SupplyDelivery';
+  /** The FHIR resource type */
+  resourceType: Scalars['String']['output'];
+  /** The whole resource as FHIR R4 JSON */
+  json: Scalars['JSON']['output'];
+  /** The logical id of the resource, as used in the URL for the resource. Once assigned, this value never changes. */
+  id?: Maybe<Scalars['ID']['output']>;
+  /** Extensions of id (FHIR JSON _id) */
+  _id?: Maybe<Element>;
+  /** The metadata about the resource. This is content that is maintained by the infrastructure. Changes to the content might not always be associated with version changes to the resource. */
+  meta?: Maybe<Meta>;
+  /** A reference to a set of rules that were followed when the resource was constructed, and which must be understood when processing the content. Often, this is a reference to an implementation guide that defines the special rules along with other profiles etc. */
+  implicitRules?: Maybe<Scalars['String']['output']>;
+  /** Extensions of implicitRules (FHIR JSON _implicitRules) */
+  _implicitRules?: Maybe<Element>;
+  /** The base language in which the resource is written. */
+  language?: Maybe<Scalars['String']['output']>;
+  /** Extensions of language (FHIR JSON _language) */
+  _language?: Maybe<Element>;
+  /** A human-readable narrative that contains a summary of the resource and can be used to represent the content of the resource to a human. The narrative need not encode all the structured data, but is required to contain sufficient detail to make it "clinically safe" for a human to just read the nar... */
+  text?: Maybe<Narrative>;
+  /** These resources do not have an independent existence apart from the resource that contains them - they cannot be identified independently, and nor can they have their own independent transaction scope. */
+  contained?: Maybe<Array<Maybe<Scalars['JSON']['output']>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource. To make the use of extensions safe and manageable, there is a strict set of governance  applied to the definition and use of extensions. Though any implementer can define an extension, there ... */
+  extension?: Maybe<Array<Maybe<Extension>>>;
+  /** May be used to represent additional information that is not part of the basic definition of the resource and that modifies the understanding of the element that contains it and/or the understanding of the containing element's descendants. Usually modifier elements provide negation or qualificatio... */
+  modifierExtension?: Maybe<Array<Maybe<Extension>>>;
+  /** Identifier for the supply delivery event that is used to identify it across multiple disparate systems. */
+  identifier?: Maybe<Array<Maybe<Identifier>>>;
+  /** A plan, proposal or order that is fulfilled in whole or in part by this event. */
+  basedOn?: Maybe<Array<Maybe<Reference>>>;
+  /** A larger event of which this particular event is a component or step. */
+  partOf?: Maybe<Array<Maybe<Reference>>>;
+  /** A code specifying the state of the dispense event. */
+  status?: Maybe<Scalars['String']['output']>;
+  /** Extensions of status (FHIR JSON _status) */
+  _status?: Maybe<Element>;
+  /** A link to a resource representing the person whom the delivered item is for. */
+  patient?: Maybe<Reference>;
+  /** Indicates the type of dispensing event that is performed. Examples include: Trial Fill, Completion of Trial, Partial Fill, Emergency Fill, Samples, etc. */
+  type?: Maybe<CodeableConcept>;
+  /** The item that is being delivered or has been supplied. */
+  suppliedItem?: Maybe<SupplyDeliverySuppliedItem>;
+  /** The date or time(s) the activity occurred. */
+  occurrenceDateTime?: Maybe<Scalars['String']['output']>;
+  /** Extensions of occurrenceDateTime (FHIR JSON _occurrenceDateTime) */
+  _occurrenceDateTime?: Maybe<Element>;
+  /** The date or time(s) the activity occurred. */
+  occurrencePeriod?: Maybe<Period>;
+  /** The date or time(s) the activity occurred. */
+  occurrenceTiming?: Maybe<Timing>;
+  /** The individual responsible for dispensing the medication, supplier or device. */
+  supplier?: Maybe<Reference>;
+  /** Identification of the facility/location where the Supply was shipped to, as part of the dispense event. */
+  destination?: Maybe<Reference>;
+  /** Identifies the person who picked up the Supply. */
+  receiver?: Maybe<Array<Maybe<Reference>>>;
+  /** Observation resources that refer to this SupplyDelivery, resolved in one batch per request. _reference names the Observation search parameter that points here: focus */
+  ObservationList: Array<Observation>;
+  /** Task resources that refer to this SupplyDelivery, resolved in one batch per request. _reference names the Task search parameter that points here: based_on, focus, subject */
+  TaskList: Array<Task>;
+  /** Condition resources that refer to this SupplyDelivery, resolved in one batch per request. _reference names the Condition search parameter that points here: evidence_detail */
+  ConditionList: Array<Condition>;
+  /** DocumentReference resources that refer to this SupplyDelivery, resolved in one batch per request. _reference names the DocumentReference search parameter that points here: related */
+  DocumentReferenceList: Array<DocumentReference>;
+  /** Provenance resources that refer to this SupplyDelivery, resolved in one batch per request. _reference names the Provenance search parameter that points here: entity, target */
+  ProvenanceList: Array<Provenance>;
+  /** AuditEvent resources that refer to this SupplyDelivery, resolved in one batch per request. _reference names the AuditEvent search parameter that points here: entity */
+  AuditEventList: Array<AuditEvent>;
+  /** VerificationResult resources that refer to this SupplyDelivery, resolved in one batch per request. _reference names the VerificationResult search parameter that points here: target */
+  VerificationResultList: Array<VerificationResult>;
+  /** Communication resources that refer to this SupplyDelivery, resolved in one batch per request. _reference names the Communication search parameter that points here: based_on, part_of */
+  CommunicationList: Array<Communication>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryModifierExtensionArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryIdentifierArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  use?: InputMaybe<Scalars['String']['input']>;
+  system?: InputMaybe<Scalars['String']['input']>;
+  value?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryBasedOnArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryPartOfArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryReceiverArgs = {
+  fhirpath?: InputMaybe<Scalars['String']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  reference?: InputMaybe<Scalars['String']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  display?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryObservationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_date?: InputMaybe<Scalars['String']['input']>;
+  code_value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code_value_string?: InputMaybe<Scalars['String']['input']>;
+  code_value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code?: InputMaybe<Scalars['String']['input']>;
+  combo_code_not?: InputMaybe<Scalars['String']['input']>;
+  combo_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  combo_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_concept?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  combo_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  combo_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  combo_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code?: InputMaybe<Scalars['String']['input']>;
+  component_code_not?: InputMaybe<Scalars['String']['input']>;
+  component_code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_code_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_code_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  component_data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_concept?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  component_value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  component_value_quantity?: InputMaybe<Scalars['String']['input']>;
+  component_value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  data_absent_reason?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_not?: InputMaybe<Scalars['String']['input']>;
+  data_absent_reason_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  derived_from?: InputMaybe<Scalars['String']['input']>;
+  derived_from_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  device?: InputMaybe<Scalars['String']['input']>;
+  device_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  has_member?: InputMaybe<Scalars['String']['input']>;
+  has_member_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  method?: InputMaybe<Scalars['String']['input']>;
+  method_not?: InputMaybe<Scalars['String']['input']>;
+  method_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  specimen?: InputMaybe<Scalars['String']['input']>;
+  specimen_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_concept?: InputMaybe<Scalars['String']['input']>;
+  value_concept_not?: InputMaybe<Scalars['String']['input']>;
+  value_concept_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_date?: InputMaybe<Scalars['String']['input']>;
+  value_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_quantity?: InputMaybe<Scalars['String']['input']>;
+  value_quantity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  value_string?: InputMaybe<Scalars['String']['input']>;
+  value_string_exact?: InputMaybe<Scalars['String']['input']>;
+  value_string_contains?: InputMaybe<Scalars['String']['input']>;
+  value_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryTaskListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authored_on?: InputMaybe<Scalars['String']['input']>;
+  authored_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  business_status?: InputMaybe<Scalars['String']['input']>;
+  business_status_not?: InputMaybe<Scalars['String']['input']>;
+  business_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  focus?: InputMaybe<Scalars['String']['input']>;
+  focus_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  group_identifier?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_not?: InputMaybe<Scalars['String']['input']>;
+  group_identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  intent?: InputMaybe<Scalars['String']['input']>;
+  intent_not?: InputMaybe<Scalars['String']['input']>;
+  intent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  modified?: InputMaybe<Scalars['String']['input']>;
+  modified_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  owner?: InputMaybe<Scalars['String']['input']>;
+  owner_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  performer?: InputMaybe<Scalars['String']['input']>;
+  performer_not?: InputMaybe<Scalars['String']['input']>;
+  performer_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  priority?: InputMaybe<Scalars['String']['input']>;
+  priority_not?: InputMaybe<Scalars['String']['input']>;
+  priority_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  requester?: InputMaybe<Scalars['String']['input']>;
+  requester_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryConditionListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_age?: InputMaybe<Scalars['String']['input']>;
+  abatement_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_date?: InputMaybe<Scalars['String']['input']>;
+  abatement_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  abatement_string?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_exact?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_contains?: InputMaybe<Scalars['String']['input']>;
+  abatement_string_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  asserter?: InputMaybe<Scalars['String']['input']>;
+  asserter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  body_site?: InputMaybe<Scalars['String']['input']>;
+  body_site_not?: InputMaybe<Scalars['String']['input']>;
+  body_site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  clinical_status?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_not?: InputMaybe<Scalars['String']['input']>;
+  clinical_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  code?: InputMaybe<Scalars['String']['input']>;
+  code_not?: InputMaybe<Scalars['String']['input']>;
+  code_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence?: InputMaybe<Scalars['String']['input']>;
+  evidence_not?: InputMaybe<Scalars['String']['input']>;
+  evidence_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  evidence_detail?: InputMaybe<Scalars['String']['input']>;
+  evidence_detail_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_age?: InputMaybe<Scalars['String']['input']>;
+  onset_age_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_date?: InputMaybe<Scalars['String']['input']>;
+  onset_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  onset_info?: InputMaybe<Scalars['String']['input']>;
+  onset_info_exact?: InputMaybe<Scalars['String']['input']>;
+  onset_info_contains?: InputMaybe<Scalars['String']['input']>;
+  onset_info_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded_date?: InputMaybe<Scalars['String']['input']>;
+  recorded_date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  severity?: InputMaybe<Scalars['String']['input']>;
+  severity_not?: InputMaybe<Scalars['String']['input']>;
+  severity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  stage?: InputMaybe<Scalars['String']['input']>;
+  stage_not?: InputMaybe<Scalars['String']['input']>;
+  stage_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  verification_status?: InputMaybe<Scalars['String']['input']>;
+  verification_status_not?: InputMaybe<Scalars['String']['input']>;
+  verification_status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryDocumentReferenceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  authenticator?: InputMaybe<Scalars['String']['input']>;
+  authenticator_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  author?: InputMaybe<Scalars['String']['input']>;
+  author_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  contenttype?: InputMaybe<Scalars['String']['input']>;
+  contenttype_not?: InputMaybe<Scalars['String']['input']>;
+  contenttype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  custodian?: InputMaybe<Scalars['String']['input']>;
+  custodian_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  description?: InputMaybe<Scalars['String']['input']>;
+  description_exact?: InputMaybe<Scalars['String']['input']>;
+  description_contains?: InputMaybe<Scalars['String']['input']>;
+  description_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  event?: InputMaybe<Scalars['String']['input']>;
+  event_not?: InputMaybe<Scalars['String']['input']>;
+  event_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  facility?: InputMaybe<Scalars['String']['input']>;
+  facility_not?: InputMaybe<Scalars['String']['input']>;
+  facility_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  format?: InputMaybe<Scalars['String']['input']>;
+  format_not?: InputMaybe<Scalars['String']['input']>;
+  format_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  language_not?: InputMaybe<Scalars['String']['input']>;
+  language_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  period?: InputMaybe<Scalars['String']['input']>;
+  period_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  related?: InputMaybe<Scalars['String']['input']>;
+  related_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relatesto?: InputMaybe<Scalars['String']['input']>;
+  relatesto_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relation?: InputMaybe<Scalars['String']['input']>;
+  relation_not?: InputMaybe<Scalars['String']['input']>;
+  relation_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  relationship?: InputMaybe<Scalars['String']['input']>;
+  relationship_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  security_label?: InputMaybe<Scalars['String']['input']>;
+  security_label_not?: InputMaybe<Scalars['String']['input']>;
+  security_label_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  setting?: InputMaybe<Scalars['String']['input']>;
+  setting_not?: InputMaybe<Scalars['String']['input']>;
+  setting_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryProvenanceListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_type?: InputMaybe<Scalars['String']['input']>;
+  agent_type_not?: InputMaybe<Scalars['String']['input']>;
+  agent_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  location?: InputMaybe<Scalars['String']['input']>;
+  location_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recorded?: InputMaybe<Scalars['String']['input']>;
+  recorded_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  signature_type?: InputMaybe<Scalars['String']['input']>;
+  signature_type_not?: InputMaybe<Scalars['String']['input']>;
+  signature_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  when?: InputMaybe<Scalars['String']['input']>;
+  when_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryAuditEventListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  action?: InputMaybe<Scalars['String']['input']>;
+  action_not?: InputMaybe<Scalars['String']['input']>;
+  action_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  address?: InputMaybe<Scalars['String']['input']>;
+  address_exact?: InputMaybe<Scalars['String']['input']>;
+  address_contains?: InputMaybe<Scalars['String']['input']>;
+  address_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent?: InputMaybe<Scalars['String']['input']>;
+  agent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_name?: InputMaybe<Scalars['String']['input']>;
+  agent_name_exact?: InputMaybe<Scalars['String']['input']>;
+  agent_name_contains?: InputMaybe<Scalars['String']['input']>;
+  agent_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  agent_role?: InputMaybe<Scalars['String']['input']>;
+  agent_role_not?: InputMaybe<Scalars['String']['input']>;
+  agent_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  altid?: InputMaybe<Scalars['String']['input']>;
+  altid_not?: InputMaybe<Scalars['String']['input']>;
+  altid_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  date?: InputMaybe<Scalars['String']['input']>;
+  date_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity?: InputMaybe<Scalars['String']['input']>;
+  entity_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_name?: InputMaybe<Scalars['String']['input']>;
+  entity_name_exact?: InputMaybe<Scalars['String']['input']>;
+  entity_name_contains?: InputMaybe<Scalars['String']['input']>;
+  entity_name_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_role?: InputMaybe<Scalars['String']['input']>;
+  entity_role_not?: InputMaybe<Scalars['String']['input']>;
+  entity_role_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  entity_type?: InputMaybe<Scalars['String']['input']>;
+  entity_type_not?: InputMaybe<Scalars['String']['input']>;
+  entity_type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  outcome_not?: InputMaybe<Scalars['String']['input']>;
+  outcome_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  policy?: InputMaybe<Scalars['String']['input']>;
+  site?: InputMaybe<Scalars['String']['input']>;
+  site_not?: InputMaybe<Scalars['String']['input']>;
+  site_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  source?: InputMaybe<Scalars['String']['input']>;
+  source_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subtype?: InputMaybe<Scalars['String']['input']>;
+  subtype_not?: InputMaybe<Scalars['String']['input']>;
+  subtype_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  type_not?: InputMaybe<Scalars['String']['input']>;
+  type_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryVerificationResultListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  target?: InputMaybe<Scalars['String']['input']>;
+  target_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Record of delivery of what is supplied. */
+export type SupplyDeliveryCommunicationListArgs = {
+  _reference: Scalars['String']['input'];
+  _id?: InputMaybe<Scalars['String']['input']>;
+  _lastUpdated?: InputMaybe<Scalars['String']['input']>;
+  _and?: InputMaybe<Array<Scalars['String']['input']>>;
+  _profile?: InputMaybe<Scalars['String']['input']>;
+  _security?: InputMaybe<Scalars['String']['input']>;
+  _security_not?: InputMaybe<Scalars['String']['input']>;
+  _security_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _source?: InputMaybe<Scalars['String']['input']>;
+  _tag?: InputMaybe<Scalars['String']['input']>;
+  _tag_not?: InputMaybe<Scalars['String']['input']>;
+  _tag_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  based_on?: InputMaybe<Scalars['String']['input']>;
+  based_on_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  category?: InputMaybe<Scalars['String']['input']>;
+  category_not?: InputMaybe<Scalars['String']['input']>;
+  category_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  encounter?: InputMaybe<Scalars['String']['input']>;
+  encounter_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  identifier?: InputMaybe<Scalars['String']['input']>;
+  identifier_not?: InputMaybe<Scalars['String']['input']>;
+  identifier_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_canonical?: InputMaybe<Scalars['String']['input']>;
+  instantiates_canonical_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  instantiates_uri?: InputMaybe<Scalars['String']['input']>;
+  medium?: InputMaybe<Scalars['String']['input']>;
+  medium_not?: InputMaybe<Scalars['String']['input']>;
+  medium_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  part_of?: InputMaybe<Scalars['String']['input']>;
+  part_of_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  patient?: InputMaybe<Scalars['String']['input']>;
+  patient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  received?: InputMaybe<Scalars['String']['input']>;
+  received_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  recipient?: InputMaybe<Scalars['String']['input']>;
+  recipient_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sender?: InputMaybe<Scalars['String']['input']>;
+  sender_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  sent?: InputMaybe<Scalars['String']['input']>;
+  sent_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  status_not?: InputMaybe<Scalars['String']['input']>;
+  status_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  subject?: InputMaybe<Scalars['String']['input']>;
+  subject_missing?: InputMaybe<Scalars['Boolean']['input']>;
+  _count?: InputMaybe<Scalars['Int']['input']>;
+  _offset?: InputMaybe<Scalars['Int']['input']>;
+  _sort?: InputMaybe<Scalars['String']['input']>;
+};
+
 /** Logical network location for application activity, if the activity has a network location. */
 export type AuditEventAgentNetwork = {
   __typename?: 'AuditEventAgentNetwork';
@@ -46329,6 +53129,309 @@ export type ExplanationOfBenefitInput = {
   benefitBalance?: InputMaybe<Array<InputMaybe<ExplanationOfBenefitBenefitBalanceInput>>>;
 };
 
+export type CareTeamParticipantInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  role?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  member?: InputMaybe<ReferenceInput>;
+  onBehalfOf?: InputMaybe<ReferenceInput>;
+  period?: InputMaybe<PeriodInput>;
+};
+
+export type CareTeamInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  category?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  _name?: InputMaybe<ElementInput>;
+  subject?: InputMaybe<ReferenceInput>;
+  encounter?: InputMaybe<ReferenceInput>;
+  period?: InputMaybe<PeriodInput>;
+  participant?: InputMaybe<Array<InputMaybe<CareTeamParticipantInput>>>;
+  reasonCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  reasonReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  managingOrganization?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  telecom?: InputMaybe<Array<InputMaybe<ContactPointInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+};
+
+export type DeviceUdiCarrierInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  deviceIdentifier?: InputMaybe<Scalars['String']['input']>;
+  _deviceIdentifier?: InputMaybe<ElementInput>;
+  issuer?: InputMaybe<Scalars['String']['input']>;
+  _issuer?: InputMaybe<ElementInput>;
+  jurisdiction?: InputMaybe<Scalars['String']['input']>;
+  _jurisdiction?: InputMaybe<ElementInput>;
+  carrierAIDC?: InputMaybe<Scalars['String']['input']>;
+  _carrierAIDC?: InputMaybe<ElementInput>;
+  carrierHRF?: InputMaybe<Scalars['String']['input']>;
+  _carrierHRF?: InputMaybe<ElementInput>;
+  entryType?: InputMaybe<Scalars['String']['input']>;
+  _entryType?: InputMaybe<ElementInput>;
+};
+
+export type DeviceDeviceNameInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  _name?: InputMaybe<ElementInput>;
+  type?: InputMaybe<Scalars['String']['input']>;
+  _type?: InputMaybe<ElementInput>;
+};
+
+export type DeviceSpecializationInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  systemType?: InputMaybe<CodeableConceptInput>;
+  version?: InputMaybe<Scalars['String']['input']>;
+  _version?: InputMaybe<ElementInput>;
+};
+
+export type DeviceVersionInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  type?: InputMaybe<CodeableConceptInput>;
+  component?: InputMaybe<IdentifierInput>;
+  value?: InputMaybe<Scalars['String']['input']>;
+  _value?: InputMaybe<ElementInput>;
+};
+
+export type DevicePropertyInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  type?: InputMaybe<CodeableConceptInput>;
+  valueQuantity?: InputMaybe<Array<InputMaybe<QuantityInput>>>;
+  valueCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+};
+
+export type DeviceInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  definition?: InputMaybe<ReferenceInput>;
+  udiCarrier?: InputMaybe<Array<InputMaybe<DeviceUdiCarrierInput>>>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  statusReason?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  distinctIdentifier?: InputMaybe<Scalars['String']['input']>;
+  _distinctIdentifier?: InputMaybe<ElementInput>;
+  manufacturer?: InputMaybe<Scalars['String']['input']>;
+  _manufacturer?: InputMaybe<ElementInput>;
+  manufactureDate?: InputMaybe<Scalars['String']['input']>;
+  _manufactureDate?: InputMaybe<ElementInput>;
+  expirationDate?: InputMaybe<Scalars['String']['input']>;
+  _expirationDate?: InputMaybe<ElementInput>;
+  lotNumber?: InputMaybe<Scalars['String']['input']>;
+  _lotNumber?: InputMaybe<ElementInput>;
+  serialNumber?: InputMaybe<Scalars['String']['input']>;
+  _serialNumber?: InputMaybe<ElementInput>;
+  deviceName?: InputMaybe<Array<InputMaybe<DeviceDeviceNameInput>>>;
+  modelNumber?: InputMaybe<Scalars['String']['input']>;
+  _modelNumber?: InputMaybe<ElementInput>;
+  partNumber?: InputMaybe<Scalars['String']['input']>;
+  _partNumber?: InputMaybe<ElementInput>;
+  type?: InputMaybe<CodeableConceptInput>;
+  specialization?: InputMaybe<Array<InputMaybe<DeviceSpecializationInput>>>;
+  version?: InputMaybe<Array<InputMaybe<DeviceVersionInput>>>;
+  property?: InputMaybe<Array<InputMaybe<DevicePropertyInput>>>;
+  patient?: InputMaybe<ReferenceInput>;
+  owner?: InputMaybe<ReferenceInput>;
+  contact?: InputMaybe<Array<InputMaybe<ContactPointInput>>>;
+  location?: InputMaybe<ReferenceInput>;
+  url?: InputMaybe<Scalars['String']['input']>;
+  _url?: InputMaybe<ElementInput>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  safety?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  parent?: InputMaybe<ReferenceInput>;
+};
+
+export type MedicationIngredientInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  itemCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  itemReference?: InputMaybe<ReferenceInput>;
+  isActive?: InputMaybe<Scalars['Boolean']['input']>;
+  _isActive?: InputMaybe<ElementInput>;
+  strength?: InputMaybe<RatioInput>;
+};
+
+export type MedicationBatchInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  lotNumber?: InputMaybe<Scalars['String']['input']>;
+  _lotNumber?: InputMaybe<ElementInput>;
+  expirationDate?: InputMaybe<Scalars['String']['input']>;
+  _expirationDate?: InputMaybe<ElementInput>;
+};
+
+export type MedicationInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  code?: InputMaybe<CodeableConceptInput>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  manufacturer?: InputMaybe<ReferenceInput>;
+  form?: InputMaybe<CodeableConceptInput>;
+  amount?: InputMaybe<RatioInput>;
+  ingredient?: InputMaybe<Array<InputMaybe<MedicationIngredientInput>>>;
+  batch?: InputMaybe<MedicationBatchInput>;
+};
+
+export type MedicationAdministrationPerformerInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  function?: InputMaybe<CodeableConceptInput>;
+  actor?: InputMaybe<ReferenceInput>;
+};
+
+export type MedicationAdministrationDosageInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  text?: InputMaybe<Scalars['String']['input']>;
+  _text?: InputMaybe<ElementInput>;
+  site?: InputMaybe<CodeableConceptInput>;
+  route?: InputMaybe<CodeableConceptInput>;
+  method?: InputMaybe<CodeableConceptInput>;
+  dose?: InputMaybe<QuantityInput>;
+  rateRatio?: InputMaybe<RatioInput>;
+  rateQuantity?: InputMaybe<QuantityInput>;
+};
+
+export type MedicationAdministrationInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  instantiates?: InputMaybe<Array<InputMaybe<Scalars['String']['input']>>>;
+  _instantiates?: InputMaybe<Array<InputMaybe<ElementInput>>>;
+  partOf?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  statusReason?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  category?: InputMaybe<CodeableConceptInput>;
+  medicationCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  medicationReference?: InputMaybe<ReferenceInput>;
+  subject?: InputMaybe<ReferenceInput>;
+  context?: InputMaybe<ReferenceInput>;
+  supportingInformation?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  effectiveDateTime?: InputMaybe<Scalars['String']['input']>;
+  _effectiveDateTime?: InputMaybe<ElementInput>;
+  effectivePeriod?: InputMaybe<PeriodInput>;
+  performer?: InputMaybe<Array<InputMaybe<MedicationAdministrationPerformerInput>>>;
+  reasonCode?: InputMaybe<Array<InputMaybe<CodeableConceptInput>>>;
+  reasonReference?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  request?: InputMaybe<ReferenceInput>;
+  device?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  note?: InputMaybe<Array<InputMaybe<AnnotationInput>>>;
+  dosage?: InputMaybe<MedicationAdministrationDosageInput>;
+  eventHistory?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+};
+
+export type SupplyDeliverySuppliedItemInput = {
+  id?: InputMaybe<Scalars['String']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  quantity?: InputMaybe<QuantityInput>;
+  itemCodeableConcept?: InputMaybe<CodeableConceptInput>;
+  itemReference?: InputMaybe<ReferenceInput>;
+};
+
+export type SupplyDeliveryInput = {
+  resourceType?: InputMaybe<Scalars['String']['input']>;
+  id?: InputMaybe<Scalars['ID']['input']>;
+  _id?: InputMaybe<ElementInput>;
+  meta?: InputMaybe<MetaInput>;
+  implicitRules?: InputMaybe<Scalars['String']['input']>;
+  _implicitRules?: InputMaybe<ElementInput>;
+  language?: InputMaybe<Scalars['String']['input']>;
+  _language?: InputMaybe<ElementInput>;
+  text?: InputMaybe<NarrativeInput>;
+  contained?: InputMaybe<Array<InputMaybe<Scalars['JSON']['input']>>>;
+  extension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  modifierExtension?: InputMaybe<Array<InputMaybe<ExtensionInput>>>;
+  identifier?: InputMaybe<Array<InputMaybe<IdentifierInput>>>;
+  basedOn?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  partOf?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+  status?: InputMaybe<Scalars['String']['input']>;
+  _status?: InputMaybe<ElementInput>;
+  patient?: InputMaybe<ReferenceInput>;
+  type?: InputMaybe<CodeableConceptInput>;
+  suppliedItem?: InputMaybe<SupplyDeliverySuppliedItemInput>;
+  occurrenceDateTime?: InputMaybe<Scalars['String']['input']>;
+  _occurrenceDateTime?: InputMaybe<ElementInput>;
+  occurrencePeriod?: InputMaybe<PeriodInput>;
+  occurrenceTiming?: InputMaybe<TimingInput>;
+  supplier?: InputMaybe<ReferenceInput>;
+  destination?: InputMaybe<ReferenceInput>;
+  receiver?: InputMaybe<Array<InputMaybe<ReferenceInput>>>;
+};
+
 export type AuditEventAgentNetworkInput = {
   id?: InputMaybe<Scalars['String']['input']>;
   _id?: InputMaybe<ElementInput>;
@@ -47121,6 +54224,16 @@ export type ResolversTypes = {
   ClaimConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   ExplanationOfBenefitConnection: ResolverTypeWrapper<Record<string, unknown>>;
   ExplanationOfBenefitConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  CareTeamConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  CareTeamConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationAdministrationConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationAdministrationConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
+  SupplyDeliveryConnection: ResolverTypeWrapper<Record<string, unknown>>;
+  SupplyDeliveryConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventConnection: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventConnectionEdge: ResolverTypeWrapper<Record<string, unknown>>;
   CodeSystemConnection: ResolverTypeWrapper<Record<string, unknown>>;
@@ -47273,6 +54386,22 @@ export type ResolversTypes = {
   ExplanationOfBenefitBenefitBalanceFinancial: ResolverTypeWrapper<Record<string, unknown>>;
   ExplanationOfBenefitBenefitBalance: ResolverTypeWrapper<Record<string, unknown>>;
   ExplanationOfBenefit: ResolverTypeWrapper<Record<string, unknown>>;
+  CareTeamParticipant: ResolverTypeWrapper<Record<string, unknown>>;
+  CareTeam: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceUdiCarrier: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceDeviceName: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceSpecialization: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceVersion: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceProperty: ResolverTypeWrapper<Record<string, unknown>>;
+  Device: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationIngredient: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationBatch: ResolverTypeWrapper<Record<string, unknown>>;
+  Medication: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationAdministrationPerformer: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationAdministrationDosage: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationAdministration: ResolverTypeWrapper<Record<string, unknown>>;
+  SupplyDeliverySuppliedItem: ResolverTypeWrapper<Record<string, unknown>>;
+  SupplyDelivery: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventAgentNetwork: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventAgent: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventSource: ResolverTypeWrapper<Record<string, unknown>>;
@@ -47436,6 +54565,22 @@ export type ResolversTypes = {
   ExplanationOfBenefitBenefitBalanceFinancialInput: ResolverTypeWrapper<Record<string, unknown>>;
   ExplanationOfBenefitBenefitBalanceInput: ResolverTypeWrapper<Record<string, unknown>>;
   ExplanationOfBenefitInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CareTeamParticipantInput: ResolverTypeWrapper<Record<string, unknown>>;
+  CareTeamInput: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceUdiCarrierInput: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceDeviceNameInput: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceSpecializationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceVersionInput: ResolverTypeWrapper<Record<string, unknown>>;
+  DevicePropertyInput: ResolverTypeWrapper<Record<string, unknown>>;
+  DeviceInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationIngredientInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationBatchInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationAdministrationPerformerInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationAdministrationDosageInput: ResolverTypeWrapper<Record<string, unknown>>;
+  MedicationAdministrationInput: ResolverTypeWrapper<Record<string, unknown>>;
+  SupplyDeliverySuppliedItemInput: ResolverTypeWrapper<Record<string, unknown>>;
+  SupplyDeliveryInput: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventAgentNetworkInput: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventAgentInput: ResolverTypeWrapper<Record<string, unknown>>;
   AuditEventSourceInput: ResolverTypeWrapper<Record<string, unknown>>;
@@ -47564,6 +54709,16 @@ export type ResolversParentTypes = {
   ClaimConnectionEdge: Record<string, unknown>;
   ExplanationOfBenefitConnection: Record<string, unknown>;
   ExplanationOfBenefitConnectionEdge: Record<string, unknown>;
+  CareTeamConnection: Record<string, unknown>;
+  CareTeamConnectionEdge: Record<string, unknown>;
+  DeviceConnection: Record<string, unknown>;
+  DeviceConnectionEdge: Record<string, unknown>;
+  MedicationConnection: Record<string, unknown>;
+  MedicationConnectionEdge: Record<string, unknown>;
+  MedicationAdministrationConnection: Record<string, unknown>;
+  MedicationAdministrationConnectionEdge: Record<string, unknown>;
+  SupplyDeliveryConnection: Record<string, unknown>;
+  SupplyDeliveryConnectionEdge: Record<string, unknown>;
   AuditEventConnection: Record<string, unknown>;
   AuditEventConnectionEdge: Record<string, unknown>;
   CodeSystemConnection: Record<string, unknown>;
@@ -47716,6 +54871,22 @@ export type ResolversParentTypes = {
   ExplanationOfBenefitBenefitBalanceFinancial: Record<string, unknown>;
   ExplanationOfBenefitBenefitBalance: Record<string, unknown>;
   ExplanationOfBenefit: Record<string, unknown>;
+  CareTeamParticipant: Record<string, unknown>;
+  CareTeam: Record<string, unknown>;
+  DeviceUdiCarrier: Record<string, unknown>;
+  DeviceDeviceName: Record<string, unknown>;
+  DeviceSpecialization: Record<string, unknown>;
+  DeviceVersion: Record<string, unknown>;
+  DeviceProperty: Record<string, unknown>;
+  Device: Record<string, unknown>;
+  MedicationIngredient: Record<string, unknown>;
+  MedicationBatch: Record<string, unknown>;
+  Medication: Record<string, unknown>;
+  MedicationAdministrationPerformer: Record<string, unknown>;
+  MedicationAdministrationDosage: Record<string, unknown>;
+  MedicationAdministration: Record<string, unknown>;
+  SupplyDeliverySuppliedItem: Record<string, unknown>;
+  SupplyDelivery: Record<string, unknown>;
   AuditEventAgentNetwork: Record<string, unknown>;
   AuditEventAgent: Record<string, unknown>;
   AuditEventSource: Record<string, unknown>;
@@ -47879,6 +55050,22 @@ export type ResolversParentTypes = {
   ExplanationOfBenefitBenefitBalanceFinancialInput: Record<string, unknown>;
   ExplanationOfBenefitBenefitBalanceInput: Record<string, unknown>;
   ExplanationOfBenefitInput: Record<string, unknown>;
+  CareTeamParticipantInput: Record<string, unknown>;
+  CareTeamInput: Record<string, unknown>;
+  DeviceUdiCarrierInput: Record<string, unknown>;
+  DeviceDeviceNameInput: Record<string, unknown>;
+  DeviceSpecializationInput: Record<string, unknown>;
+  DeviceVersionInput: Record<string, unknown>;
+  DevicePropertyInput: Record<string, unknown>;
+  DeviceInput: Record<string, unknown>;
+  MedicationIngredientInput: Record<string, unknown>;
+  MedicationBatchInput: Record<string, unknown>;
+  MedicationInput: Record<string, unknown>;
+  MedicationAdministrationPerformerInput: Record<string, unknown>;
+  MedicationAdministrationDosageInput: Record<string, unknown>;
+  MedicationAdministrationInput: Record<string, unknown>;
+  SupplyDeliverySuppliedItemInput: Record<string, unknown>;
+  SupplyDeliveryInput: Record<string, unknown>;
   AuditEventAgentNetworkInput: Record<string, unknown>;
   AuditEventAgentInput: Record<string, unknown>;
   AuditEventSourceInput: Record<string, unknown>;
@@ -48019,6 +55206,21 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   ExplanationOfBenefit?: Resolver<Maybe<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<QueryExplanationOfBenefitArgs, 'id'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, Partial<QueryExplanationOfBenefitListArgs>>;
   ExplanationOfBenefitConnection?: Resolver<ResolversTypes['ExplanationOfBenefitConnection'], ParentType, ContextType, Partial<QueryExplanationOfBenefitConnectionArgs>>;
+  CareTeam?: Resolver<Maybe<ResolversTypes['CareTeam']>, ParentType, ContextType, RequireFields<QueryCareTeamArgs, 'id'>>;
+  CareTeamList?: Resolver<Array<ResolversTypes['CareTeam']>, ParentType, ContextType, Partial<QueryCareTeamListArgs>>;
+  CareTeamConnection?: Resolver<ResolversTypes['CareTeamConnection'], ParentType, ContextType, Partial<QueryCareTeamConnectionArgs>>;
+  Device?: Resolver<Maybe<ResolversTypes['Device']>, ParentType, ContextType, RequireFields<QueryDeviceArgs, 'id'>>;
+  DeviceList?: Resolver<Array<ResolversTypes['Device']>, ParentType, ContextType, Partial<QueryDeviceListArgs>>;
+  DeviceConnection?: Resolver<ResolversTypes['DeviceConnection'], ParentType, ContextType, Partial<QueryDeviceConnectionArgs>>;
+  Medication?: Resolver<Maybe<ResolversTypes['Medication']>, ParentType, ContextType, RequireFields<QueryMedicationArgs, 'id'>>;
+  MedicationList?: Resolver<Array<ResolversTypes['Medication']>, ParentType, ContextType, Partial<QueryMedicationListArgs>>;
+  MedicationConnection?: Resolver<ResolversTypes['MedicationConnection'], ParentType, ContextType, Partial<QueryMedicationConnectionArgs>>;
+  MedicationAdministration?: Resolver<Maybe<ResolversTypes['MedicationAdministration']>, ParentType, ContextType, RequireFields<QueryMedicationAdministrationArgs, 'id'>>;
+  MedicationAdministrationList?: Resolver<Array<ResolversTypes['MedicationAdministration']>, ParentType, ContextType, Partial<QueryMedicationAdministrationListArgs>>;
+  MedicationAdministrationConnection?: Resolver<ResolversTypes['MedicationAdministrationConnection'], ParentType, ContextType, Partial<QueryMedicationAdministrationConnectionArgs>>;
+  SupplyDelivery?: Resolver<Maybe<ResolversTypes['SupplyDelivery']>, ParentType, ContextType, RequireFields<QuerySupplyDeliveryArgs, 'id'>>;
+  SupplyDeliveryList?: Resolver<Array<ResolversTypes['SupplyDelivery']>, ParentType, ContextType, Partial<QuerySupplyDeliveryListArgs>>;
+  SupplyDeliveryConnection?: Resolver<ResolversTypes['SupplyDeliveryConnection'], ParentType, ContextType, Partial<QuerySupplyDeliveryConnectionArgs>>;
   AuditEvent?: Resolver<Maybe<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<QueryAuditEventArgs, 'id'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, Partial<QueryAuditEventListArgs>>;
   AuditEventConnection?: Resolver<ResolversTypes['AuditEventConnection'], ParentType, ContextType, Partial<QueryAuditEventConnectionArgs>>;
@@ -48136,6 +55338,21 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   ExplanationOfBenefitCreate?: Resolver<ResolversTypes['ExplanationOfBenefit'], ParentType, ContextType, RequireFields<MutationExplanationOfBenefitCreateArgs, 'res'>>;
   ExplanationOfBenefitUpdate?: Resolver<ResolversTypes['ExplanationOfBenefit'], ParentType, ContextType, RequireFields<MutationExplanationOfBenefitUpdateArgs, 'id' | 'res'>>;
   ExplanationOfBenefitDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationExplanationOfBenefitDeleteArgs, 'id'>>;
+  CareTeamCreate?: Resolver<ResolversTypes['CareTeam'], ParentType, ContextType, RequireFields<MutationCareTeamCreateArgs, 'res'>>;
+  CareTeamUpdate?: Resolver<ResolversTypes['CareTeam'], ParentType, ContextType, RequireFields<MutationCareTeamUpdateArgs, 'id' | 'res'>>;
+  CareTeamDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationCareTeamDeleteArgs, 'id'>>;
+  DeviceCreate?: Resolver<ResolversTypes['Device'], ParentType, ContextType, RequireFields<MutationDeviceCreateArgs, 'res'>>;
+  DeviceUpdate?: Resolver<ResolversTypes['Device'], ParentType, ContextType, RequireFields<MutationDeviceUpdateArgs, 'id' | 'res'>>;
+  DeviceDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationDeviceDeleteArgs, 'id'>>;
+  MedicationCreate?: Resolver<ResolversTypes['Medication'], ParentType, ContextType, RequireFields<MutationMedicationCreateArgs, 'res'>>;
+  MedicationUpdate?: Resolver<ResolversTypes['Medication'], ParentType, ContextType, RequireFields<MutationMedicationUpdateArgs, 'id' | 'res'>>;
+  MedicationDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationMedicationDeleteArgs, 'id'>>;
+  MedicationAdministrationCreate?: Resolver<ResolversTypes['MedicationAdministration'], ParentType, ContextType, RequireFields<MutationMedicationAdministrationCreateArgs, 'res'>>;
+  MedicationAdministrationUpdate?: Resolver<ResolversTypes['MedicationAdministration'], ParentType, ContextType, RequireFields<MutationMedicationAdministrationUpdateArgs, 'id' | 'res'>>;
+  MedicationAdministrationDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationMedicationAdministrationDeleteArgs, 'id'>>;
+  SupplyDeliveryCreate?: Resolver<ResolversTypes['SupplyDelivery'], ParentType, ContextType, RequireFields<MutationSupplyDeliveryCreateArgs, 'res'>>;
+  SupplyDeliveryUpdate?: Resolver<ResolversTypes['SupplyDelivery'], ParentType, ContextType, RequireFields<MutationSupplyDeliveryUpdateArgs, 'id' | 'res'>>;
+  SupplyDeliveryDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationSupplyDeliveryDeleteArgs, 'id'>>;
   AuditEventCreate?: Resolver<ResolversTypes['AuditEvent'], ParentType, ContextType, RequireFields<MutationAuditEventCreateArgs, 'res'>>;
   AuditEventUpdate?: Resolver<ResolversTypes['AuditEvent'], ParentType, ContextType, RequireFields<MutationAuditEventUpdateArgs, 'id' | 'res'>>;
   AuditEventDelete?: Resolver<ResolversTypes['DeleteResult'], ParentType, ContextType, RequireFields<MutationAuditEventDeleteArgs, 'id'>>;
@@ -48554,7 +55771,7 @@ export type MemberSyncStatusResolvers<ContextType = RequestContext, ParentType e
 };
 
 export type AnyResourceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AnyResource'] = ResolversParentTypes['AnyResource']> = {
-  __resolveType: TypeResolveFn<'Patient' | 'Organization' | 'Practitioner' | 'PractitionerRole' | 'Location' | 'Encounter' | 'Observation' | 'DiagnosticReport' | 'ServiceRequest' | 'Task' | 'Condition' | 'Procedure' | 'MedicationRequest' | 'AllergyIntolerance' | 'ImagingStudy' | 'Immunization' | 'CarePlan' | 'Goal' | 'DocumentReference' | 'Provenance' | 'Claim' | 'ExplanationOfBenefit' | 'AuditEvent' | 'CodeSystem' | 'ConceptMap' | 'VerificationResult' | 'Schedule' | 'Slot' | 'Communication' | 'Media', ParentType, ContextType>;
+  __resolveType: TypeResolveFn<'Patient' | 'Organization' | 'Practitioner' | 'PractitionerRole' | 'Location' | 'Encounter' | 'Observation' | 'DiagnosticReport' | 'ServiceRequest' | 'Task' | 'Condition' | 'Procedure' | 'MedicationRequest' | 'AllergyIntolerance' | 'ImagingStudy' | 'Immunization' | 'CarePlan' | 'Goal' | 'DocumentReference' | 'Provenance' | 'Claim' | 'ExplanationOfBenefit' | 'CareTeam' | 'Device' | 'Medication' | 'MedicationAdministration' | 'SupplyDelivery' | 'AuditEvent' | 'CodeSystem' | 'ConceptMap' | 'VerificationResult' | 'Schedule' | 'Slot' | 'Communication' | 'Media', ParentType, ContextType>;
 };
 
 export type PatientConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PatientConnection'] = ResolversParentTypes['PatientConnection']> = {
@@ -48929,6 +56146,91 @@ export type ExplanationOfBenefitConnectionEdgeResolvers<ContextType = RequestCon
   mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   resource?: Resolver<ResolversTypes['ExplanationOfBenefit'], ParentType, ContextType>;
+};
+
+export type CareTeamConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CareTeamConnection'] = ResolversParentTypes['CareTeamConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['CareTeamConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type CareTeamConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CareTeamConnectionEdge'] = ResolversParentTypes['CareTeamConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['CareTeam'], ParentType, ContextType>;
+};
+
+export type DeviceConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DeviceConnection'] = ResolversParentTypes['DeviceConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['DeviceConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type DeviceConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DeviceConnectionEdge'] = ResolversParentTypes['DeviceConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Device'], ParentType, ContextType>;
+};
+
+export type MedicationConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationConnection'] = ResolversParentTypes['MedicationConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['MedicationConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type MedicationConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationConnectionEdge'] = ResolversParentTypes['MedicationConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['Medication'], ParentType, ContextType>;
+};
+
+export type MedicationAdministrationConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationAdministrationConnection'] = ResolversParentTypes['MedicationAdministrationConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['MedicationAdministrationConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type MedicationAdministrationConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationAdministrationConnectionEdge'] = ResolversParentTypes['MedicationAdministrationConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['MedicationAdministration'], ParentType, ContextType>;
+};
+
+export type SupplyDeliveryConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['SupplyDeliveryConnection'] = ResolversParentTypes['SupplyDeliveryConnection']> = {
+  count?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  offset?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  pagesize?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  first?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  previous?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  last?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  edges?: Resolver<Array<ResolversTypes['SupplyDeliveryConnectionEdge']>, ParentType, ContextType>;
+};
+
+export type SupplyDeliveryConnectionEdgeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['SupplyDeliveryConnectionEdge'] = ResolversParentTypes['SupplyDeliveryConnectionEdge']> = {
+  mode?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  score?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  resource?: Resolver<ResolversTypes['SupplyDelivery'], ParentType, ContextType>;
 };
 
 export type AuditEventConnectionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AuditEventConnection'] = ResolversParentTypes['AuditEventConnection']> = {
@@ -49819,6 +57121,10 @@ export type PatientResolvers<ContextType = RequestContext, ParentType extends Re
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<PatientProvenanceListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PatientClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PatientExplanationOfBenefitListArgs, '_reference'>>;
+  CareTeamList?: Resolver<Array<ResolversTypes['CareTeam']>, ParentType, ContextType, RequireFields<PatientCareTeamListArgs, '_reference'>>;
+  DeviceList?: Resolver<Array<ResolversTypes['Device']>, ParentType, ContextType, RequireFields<PatientDeviceListArgs, '_reference'>>;
+  MedicationAdministrationList?: Resolver<Array<ResolversTypes['MedicationAdministration']>, ParentType, ContextType, RequireFields<PatientMedicationAdministrationListArgs, '_reference'>>;
+  SupplyDeliveryList?: Resolver<Array<ResolversTypes['SupplyDelivery']>, ParentType, ContextType, RequireFields<PatientSupplyDeliveryListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PatientAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PatientVerificationResultListArgs, '_reference'>>;
   ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<PatientScheduleListArgs, '_reference'>>;
@@ -49885,6 +57191,10 @@ export type OrganizationResolvers<ContextType = RequestContext, ParentType exten
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<OrganizationProvenanceListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<OrganizationClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<OrganizationExplanationOfBenefitListArgs, '_reference'>>;
+  CareTeamList?: Resolver<Array<ResolversTypes['CareTeam']>, ParentType, ContextType, RequireFields<OrganizationCareTeamListArgs, '_reference'>>;
+  DeviceList?: Resolver<Array<ResolversTypes['Device']>, ParentType, ContextType, RequireFields<OrganizationDeviceListArgs, '_reference'>>;
+  MedicationList?: Resolver<Array<ResolversTypes['Medication']>, ParentType, ContextType, RequireFields<OrganizationMedicationListArgs, '_reference'>>;
+  SupplyDeliveryList?: Resolver<Array<ResolversTypes['SupplyDelivery']>, ParentType, ContextType, RequireFields<OrganizationSupplyDeliveryListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<OrganizationAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<OrganizationVerificationResultListArgs, '_reference'>>;
   CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<OrganizationCommunicationListArgs, '_reference'>>;
@@ -49948,6 +57258,9 @@ export type PractitionerResolvers<ContextType = RequestContext, ParentType exten
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<PractitionerProvenanceListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PractitionerClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PractitionerExplanationOfBenefitListArgs, '_reference'>>;
+  CareTeamList?: Resolver<Array<ResolversTypes['CareTeam']>, ParentType, ContextType, RequireFields<PractitionerCareTeamListArgs, '_reference'>>;
+  MedicationAdministrationList?: Resolver<Array<ResolversTypes['MedicationAdministration']>, ParentType, ContextType, RequireFields<PractitionerMedicationAdministrationListArgs, '_reference'>>;
+  SupplyDeliveryList?: Resolver<Array<ResolversTypes['SupplyDelivery']>, ParentType, ContextType, RequireFields<PractitionerSupplyDeliveryListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PractitionerAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PractitionerVerificationResultListArgs, '_reference'>>;
   ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<PractitionerScheduleListArgs, '_reference'>>;
@@ -50028,6 +57341,9 @@ export type PractitionerRoleResolvers<ContextType = RequestContext, ParentType e
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<PractitionerRoleProvenanceListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<PractitionerRoleClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<PractitionerRoleExplanationOfBenefitListArgs, '_reference'>>;
+  CareTeamList?: Resolver<Array<ResolversTypes['CareTeam']>, ParentType, ContextType, RequireFields<PractitionerRoleCareTeamListArgs, '_reference'>>;
+  MedicationAdministrationList?: Resolver<Array<ResolversTypes['MedicationAdministration']>, ParentType, ContextType, RequireFields<PractitionerRoleMedicationAdministrationListArgs, '_reference'>>;
+  SupplyDeliveryList?: Resolver<Array<ResolversTypes['SupplyDelivery']>, ParentType, ContextType, RequireFields<PractitionerRoleSupplyDeliveryListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<PractitionerRoleAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<PractitionerRoleVerificationResultListArgs, '_reference'>>;
   ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<PractitionerRoleScheduleListArgs, '_reference'>>;
@@ -50115,6 +57431,7 @@ export type LocationResolvers<ContextType = RequestContext, ParentType extends R
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<LocationProvenanceListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<LocationClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<LocationExplanationOfBenefitListArgs, '_reference'>>;
+  DeviceList?: Resolver<Array<ResolversTypes['Device']>, ParentType, ContextType, RequireFields<LocationDeviceListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<LocationAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<LocationVerificationResultListArgs, '_reference'>>;
   ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<LocationScheduleListArgs, '_reference'>>;
@@ -50243,6 +57560,8 @@ export type EncounterResolvers<ContextType = RequestContext, ParentType extends 
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<EncounterProvenanceListArgs, '_reference'>>;
   ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<EncounterClaimListArgs, '_reference'>>;
   ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<EncounterExplanationOfBenefitListArgs, '_reference'>>;
+  CareTeamList?: Resolver<Array<ResolversTypes['CareTeam']>, ParentType, ContextType, RequireFields<EncounterCareTeamListArgs, '_reference'>>;
+  MedicationAdministrationList?: Resolver<Array<ResolversTypes['MedicationAdministration']>, ParentType, ContextType, RequireFields<EncounterMedicationAdministrationListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<EncounterAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<EncounterVerificationResultListArgs, '_reference'>>;
   CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<EncounterCommunicationListArgs, '_reference'>>;
@@ -50999,6 +58318,7 @@ export type MedicationRequestResolvers<ContextType = RequestContext, ParentType 
   CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<MedicationRequestCarePlanListArgs, '_reference'>>;
   DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<MedicationRequestDocumentReferenceListArgs, '_reference'>>;
   ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<MedicationRequestProvenanceListArgs, '_reference'>>;
+  MedicationAdministrationList?: Resolver<Array<ResolversTypes['MedicationAdministration']>, ParentType, ContextType, RequireFields<MedicationRequestMedicationAdministrationListArgs, '_reference'>>;
   AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<MedicationRequestAuditEventListArgs, '_reference'>>;
   VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<MedicationRequestVerificationResultListArgs, '_reference'>>;
   CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<MedicationRequestCommunicationListArgs, '_reference'>>;
@@ -52276,6 +59596,381 @@ export type ExplanationOfBenefitResolvers<ContextType = RequestContext, ParentTy
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
+export type CareTeamParticipantResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CareTeamParticipant'] = ResolversParentTypes['CareTeamParticipant']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CareTeamParticipantExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CareTeamParticipantModifierExtensionArgs>>;
+  role?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<CareTeamParticipantRoleArgs>>;
+  member?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  onBehalfOf?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  period?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+};
+
+export type CareTeamResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CareTeam'] = ResolversParentTypes['CareTeam']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CareTeamExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<CareTeamModifierExtensionArgs>>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType, Partial<CareTeamIdentifierArgs>>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  category?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<CareTeamCategoryArgs>>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _name?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  encounter?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  period?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  participant?: Resolver<Maybe<Array<Maybe<ResolversTypes['CareTeamParticipant']>>>, ParentType, ContextType, Partial<CareTeamParticipantArgs>>;
+  reasonCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<CareTeamReasonCodeArgs>>;
+  reasonReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<CareTeamReasonReferenceArgs>>;
+  managingOrganization?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<CareTeamManagingOrganizationArgs>>;
+  telecom?: Resolver<Maybe<Array<Maybe<ResolversTypes['ContactPoint']>>>, ParentType, ContextType, Partial<CareTeamTelecomArgs>>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType, Partial<CareTeamNoteArgs>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<CareTeamObservationListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<CareTeamDiagnosticReportListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<CareTeamServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<CareTeamTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<CareTeamConditionListArgs, '_reference'>>;
+  MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<CareTeamMedicationRequestListArgs, '_reference'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<CareTeamImagingStudyListArgs, '_reference'>>;
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<CareTeamCarePlanListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<CareTeamDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<CareTeamProvenanceListArgs, '_reference'>>;
+  CareTeamList?: Resolver<Array<ResolversTypes['CareTeam']>, ParentType, ContextType, RequireFields<CareTeamCareTeamListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<CareTeamAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<CareTeamVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<CareTeamCommunicationListArgs, '_reference'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<CareTeamMediaListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type DeviceUdiCarrierResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DeviceUdiCarrier'] = ResolversParentTypes['DeviceUdiCarrier']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DeviceUdiCarrierExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DeviceUdiCarrierModifierExtensionArgs>>;
+  deviceIdentifier?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _deviceIdentifier?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  issuer?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _issuer?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  jurisdiction?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _jurisdiction?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  carrierAIDC?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _carrierAIDC?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  carrierHRF?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _carrierHRF?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  entryType?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _entryType?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type DeviceDeviceNameResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DeviceDeviceName'] = ResolversParentTypes['DeviceDeviceName']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DeviceDeviceNameExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DeviceDeviceNameModifierExtensionArgs>>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _name?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _type?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type DeviceSpecializationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DeviceSpecialization'] = ResolversParentTypes['DeviceSpecialization']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DeviceSpecializationExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DeviceSpecializationModifierExtensionArgs>>;
+  systemType?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  version?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _version?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type DeviceVersionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DeviceVersion'] = ResolversParentTypes['DeviceVersion']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DeviceVersionExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DeviceVersionModifierExtensionArgs>>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  component?: Resolver<Maybe<ResolversTypes['Identifier']>, ParentType, ContextType>;
+  value?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _value?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type DevicePropertyResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DeviceProperty'] = ResolversParentTypes['DeviceProperty']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DevicePropertyExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DevicePropertyModifierExtensionArgs>>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  valueQuantity?: Resolver<Maybe<Array<Maybe<ResolversTypes['Quantity']>>>, ParentType, ContextType, Partial<DevicePropertyValueQuantityArgs>>;
+  valueCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<DevicePropertyValueCodeArgs>>;
+};
+
+export type DeviceResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Device'] = ResolversParentTypes['Device']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DeviceExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<DeviceModifierExtensionArgs>>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType, Partial<DeviceIdentifierArgs>>;
+  definition?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  udiCarrier?: Resolver<Maybe<Array<Maybe<ResolversTypes['DeviceUdiCarrier']>>>, ParentType, ContextType, Partial<DeviceUdiCarrierArgs>>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  statusReason?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<DeviceStatusReasonArgs>>;
+  distinctIdentifier?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _distinctIdentifier?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  manufacturer?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _manufacturer?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  manufactureDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _manufactureDate?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  expirationDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _expirationDate?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  lotNumber?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _lotNumber?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  serialNumber?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _serialNumber?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  deviceName?: Resolver<Maybe<Array<Maybe<ResolversTypes['DeviceDeviceName']>>>, ParentType, ContextType, Partial<DeviceDeviceNameArgs>>;
+  modelNumber?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _modelNumber?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  partNumber?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _partNumber?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  specialization?: Resolver<Maybe<Array<Maybe<ResolversTypes['DeviceSpecialization']>>>, ParentType, ContextType, Partial<DeviceSpecializationArgs>>;
+  version?: Resolver<Maybe<Array<Maybe<ResolversTypes['DeviceVersion']>>>, ParentType, ContextType, Partial<DeviceVersionArgs>>;
+  property?: Resolver<Maybe<Array<Maybe<ResolversTypes['DeviceProperty']>>>, ParentType, ContextType, Partial<DevicePropertyArgs>>;
+  patient?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  owner?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  contact?: Resolver<Maybe<Array<Maybe<ResolversTypes['ContactPoint']>>>, ParentType, ContextType, Partial<DeviceContactArgs>>;
+  location?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  url?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _url?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType, Partial<DeviceNoteArgs>>;
+  safety?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<DeviceSafetyArgs>>;
+  parent?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<DeviceObservationListArgs, '_reference'>>;
+  DiagnosticReportList?: Resolver<Array<ResolversTypes['DiagnosticReport']>, ParentType, ContextType, RequireFields<DeviceDiagnosticReportListArgs, '_reference'>>;
+  ServiceRequestList?: Resolver<Array<ResolversTypes['ServiceRequest']>, ParentType, ContextType, RequireFields<DeviceServiceRequestListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<DeviceTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<DeviceConditionListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<DeviceProcedureListArgs, '_reference'>>;
+  MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<DeviceMedicationRequestListArgs, '_reference'>>;
+  ImagingStudyList?: Resolver<Array<ResolversTypes['ImagingStudy']>, ParentType, ContextType, RequireFields<DeviceImagingStudyListArgs, '_reference'>>;
+  CarePlanList?: Resolver<Array<ResolversTypes['CarePlan']>, ParentType, ContextType, RequireFields<DeviceCarePlanListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<DeviceDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<DeviceProvenanceListArgs, '_reference'>>;
+  ClaimList?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType, RequireFields<DeviceClaimListArgs, '_reference'>>;
+  ExplanationOfBenefitList?: Resolver<Array<ResolversTypes['ExplanationOfBenefit']>, ParentType, ContextType, RequireFields<DeviceExplanationOfBenefitListArgs, '_reference'>>;
+  MedicationAdministrationList?: Resolver<Array<ResolversTypes['MedicationAdministration']>, ParentType, ContextType, RequireFields<DeviceMedicationAdministrationListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<DeviceAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<DeviceVerificationResultListArgs, '_reference'>>;
+  ScheduleList?: Resolver<Array<ResolversTypes['Schedule']>, ParentType, ContextType, RequireFields<DeviceScheduleListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<DeviceCommunicationListArgs, '_reference'>>;
+  MediaList?: Resolver<Array<ResolversTypes['Media']>, ParentType, ContextType, RequireFields<DeviceMediaListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type MedicationIngredientResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationIngredient'] = ResolversParentTypes['MedicationIngredient']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationIngredientExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationIngredientModifierExtensionArgs>>;
+  itemCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  itemReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  isActive?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  _isActive?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  strength?: Resolver<Maybe<ResolversTypes['Ratio']>, ParentType, ContextType>;
+};
+
+export type MedicationBatchResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationBatch'] = ResolversParentTypes['MedicationBatch']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationBatchExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationBatchModifierExtensionArgs>>;
+  lotNumber?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _lotNumber?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  expirationDate?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _expirationDate?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+};
+
+export type MedicationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Medication'] = ResolversParentTypes['Medication']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationModifierExtensionArgs>>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType, Partial<MedicationIdentifierArgs>>;
+  code?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  manufacturer?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  form?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  amount?: Resolver<Maybe<ResolversTypes['Ratio']>, ParentType, ContextType>;
+  ingredient?: Resolver<Maybe<Array<Maybe<ResolversTypes['MedicationIngredient']>>>, ParentType, ContextType, Partial<MedicationIngredientArgs>>;
+  batch?: Resolver<Maybe<ResolversTypes['MedicationBatch']>, ParentType, ContextType>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<MedicationObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<MedicationTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<MedicationConditionListArgs, '_reference'>>;
+  MedicationRequestList?: Resolver<Array<ResolversTypes['MedicationRequest']>, ParentType, ContextType, RequireFields<MedicationMedicationRequestListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<MedicationDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<MedicationProvenanceListArgs, '_reference'>>;
+  MedicationList?: Resolver<Array<ResolversTypes['Medication']>, ParentType, ContextType, RequireFields<MedicationMedicationListArgs, '_reference'>>;
+  MedicationAdministrationList?: Resolver<Array<ResolversTypes['MedicationAdministration']>, ParentType, ContextType, RequireFields<MedicationMedicationAdministrationListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<MedicationAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<MedicationVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<MedicationCommunicationListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type MedicationAdministrationPerformerResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationAdministrationPerformer'] = ResolversParentTypes['MedicationAdministrationPerformer']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationAdministrationPerformerExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationAdministrationPerformerModifierExtensionArgs>>;
+  function?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  actor?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
+export type MedicationAdministrationDosageResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationAdministrationDosage'] = ResolversParentTypes['MedicationAdministrationDosage']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationAdministrationDosageExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationAdministrationDosageModifierExtensionArgs>>;
+  text?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _text?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  site?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  route?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  method?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  dose?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  rateRatio?: Resolver<Maybe<ResolversTypes['Ratio']>, ParentType, ContextType>;
+  rateQuantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+};
+
+export type MedicationAdministrationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['MedicationAdministration'] = ResolversParentTypes['MedicationAdministration']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationAdministrationExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<MedicationAdministrationModifierExtensionArgs>>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType, Partial<MedicationAdministrationIdentifierArgs>>;
+  instantiates?: Resolver<Maybe<Array<Maybe<ResolversTypes['String']>>>, ParentType, ContextType>;
+  _instantiates?: Resolver<Maybe<Array<Maybe<ResolversTypes['Element']>>>, ParentType, ContextType>;
+  partOf?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<MedicationAdministrationPartOfArgs>>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  statusReason?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<MedicationAdministrationStatusReasonArgs>>;
+  category?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  medicationCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  medicationReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  context?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  supportingInformation?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<MedicationAdministrationSupportingInformationArgs>>;
+  effectiveDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _effectiveDateTime?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  effectivePeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  performer?: Resolver<Maybe<Array<Maybe<ResolversTypes['MedicationAdministrationPerformer']>>>, ParentType, ContextType, Partial<MedicationAdministrationPerformerArgs>>;
+  reasonCode?: Resolver<Maybe<Array<Maybe<ResolversTypes['CodeableConcept']>>>, ParentType, ContextType, Partial<MedicationAdministrationReasonCodeArgs>>;
+  reasonReference?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<MedicationAdministrationReasonReferenceArgs>>;
+  request?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  device?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<MedicationAdministrationDeviceArgs>>;
+  note?: Resolver<Maybe<Array<Maybe<ResolversTypes['Annotation']>>>, ParentType, ContextType, Partial<MedicationAdministrationNoteArgs>>;
+  dosage?: Resolver<Maybe<ResolversTypes['MedicationAdministrationDosage']>, ParentType, ContextType>;
+  eventHistory?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<MedicationAdministrationEventHistoryArgs>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<MedicationAdministrationObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<MedicationAdministrationTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<MedicationAdministrationConditionListArgs, '_reference'>>;
+  ProcedureList?: Resolver<Array<ResolversTypes['Procedure']>, ParentType, ContextType, RequireFields<MedicationAdministrationProcedureListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<MedicationAdministrationDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<MedicationAdministrationProvenanceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<MedicationAdministrationAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<MedicationAdministrationVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<MedicationAdministrationCommunicationListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type SupplyDeliverySuppliedItemResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['SupplyDeliverySuppliedItem'] = ResolversParentTypes['SupplyDeliverySuppliedItem']> = {
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<SupplyDeliverySuppliedItemExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<SupplyDeliverySuppliedItemModifierExtensionArgs>>;
+  quantity?: Resolver<Maybe<ResolversTypes['Quantity']>, ParentType, ContextType>;
+  itemCodeableConcept?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  itemReference?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+};
+
+export type SupplyDeliveryResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['SupplyDelivery'] = ResolversParentTypes['SupplyDelivery']> = {
+  resourceType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  json?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['Meta']>, ParentType, ContextType>;
+  implicitRules?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _implicitRules?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  language?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _language?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['Narrative']>, ParentType, ContextType>;
+  contained?: Resolver<Maybe<Array<Maybe<ResolversTypes['JSON']>>>, ParentType, ContextType>;
+  extension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<SupplyDeliveryExtensionArgs>>;
+  modifierExtension?: Resolver<Maybe<Array<Maybe<ResolversTypes['Extension']>>>, ParentType, ContextType, Partial<SupplyDeliveryModifierExtensionArgs>>;
+  identifier?: Resolver<Maybe<Array<Maybe<ResolversTypes['Identifier']>>>, ParentType, ContextType, Partial<SupplyDeliveryIdentifierArgs>>;
+  basedOn?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<SupplyDeliveryBasedOnArgs>>;
+  partOf?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<SupplyDeliveryPartOfArgs>>;
+  status?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _status?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['CodeableConcept']>, ParentType, ContextType>;
+  suppliedItem?: Resolver<Maybe<ResolversTypes['SupplyDeliverySuppliedItem']>, ParentType, ContextType>;
+  occurrenceDateTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  _occurrenceDateTime?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
+  occurrencePeriod?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  occurrenceTiming?: Resolver<Maybe<ResolversTypes['Timing']>, ParentType, ContextType>;
+  supplier?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  destination?: Resolver<Maybe<ResolversTypes['Reference']>, ParentType, ContextType>;
+  receiver?: Resolver<Maybe<Array<Maybe<ResolversTypes['Reference']>>>, ParentType, ContextType, Partial<SupplyDeliveryReceiverArgs>>;
+  ObservationList?: Resolver<Array<ResolversTypes['Observation']>, ParentType, ContextType, RequireFields<SupplyDeliveryObservationListArgs, '_reference'>>;
+  TaskList?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<SupplyDeliveryTaskListArgs, '_reference'>>;
+  ConditionList?: Resolver<Array<ResolversTypes['Condition']>, ParentType, ContextType, RequireFields<SupplyDeliveryConditionListArgs, '_reference'>>;
+  DocumentReferenceList?: Resolver<Array<ResolversTypes['DocumentReference']>, ParentType, ContextType, RequireFields<SupplyDeliveryDocumentReferenceListArgs, '_reference'>>;
+  ProvenanceList?: Resolver<Array<ResolversTypes['Provenance']>, ParentType, ContextType, RequireFields<SupplyDeliveryProvenanceListArgs, '_reference'>>;
+  AuditEventList?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<SupplyDeliveryAuditEventListArgs, '_reference'>>;
+  VerificationResultList?: Resolver<Array<ResolversTypes['VerificationResult']>, ParentType, ContextType, RequireFields<SupplyDeliveryVerificationResultListArgs, '_reference'>>;
+  CommunicationList?: Resolver<Array<ResolversTypes['Communication']>, ParentType, ContextType, RequireFields<SupplyDeliveryCommunicationListArgs, '_reference'>>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
 export type AuditEventAgentNetworkResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['AuditEventAgentNetwork'] = ResolversParentTypes['AuditEventAgentNetwork']> = {
   id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   _id?: Resolver<Maybe<ResolversTypes['Element']>, ParentType, ContextType>;
@@ -53057,6 +60752,16 @@ export type Resolvers<ContextType = RequestContext> = {
   ClaimConnectionEdge?: ClaimConnectionEdgeResolvers<ContextType>;
   ExplanationOfBenefitConnection?: ExplanationOfBenefitConnectionResolvers<ContextType>;
   ExplanationOfBenefitConnectionEdge?: ExplanationOfBenefitConnectionEdgeResolvers<ContextType>;
+  CareTeamConnection?: CareTeamConnectionResolvers<ContextType>;
+  CareTeamConnectionEdge?: CareTeamConnectionEdgeResolvers<ContextType>;
+  DeviceConnection?: DeviceConnectionResolvers<ContextType>;
+  DeviceConnectionEdge?: DeviceConnectionEdgeResolvers<ContextType>;
+  MedicationConnection?: MedicationConnectionResolvers<ContextType>;
+  MedicationConnectionEdge?: MedicationConnectionEdgeResolvers<ContextType>;
+  MedicationAdministrationConnection?: MedicationAdministrationConnectionResolvers<ContextType>;
+  MedicationAdministrationConnectionEdge?: MedicationAdministrationConnectionEdgeResolvers<ContextType>;
+  SupplyDeliveryConnection?: SupplyDeliveryConnectionResolvers<ContextType>;
+  SupplyDeliveryConnectionEdge?: SupplyDeliveryConnectionEdgeResolvers<ContextType>;
   AuditEventConnection?: AuditEventConnectionResolvers<ContextType>;
   AuditEventConnectionEdge?: AuditEventConnectionEdgeResolvers<ContextType>;
   CodeSystemConnection?: CodeSystemConnectionResolvers<ContextType>;
@@ -53209,6 +60914,22 @@ export type Resolvers<ContextType = RequestContext> = {
   ExplanationOfBenefitBenefitBalanceFinancial?: ExplanationOfBenefitBenefitBalanceFinancialResolvers<ContextType>;
   ExplanationOfBenefitBenefitBalance?: ExplanationOfBenefitBenefitBalanceResolvers<ContextType>;
   ExplanationOfBenefit?: ExplanationOfBenefitResolvers<ContextType>;
+  CareTeamParticipant?: CareTeamParticipantResolvers<ContextType>;
+  CareTeam?: CareTeamResolvers<ContextType>;
+  DeviceUdiCarrier?: DeviceUdiCarrierResolvers<ContextType>;
+  DeviceDeviceName?: DeviceDeviceNameResolvers<ContextType>;
+  DeviceSpecialization?: DeviceSpecializationResolvers<ContextType>;
+  DeviceVersion?: DeviceVersionResolvers<ContextType>;
+  DeviceProperty?: DevicePropertyResolvers<ContextType>;
+  Device?: DeviceResolvers<ContextType>;
+  MedicationIngredient?: MedicationIngredientResolvers<ContextType>;
+  MedicationBatch?: MedicationBatchResolvers<ContextType>;
+  Medication?: MedicationResolvers<ContextType>;
+  MedicationAdministrationPerformer?: MedicationAdministrationPerformerResolvers<ContextType>;
+  MedicationAdministrationDosage?: MedicationAdministrationDosageResolvers<ContextType>;
+  MedicationAdministration?: MedicationAdministrationResolvers<ContextType>;
+  SupplyDeliverySuppliedItem?: SupplyDeliverySuppliedItemResolvers<ContextType>;
+  SupplyDelivery?: SupplyDeliveryResolvers<ContextType>;
   AuditEventAgentNetwork?: AuditEventAgentNetworkResolvers<ContextType>;
   AuditEventAgent?: AuditEventAgentResolvers<ContextType>;
   AuditEventSource?: AuditEventSourceResolvers<ContextType>;

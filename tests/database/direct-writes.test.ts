@@ -5,9 +5,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ferretDbStorageOf } from '../../src/database/ferretdb-storage.ts';
 import { BundleImporter } from '../../src/fhir/bundles.ts';
-import { bundleFiles } from '../../src/fhir/import-files.ts';
 import { freshDatabase, postgresUrl, type TestDatabase } from '../support/hub.ts';
-import { sharedData } from '../support/shared-data.ts';
+import { syntheaFiles } from '../support/sample-data.ts';
 
 /**
  * On FerretDB's PostgreSQL the store inserts new documents straight into FerretDB's tables
@@ -35,9 +34,7 @@ describe.skipIf(!postgres)('direct inserts on FerretDB’s PostgreSQL', () => {
   });
 
   it('writes a Synthea import as FerretDB would: each document, read back and written again through FerretDB, is the same jsonb', async () => {
-    const files = (await bundleFiles([sharedData('synthea-r4')])).slice(0, 8);
-    const providers = files.filter((file) => /hospitalInformation|practitionerInformation/.test(file));
-    const patients = files.filter((file) => !providers.includes(file));
+    const { providers, patients } = syntheaFiles();
     const inserts: string[] = [];
     const listener = (event: CommandStartedEvent): void => {
       if (event.commandName === 'insert') inserts.push(String(event.command.insert));

@@ -6,10 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { ferretDbStorageOf } from '../../src/database/ferretdb-storage.ts';
 import { BundleImporter } from '../../src/fhir/bundles.ts';
-import { bundleFiles } from '../../src/fhir/import-files.ts';
 import { authenticatedDemoHub, token } from '../support/auth.ts';
 import { graphql, postgresUrl, type TestDatabase } from '../support/hub.ts';
-import { sharedData } from '../support/shared-data.ts';
+import { syntheaFiles } from '../support/sample-data.ts';
 
 /**
  * Every query the bench's requests send (npm run bench: read by id, patient summary, code + date search,
@@ -144,7 +143,8 @@ describe.skipIf(!postgres)('query plans of the bench requests (FerretDB on Postg
       commands,
       statements,
     );
-    const [file] = (await bundleFiles([sharedData('synthea-r4')])).filter((name) => !/Information/.test(name));
+    const { providers, patients: [file] } = syntheaFiles();
+    for (const provider of providers) await new BundleImporter(hub.store).import(JSON.parse(readFileSync(provider, 'utf8')) as Bundle);
     await capture('import', () => new BundleImporter(hub.store).import(JSON.parse(readFileSync(file!, 'utf8')) as Bundle), commands, statements);
   }, 120_000);
   afterAll(async () => {

@@ -5,7 +5,7 @@ import type { Hub } from '../../src/app.ts';
 import { BundleImporter } from '../../src/fhir/bundles.ts';
 import { bundleFiles, importFiles } from '../../src/fhir/import-files.ts';
 import { freshDatabase, graphql, startTestHub, type TestDatabase } from '../support/hub.ts';
-import { sharedData } from '../support/shared-data.ts';
+import { syntheaFiles, syntheaManifest, syntheaSample } from '../support/sample-data.ts';
 
 const databases: TestDatabase[] = [];
 async function database(label: string): Promise<TestDatabase> {
@@ -23,56 +23,41 @@ async function countsByType(db: TestDatabase, types: string[]): Promise<Record<s
   return counts;
 }
 
-// Distinct resources per type in synthea-r4, from ../shared/data/MANIFEST.md (Organization and Practitioner:
-// 223 entries each, 102 distinct).
-const syntheaR4 = {
-  Patient: 90, Organization: 102, Practitioner: 102, Encounter: 1295, Condition: 432, MedicationRequest: 259, Claim: 1554,
-  ExplanationOfBenefit: 1295, CarePlan: 135, Observation: 6873, Immunization: 989, DiagnosticReport: 341, Procedure: 495,
-  ImagingStudy: 8, Goal: 65, AllergyIntolerance: 55,
-};
-
 describe('npm run import (Bundle files)', () => {
-  it('imports all of synthea-r4 with exact counts, and a second import changes nothing', async () => {
+  it('imports the Synthea 3.3 sample completely, in any file order, with exact counts, and a second import changes nothing', async () => {
     const db = await database('synthea');
-    const files = await bundleFiles([sharedData('synthea-r4')]);
-    expect(files).toHaveLength(92);
+    const manifest = syntheaManifest();
+    const { providers, patients } = syntheaFiles();
+    // Patient Bundles first: their conditional references (Practitioner?identifier=…) resolve only after the
+    // provider batches, so they wait and are tried again.
+    const files = [...patients, ...providers];
+    expect(files).toHaveLength(manifest.files);
     const first = await importFiles(db.store, files);
     expect(first.totals.failed).toBe(0);
-    expect(await countsByType(db, Object.keys(syntheaR4))).toEqual(syntheaR4);
+    expect(first.totals.created).toBe(manifest.entries);
+    // Every resource of every type is kept: the counts are Synthea's own (manifest.json, counted from its files).
+    expect(await countsByType(db, Object.keys(manifest.resources))).toEqual(manifest.resources);
     const versions = await db.connection.db.collection('Observation_history').countDocuments({});
-    const second = await importFiles(db.store, files);
-    expect(second.totals).toEqual({ created: 0, updated: 0, unchanged: 14332, failed: 0 });
-    expect(await countsByType(db, Object.keys(syntheaR4))).toEqual(syntheaR4);
+    const second = await importFiles(db.store, await bundleFiles([syntheaSample]));
+    expect(second.totals).toEqual({ created: 0, updated: 0, unchanged: manifest.entries, failed: 0 });
+    expect(await countsByType(db, Object.keys(manifest.resources))).toEqual(manifest.resources);
     expect(await db.connection.db.collection('Observation_history').countDocuments({})).toBe(versions);
-    // urn:uuid references now point at stored resources.
+    // urn:uuid references now point at stored resources, conditional ones at the providers' stored ids.
     const { resources } = await db.store.search('Observation', { _count: 1, _sort: '_id' });
     const subject = (resources[0] as Observation).subject?.reference ?? '';
     expect(subject).toMatch(/^Patient\/[0-9a-f-]{36}$/);
     await expect(db.store.read('Patient', subject.split('/')[1]!)).resolves.toMatchObject({ resourceType: 'Patient' });
-  }, 600_000);
-
-  it('imports synthea-r4-conditional in any file order, resolving conditional references and ifNoneExist', async () => {
-    const db = await database('conditional');
-    // Patient Bundles first: their conditional references resolve only after the provider batches, so they wait.
-    const files = (await bundleFiles([sharedData('synthea-r4-conditional')])).sort((a, b) => Number(/Information/.test(a)) - Number(/Information/.test(b)));
-    const first = await importFiles(db.store, files);
-    expect(first.totals.failed).toBe(0);
-    expect(await countsByType(db, ['Organization', 'Location', 'Practitioner', 'PractitionerRole', 'Patient', 'Encounter', 'Observation'])).toEqual({
-      Organization: 1191, Location: 1191, Practitioner: 1191, PractitionerRole: 1191, Patient: 3, Encounter: 91, Observation: 183,
-    });
     const encounter = (await db.store.search('Encounter', { _count: 1 })).resources[0] as Encounter;
     const practitioner = encounter.participant?.[0]?.individual?.reference ?? '';
     expect(practitioner).toMatch(/^Practitioner\/[0-9a-f-]{36}$/);
     await expect(db.store.read('Practitioner', practitioner.split('/')[1]!)).resolves.toMatchObject({ resourceType: 'Practitioner' });
-
-    const second = await importFiles(db.store, files);
-    expect(second.totals.created + second.totals.updated + second.totals.failed).toBe(0);
   }, 600_000);
 
   it('two imports of the same data at once create each resource exactly once', async () => {
     const db = await database('concurrent');
-    const file = (await bundleFiles([sharedData('synthea-r4')])).find((name) => !/Information/.test(name))!;
-    const bundle = JSON.parse(readFileSync(file, 'utf8')) as Bundle;
+    const { providers, patients } = syntheaFiles();
+    await importFiles(db.store, providers);
+    const bundle = JSON.parse(readFileSync(patients[0]!, 'utf8')) as Bundle;
     const [a, b] = await Promise.all([new BundleImporter(db.store).import(bundle), new BundleImporter(db.store).import(structuredClone(bundle))]);
     expect(a.summary.failed + b.summary.failed).toBe(0);
     expect(a.summary.created + b.summary.created).toBe(bundle.entry!.length);

@@ -1,21 +1,18 @@
 /**
- * Search semantics on HL7's official R4 examples (../shared/data/hl7-r4-examples). Every expected list below
+ * Search semantics on HL7's official R4 examples (npm hl7.fhir.r4.examples@4.0.1). Every expected list below
  * was derived by reading the example files, not by running the hub.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SearchArguments } from '../../src/fhir/search-query.ts';
 import { freshDatabase, type TestDatabase } from '../support/hub.ts';
-import { sharedData } from '../support/shared-data.ts';
+import { hl7ExampleFiles } from '../support/sample-data.ts';
 
 let database: TestDatabase;
 beforeAll(async () => {
   database = await freshDatabase('hl7_examples');
-  const dir = sharedData('hl7-r4-examples');
-  const resources = readdirSync(dir)
-    .filter((name) => /^(Observation|Patient)-.*\.json$/.test(name))
-    .map((name) => JSON.parse(readFileSync(`${dir}/${name}`, 'utf8')) as Resource);
+  const resources = hl7ExampleFiles(['Observation', 'Patient']).map((file) => JSON.parse(readFileSync(file, 'utf8')) as Resource);
   const outcomes = await database.store.putMany(resources);
   expect(outcomes.every((outcome) => outcome.outcome === 'created')).toBe(true);
   await database.store.create({ resourceType: 'Patient', id: undefined, name: [{ family: 'Müller', given: ['Zoë'] }] } as Resource);

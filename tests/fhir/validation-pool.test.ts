@@ -1,11 +1,11 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HubError } from '../../src/errors.ts';
 import { isServedResourceType } from '../../src/fhir/resource-types.ts';
 import { validateFhirResource } from '../../src/fhir/validation.ts';
 import { ValidationPool } from '../../src/fhir/validation-pool.ts';
-import { sharedData } from '../support/shared-data.ts';
+import { hl7ExampleFiles } from '../support/sample-data.ts';
 
 const pool = new ValidationPool(1, 2);
 afterAll(() => pool.close());
@@ -13,8 +13,8 @@ afterAll(() => pool.close());
 /** The HL7 examples of served types, and broken copies of some of them. */
 function inputs(): unknown[] {
   const resources: Resource[] = [];
-  for (const file of readdirSync(sharedData('hl7-r4-examples')).filter((name) => name.endsWith('.json'))) {
-    const value = JSON.parse(readFileSync(sharedData('hl7-r4-examples', file), 'utf8')) as Resource & Bundle;
+  for (const file of hl7ExampleFiles()) {
+    const value = JSON.parse(readFileSync(file, 'utf8')) as Resource & Bundle;
     const all = value.resourceType === 'Bundle' ? (value.entry ?? []).map((entry) => entry.resource as Resource) : [value];
     resources.push(...all.filter((resource) => resource && isServedResourceType(resource.resourceType)));
   }

@@ -3,7 +3,7 @@
  * write, automatic links only on an exact valid ID (in any order of arrival), weak matches only reported,
  * manual link and unlink with a reason, source records never changed.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BundleImporter } from '../../src/fhir/bundles.ts';
@@ -12,7 +12,8 @@ import { makeNationalId, nationalIdCheckCharacter } from '../../src/identity/nat
 import { PatientHistory } from '../../src/identity/patient-history.ts';
 import { DEFAULT_NATIONAL_ID_SYSTEM } from '../../src/identity/patient-identity.ts';
 import { freshDatabase, type TestDatabase } from '../support/hub.ts';
-import { sharedData } from '../support/shared-data.ts';
+import { syntheaFiles } from '../support/sample-data.ts';
+import { importFiles } from '../../src/fhir/import-files.ts';
 
 let database: TestDatabase;
 let directory: PersonDirectory;
@@ -203,9 +204,9 @@ describe('manual links', () => {
 
 describe('Synthea records', () => {
   it('stay single-record persons without a national ID and still have a history', async () => {
-    const dir = sharedData('synthea-r4');
-    const file = readdirSync(dir).filter((name) => name.endsWith('.json') && !/^(hospital|practitioner)Information/.test(name)).sort()[0]!;
-    const bundle = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')) as Bundle;
+    const { providers, patients } = syntheaFiles();
+    await importFiles(database.store, providers);
+    const bundle = JSON.parse(readFileSync(patients[0]!, 'utf8')) as Bundle;
     await new BundleImporter(database.store).import(bundle);
     const patient = bundle.entry!.find((entry) => entry.resource?.resourceType === 'Patient')!.resource as Patient;
     const stored = (await database.store.search('Patient', { _id: patient.id! })).resources;
