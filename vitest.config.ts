@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config';
 const graphqlDir = dirname(createRequire(import.meta.url).resolve('graphql'));
 
 /** Test files that measure latency under load. */
-const alone = ['tests/security/query-limits.test.ts'];
+const alone = ['tests/security/query-limits.test.ts', 'tests/database/start-up.test.ts'];
 
 export default defineConfig({
   resolve: {

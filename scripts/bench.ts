@@ -17,7 +17,7 @@
  */
 import { catalogCodeSystem } from '../src/recognition/catalog.ts';
 import { MEMBER_LEVEL_SYSTEM } from '../src/recognition/recognition-service.ts';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { cachedPopulation, defaultPopulation } from './synthea.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,12 +120,10 @@ async function main(): Promise<void> {
   const entryCount = bundles.reduce((sum, bundle) => sum + (bundle.entry?.length ?? 0), 0);
 
   let embedded: EmbeddedDatabase | undefined;
-  let dataDir: string | undefined;
   let uri = process.env.MONGODB_URI;
   let postgresUrl = process.env.FERRETDB_POSTGRESQL_URL;
   if (!uri) {
-    dataDir = mkdtempSync(join(tmpdir(), 'hub-bench-'));
-    chmodSync(dataDir, 0o755); // the embedded PostgreSQL runs as its own user
+    const dataDir = mkdtempSync(join(tmpdir(), 'hub-bench-'));
     const port = 27000 + Math.floor(Math.random() * 900);
     embedded = await startEmbeddedDatabase({ dataDir, ferretdbPort: port, postgresPort: port + 1, backend: (process.env.BENCH_DB_BACKEND as 'sqlite' | 'postgresql' | undefined) ?? 'auto', warn: console.warn });
     uri = embedded.uri;
@@ -430,8 +428,7 @@ async function main(): Promise<void> {
   const cleanup = open(mainDb);
   await cleanup.db.dropDatabase();
   await cleanup.close();
-  await embedded?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await embedded?.remove();
 }
 
 /**

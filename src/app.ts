@@ -16,6 +16,7 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { ConfigError, type Config } from './config.ts';
 import { activeDemoClients } from './demo/clients.ts';
 import { openDatabase, type DatabaseConnection } from './database/connection.ts';
+import { startupLimit } from './database/startup-wait.ts';
 import { HubError, isDatabaseUnavailable, type ErrorCode } from './errors.ts';
 import { ensureStructureDefinitions } from './fhir/definitions.ts';
 import type { FhirStore } from './fhir/store.ts';
@@ -102,9 +103,19 @@ export async function startHub(
   /** FerretDB's PostgreSQL database (the embedded default, or FERRETDB_POSTGRESQL_URL): the hub's GIN indexes go there. */
   postgresUrl: string | undefined = config.FERRETDB_POSTGRESQL_URL,
 ): Promise<Hub> {
+  // The CPU-heavy parts of start-up first (the definitions, the schema): on a busy machine they hold the event
+  // loop for seconds, which would otherwise run out the timers of the database connection being made.
   ensureStructureDefinitions();
+  const schema = buildHubSchema();
+  const literals = new FhirLiteralRewriter(schema, config.MAX_QUERY_TOKENS);
   const readingOptions = { ...(config.CRITICAL_RULES ? { rules: config.CRITICAL_RULES } : {}), ackMinutes: config.CRITICAL_ACK_MINUTES };
   const database = openDatabase(mongodbUri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS, postgresUrl ? { url: postgresUrl, warn: (message) => log.warn(message) } : undefined);
+  try {
+    await database.connect(startupLimit(config.STARTUP_TIMEOUT_MS, (message) => log.info(message)));
+  } catch (error) {
+    await database.close().catch(() => undefined);
+    throw new ConfigError(`${error instanceof Error ? error.message : String(error)}: is ${config.MONGODB_URI ? 'MONGODB_URI' : 'the embedded database'} reachable?`);
+  }
   const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, logger: log, reading: readingOptions });
   const directory = new PersonDirectory(store, database.db, config.NATIONAL_ID_SYSTEM);
   const referralLog = new ReferralLog(database.db);
@@ -191,8 +202,6 @@ export async function startHub(
   };
   const armor = armorProtection(limits);
 
-  const schema = buildHubSchema();
-  const literals = new FhirLiteralRewriter(schema, config.MAX_QUERY_TOKENS);
   const apollo = new ApolloServer<RequestContext>({
     schema,
     parseOptions: { maxTokens: config.MAX_QUERY_TOKENS },
@@ -244,9 +253,6 @@ export async function startHub(
       },
       (error: unknown) => log.warn('the critical-value escalation failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
     );
-  const recovered = recover().then(sweep).then(escalate);
-  const recovery = setInterval(() => void recover().then(sweep).then(escalate), config.MAINTENANCE_INTERVAL_MS);
-  recovery.unref();
   // Background jobs (the re-apply of an edited code map): claimed through leases in the database by any instance.
   const jobRunner = new ReapplyRunner(store, database.db, { instance, markText: config.RECOGNITION_MARK });
   let jobsRunning: Promise<void> | undefined;
@@ -259,17 +265,25 @@ export async function startHub(
       .catch((error: unknown) => log.warn('background jobs failed; retried later', { error: error instanceof Error ? error.message : String(error) }))
       .finally(() => (jobsRunning = undefined));
   };
-  const jobs = setInterval(runJobs, config.JOB_INTERVAL_MS);
-  jobs.unref();
   // Checked before seeding, so an empty database is marked current and a seeded one is not taken for stale.
   if ((await store.searchIndexStatus().catch(() => undefined)) === 'stale') {
     log.warn('the stored search values were extracted with other search parameters than this hub knows; run `npm run reindex` once');
   }
+  // Writes left half done are finished before anything else writes; the sweeps and jobs begin once the seed (the
+  // demo's year of referrals, which it runs through their workflow) has been written, or they would change its
+  // referrals under it.
+  let recovered = recover();
   if (beforeListening) {
+    await recovered;
     await beforeListening(store, clients, database.db);
     // What was just written (the demo seed) gets planner statistics before the first request.
     await database.refreshStatistics().catch((error: unknown) => log.warn('refreshing database statistics failed', { error: String(error) }));
   }
+  recovered = recovered.then(sweep).then(escalate);
+  const recovery = setInterval(() => void recover().then(sweep).then(escalate), config.MAINTENANCE_INTERVAL_MS);
+  recovery.unref();
+  const jobs = setInterval(runJobs, config.JOB_INTERVAL_MS);
+  jobs.unref();
   if (config.NODE_ENV === 'production') {
     const demo = await activeDemoClients(clients);
     if (demo.length > 0) {

@@ -27,6 +27,7 @@ async function main(): Promise<void> {
       postgresPort: config.EMBEDDED_POSTGRES_PORT,
       ferretdbBinary: config.FERRETDB_BIN,
       backend: config.EMBEDDED_DB_BACKEND,
+      startupTimeoutMs: config.STARTUP_TIMEOUT_MS,
       log: (message) => log.info(message),
       warn: (message) => log.warn(message),
     });

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import { openDatabase, type DatabaseConnection } from './connection.ts';
+import { startupLimit } from './startup-wait.ts';
 import { runningPostgresUrl, startEmbeddedDatabase, type EmbeddedDatabase } from './embedded-database.ts';
 import { EmbeddedFerretDb } from './embedded-ferretdb.ts';
 
@@ -38,6 +39,7 @@ export async function openConfiguredDatabase(
         postgresPort: config.EMBEDDED_POSTGRES_PORT,
         ferretdbBinary: config.FERRETDB_BIN,
         backend: config.EMBEDDED_DB_BACKEND,
+        startupTimeoutMs: config.STARTUP_TIMEOUT_MS,
         log,
         warn: log,
       });
@@ -46,6 +48,13 @@ export async function openConfiguredDatabase(
     }
   }
   const database = openDatabase(uri, config.MONGODB_DB, config.DB_TIMEOUT_MS, config.DB_OPERATION_TIMEOUT_MS, postgresUrl ? { url: postgresUrl, warn: log } : undefined);
+  try {
+    await database.connect(startupLimit(config.STARTUP_TIMEOUT_MS, log));
+  } catch (error) {
+    await database.close().catch(() => undefined);
+    await embedded?.stop();
+    throw error;
+  }
   return {
     database,
     close: async () => {

@@ -1,11 +1,18 @@
 import { MongoClient, type Db } from 'mongodb';
 import { FerretDbStorage, useFerretDbStorage } from './ferretdb-storage.ts';
+import { waitFor, type StartupLimit } from './startup-wait.ts';
 
 export interface DatabaseConnection {
   client: MongoClient;
   db: Db;
   /** Round trips since the connection was made: commands (command monitoring) and direct reads from PostgreSQL. */
   commandsSent(): number;
+  /**
+   * Connects, trying again until the start-up limit: a first connection the driver could not make leaves its
+   * client closed for good (every later operation fails with "Topology is closed"), so the hub makes it here
+   * before any operation, however long a busy machine takes. Once connected, the driver reconnects by itself.
+   */
+  connect(limit: StartupLimit): Promise<void>;
   /** Whether the server answers a ping now. */
   ping(): Promise<boolean>;
   /** Whether the server was unreachable at some moment since `since` (ms since the epoch), as the driver saw it. */
@@ -16,8 +23,10 @@ export interface DatabaseConnection {
 }
 
 /**
- * Opens a client. The driver connects lazily and reconnects by itself, so a database that is down at
- * start or goes away later makes operations fail fast (after `timeoutMs`) instead of stopping the hub.
+ * Opens a client (connect() makes the first connection). A database that goes away later makes operations fail
+ * fast (after `timeoutMs`, the wait for a reachable server) instead of stopping the hub, and the driver
+ * reconnects by itself when it returns. Connections get at least 10 s to open: on a busy machine a new
+ * connection (or the driver's heartbeat on it) can take seconds, and a stopped server refuses at once anyway.
  */
 export function openDatabase(
   uri: string,
@@ -29,7 +38,7 @@ export function openDatabase(
 ): DatabaseConnection {
   const client = new MongoClient(uri, {
     serverSelectionTimeoutMS: timeoutMs,
-    connectTimeoutMS: timeoutMs,
+    connectTimeoutMS: Math.max(timeoutMs, 10_000),
     socketTimeoutMS: operationTimeoutMs,
     maxPoolSize: 50,
     monitorCommands: true,
@@ -57,6 +66,16 @@ export function openDatabase(
     client,
     db,
     commandsSent: () => commands + (indexes?.statements ?? 0),
+    connect: (limit) =>
+      waitFor('the database to accept the hub\'s connection', async () => {
+        try {
+          await client.connect();
+          await db.command({ ping: 1 });
+          return true;
+        } catch {
+          return false;
+        }
+      }, limit, { intervalMs: 1000 }),
     ping: async () => {
       try {
         await db.command({ ping: 1 }, { timeoutMS: timeoutMs });

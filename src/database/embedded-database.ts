@@ -4,14 +4,14 @@
  * when the PostgreSQL binaries are absent, or when the data folder holds data of the SQLite layout (which is
  * never silently abandoned: `npm run migrate` moves it).
  *
- *   DATA_DIR/postgres/   the PostgreSQL cluster and its password
+ *   DATA_DIR/postgres/   the PostgreSQL cluster (or a link to it, see embedded-postgres.ts) and its password
  *   DATA_DIR/ferretdb/   FerretDB's state, log and pid file (and the data itself with the SQLite backend)
  *
  * Why PostgreSQL: FerretDB v1's SQLite backend pushes down only `{_id: <id>}` and decodes whole collections for
  * everything else; its PostgreSQL backend pushes down top-level equalities, which the hub's GIN indexes answer
  * in milliseconds (ferretdb-storage.ts).
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { EmbeddedDatabaseError, EmbeddedFerretDb, ensureFerretDbBinary } from './embedded-ferretdb.ts';
 import { EmbeddedPostgres, FERRETDB_DATABASE, postgresBinDir } from './embedded-postgres.ts';
@@ -27,6 +27,8 @@ export interface EmbeddedDatabaseOptions {
   backend?: EmbeddedBackend;
   log?: (message: string) => void;
   warn?: (message: string) => void;
+  /** how long each server may take to answer at start, however busy the machine (STARTUP_TIMEOUT_MS) */
+  startupTimeoutMs?: number;
 }
 
 export interface EmbeddedDatabase {
@@ -42,6 +44,8 @@ export interface EmbeddedDatabase {
   /** Starts a server that ended unexpectedly again. */
   restart(which: 'ferretdb' | 'postgres'): Promise<void>;
   stop(): Promise<void>;
+  /** Stops both servers and removes every file of this database (throwaway data folders: tests, the bench). */
+  remove(): Promise<void>;
 }
 
 /** Whether FerretDB's SQLite backend keeps data in this folder (`<database>.sqlite` files). */
@@ -56,8 +60,8 @@ export function chooseBackend(options: Pick<EmbeddedDatabaseOptions, 'dataDir' |
   const cluster = existsSync(join(options.dataDir, 'postgres', 'cluster', 'PG_VERSION'));
   if (requested === 'sqlite') return { backend: 'sqlite' };
   if (!binDir) {
-    if (requested === 'postgresql') throw new EmbeddedDatabaseError('EMBEDDED_DB_BACKEND=postgresql, but no PostgreSQL is installed (/usr/lib/postgresql/<major>/bin): apt-get install postgresql');
-    options.warn?.('PostgreSQL is not installed (apt-get install postgresql): the embedded database uses FerretDB\'s SQLite backend, which decodes whole collections for most queries (seconds instead of milliseconds on real data)');
+    if (requested === 'postgresql') throw new EmbeddedDatabaseError('EMBEDDED_DB_BACKEND=postgresql, but no PostgreSQL server is installed (looked for pg_config --bindir, initdb on the PATH, /usr/lib/postgresql/<major>/bin): apt-get install postgresql');
+    options.warn?.('No PostgreSQL server is installed (looked for pg_config --bindir, initdb on the PATH, /usr/lib/postgresql/<major>/bin; apt-get install postgresql): the embedded database uses FerretDB\'s SQLite backend, which decodes whole collections for most queries (seconds instead of milliseconds on real data)');
     return { backend: 'sqlite' };
   }
   if (!cluster && holdsSqliteData(join(options.dataDir, 'ferretdb'))) {
@@ -76,7 +80,7 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): P
   let postgres: EmbeddedPostgres | undefined;
   let postgresUrl: string | undefined;
   if (backend === 'postgresql') {
-    postgres = new EmbeddedPostgres({ binDir: binDir!, dataDir: join(options.dataDir, 'postgres'), port: options.postgresPort, ...(options.log ? { log: options.log } : {}) });
+    postgres = new EmbeddedPostgres({ binDir: binDir!, dataDir: join(options.dataDir, 'postgres'), port: options.postgresPort, ...(options.log ? { log: options.log } : {}), ...(options.startupTimeoutMs ? { startupTimeoutMs: options.startupTimeoutMs } : {}) });
     await postgres.start();
     postgresUrl = postgres.url;
   }
@@ -86,6 +90,7 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): P
     port: options.ferretdbPort,
     ...(postgresUrl ? { postgresqlUrl: postgresUrl } : {}),
     ...(options.log ? { log: options.log } : {}),
+    ...(options.startupTimeoutMs ? { startupTimeoutMs: options.startupTimeoutMs } : {}),
   });
   try {
     await ferretdb.start();
@@ -93,6 +98,10 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): P
     await postgres?.stop();
     throw error;
   }
+  const stop = async (): Promise<void> => {
+    await ferretdb.stop();
+    await postgres?.stop();
+  };
   return {
     uri: ferretdb.uri,
     backend,
@@ -111,9 +120,11 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): P
       if (which === 'postgres') await postgres?.start();
       else await ferretdb.start();
     },
-    async stop() {
-      await ferretdb.stop();
-      await postgres?.stop();
+    stop,
+    async remove() {
+      await stop();
+      postgres?.removeCluster();
+      rmSync(options.dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -7,7 +7,9 @@ import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readFile
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { MongoClient } from 'mongodb';
 import { projectRoot } from '../config.ts';
+import { startupLimit, waitFor } from './startup-wait.ts';
 
 const run = promisify(execFile);
 
@@ -105,6 +107,8 @@ export interface FerretDbOptions {
   /** The PostgreSQL database of the PostgreSQL backend; without it the SQLite backend (in dataDir) is used. */
   postgresqlUrl?: string;
   log?: (message: string) => void;
+  /** how long start() may wait for FerretDB to answer, however busy the machine (STARTUP_TIMEOUT_MS) */
+  startupTimeoutMs?: number;
 }
 
 /** sun_path holds 108 bytes on Linux; a little room is kept. */
@@ -186,14 +190,29 @@ export class EmbeddedFerretDb {
       ),
     );
     exited.catch(() => {});
-    const deadline = Date.now() + 30_000;
-    while (!(await portOpen(host, this.options.port)) || (socket && !existsSync(socket))) {
-      if (child.exitCode !== null) await exited;
-      if (Date.now() > deadline) {
+    await waitFor('FerretDB to answer', () => this.answering(host, socket), startupLimit(this.options.startupTimeoutMs, this.options.log), {
+      stopped: () => (child.exitCode !== null ? exited : undefined),
+      gaveUp: (message) => {
         child.kill('SIGKILL');
-        throw new EmbeddedDatabaseError(`FerretDB did not listen on port ${this.options.port} within 30 s:\n${this.logTail()}`);
-      }
-      await Promise.race([new Promise((r) => setTimeout(r, 50)), exited]);
+        return new EmbeddedDatabaseError(`${message}:\n${this.logTail()}`);
+      },
+    });
+  }
+
+  /**
+   * Whether FerretDB listens on its port and socket and answers a command that reaches its backend (listing
+   * databases reads PostgreSQL's catalog), with timeouts a busy machine can meet.
+   */
+  private async answering(host: string, socket: string | undefined): Promise<boolean> {
+    if (!(await portOpen(host, this.options.port)) || (socket && !existsSync(socket))) return false;
+    const client = new MongoClient(this.uri, { serverSelectionTimeoutMS: 30_000, connectTimeoutMS: 30_000, socketTimeoutMS: 60_000, maxPoolSize: 1 });
+    try {
+      await client.db('admin').command({ listDatabases: 1, nameOnly: true });
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await client.close().catch(() => undefined);
     }
   }
 

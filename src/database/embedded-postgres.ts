@@ -1,19 +1,26 @@
 /**
- * A private PostgreSQL cluster in the data folder, for FerretDB's PostgreSQL backend: Debian's `postgresql`
- * binaries (`/usr/lib/postgresql/<major>/bin`), a cluster created once with `initdb` (as the `postgres` user
- * when the hub runs as root: PostgreSQL refuses to run as root), listening on a loopback port of its own only
- * (no Unix socket), password-protected with a random password kept in the data folder.
+ * A private PostgreSQL cluster for FerretDB's PostgreSQL backend: the PostgreSQL server installed on the machine
+ * (found by `pg_config --bindir`, then `initdb` on the PATH, then Debian's `/usr/lib/postgresql/<major>/bin`), a
+ * cluster created once with `initdb`, listening on a loopback port of its own only (no Unix socket),
+ * password-protected with a random password kept in the data folder.
+ *
+ * Who runs it: the invoking user, or, when the hub runs as root (PostgreSQL refuses to), the `postgres` user.
+ * The cluster lives in `DATA_DIR/postgres/cluster`; when the postgres user cannot reach the data folder (root's
+ * home folder is mode 700 in most containers), it lives in `/var/lib/consortium-hub/<data folder>-<hash>/cluster`
+ * instead, owned by postgres, and `DATA_DIR/postgres/cluster` is a symbolic link to it, so a restart (and the
+ * commands beside the hub) find the same cluster through the data folder.
  *
  * Supervised like the embedded FerretDB: started and stopped by the hub, a cluster left running by a hub
  * that was killed is stopped at the next start, and a second hub on one data folder is refused.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { EmbeddedDatabaseError, portOpen } from './embedded-ferretdb.ts';
+import { startupLimit, waitFor } from './startup-wait.ts';
 
 const run = promisify(execFile);
 
@@ -21,14 +28,34 @@ const run = promisify(execFile);
 export const FERRETDB_DATABASE = 'ferretdb';
 const POSTGRES_USER = 'postgres';
 
-/** The newest Debian PostgreSQL installed (`/usr/lib/postgresql/<major>/bin`), or undefined. */
-export function postgresBinDir(root = '/usr/lib/postgresql'): string | undefined {
-  if (!existsSync(root)) return undefined;
-  const majors = readdirSync(root)
-    .filter((name) => /^\d+$/.test(name) && existsSync(join(root, name, 'bin', 'initdb')) && existsSync(join(root, name, 'bin', 'postgres')))
+const hasServer = (dir: string): boolean => existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'postgres'));
+
+/**
+ * Where the PostgreSQL server binaries are: `pg_config --bindir` (the installation that pg_config describes), then
+ * the folder of `initdb` on the PATH, then the newest of Debian's `/usr/lib/postgresql/<major>/bin`; undefined when
+ * no server is installed (a client-only pg_config, e.g. from libpq-dev, does not count).
+ */
+export function postgresBinDir(debianRoot = '/usr/lib/postgresql', path = process.env.PATH ?? ''): string | undefined {
+  try {
+    const dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();
+    if (dir && hasServer(dir)) return dir;
+  } catch {
+    // no pg_config on the PATH
+  }
+  for (const dir of path.split(delimiter).filter(Boolean)) {
+    if (!existsSync(join(dir, 'initdb'))) continue;
+    const real = dirname(realpathSync(join(dir, 'initdb')));
+    if (hasServer(real)) return real;
+  }
+  if (!existsSync(debianRoot)) return undefined;
+  const majors = readdirSync(debianRoot)
+    .filter((name) => /^\d+$/.test(name) && hasServer(join(debianRoot, name, 'bin')))
     .sort((a, b) => Number(b) - Number(a));
-  return majors[0] ? join(root, majors[0], 'bin') : undefined;
+  return majors[0] ? join(debianRoot, majors[0], 'bin') : undefined;
 }
+
+/** Where clusters live whose data folder the postgres user cannot reach (see the top of this file). */
+export const OUTSIDE_CLUSTERS = '/var/lib/consortium-hub';
 
 /** uid and gid of the `postgres` user when this process runs as root (PostgreSQL will not run as root). */
 async function runAs(): Promise<{ uid: number; gid: number } | undefined> {
@@ -51,6 +78,8 @@ export interface PostgresOptions {
   dataDir: string;
   port: number;
   log?: (message: string) => void;
+  /** how long start() may wait for the server, however busy the machine (STARTUP_TIMEOUT_MS) */
+  startupTimeoutMs?: number;
 }
 
 export class EmbeddedPostgres {
@@ -59,8 +88,23 @@ export class EmbeddedPostgres {
 
   constructor(private readonly options: PostgresOptions) {}
 
-  private get clusterDir(): string {
+  /** The cluster's path in the data folder: its folder, or a link to it (see clusterDir). */
+  private get clusterLink(): string {
     return join(this.options.dataDir, 'cluster');
+  }
+
+  /** The cluster's real folder, the path PostgreSQL is given (it may not be able to follow the link's path). */
+  private get clusterDir(): string {
+    return existsSync(this.clusterLink) ? realpathSync(this.clusterLink) : this.clusterLink;
+  }
+
+  /** Whether the cluster lives outside the data folder (a link to /var/lib/consortium-hub/…). */
+  private get outside(): boolean {
+    try {
+      return lstatSync(this.clusterLink).isSymbolicLink();
+    } catch {
+      return false;
+    }
   }
 
   private get passwordFile(): string {
@@ -81,40 +125,83 @@ export class EmbeddedPostgres {
     return this.child?.pid;
   }
 
+  /** Whether the user PostgreSQL runs as can get into the data folder (every folder above must let it through). */
+  private async reachable(owner: { uid: number; gid: number }): Promise<boolean> {
+    try {
+      await run('test', ['-x', this.options.dataDir], { ...owner });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * A new cluster's folder: in the data folder, or, when the postgres user cannot reach it, under
+   * /var/lib/consortium-hub with a link from the data folder (named after the data folder's real path, so two
+   * data folders never share a cluster).
+   */
+  private async placeCluster(owner: { uid: number; gid: number } | undefined): Promise<string> {
+    mkdirSync(this.options.dataDir, { recursive: true });
+    if (!owner || (await this.reachable(owner))) {
+      mkdirSync(this.clusterLink, { recursive: true });
+      return this.clusterLink;
+    }
+    const real = realpathSync(this.options.dataDir);
+    const slug = `${basename(dirname(real)) || 'data'}-${createHash('sha256').update(real).digest('hex').slice(0, 12)}`;
+    const home = join(OUTSIDE_CLUSTERS, slug);
+    const cluster = join(home, 'cluster');
+    try {
+      mkdirSync(cluster, { recursive: true });
+      chmodSync(OUTSIDE_CLUSTERS, 0o755);
+      chownSync(home, owner.uid, owner.gid);
+      chmodSync(home, 0o700);
+    } catch (error) {
+      throw new EmbeddedDatabaseError(`PostgreSQL runs as the ${POSTGRES_USER} user, which cannot reach ${this.options.dataDir}, and its cluster cannot be created in ${home} either (${String(error)}); set DATA_DIR to a folder the ${POSTGRES_USER} user can reach`);
+    }
+    symlinkSync(cluster, this.clusterLink);
+    this.options.log?.(`the ${POSTGRES_USER} user cannot reach ${this.options.dataDir}: the PostgreSQL cluster lives in ${cluster}, linked from ${this.clusterLink}`);
+    return cluster;
+  }
+
   /** Creates the cluster once: initdb with a random password, UTF-8, loopback only. */
   private async initialize(owner: { uid: number; gid: number } | undefined): Promise<boolean> {
     if (existsSync(join(this.clusterDir, 'PG_VERSION'))) return false;
-    mkdirSync(this.clusterDir, { recursive: true });
-    if (owner) {
-      // PostgreSQL runs as its own user: every folder above the cluster must let it through.
-      try {
-        await run('test', ['-x', this.options.dataDir], { ...owner });
-      } catch {
-        throw new EmbeddedDatabaseError(`PostgreSQL runs as the ${POSTGRES_USER} user, which cannot reach ${this.options.dataDir}: let it through the folders above (chmod o+x), or set DATA_DIR to a folder it can reach`);
-      }
+    if (owner && !this.outside && existsSync(this.clusterLink) && !(await this.reachable(owner))) {
+      throw new EmbeddedDatabaseError(`PostgreSQL runs as the ${POSTGRES_USER} user, which cannot reach ${this.options.dataDir}: let it through the folders above (chmod o+x), or set DATA_DIR to a folder it can reach`);
     }
-    chmodSync(this.clusterDir, 0o700);
+    const clusterDir = existsSync(this.clusterLink) ? this.clusterDir : await this.placeCluster(owner);
+    chmodSync(clusterDir, 0o700);
     const password = randomBytes(24).toString('base64url');
     writeFileSync(this.passwordFile, `${password}\n`, { mode: 0o600 });
-    const pwfile = join(this.clusterDir, '..', '.initdb-password');
+    // initdb reads the password as the user PostgreSQL runs as: beside the cluster, where that user can reach.
+    const pwfile = join(clusterDir, '..', '.initdb-password');
     writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
     if (owner) {
-      chownTree(this.clusterDir, owner);
+      chownTree(clusterDir, owner);
       chownSync(pwfile, owner.uid, owner.gid);
     }
-    this.options.log?.(`creating the embedded PostgreSQL cluster in ${this.clusterDir} (once)`);
+    this.options.log?.(`creating the embedded PostgreSQL cluster in ${clusterDir} (once)`);
     try {
-      await run(join(this.options.binDir, 'initdb'), ['-D', this.clusterDir, '-U', POSTGRES_USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8', '--no-instructions'], {
+      await run(join(this.options.binDir, 'initdb'), ['-D', clusterDir, '-U', POSTGRES_USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8', '--no-instructions'], {
         ...(owner ? owner : {}),
-        cwd: this.clusterDir,
-        timeout: 120_000,
+        cwd: clusterDir,
+        timeout: Math.max(120_000, this.options.startupTimeoutMs ?? 0),
       });
     } catch (error) {
       throw new EmbeddedDatabaseError(`initdb failed: ${(error as { stderr?: string }).stderr ?? String(error)}`);
     } finally {
-      writeFileSync(pwfile, '');
+      rmSync(pwfile, { force: true });
     }
     return true;
+  }
+
+  /**
+   * Removes the cluster with the data folder's link to it, for throwaway data folders (tests, the bench): a
+   * cluster outside the data folder would outlive the folder. The server must be stopped.
+   */
+  removeCluster(): void {
+    if (this.outside) rmSync(dirname(this.clusterDir), { recursive: true, force: true });
+    rmSync(this.clusterLink, { recursive: true, force: true });
   }
 
   /** The postmaster named in the cluster's postmaster.pid, if it runs, and whether a live process owns it. */
@@ -168,16 +255,13 @@ export class EmbeddedPostgres {
       child.once('exit', (code) => reject(new EmbeddedDatabaseError(`PostgreSQL exited during start-up (code ${code}):\n${this.logTail()}`))),
     );
     exited.catch(() => {});
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (child.exitCode !== null) await exited;
-      if (await this.accepting()) break;
-      if (Date.now() > deadline) {
+    await waitFor('PostgreSQL to accept connections', () => this.accepting(), startupLimit(this.options.startupTimeoutMs, this.options.log), {
+      stopped: () => (child.exitCode !== null ? exited : undefined),
+      gaveUp: (message) => {
         child.kill('SIGKILL');
-        throw new EmbeddedDatabaseError(`PostgreSQL did not accept connections on port ${this.options.port} within 60 s:\n${this.logTail()}`);
-      }
-      await Promise.race([new Promise((r) => setTimeout(r, 100)), exited]);
-    }
+        return new EmbeddedDatabaseError(`${message}:\n${this.logTail()}`);
+      },
+    });
     if (created) await this.createFerretDbDatabase();
   }
 

@@ -3,7 +3,7 @@
  * with TEST_DB_BACKEND=sqlite or where PostgreSQL is absent) — unless MONGODB_URI names a database to use (so
  * the same suite runs against a real MongoDB). Its data lives in .test-data/ and is removed afterwards.
  */
-import { chmodSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { projectRoot } from '../../src/config.ts';
@@ -31,8 +31,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   mkdirSync(join(projectRoot, '.test-data'), { recursive: true });
   const dataDir = mkdtempSync(join(projectRoot, '.test-data', 'run-'));
-  chmodSync(dataDir, 0o755); // PostgreSQL runs as its own user and must get through
-  
   const database = await startEmbeddedDatabase({
     dataDir,
     ferretdbPort: await freePort(),
@@ -45,7 +43,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('postgresUrl', database.postgresUrl ?? '');
   project.provide('ownFerretDb', true);
   return async () => {
-    await database.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await database.remove();
   };
 }
