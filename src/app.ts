@@ -25,7 +25,7 @@ import { createRequestContext, type RequestContext } from './graphql/context.ts'
 import { fhirDirectivesPlugin } from './graphql/directives.ts';
 import { createErrorFormatter } from './graphql/errors.ts';
 import { buildHubSchema } from './graphql/schema.ts';
-import { startHttpServer, type HttpServer } from './http/server.ts';
+import { startHttpServer, type Credentials, type HttpServer } from './http/server.ts';
 import { PersonDirectory } from './identity/linking.ts';
 import { AuditTrail } from './audit/audit-trail.ts';
 import { auditPlugin } from './audit/audit-plugin.ts';
@@ -129,6 +129,9 @@ export async function startHub(
   const rateLimiter = new RateLimiter(database.db, config.RATE_LIMIT_PER_MINUTE);
   const concurrency = new ClientConcurrency(config.MAX_CONCURRENT_REQUESTS_PER_CLIENT, config.CONCURRENCY_WAIT_MS);
   const instance = randomUUID();
+  /** Where links the hub hands out point: PUBLIC_BASE_URL, else where this hub listens (never a request's Host). */
+  let listeningUrl = '';
+  const publicBaseUrl = (): string => config.PUBLIC_BASE_URL ?? listeningUrl;
   const memberSync = new MemberSync(store, database.db, { instance, secret: config.TOKEN_SECRET, requestTimeoutMs: config.SYNC_REQUEST_TIMEOUT_MS });
   const indexing = ensureIndexesEventually(log, () =>
     Promise.all([store.ensureIndexes(), ensureReapplyIndexes(database.db), memberSync.ensureIndexes(), new ReadingService(store, undefined, database.db, { clientId: 'hub', anySide: true }).ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, database.db, config.RECOGNITION_MARK).ensureIndexes()]),
@@ -149,17 +152,19 @@ export async function startHub(
    * Authenticates, waits for one of the client's turns on this instance, counts the request against the
    * client's per-minute budget and binds the context to the caller. Refusals are recorded in aggregate.
    */
-  const createContext = async (authorization: string | undefined, source: string): Promise<RequestContext> => {
+  const createContext = async (credentials: Credentials, source: string): Promise<RequestContext> => {
     if (!config.AUTH_REQUIRED) return createRequestContext(contextOptions, 'auth-off');
     let caller;
     // The request is counted against its client's budget while the registry confirms the client (one round
     // trip less per request); a request whose token turns out revoked has then been counted, harmlessly.
     let counted: Promise<void> | undefined;
     try {
-      caller = await authenticator.caller(authorization, (clientId) => {
-        counted = rateLimiter.take(clientId, 1);
-        counted.catch(() => {}); // awaited below, unless the caller is refused first
-      });
+      caller = credentials.formLink
+        ? await authenticator.formLinkCaller(credentials.formLink.token, credentials.formLink.referral)
+        : await authenticator.caller(credentials.authorization, (clientId) => {
+            counted = rateLimiter.take(clientId, 1);
+            counted.catch(() => {}); // awaited below, unless the caller is refused first
+          });
     } catch (error) {
       if (error instanceof HubError && error.code === 'UNAUTHENTICATED') {
         await refusals.record('UNAUTHENTICATED', [`source:${source}`], error.message, { source }).catch((e: unknown) => log.error('recording a refusal failed', { error: String(e) }));
@@ -175,7 +180,11 @@ export async function startHub(
     const release = await concurrency.acquire(caller.clientId).catch(rateLimited);
     try {
       await (counted ?? rateLimiter.take(caller.clientId, 1)).catch(rateLimited);
-      return createRequestContext(contextOptions, caller.clientId, await authenticator.policy(caller), release);
+      const formLink = async (referralId: string): Promise<{ url: string; expiresAt: string }> => {
+        const link = await authenticator.formLink(caller, referralId);
+        return { url: `${publicBaseUrl()}/referrals/${encodeURIComponent(referralId)}/form?link=${link.token}`, expiresAt: link.expiresAt.toISOString() };
+      };
+      return createRequestContext({ ...contextOptions, formLink }, caller.clientId, await authenticator.policy(caller), release);
     } catch (error) {
       release();
       throw error;
@@ -335,6 +344,8 @@ export async function startHub(
     log,
   });
 
+  listeningUrl = http.url;
+
   // GraphQL subscriptions over WebSocket (graphql-transport-ws) on the same port and path. A connection is
   // authenticated from its payload's `authorization`, counted like a request, and holds no client turn.
   const socketError = (error: GraphQLError): GraphQLFormattedError => {
@@ -349,7 +360,7 @@ export async function startHub(
     {
       schema,
       context: async (socket) => {
-        const context = await createContext(typeof socket.connectionParams?.authorization === 'string' ? socket.connectionParams.authorization : undefined, 'websocket');
+        const context = await createContext({ authorization: typeof socket.connectionParams?.authorization === 'string' ? socket.connectionParams.authorization : undefined }, 'websocket');
         context.release();
         return context;
       },
@@ -359,7 +370,7 @@ export async function startHub(
       onConnect: async (socket) => {
         // Refused at once with a clear reason when the token is not valid.
         try {
-          (await createContext(typeof socket.connectionParams?.authorization === 'string' ? socket.connectionParams.authorization : undefined, 'websocket')).release();
+          (await createContext({ authorization: typeof socket.connectionParams?.authorization === 'string' ? socket.connectionParams.authorization : undefined }, 'websocket')).release();
           return true;
         } catch (error) {
           return error instanceof HubError ? false : Promise.reject(error);

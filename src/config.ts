@@ -24,6 +24,12 @@ const configSchema = z.object({
     .default('consortium_hub'),
   /** Where the embedded FerretDB keeps its files. */
   DATA_DIR: z.string().min(1).default(resolve(projectRoot, 'data')),
+  /** The hub's address as its users reach it (e.g. https://hub.example.cn), for the links it hands out; default: where it listens. */
+  PUBLIC_BASE_URL: z
+    .string()
+    .regex(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/, 'an http(s) URL without query, e.g. https://hub.example.cn')
+    .transform((url) => url.replace(/\/+$/, ''))
+    .optional(),
   /** The embedded FerretDB binary; built there from the Go module proxy when missing. */
   FERRETDB_BIN: z.string().min(1).default(resolve(projectRoot, '.tools', 'bin', 'ferretdb')),
   EMBEDDED_DB_PORT: z.coerce.number().int().min(1).max(65535).default(27018),

@@ -1,5 +1,5 @@
 /**
- * Who may see and change what (../shared/docs/consortium.md):
+ * Who may see and change what (docs/consortium.md):
  *
  * - a member client reads consortium patients' records of the types its scopes grant (sharing is the point)
  *   and writes only resources attributed to its own organisation, before and after the change;

@@ -134,6 +134,17 @@ export class Authenticator {
     return this.tokens.verify(match[1]!, alongside);
   }
 
+  /** The caller of a printable form's link (`?link=` of /referrals/<id>/form), for that referral's form only. */
+  async formLinkCaller(link: string, referralId: string): Promise<Caller> {
+    if (!/^[A-Za-z0-9._~+/=-]+$/.test(link)) throw new HubError('UNAUTHENTICATED', 'This link to the form is malformed');
+    return this.tokens.verifyFormLink(link, referralId);
+  }
+
+  /** A link that opens a referral's printable form for a while, as this caller. */
+  formLink(caller: Caller, referralId: string): Promise<{ token: string; expiresAt: Date }> {
+    return this.tokens.issueFormLink(caller, referralId);
+  }
+
   /** The access policy of a caller (a resident's is bound to the records of its person). */
   async policy(caller: Caller): Promise<AccessPolicy> {
     if (!caller.person) return AccessPolicy.forClient(caller);

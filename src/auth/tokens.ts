@@ -4,13 +4,17 @@
  * request also checks that the client is still registered and not revoked.
  */
 import { randomUUID, webcrypto } from 'node:crypto';
-import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import { SignJWT, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { HubError } from '../errors.ts';
 import type { ClientInfo, ClientKind, ClientRegistry } from './clients.ts';
 import { formatScope, narrowScopes, parseScopes, type Scope } from './scopes.ts';
 
 const ISSUER = 'consortium-hub';
 const AUDIENCE = 'consortium-hub/graphql';
+/** A printable form's link: good for that one form only, never as a bearer token (another audience). */
+const FORM_AUDIENCE = 'consortium-hub/referral-form';
+/** How long a form link opens its form. */
+export const FORM_LINK_SECONDS = 600;
 
 /** Who is calling, as the token says and the registry confirms. */
 export interface Caller {
@@ -51,19 +55,54 @@ export class TokenService {
     return { token, expiresIn: this.ttlSeconds, scope };
   }
 
+  /**
+   * A link that opens one referral's printable form in a browser for FORM_LINK_SECONDS, as the caller who asked
+   * for it (the same scopes, organisation and person; checked again against the registry when it is opened).
+   */
+  async issueFormLink(caller: Caller, referralId: string): Promise<{ token: string; expiresAt: Date }> {
+    const expiresAt = new Date(Date.now() + FORM_LINK_SECONDS * 1000);
+    const client = await this.clients.active(caller.clientId);
+    if (!client) throw new HubError('UNAUTHENTICATED', 'The client of this access token is revoked or unknown');
+    const token = await new SignJWT({ scope: caller.scopes.map(formatScope).join(' '), kind: caller.kind, reg: client.registration, ref: referralId, ...(caller.organization ? { org: caller.organization } : {}), ...(caller.person ? { person: caller.person } : {}) })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setAudience(FORM_AUDIENCE)
+      .setSubject(caller.clientId)
+      .setJti(randomUUID())
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .sign(await this.key);
+    return { token, expiresAt };
+  }
+
+  /** The caller of a form link, for the form it was issued for only; UNAUTHENTICATED otherwise. */
+  async verifyFormLink(token: string, referralId: string): Promise<Caller> {
+    const payload = await this.payload(token, FORM_AUDIENCE, 'This link to the form');
+    if (payload.ref !== referralId) throw new HubError('UNAUTHENTICATED', 'This link opens another referral\'s form');
+    return this.callerOf(payload);
+  }
+
+  private async payload(token: string, audience: string, what: string): Promise<JWTPayload> {
+    if (token.length > 4096) throw new HubError('UNAUTHENTICATED', `${what} is malformed`);
+    try {
+      return (await jwtVerify(token, await this.key, { issuer: ISSUER, audience, algorithms: ['HS256'] })).payload;
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) throw new HubError('UNAUTHENTICATED', audience === AUDIENCE ? 'The access token has expired; get a new one at /oauth/token' : `${what} has expired; ask for a new one`);
+      throw new HubError('UNAUTHENTICATED', `${what} is not valid`);
+    }
+  }
+
   /** The caller of a bearer token; UNAUTHENTICATED for a malformed, tampered, expired or revoked one. */
   async verify(token: string, alongside?: (clientId: string) => void): Promise<Caller> {
-    if (token.length > 4096) throw new HubError('UNAUTHENTICATED', 'The access token is malformed');
-    let payload;
-    try {
-      ({ payload } = await jwtVerify(token, await this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] }));
-    } catch (error) {
-      if (error instanceof joseErrors.JWTExpired) throw new HubError('UNAUTHENTICATED', 'The access token has expired; get a new one at /oauth/token');
-      throw new HubError('UNAUTHENTICATED', 'The access token is not valid');
-    }
+    const payload = await this.payload(token, AUDIENCE, 'The access token');
     // Once the signature holds, work that needs only the client id (counting the request) runs beside the
     // registry lookup instead of after it.
     if (typeof payload.sub === 'string') alongside?.(payload.sub);
+    return this.callerOf(payload);
+  }
+
+  /** The caller a verified token names, as the registry confirms it now. */
+  private async callerOf(payload: JWTPayload): Promise<Caller> {
     const client = typeof payload.sub === 'string' ? await this.clients.active(payload.sub) : undefined;
     if (!client) throw new HubError('UNAUTHENTICATED', 'The client of this access token is revoked or unknown');
     // A token belongs to the registration it was issued under: a client id registered again (after a

@@ -5,7 +5,7 @@
  * `XCG-HGB` in g/dL (mapped), one coded `XCG-WBC` (not mapped), a glucose just inside and one just outside its
  * validity, a preliminary result, a chest CT and an abdominal ultrasound.
  */
-import type { ConceptMap, DiagnosticReport, ImagingStudy, Observation, VerificationResult } from '@medplum/fhirtypes';
+import type { ConceptMap, DiagnosticReport, ImagingStudy, Observation, Patient, VerificationResult } from '@medplum/fhirtypes';
 import type { Db } from 'mongodb';
 import type { FhirStore } from '../fhir/store.ts';
 import { RecognitionDecisions, type DecisionInput } from '../recognition/decisions.ts';
@@ -214,11 +214,44 @@ export async function seedDemoDecisions(store: FhirStore, db: Db, now = new Date
 }
 
 /** Writes the catalog, QC records and the code map, then the demo results (put: a second run changes nothing new). */
+/**
+ * The playground's throwaway record: a demo patient of the township, kept apart from the residents of the demo, with
+ * one recognisable glucose result that the playground's writing examples decide on (each run adds a decision
+ * there, never in a resident's record).
+ */
+export const PLAYGROUND_PATIENT = 'pat-playground-001';
+export const PLAYGROUND_RESULT = 'rec-glu-playground';
+
+function playgroundRecords(now: Date): (Patient | Observation)[] {
+  return [
+    {
+      resourceType: 'Patient',
+      id: PLAYGROUND_PATIENT,
+      identifier: [{ system: 'https://demo.consortium-hub.cn/sid/taolin-township/mrn', value: 'TL-PLAYGROUND' }],
+      name: [{ text: '体验患者（演示专用）', family: '体验', given: ['患者'] }],
+      gender: 'unknown',
+      managingOrganization: { reference: 'Organization/org-taolin-township', display: '东湖县桃林镇卫生院' },
+    },
+    {
+      resourceType: 'Observation',
+      id: PLAYGROUND_RESULT,
+      status: 'final',
+      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'laboratory' }] }],
+      code: { coding: [{ system: 'http://loinc.org', code: '2345-7', display: 'Glucose' }], text: 'Glucose' },
+      subject: { reference: `Patient/${PLAYGROUND_PATIENT}`, display: '体验患者（演示专用）' },
+      effectiveDateTime: day(now, 5, 8),
+      issued: day(now, 5, 15).replace('+08:00', '.000+08:00'),
+      performer: [{ reference: 'Organization/org-taolin-township', display: '东湖县桃林镇卫生院' }],
+      valueQuantity: { value: 6.8, unit: 'mmol/L', code: 'mmol/L', system: 'http://unitsofmeasure.org' },
+    },
+  ];
+}
+
 export async function seedDemoRecognition(store: FhirStore, now = new Date()): Promise<number> {
   const year = Number(new Date(now.getTime() + 8 * 3600_000).toISOString().slice(0, 4));
   // Last year's QC records too: the demo decisions of the past twelve months were made under them.
   const terminology = [catalogCodeSystem(), ...demoQualifications(year - 1), ...demoQualifications(year), demoCodeMap()];
-  const results = [...demoRecognitionResults(now), demoImagingStudy(now)];
+  const results = [...demoRecognitionResults(now), demoImagingStudy(now), ...playgroundRecords(now)];
   // The terminology first: results are enriched with the catalog, QC records and maps in force when written.
   await store.putMany(terminology);
   await store.putMany(results);

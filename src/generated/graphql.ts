@@ -64,6 +64,11 @@ export type Query = {
   /** One referral by its id (the Task id) */
   referral: Referral;
   /**
+   * A link to the referral's printable form that a browser opens without a token, for 10 minutes; the page is read as
+   * the caller who asked for it (the same access policy and audit). Needs authentication.
+   */
+  referralFormLink: ReferralFormLink;
+  /**
    * The referral centre's inbox of an organisation (a member reads its own; administrators any): green channel
    * first, then by due time; keyset-paged with _count (default 20, at most 200) and _cursor.
    */
@@ -394,6 +399,11 @@ export type QueryRecognitionJobsArgs = {
 
 
 export type QueryReferralArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryReferralFormLinkArgs = {
   id: Scalars['ID']['input'];
 };
 
@@ -6341,6 +6351,15 @@ export type AdmissionCertificateInput = {
   bed?: InputMaybe<Scalars['String']['input']>;
   validFrom: Scalars['String']['input'];
   validTo: Scalars['String']['input'];
+};
+
+/** A link that opens a referral's printable form (双向转诊单) in a browser, as the caller who asked for it */
+export type ReferralFormLink = {
+  __typename?: 'ReferralFormLink';
+  /** open or print it from a browser; it is good for this referral's form only */
+  url: Scalars['String']['output'];
+  /** when the link stops opening the form (10 minutes after it was given) */
+  expiresAt: Scalars['String']['output'];
 };
 
 export type ReferralStatisticsGroup =
@@ -54169,6 +54188,7 @@ export type ResolversTypes = {
   ReferralSlotKind: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralSlotInput: ResolverTypeWrapper<Record<string, unknown>>;
   AdmissionCertificateInput: ResolverTypeWrapper<Record<string, unknown>>;
+  ReferralFormLink: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralStatisticsGroup: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralStatisticsRow: ResolverTypeWrapper<Record<string, unknown>>;
   ReferralEvent: ResolverTypeWrapper<Record<string, unknown>>;
@@ -54656,6 +54676,7 @@ export type ResolversParentTypes = {
   ReferralSubmitInput: Record<string, unknown>;
   ReferralSlotInput: Record<string, unknown>;
   AdmissionCertificateInput: Record<string, unknown>;
+  ReferralFormLink: Record<string, unknown>;
   ReferralStatisticsRow: Record<string, unknown>;
   ReferralEvent: Record<string, unknown>;
   Subscription: Record<PropertyKey, never>;
@@ -55134,6 +55155,7 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   recognitionJob?: Resolver<Maybe<ResolversTypes['RecognitionJob']>, ParentType, ContextType, RequireFields<QueryRecognitionJobArgs, 'id'>>;
   recognitionJobs?: Resolver<Array<ResolversTypes['RecognitionJob']>, ParentType, ContextType, Partial<QueryRecognitionJobsArgs>>;
   referral?: Resolver<ResolversTypes['Referral'], ParentType, ContextType, RequireFields<QueryReferralArgs, 'id'>>;
+  referralFormLink?: Resolver<ResolversTypes['ReferralFormLink'], ParentType, ContextType, RequireFields<QueryReferralFormLinkArgs, 'id'>>;
   referralInbox?: Resolver<ResolversTypes['ReferralInboxPage'], ParentType, ContextType, RequireFields<QueryReferralInboxArgs, 'organization' | 'direction'>>;
   referralSlots?: Resolver<Array<ResolversTypes['Slot']>, ParentType, ContextType, RequireFields<QueryReferralSlotsArgs, 'organization'>>;
   referralStatistics?: Resolver<Array<ResolversTypes['ReferralStatisticsRow']>, ParentType, ContextType, RequireFields<QueryReferralStatisticsArgs, 'from' | 'to' | 'groupBy'>>;
@@ -55676,6 +55698,11 @@ export type ReferralTransitionResolvers<ContextType = RequestContext, ParentType
 export type ReferralInboxPageResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReferralInboxPage'] = ResolversParentTypes['ReferralInboxPage']> = {
   items?: Resolver<Array<ResolversTypes['Referral']>, ParentType, ContextType>;
   next?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type ReferralFormLinkResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReferralFormLink'] = ResolversParentTypes['ReferralFormLink']> = {
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  expiresAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
 export type ReferralStatisticsRowResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReferralStatisticsRow'] = ResolversParentTypes['ReferralStatisticsRow']> = {
@@ -60699,6 +60726,7 @@ export type Resolvers<ContextType = RequestContext> = {
   Referral?: ReferralResolvers<ContextType>;
   ReferralTransition?: ReferralTransitionResolvers<ContextType>;
   ReferralInboxPage?: ReferralInboxPageResolvers<ContextType>;
+  ReferralFormLink?: ReferralFormLinkResolvers<ContextType>;
   ReferralStatisticsRow?: ReferralStatisticsRowResolvers<ContextType>;
   ReferralEvent?: ReferralEventResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;

@@ -56,6 +56,8 @@ export interface RequestContext {
   deadline: AbortController;
   /** Gives back the client's turn (per-client concurrency) once the request's work has stopped. */
   release: () => void;
+  /** A link that opens a referral's printable form in a browser for a while, as this caller (absent without authentication). */
+  formLink?: (referralId: string) => Promise<{ url: string; expiresAt: string }>;
 }
 
 /** FORBIDDEN unless the caller is an administrator (or authentication is off). */
@@ -141,6 +143,7 @@ export interface ContextOptions {
   memberSync?: MemberSync;
   /** Critical-value rules and acknowledgement minutes. */
   reading?: RequestContext['reading'];
+  formLink?: RequestContext['formLink'];
 }
 
 /** The context of one request: the store, loaders and identity services all read and write as the caller. */
@@ -170,5 +173,6 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     ...(access ? { access } : {}),
     deadline,
     release,
+    ...(options.formLink ? { formLink: options.formLink } : {}),
   };
 }

@@ -35,7 +35,7 @@ function referrals(context: RequestContext): ReferralService {
 const load = async (context: RequestContext, reference: string | undefined): Promise<Resource | null> => (reference ? context.resources.load(reference) : null);
 const output = (task: Task, name: string) => task.output?.find((item) => item.type?.text === name);
 
-export const referralQueryResolvers: Pick<QueryResolvers, 'referral' | 'referralInbox' | 'referralStatistics' | 'referralSlots'> = {
+export const referralQueryResolvers: Pick<QueryResolvers, 'referral' | 'referralFormLink' | 'referralInbox' | 'referralStatistics' | 'referralSlots'> = {
   referralSlots: (_parent, args, context) => referrals(context).slots(args.organization, args.all ?? false) as never,
   referralStatistics: (_parent, args, context) => {
     const access = context.access;
@@ -49,6 +49,12 @@ export const referralQueryResolvers: Pick<QueryResolvers, 'referral' | 'referral
     return referralStatistics(context.referralLog, { from, to, groupBy: args.groupBy, ...(organization ? { organization } : {}) }) as never;
   },
   referral: (_parent, { id }, context) => referrals(context).referral(id) as never,
+  referralFormLink: async (_parent, { id }, context) => {
+    if (!context.formLink) throw new HubError('FORBIDDEN', 'Form links are given to authenticated callers only (AUTH_REQUIRED is off here)');
+    // The caller must be able to read the referral now; the page reads it again as the caller when opened.
+    await referrals(context).referral(id);
+    return context.formLink(id);
+  },
   referralInbox: (_parent, args, context) => {
     const count = args._count ?? INBOX_DEFAULT;
     if (count < 1 || count > INBOX_MAX) throw new HubError('BAD_USER_INPUT', `_count must be between 1 and ${INBOX_MAX}`);

@@ -1,4 +1,7 @@
-/** Example queries over the demo consortium, preloaded in the playground and shown in the README. */
+/**
+ * Example queries over the demo consortium, preloaded in the playground. A tab that writes says so in its title and
+ * writes only into the playground's throwaway record (src/demo/recognition.ts, PLAYGROUND_PATIENT).
+ */
 export interface ExampleQuery {
   title: string;
   query: string;
@@ -119,9 +122,9 @@ export const exampleQueries: ExampleQuery[] = [
 }`,
   },
   {
-    title: 'A decline with its reason: the repeat is ordered, pointing at the prior result',
+    title: '写入 WRITES: a decline with its reason on the playground\'s throwaway patient (each run adds a decision and a repeat order there)',
     query: `mutation DeclineWithReason {
-  recordRecognitionDecision(result: "Observation/rec-glu-inside", at: "org-donghu-county", accepted: false,
+  recordRecognitionDecision(result: "Observation/rec-glu-playground", at: "org-donghu-county", accepted: false,
     reason: RAPID_CHANGE, text: "血糖波动大，需复查", patientInformedAt: "2026-11-26T09:00:00+08:00") {
     provenance { id activity { coding { code display } } }
     repeat { id reasonCode { text coding { code display } } supportingInfo { reference } }

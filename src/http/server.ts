@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
-import { HubError, databaseLastUnavailable, type ErrorCode } from '../errors.ts';
+import { HubError, databaseLastUnavailable, isDatabaseUnavailable, translateDatabaseError, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { RequestContext } from '../graphql/context.ts';
 import { PLAYGROUND_ASSET_PREFIX, playgroundAsset, playgroundPage } from './playground.ts';
@@ -14,14 +14,20 @@ import { COCKPIT_ASSET_PREFIX, cockpitAsset, cockpitPage } from './cockpit.ts';
 import { errorResponse, handleRest as handleFhirRest, type RestResponse } from '../rest/fhir-rest.ts';
 import { ID_SOURCE } from '../fhir/references.ts';
 
+/** What a request authenticates with: its bearer token, or (the printable form only) a form link. */
+export interface Credentials {
+  authorization?: string | undefined;
+  formLink?: { token: string; referral: string };
+}
+
 export interface HttpOptions {
   host: string;
   port: number;
   maxBodyBytes: number;
   playgroundEnabled: boolean;
   apollo: ApolloServer<RequestContext>;
-  /** The context of a request from its Authorization header and source address; throws UNAUTHENTICATED or RATE_LIMITED. */
-  createContext: (authorization: string | undefined, source: string) => Promise<RequestContext>;
+  /** The context of a request from its credentials and source address; throws UNAUTHENTICATED or RATE_LIMITED. */
+  createContext: (credentials: Credentials, source: string) => Promise<RequestContext>;
   /** POST /oauth/token */
   tokenEndpoint: (form: URLSearchParams, authorization: string | undefined, source: string) => Promise<{ status: number; body: unknown; headers?: Record<string, string> }>;
   /** How long a GraphQL request may take before it is answered with TIMEOUT. */
@@ -162,6 +168,20 @@ function sendRest(response: ServerResponse, answer: RestResponse): void {
   response.end(text);
 }
 
+/** An HTML page that is never cached (it shows patient data). */
+function sendPage(response: ServerResponse, status: number, html: string): void {
+  response.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html) });
+  response.end(html);
+}
+
+const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** A refusal shown in a browser: what went wrong in Chinese, then in English, and the code. */
+function errorPage(status: number, code: ErrorCode, message: string): string {
+  const chinese = status === 401 ? '链接无效或已过期，请在系统中重新打开转诊单。' : status === 403 ? '无权查看此转诊单。' : status === 404 ? '未找到此转诊单。' : status === 503 ? '服务暂时不可用，请稍后重试。' : '无法打开此转诊单。';
+  return `<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>${escapeHtml(chinese)}</title></head><body><h1>${escapeHtml(chinese)}</h1><p>${escapeHtml(message)}</p><p><code>${escapeHtml(code)}</code></p></body></html>`;
+}
+
 function sendError(response: ServerResponse, status: number, code: ErrorCode, message: string): void {
   sendJson(response, status, { errors: [{ message, extensions: { code } }] });
 }
@@ -171,9 +191,9 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
   let closing = false;
 
   /** The caller's context, or undefined once the refusal (401, 429, 503, 400) has been sent. */
-  const contextFor = async (request: IncomingMessage, response: ServerResponse, refuse: typeof sendError = sendError): Promise<RequestContext | undefined> => {
+  const contextFor = async (request: IncomingMessage, response: ServerResponse, refuse: typeof sendError = sendError, formLink?: Credentials['formLink']): Promise<RequestContext | undefined> => {
     try {
-      return await options.createContext(request.headers.authorization, sourceOf(request));
+      return await options.createContext(formLink ? { formLink } : { authorization: request.headers.authorization }, sourceOf(request));
     } catch (error) {
       if (!(error instanceof HubError)) throw error;
       const status = error.code === 'UNAUTHENTICATED' ? 401 : error.code === 'RATE_LIMITED' ? 429 : error.code === 'SERVICE_UNAVAILABLE' ? 503 : 400;
@@ -335,18 +355,22 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     }
   };
 
-  /** A page read with the same bearer token, limits and audit as a GraphQL request. */
-  const handleReferralForm = async (request: IncomingMessage, response: ServerResponse, id: string): Promise<void> => {
-    const context = await contextFor(request, response);
+  /**
+   * The printable form, read with the same limits and audit as a GraphQL request: with a bearer token, or from a
+   * browser with the link `referralFormLink` gave (`?link=`, that referral's form only, for a few minutes).
+   * Refusals of a link are a page too, in Chinese first.
+   */
+  const handleReferralForm = async (request: IncomingMessage, response: ServerResponse, id: string, url: URL): Promise<void> => {
+    const link = url.searchParams.get('link');
+    const refuse = link ? (target: ServerResponse, status: number, code: ErrorCode, message: string): void => sendPage(target, status, errorPage(status, code, message)) : sendError;
+    const context = await contextFor(request, response, refuse, link ? { token: link, referral: id } : undefined);
     if (!context) return;
     try {
-      const html = await options.referralForm!(id, context);
-      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html) });
-      response.end(html);
+      sendPage(response, 200, await options.referralForm!(id, context));
     } catch (error) {
       if (!(error instanceof HubError)) throw error;
       const status = error.code === 'NOT_FOUND' ? 404 : error.code === 'FORBIDDEN' ? 403 : error.code === 'SERVICE_UNAVAILABLE' || error.code === 'TIMEOUT' ? 503 : 400;
-      sendError(response, status, error.code, error.message);
+      refuse(response, status, error.code, error.message);
     } finally {
       context.release();
     }
@@ -415,7 +439,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     }
     const form = formPath.exec(url.pathname);
     if (form && request.method === 'GET' && options.referralForm) {
-      await handleReferralForm(request, response, form[1]!);
+      await handleReferralForm(request, response, form[1]!, url);
       return;
     }
     if (url.pathname === '/oauth/token') {
@@ -453,6 +477,17 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       if (error instanceof BodyTooLarge) {
         response.setHeader('connection', 'close');
         sendError(response, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${options.maxBodyBytes} bytes`);
+        return;
+      }
+      // A database outage met on any path (the token endpoint, a pool of the hub's own) is 503, never 500.
+      if (isDatabaseUnavailable(error) || (error instanceof HubError && error.code === 'SERVICE_UNAVAILABLE')) {
+        translateDatabaseError(error);
+        if (response.headersSent) response.end();
+        else if (new URL(request.url ?? '/', 'http://hub.local').pathname.startsWith('/fhir')) sendRest(response, errorResponse('SERVICE_UNAVAILABLE', DATABASE_DOWN));
+        else if (request.url?.startsWith('/oauth/token')) {
+          response.setHeader('retry-after', '1');
+          sendJson(response, 503, { error: 'temporarily_unavailable', error_description: DATABASE_DOWN });
+        } else sendError(response, 503, 'SERVICE_UNAVAILABLE', DATABASE_DOWN);
         return;
       }
       log.error('request failed', { error: error instanceof Error ? error.stack : String(error) });

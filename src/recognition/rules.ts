@@ -1,5 +1,5 @@
 /**
- * The rules of mutual recognition of test and examination results (../shared/docs/result-recognition.md), as
+ * The rules of mutual recognition of test and examination results (docs/recognition.md), as
  * plain functions over plain values: the catalog item a result's standard codes name, whether its issuer is
  * qualified, how old it is in days counted from specimen collection or image acquisition, and the decision with
  * its cause. No database here; the store and the API feed these and record what they decide.

@@ -8,7 +8,7 @@
 export const REFERRAL_FORM_QUERY = `query ReferralForm($id: ID!) {
   referral(id: $id) {
     id type status priority submittedAt dueAt appointment department statusReason
-    patient { id name { text family given } gender birthDate telecom { value } address { text } identifier { system value } }
+    patient { id name { text family given } gender birthDate telecom { value } address { text } identifier { system value type { coding { system code } } } managingOrganization { reference } }
     from { name telecom { value } }
     to { name }
     form { identifier { value } reasonCode { text } note { text } requester { reference display } }
@@ -27,12 +27,57 @@ interface FormData {
   appointment?: string | null;
   department?: string | null;
   statusReason?: string | null;
-  patient?: { id: string; name?: { text?: string; family?: string; given?: string[] }[]; gender?: string; birthDate?: string; telecom?: { value?: string }[]; address?: { text?: string }[]; identifier?: { system?: string; value?: string }[] } | null;
+  patient?: {
+    id: string;
+    name?: { text?: string; family?: string; given?: string[] }[];
+    gender?: string;
+    birthDate?: string;
+    telecom?: { value?: string }[];
+    address?: { text?: string }[];
+    identifier?: { system?: string; value?: string; type?: { coding?: { system?: string; code?: string }[] } }[];
+    managingOrganization?: { reference?: string } | null;
+  } | null;
   from?: { name?: string; telecom?: { value?: string }[] } | null;
   to?: { name?: string } | null;
   form?: { identifier?: { value?: string }[]; reasonCode?: { text?: string }[]; note?: { text?: string }[] } | null;
   admissionCertificate?: { identifier?: { value?: string }[]; occurrencePeriod?: { start?: string; end?: string }; note?: { text?: string }[] } | null;
-  attachments?: { resourceType?: string; id?: string; code?: { text?: string; coding?: { display?: string }[] } }[];
+  attachments?: AttachedResult[];
+}
+
+/** An attached result as the API returns it (its FHIR JSON): what the form shows of it. */
+interface AttachedResult {
+  resourceType?: string;
+  id?: string;
+  code?: { text?: string; coding?: { display?: string; code?: string }[] };
+  valueQuantity?: { value?: number; unit?: string; code?: string };
+  valueString?: string;
+  valueCodeableConcept?: { text?: string; coding?: { display?: string }[] };
+  conclusion?: string;
+  effectiveDateTime?: string;
+  issued?: string;
+  meta?: { tag?: { system?: string; code?: string; display?: string }[] };
+}
+
+const V2_IDENTIFIER_TYPE = 'http://terminology.hl7.org/CodeSystem/v2-0203';
+
+/**
+ * The record number (病案号) of the patient's record at its member: the identifier typed MR (HL7 v2 table 0203),
+ * else the first that is not the national ID. The hub's own id is not a record number.
+ */
+export function recordNumber(patient: NonNullable<FormData['patient']>, nationalIdSystem: string): string {
+  const identifiers = patient.identifier ?? [];
+  const typed = identifiers.find((identifier) => identifier.type?.coding?.some((coding) => coding.system === V2_IDENTIFIER_TYPE && coding.code === 'MR'));
+  return (typed ?? identifiers.find((identifier) => identifier.system !== nationalIdSystem))?.value ?? '';
+}
+
+/** An attached result by its name, value (or conclusion) and date, with the recognition mark where it has one. */
+export function describeResult(result: AttachedResult): string {
+  const name = result.code?.text ?? result.code?.coding?.find((coding) => coding.display)?.display ?? result.code?.coding?.[0]?.code ?? result.resourceType ?? '';
+  const quantity = result.valueQuantity;
+  const value = quantity?.value !== undefined ? `${quantity.value}${quantity.unit ?? quantity.code ? ` ${quantity.unit ?? quantity.code}` : ''}` : (result.valueString ?? result.valueCodeableConcept?.text ?? result.valueCodeableConcept?.coding?.[0]?.display ?? result.conclusion ?? '');
+  const date = chinaTime(result.effectiveDateTime ?? result.issued).slice(0, 10);
+  const mark = result.meta?.tag?.find((tag) => tag.code === 'RECOGNIZABLE')?.display;
+  return [name, value, date, mark ? `（互认 ${mark}）` : ''].filter(Boolean).join(' ');
 }
 
 const escape = (text: unknown): string =>
@@ -73,7 +118,7 @@ export function renderReferralForm(data: FormData, nationalIdSystem: string): st
   const down = data.type === 'DOWN';
   const title = down ? '双向转诊（回转）单' : '双向转诊（转出）单';
   const row = (label: string, value: unknown, wide = false): string => `<div class="f${wide ? ' wide' : ''}"><span class="l">${escape(label)}</span><span class="v">${escape(value)}</span></div>`;
-  const attachments = (data.attachments ?? []).map((a) => `${a.resourceType ?? ''}/${a.id ?? ''} ${a.code?.text ?? a.code?.coding?.[0]?.display ?? ''}`.trim());
+  const attachments = (data.attachments ?? []).map(describeResult);
   const certificate = data.admissionCertificate;
   return `<!doctype html>
 <html lang="zh-CN">
@@ -104,7 +149,7 @@ export function renderReferralForm(data: FormData, nationalIdSystem: string): st
     <div class="meta"><span>转诊编号：${escape(number)}</span><span>类型：${escape(typeNames[data.type] ?? data.type)}</span><span>状态：${escape(statusNames[data.status] ?? data.status)}</span></div>
     <div class="grid">
       ${row('患者姓名', name)}${row('性别', genderNames[patient?.gender ?? ''] ?? '')}
-      ${row('年龄', age(patient?.birthDate, data.submittedAt))}${row('病案号', patient?.id)}
+      ${row('年龄', age(patient?.birthDate, data.submittedAt))}${row('病案号', patient ? recordNumber(patient, nationalIdSystem) : '')}
       ${row('身份证号', nationalId)}${row('联系电话', patient?.telecom?.[0]?.value)}
       ${row('家庭住址', patient?.address?.[0]?.text, true)}
       ${row('转往机构', data.to?.name)}${row('科室', data.department ?? noteOf(data, '接收科室'))}
@@ -123,7 +168,7 @@ export function renderReferralForm(data: FormData, nationalIdSystem: string): st
       ${row('主要既往史', noteOf(data, '主要既往史'), true)}
       ${row('治疗经过', noteOf(data, '治疗经过'), true)}
       ${row('过敏史', noteOf(data, '过敏史'))}${row('医保类型', noteOf(data, '医保类型'))}
-      ${row('附检查检验结果', attachments.join('；'), true)}
+      <div class="f wide"><span class="l">附检查检验结果</span><span class="v">${attachments.map((line) => `<span class="result">${escape(line)}</span>`).join('；')}</span></div>
       ${row('预约时间', chinaTime(data.appointment))}${row('优先级', priorityNames[data.priority] ?? data.priority)}
       ${certificate ? row('电子住院证', `${certificate.identifier?.[0]?.value ?? ''}（${certificate.occurrencePeriod?.start ?? ''} 至 ${certificate.occurrencePeriod?.end ?? ''}）${certificate.note?.[0]?.text ?? ''}`, true) : ''}
       ${data.statusReason ? row('拒绝/取消原因', data.statusReason, true) : ''}

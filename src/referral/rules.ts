@@ -1,5 +1,5 @@
 /**
- * The rules of two-way referral (../shared/docs/referral.md), as plain functions over plain values: the state
+ * The rules of two-way referral (docs/referral.md), as plain functions over plain values: the state
  * machine (which action leads from which business status to which, and which side may take it), the Task status
  * of each business status, the response-time targets and the inbox order. No database here.
  */

@@ -1,5 +1,5 @@
 /**
- * Identity rules of ../shared/docs/consortium.md against the real database: national IDs validated on every
+ * Identity rules of docs/consortium.md against the real database: national IDs validated on every
  * write, automatic links only on an exact valid ID (in any order of arrival), weak matches only reported,
  * manual link and unlink with a reason, source records never changed.
  */
