@@ -147,7 +147,8 @@ export class EmbeddedPostgres {
       return this.clusterLink;
     }
     const real = realpathSync(this.options.dataDir);
-    const slug = `${basename(dirname(real)) || 'data'}-${createHash('sha256').update(real).digest('hex').slice(0, 12)}`;
+    // Named after the folder that holds DATA_DIR (the project's, usually), and its real path's hash.
+    const slug = `${basename(dirname(dirname(real))) || 'data'}-${createHash('sha256').update(real).digest('hex').slice(0, 12)}`;
     const home = join(OUTSIDE_CLUSTERS, slug);
     const cluster = join(home, 'cluster');
     try {
