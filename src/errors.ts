@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'TOO_MANY_RESULTS'
   | 'ILLEGAL_TRANSITION'
+  | 'WORKFLOW_OWNED'
   | 'PAYLOAD_TOO_LARGE'
   | 'RATE_LIMITED'
   | 'TIMEOUT'

@@ -16,7 +16,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
-import { HubError, badInput } from '../errors.ts';
+import { HubError, badInput, type ErrorCode } from '../errors.ts';
 import { isServedResourceType } from './resource-types.ts';
 import type { FhirStore, WriteOutcome } from './store.ts';
 import { ID_PATTERN } from './references.ts';
@@ -29,6 +29,8 @@ export interface EntryResult {
   id?: string;
   outcome: EntryOutcome;
   message?: string;
+  /** why a failed entry failed (BAD_USER_INPUT, FORBIDDEN, WORKFLOW_OWNED, …) */
+  code?: ErrorCode;
 }
 
 export interface BundleImportResult {
@@ -264,13 +266,13 @@ export class BundleImporter {
         resourceType: entry.resourceType,
         id: entry.id,
         outcome: outcome.outcome,
-        ...(outcome.error ? { message: outcome.error.message } : {}),
+        ...(outcome.error ? { message: outcome.error.message, code: outcome.error.code } : {}),
       });
     });
     for (const entry of planned) {
       if (results.has(entry.index)) continue;
       results.set(entry.index, entry.error
-        ? { index: entry.index, resourceType: entry.resourceType, outcome: 'failed', message: entry.error.message }
+        ? { index: entry.index, resourceType: entry.resourceType, outcome: 'failed', message: entry.error.message, code: entry.error.code }
         : { index: entry.index, resourceType: entry.resourceType, id: entry.id, outcome: 'unchanged' });
     }
     return summarize(bundle.type, [...results.values()].sort((a, b) => a.index - b.index));

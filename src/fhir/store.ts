@@ -31,6 +31,7 @@ import { validateFhirResource } from './validation.ts';
 import { validationPool } from './validation-pool.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { ID_PATTERN } from './references.ts';
+import { assertWorkflowWrite, type WorkflowGrant, type WorkflowRecords } from './workflow-records.ts';
 
 export interface HistoryDocument {
   /** `<id>/<version>` */
@@ -102,6 +103,8 @@ export interface StoreExtension {
   afterWrite?(written: WrittenResource[], context: ExtensionContext): Promise<void>;
   /** Changes when what `derive` stores changes: the stored values of earlier writes are then stale (`npm run reindex`). */
   fingerprint?: string;
+  /** The records the domain's workflow owns: changed only through it, whatever the door (workflow-records.ts). */
+  workflowRecords?: WorkflowRecords;
 }
 
 /** What an extension's hooks may use: the store without an access policy (within the request's bounds) and the database. */
@@ -249,6 +252,8 @@ export class FhirStore {
     private readonly options: StoreOptions,
     private readonly access?: StoreAccess,
     private readonly deadline?: RequestDeadline,
+    /** whose workflow records this store may write (workflow-records.ts): none unless a domain or the hub asks */
+    private readonly grant?: WorkflowGrant,
   ) {
     this.extensions = options.extensions ?? [];
     for (const extension of this.extensions) {
@@ -271,7 +276,27 @@ export class FhirStore {
    * reads, audit and scopes but not the member-writes-its-own rule).
    */
   actingAs(access: StoreAccess | undefined): FhirStore {
-    return new FhirStore(this.db, this.options, access, this.deadline);
+    return new FhirStore(this.db, this.options, access, this.deadline, this.grant);
+  }
+
+  /** The same store, writing also the records of a domain's workflow (its own transitions, never a caller's edits). */
+  forWorkflow(workflow: string): FhirStore {
+    const grant = this.grant === 'hub' ? 'hub' : new Set([...(this.grant ?? []), workflow]);
+    return new FhirStore(this.db, this.options, this.access, this.deadline, grant);
+  }
+
+  /** The same store, acting as the hub itself: it may write every workflow's records (the demo seed's fixture). */
+  asHub(): FhirStore {
+    return new FhirStore(this.db, this.options, this.access, this.deadline, 'hub');
+  }
+
+  /** WORKFLOW_OWNED when a write would change a workflow's record outside its workflow (workflow-records.ts). */
+  private guardWorkflowRecords(operation: 'c' | 'u' | 'd', next: Resource | undefined, existing: Resource | undefined): void {
+    assertWorkflowWrite(this.workflowRecords, this.grant, operation, next, existing);
+  }
+
+  private get workflowRecords(): WorkflowRecords[] {
+    return this.extensions.flatMap((extension) => (extension.workflowRecords ? [extension.workflowRecords] : []));
   }
 
   /** Runs a read within the request's share of concurrent reads. */
@@ -326,6 +351,7 @@ export class FhirStore {
     existingJson?: string,
     context: { owner?: string; batch?: ReadonlyMap<string, Resource> } = {},
   ): Promise<void> {
+    this.guardWorkflowRecords(operation, operation === 'd' ? undefined : resource, existingJson ? parseResource(existingJson) : undefined);
     if (!this.access) return;
     await this.access.checkWrite(operation, resource, existingJson ? parseResource(existingJson) : undefined, this.withAccess(undefined), context);
     this.access.observe?.([resource], operation.toUpperCase() as 'C' | 'U' | 'D');
@@ -359,8 +385,9 @@ export class FhirStore {
     return current;
   }
 
+  /** The domains' hooks act as the hub: their follow-ups (a critical value's notification) are workflow writes. */
   private extensionContext(): ExtensionContext {
-    return { store: this.access ? this.actingAs(undefined) : this, db: this.db };
+    return { store: this.actingAs(undefined).asHub(), db: this.db };
   }
 
   /** Tells the extensions what was written; their failures are logged, the write stands. */
@@ -943,7 +970,7 @@ export class FhirStore {
       const current = await this.changing(type, id);
       const expected = options.ifMatch === undefined ? current.v : parseVersion(options.ifMatch);
       if (expected !== current.v) throw conflict(`${type}/${id} is at version ${current.v}, not ${expected}`);
-      if (this.access) await this.checkWrite('d', parseResource(current.json), current.json, current.owner ? { owner: current.owner } : {});
+      await this.checkWrite('d', parseResource(current.json), current.json, current.owner ? { owner: current.owner } : {});
       const version = expected + 1;
       const ts = new Date();
       const intent = await this.intend(type, [id]);
@@ -1036,6 +1063,9 @@ export class FhirStore {
           const checked = this.validate(inputs[index], refusals[index]);
           if (!checked.id) throw badInput(`A ${checked.resourceType} to write has no id`, ['id']);
           assertValidId(checked.id);
+          // A batch (a Bundle, an import, a sync) writes no workflow's record, new or not (an existing one that
+          // a plain resource would replace is refused where it is replaced: checkWrite).
+          this.guardWorkflowRecords('c', checked, undefined);
           keys[index] = checked;
           valid.push({ resource: checked, mode });
         } catch (error) {
@@ -1047,7 +1077,10 @@ export class FhirStore {
         }
       });
       const batch = new Map(valid.map(({ resource }) => [`${resource.resourceType}/${resource.id}`, resource]));
-      if (this.access) await this.checkWrites(valid, batch);
+      // Every write is checked before any is made: the access policy, and whether it would change a workflow's
+      // record (an import or a sync has no access policy, but its puts are checked against what they replace).
+      const checked = await this.checkWrites(this.access ? valid : valid.filter(({ mode }) => mode === 'put' && this.workflowRecords.length > 0), batch, atomic, outcomes);
+      if (!atomic) valid.splice(0, valid.length, ...valid.filter(({ resource }) => !outcomes.has(resource) || checked.has(resource)));
       const groups = new Map<string, { create: Resource[]; put: Resource[] }>();
       for (const { resource, mode } of valid) {
         const group = groups.get(resource.resourceType) ?? { create: [], put: [] };
@@ -1081,26 +1114,42 @@ export class FhirStore {
    * Every write of a batch is checked before any is made: one read of existing resources per type (and of
    * the tombstones of ids that are gone), and the Bundle's own resources stand in for what they refer to.
    */
-  private async checkWrites(items: { resource: Resource; mode: 'create' | 'put' }[], batch: ReadonlyMap<string, Resource>): Promise<void> {
+  private async checkWrites(
+    items: { resource: Resource; mode: 'create' | 'put' }[],
+    batch: ReadonlyMap<string, Resource>,
+    atomic: boolean,
+    outcomes: Map<Resource, WriteOutcome>,
+  ): Promise<Set<Resource>> {
+    const passed = new Set<Resource>();
+    if (items.length === 0) return passed;
     const idsByType = new Map<string, string[]>();
     for (const { resource } of items) idsByType.set(resource.resourceType, [...(idsByType.get(resource.resourceType) ?? []), resource.id as string]);
     const existing = new Map<string, ResourceDocument>();
     const owners = new Map<string, string>();
     for (const [type, ids] of idsByType) {
       for (const [id, document] of await this.existingDocuments(type, ids, { json: 1, owner: 1 } as Record<string, 1>)) existing.set(`${type}/${id}`, document);
+      if (!this.access) continue;
       const gone = ids.filter((id) => !existing.has(`${type}/${id}`)).map((id) => `${type}/${id}`);
       for (const tombstone of await mapWithConcurrency(gone, 16, (key) => this.tombstones().findOne({ _id: key }))) {
         if (tombstone?.owner) owners.set(tombstone._id, tombstone.owner);
       }
     }
     for (const { resource, mode } of items) {
-      this.access!.assertMayWrite(resource.resourceType, mode === 'put' ? 'u' : 'c');
-      const key = `${resource.resourceType}/${resource.id}`;
-      const document = existing.get(key);
-      const owner = document?.owner ?? owners.get(key);
-      // A create of an existing id writes nothing (unchanged), so only the content is checked.
-      await this.checkWrite(document && mode === 'put' ? 'u' : 'c', resource, mode === 'put' ? document?.json : undefined, { ...(owner ? { owner } : {}), batch });
+      try {
+        this.access?.assertMayWrite(resource.resourceType, mode === 'put' ? 'u' : 'c');
+        const key = `${resource.resourceType}/${resource.id}`;
+        const document = existing.get(key);
+        const owner = document?.owner ?? owners.get(key);
+        // A create of an existing id writes nothing (unchanged), so only the content is checked.
+        await this.checkWrite(document && mode === 'put' ? 'u' : 'c', resource, mode === 'put' ? document?.json : undefined, { ...(owner ? { owner } : {}), batch });
+        passed.add(resource);
+      } catch (error) {
+        // A batch refuses the entry alone; a transaction (atomic) all of it.
+        if (atomic || !(error instanceof HubError)) throw error;
+        outcomes.set(resource, { resource, outcome: 'failed', error });
+      }
     }
+    return passed;
   }
 
   /** `covered`: the caller's write intent names these ids already. */

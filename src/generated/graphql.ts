@@ -5051,6 +5051,7 @@ export type MutationRecordRecognitionDecisionArgs = {
   text?: InputMaybe<Scalars['String']['input']>;
   patientInformedAt?: InputMaybe<Scalars['String']['input']>;
   orderRepeat?: InputMaybe<Scalars['Boolean']['input']>;
+  supersedes?: InputMaybe<Scalars['ID']['input']>;
 };
 
 

@@ -16,12 +16,29 @@ import { HubError } from '../errors.ts';
 const READS_PER_REQUEST = 4;
 import { PersonDirectory } from '../identity/linking.ts';
 import { PatientHistory } from '../identity/patient-history.ts';
+import type { PersonRecords } from '../fhir/patient-compartment.ts';
 
 /** The identity domain: persons, links and histories. */
 export interface IdentityServices {
   directory: PersonDirectory;
   history: PatientHistory;
   nationalIdSystem: string;
+  /** The records of a patient's person, for the domains that check what travels with a patient. */
+  people: PersonRecords;
+}
+
+/** The records (`Patient/<id>`) of the person a record belongs to, as the caller may see them. */
+export function personRecords(directory: PersonDirectory): PersonRecords {
+  return {
+    recordsOf: async (patient) => {
+      const id = patient.startsWith('Patient/') ? patient.slice('Patient/'.length) : patient;
+      const person = await directory.person({ patient: id }).catch((error: unknown) => {
+        if (error instanceof HubError && error.code === 'NOT_FOUND') return undefined;
+        throw error;
+      });
+      return person ? person.records.map((record) => `Patient/${record.id}`) : [`Patient/${id}`];
+    },
+  };
 }
 
 /** Per-request state: the store and the loaders that batch reference resolution within one request. */
@@ -163,7 +180,7 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     referencing: createReverseReferenceLoader(store, (found) => primeResources(resources, found)),
     paging: options.paging,
     databaseReachable: options.databaseReachable,
-    identity: { directory, history: new PatientHistory(store, directory), nationalIdSystem: options.nationalIdSystem },
+    identity: { directory, history: new PatientHistory(store, directory), nationalIdSystem: options.nationalIdSystem, people: personRecords(directory) },
     referralLog: new ReferralLog(options.db),
     recognitionMark: options.recognitionMark ?? 'HR',
     ...(options.memberSync ? { memberSync: options.memberSync } : {}),

@@ -17,7 +17,7 @@ const QUEUE_MAX = 200;
 function readings(context: RequestContext): ReadingService {
   const access = context.access;
   if (access?.isResident) throw new HubError('FORBIDDEN', 'Residents read their reports through their own records');
-  return new ReadingService(context.store, access, context.db, { clientId: context.caller, ...(access?.caller.organization ? { organization: access.caller.organization } : {}), anySide: !access || access.isAdmin }, () => new Date(), { referralLog: context.referralLog, ...context.reading });
+  return new ReadingService(context.store, access, context.db, { clientId: context.caller, ...(access?.caller.organization ? { organization: access.caller.organization } : {}), anySide: !access || access.isAdmin }, () => new Date(), { referralLog: context.referralLog, people: context.identity.people, ...context.reading });
 }
 
 const load = async (context: RequestContext, reference: string | undefined): Promise<Resource | null> => (reference ? context.resources.load(reference) : null);

@@ -72,6 +72,7 @@ export const recognitionMutationResolvers: Pick<MutationResolvers, 'recordRecogn
       ...(args.text ? { text: args.text } : {}),
       ...(args.patientInformedAt ? { patientInformedAt: args.patientInformedAt } : {}),
       ...(args.orderRepeat !== null && args.orderRepeat !== undefined ? { orderRepeat: args.orderRepeat } : {}),
+      ...(args.supersedes ? { supersedes: args.supersedes } : {}),
     };
     return (await decisions(context).record(input)) as never;
   },

@@ -29,6 +29,7 @@ function referrals(context: RequestContext): ReferralService {
     },
     () => new Date(),
     context.referralLog,
+    context.identity.people,
   );
 }
 

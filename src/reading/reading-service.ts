@@ -18,12 +18,13 @@ import type { ResourceDocument } from '../fhir/search-query.ts';
 import type { FhirStore, StoreAccess } from '../fhir/store.ts';
 import { ReferralService, workflowAccess, type Referral, type ReferralActor } from '../referral/referral-service.ts';
 import type { ReferralLog } from '../referral/referral-log.ts';
-import { priorityOf, READER_EXTENSION, READING_SYSTEM, readingOf, taskStatusOf, type ReadingFacts } from './reading-task.ts';
+import { priorityOf, READER_EXTENSION, READING_REPORT_CODE, READING_SYSTEM, readingOf, taskStatusOf, type ReadingFacts } from './reading-task.ts';
 import { CRITICAL_FIELD, criticalNotifications, CRITICAL_SYSTEM, recordCriticalEvent, recordCriticalFacts, type CriticalFact } from './critical.ts';
 import { DEFAULT_ACK_MINUTES, defaultCriticalRules, dueAt, late, modalities, turnaround, urgencies, type CriticalRule, type Modality, type ReadingStatus, type Urgency } from './rules.ts';
 import { monthOf } from '../referral/referral-log.ts';
-import { queueAnchor, READING_ORDER_PATH, READING_QUEUE_FIELD } from './store-extension.ts';
+import { queueAnchor, READING_ORDER_PATH, READING_QUEUE_FIELD, READING_WORKFLOW } from './store-extension.ts';
 import { decodeCursor, encodeCursor } from '../fhir/cursor.ts';
+import { assertAboutPatient, type PersonRecords } from '../fhir/patient-compartment.ts';
 
 export const ESCALATED_TAG = { system: CRITICAL_SYSTEM, code: 'escalated', display: '危急值超时未确认，已升级' };
 
@@ -107,9 +108,9 @@ export class ReadingService {
     private readonly db: Db,
     private readonly actor: ReadingActor,
     private readonly now: () => Date = () => new Date(),
-    private readonly options: { rules?: CriticalRule[]; ackMinutes?: number; referralLog?: ReferralLog } = {},
+    private readonly options: { rules?: CriticalRule[]; ackMinutes?: number; referralLog?: ReferralLog; people?: PersonRecords } = {},
   ) {
-    this.workflow = store.actingAs(workflowAccess(access));
+    this.workflow = store.actingAs(workflowAccess(access)).forWorkflow(READING_WORKFLOW);
     this.facts = db.collection('reading_facts');
     this.criticalFacts = db.collection('critical_facts');
   }
@@ -155,6 +156,8 @@ export class ReadingService {
     const found = await Promise.all(references.map((reference) => this.store.readMany(reference.split('/')[0]!, [reference.split('/')[1]!])));
     const missing = references.find((_, index) => found[index]!.size === 0);
     if (missing) throw new HubError('BAD_USER_INPUT', `${missing} does not exist`);
+    // The study is the patient's own (or another record of the same person's), never another patient's.
+    if (input.study) await assertAboutPatient([{ reference: input.study, resource: [...found[references.length - 1]!.values()][0]! }], patient, 'study', this.options.people);
     const now = this.now();
     const requestId = randomUUID();
     const code = input.code ?? modalityCodes[input.modality];
@@ -243,7 +246,10 @@ export class ReadingService {
       resourceType: 'DiagnosticReport',
       id: randomUUID(),
       status: 'final',
-      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: current.facts.modality === 'ECG' ? 'EC' : current.facts.modality === 'PATHOLOGY' ? 'PAT' : 'RAD' }] }],
+      category: [
+        { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: current.facts.modality === 'ECG' ? 'EC' : current.facts.modality === 'PATHOLOGY' ? 'PAT' : 'RAD' }] },
+        { coding: [{ system: READING_SYSTEM, code: READING_REPORT_CODE, display: '远程诊断报告' }] },
+      ],
       code: request?.code ?? { coding: [modalityCodes[current.facts.modality]] },
       subject: { reference: current.facts.patient! },
       ...(current.facts.request ? { basedOn: [{ reference: current.facts.request }] } : {}),

@@ -10,6 +10,8 @@ import { modalities, type Modality, type ReadingStatus, type Urgency } from './r
 
 export const READING_SYSTEM = 'https://demo.consortium-hub.cn/CodeSystem/remote-reading';
 export const READER_EXTENSION = 'https://demo.consortium-hub.cn/fhir/StructureDefinition/reading-reader';
+/** The category a reading's report carries beside its diagnostic service section: the reading workflow wrote it. */
+export const READING_REPORT_CODE = 'reading-report';
 
 const statusOfTask: Record<string, ReadingStatus> = { requested: 'REQUESTED', 'in-progress': 'CLAIMED', completed: 'REPORTED', cancelled: 'CANCELLED' };
 export const taskStatusOf: Record<ReadingStatus, Task['status']> = { REQUESTED: 'requested', CLAIMED: 'in-progress', REPORTED: 'completed', CANCELLED: 'cancelled' };

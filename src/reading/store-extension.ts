@@ -8,10 +8,39 @@
  *
  * Computed from the Task alone; the FHIR resource is never changed.
  */
-import type { Observation, Resource, Task } from '@medplum/fhirtypes';
+import type { Communication, DiagnosticReport, Observation, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
 import type { StoreExtension } from '../fhir/store.ts';
-import { readingOf } from './reading-task.ts';
-import { CRITICAL_FIELD, criticalKeys, criticalNotifications, recordCriticalFacts } from './critical.ts';
+import type { WorkflowRecord } from '../fhir/workflow-records.ts';
+import { READING_REPORT_CODE, READING_SYSTEM, readingOf } from './reading-task.ts';
+import { CRITICAL_FIELD, CRITICAL_SYSTEM, criticalKeys, criticalNotifications, recordCriticalFacts } from './critical.ts';
+
+/** The reading workflow's name, which its own writes carry (FhirStore.forWorkflow). */
+export const READING_WORKFLOW = 'reading';
+
+const codedAs = (codings: { system?: string; code?: string }[] | undefined, code: string, system = READING_SYSTEM): boolean => (codings ?? []).some((coding) => coding.system === system && coding.code === code);
+
+/**
+ * The reading's records (docs/reading.md): the request, its work item, the report (its findings, conclusion and
+ * who read it; recognition may still add standard codings and the mark) and the critical-value notification.
+ * Changed only by the reading workflow (workflow-records.ts).
+ */
+export function readingRecordOf(resource: Resource): WorkflowRecord | undefined {
+  const record = (what: string, use: string, fields?: readonly string[]): WorkflowRecord => ({ workflow: READING_WORKFLOW, record: what, use, ...(fields ? { fields } : {}) });
+  switch (resource.resourceType) {
+    case 'Task':
+      return readingOf(resource as Task) ? record("a remote reading's work item", 'claimReading and reportReading') : undefined;
+    case 'ServiceRequest':
+      return (resource as ServiceRequest).category?.some((category) => codedAs(category.coding, 'remote-reading')) ? record('a remote reading request', 'requestReading') : undefined;
+    case 'DiagnosticReport':
+      return (resource as DiagnosticReport).category?.some((category) => codedAs(category.coding, READING_REPORT_CODE))
+        ? record("a remote reading's report", 'reportReading', ['status', 'category', 'subject', 'basedOn', 'effectiveDateTime', 'issued', 'performer', 'resultsInterpreter', 'imagingStudy', 'conclusion', 'conclusionCode', 'presentedForm'])
+        : undefined;
+    case 'Communication':
+      return (resource as Communication).category?.some((category) => codedAs(category.coding, 'critical-value', CRITICAL_SYSTEM)) ? record('a critical-value notification', 'acknowledgeCriticalValue') : undefined;
+    default:
+      return undefined;
+  }
+}
 import { DEFAULT_ACK_MINUTES, defaultCriticalRules, dueAt, queueKey, type CriticalRule } from './rules.ts';
 
 export const READING_QUEUE_FIELD = 't_readq';
@@ -37,6 +66,7 @@ export function readingExtension(options: { rules?: CriticalRule[]; ackMinutes?:
     indexes: { Task: [READING_QUEUE_FIELD], Communication: [CRITICAL_FIELD] },
     orders: { Task: [READING_ORDER_PATH] },
     fingerprint: 'reading-1',
+    workflowRecords: { recordOf: readingRecordOf },
     afterWrite: async (written, context) => {
       const observations = written.filter((item) => item.operation !== 'delete' && item.resource.resourceType === 'Observation').map((item) => item.resource as Observation);
       const now = new Date();

@@ -8,7 +8,8 @@
  * the statistics, like the referral facts (one `$sum` per `$group`: FerretDB v1.24 computes only the first).
  */
 import { randomUUID } from 'node:crypto';
-import type { DiagnosticReport, Observation, Provenance, ServiceRequest, VerificationResult } from '@medplum/fhirtypes';
+import type { DiagnosticReport, Observation, Provenance, Resource, ServiceRequest, VerificationResult } from '@medplum/fhirtypes';
+import type { WorkflowRecord } from '../fhir/workflow-records.ts';
 import type { Collection, Db, Document } from 'mongodb';
 import { createMissingIndexes } from '../database/indexes.ts';
 import { HubError } from '../errors.ts';
@@ -33,6 +34,20 @@ export interface DecisionInput {
   patientInformedAt?: string;
   /** with a decline: order the repeat (a ServiceRequest pointing at the prior result); default true */
   orderRepeat?: boolean;
+  /** the id of the decision (Provenance) this one corrects: both are kept, the statistics count this one */
+  supersedes?: string;
+}
+
+/** The recognition workflow's name, which its own writes carry (FhirStore.forWorkflow). */
+export const RECOGNITION_WORKFLOW = 'recognition';
+
+/** Whether a Provenance is a recognition decision (its activity is coded in DECISION_SYSTEM). */
+export const isDecision = (resource: Resource): boolean =>
+  resource.resourceType === 'Provenance' && ((resource as Provenance).activity?.coding ?? []).some((coding) => coding.system === DECISION_SYSTEM);
+
+/** Decisions are append-only (docs/recognition.md): a correction is a new decision that supersedes the old one. */
+export function decisionRecordOf(resource: Resource): WorkflowRecord | undefined {
+  return isDecision(resource) ? { workflow: RECOGNITION_WORKFLOW, record: 'a recognition decision', use: 'recordRecognitionDecision(supersedes:) to correct it with a new decision', appendOnly: true } : undefined;
 }
 
 export interface DecisionRecord {
@@ -60,8 +75,10 @@ interface DecisionFact {
 export class RecognitionDecisions {
   readonly facts: Collection<DecisionFact>;
 
+  private readonly store: FhirStore;
+
   constructor(
-    private readonly store: FhirStore,
+    store: FhirStore,
     private readonly db: Db,
     private readonly markText: string,
     /** the caller's organisation (`Organization/<id>`), undefined for administrators and AUTH_REQUIRED=false */
@@ -69,6 +86,7 @@ export class RecognitionDecisions {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.facts = db.collection<DecisionFact>('recognition_facts');
+    this.store = store.forWorkflow(RECOGNITION_WORKFLOW);
   }
 
   async ensureIndexes(): Promise<void> {
@@ -88,6 +106,7 @@ export class RecognitionDecisions {
       if (!input.reason || !(declineReasons as readonly string[]).includes(input.reason)) throw new HubError('BAD_USER_INPUT', `A decline needs one of the reason codes: ${declineReasons.join(', ')}`);
       if (!input.patientInformedAt || Number.isNaN(Date.parse(input.patientInformedAt))) throw new HubError('BAD_USER_INPUT', 'A decline records when the patient was told why a repeat is needed: patientInformedAt (a date-time)');
     }
+    const superseded = input.supersedes ? await this.supersededDecision(input.supersedes, input.result, at) : undefined;
     const now = this.now();
     const found = await this.store.readMany(match[1]!, [match[2]!]);
     const result = found.get(match[2]!) as Observation | DiagnosticReport | undefined;
@@ -126,6 +145,7 @@ export class RecognitionDecisions {
       activity: { coding: [{ system: DECISION_SYSTEM, code: input.accepted ? 'RECOGNIZED' : 'DECLINED', display: input.accepted ? '结果互认' : '不予互认，复查' }], ...(input.text ? { text: input.text } : {}) },
       ...(input.accepted ? {} : { reason: [{ coding: [{ system: DECLINE_REASON_SYSTEM, code: input.reason!, display: declineReasonNames[input.reason!] }] }] }),
       agent: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author' }] }, who: { reference: at } }],
+      ...(superseded ? { entity: [{ role: 'revision' as const, what: { reference: `Provenance/${superseded}` } }] } : {}),
     };
     // The repeat first: a decision never names an order that was not written.
     if (repeat) await this.store.create(repeat, { id: repeat.id! });
@@ -146,7 +166,18 @@ export class RecognitionDecisions {
       feeSaved: fee,
       decidedAt: now,
     });
+    // The statistics count the decision in force: the one it corrects leaves them (its Provenance stays).
+    if (superseded) await this.facts.deleteOne({ _id: superseded });
     return { provenance: written, ...(repeat ? { repeat } : {}), feeSavedYuan: fee };
+  }
+
+  /** The decision a correction supersedes: one of the same result, made by the same organisation. */
+  private async supersededDecision(id: string, result: string, at: string): Promise<string> {
+    const found = (await this.store.readMany('Provenance', [id])).get(id) as Provenance | undefined;
+    if (!found || !isDecision(found)) throw new HubError('BAD_USER_INPUT', `supersedes: Provenance/${id} is not a recognition decision`);
+    if (!found.target?.some((target) => target.reference === result)) throw new HubError('BAD_USER_INPUT', `supersedes: Provenance/${id} decided on another result than ${result}`);
+    if (!found.agent?.some((agent) => agent.who?.reference === at)) throw new HubError('FORBIDDEN', `supersedes: Provenance/${id} is another organisation's decision; ${at} corrects its own`);
+    return id;
   }
 
   /** Recognised items and fees saved, declines by reason, repeats, cross-member retrievals; QC passes on `to`. */

@@ -18,6 +18,7 @@ import { MARK_CODE, organizationAnchor, RECOGNITION_FIELD, TERMINOLOGY_ANCHOR, u
 import { queueReapply } from './reapply-jobs.ts';
 import { mapOrganization, qualificationOf } from './recognition-service.ts';
 import { bumpTerminology, TerminologyCache } from './terminology.ts';
+import { decisionRecordOf } from './decisions.ts';
 
 
 /** Whether a result still carries a local code that no map translates (nothing standard names it). */
@@ -77,6 +78,7 @@ export function recognitionExtension(options: { markText: string; now?: () => Da
       return { [RECOGNITION_FIELD]: [organizationAnchor(issuer), ...(isUnmapped(result) ? [unmappedAnchor(issuer)] : [])] };
     },
     indexes: { Observation: [RECOGNITION_FIELD], DiagnosticReport: [RECOGNITION_FIELD], ImagingStudy: [RECOGNITION_FIELD], ConceptMap: [RECOGNITION_FIELD], VerificationResult: [RECOGNITION_FIELD] },
+    workflowRecords: { recordOf: decisionRecordOf },
     afterWrite: async (written, context) => {
       const { organizations, terminology } = affectedOrganizations(written.map((item) => item.resource));
       if (!terminology) return;

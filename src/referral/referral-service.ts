@@ -34,9 +34,10 @@ import {
 } from './rules.ts';
 import type { ReferralLog } from './referral-log.ts';
 import { publishSlots, releaseSlot, reserveSlot, type SlotInput, type SlotKind } from './slots.ts';
-import { inboxKey, REFERRAL_INBOX_FIELD, REFERRAL_QUEUE_PATH } from './store-extension.ts';
+import { inboxKey, REFERRAL_INBOX_FIELD, REFERRAL_QUEUE_PATH, REFERRAL_WORKFLOW } from './store-extension.ts';
 import { RELATIVE_REFERENCE } from '../fhir/references.ts';
 import { decodeCursor, encodeCursor } from '../fhir/cursor.ts';
+import { assertAboutPatient, type PersonRecords } from '../fhir/patient-compartment.ts';
 
 /**
  * Who made a version of a referral's Task: `meta.source` (FHIR's "source system" of the version), the client id
@@ -128,8 +129,10 @@ export class ReferralService {
     private readonly now: () => Date = () => new Date(),
     /** facts for the statistics and events for the live subscription (none in unit-level use) */
     private readonly log?: ReferralLog,
+    /** the records of a patient's person, so attachments may come from any of them (else from the same record only) */
+    private readonly people?: PersonRecords,
   ) {
-    this.workflow = store.actingAs(workflowAccess(access));
+    this.workflow = store.actingAs(workflowAccess(access)).forWorkflow(REFERRAL_WORKFLOW);
   }
 
   /** Submits a referral: the form and its workflow Task, written together; the green channel is accepted at once. */
@@ -153,7 +156,7 @@ export class ReferralService {
     if (patient.size === 0) throw badInput(`Patient/${input.patient} does not exist`);
     if (receiving.size === 0) throw badInput(`${to} does not exist`);
     if (referring.size === 0) throw badInput(`${from} does not exist`);
-    const attachments = await this.existingReferences(input.attachments ?? []);
+    const attachments = await this.existingReferences(input.attachments ?? [], { patient: `Patient/${[...patient.keys()][0]}`, what: 'attachment' });
     const now = this.now();
     const status = initialStatus(input.type);
     const formId = randomUUID();
@@ -428,9 +431,13 @@ export class ReferralService {
     return { source: `${CHANGED_BY_PREFIX}${this.actor.clientId}` };
   }
 
-  /** The references given, each checked to exist (BAD_USER_INPUT otherwise), as `Type/id`. */
-  private async existingReferences(references: string[]): Promise<string[]> {
+  /**
+   * The references given, each checked to exist (BAD_USER_INPUT otherwise), as `Type/id`; with `about`, each must
+   * be about that patient (or another record of the same person).
+   */
+  private async existingReferences(references: string[], about?: { patient: string; what: string }): Promise<string[]> {
     const checked: string[] = [];
+    const resources: { reference: string; resource: Resource }[] = [];
     for (const reference of references) {
       const match = RELATIVE_REFERENCE.exec(reference);
       if (!match) throw badInput(`Not a reference of the form Type/id: ${reference}`);
@@ -440,7 +447,9 @@ export class ReferralService {
       });
       if (found.size === 0) throw badInput(`${reference} does not exist`);
       checked.push(reference);
+      resources.push({ reference, resource: [...found.values()][0]! });
     }
+    if (about) await assertAboutPatient(resources, about.patient, about.what, this.people);
     return checked;
   }
 

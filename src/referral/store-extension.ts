@@ -7,10 +7,38 @@
  *
  * Computed from the Task alone; the FHIR resource is never changed.
  */
-import type { Resource, Task } from '@medplum/fhirtypes';
+import type { Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
 import type { StoreExtension } from '../fhir/store.ts';
+import type { WorkflowRecord } from '../fhir/workflow-records.ts';
 import { referralOf } from './referral-task.ts';
-import { awaitsResponse, dueAt, queueKey } from './rules.ts';
+import { ADMISSION_CERTIFICATE_SYSTEM, awaitsResponse, dueAt, queueKey, REFERRAL_NUMBER_SYSTEM, REFERRAL_TASK_SYSTEM, REFERRAL_TYPE_SYSTEM } from './rules.ts';
+
+/** The referral workflow's name, which its own writes carry (FhirStore.forWorkflow). */
+export const REFERRAL_WORKFLOW = 'referral';
+
+const TRANSITIONS = 'the referral mutations (referralStartReview, referralAccept, referralReject, referralRecordArrival, referralComplete, referralAcknowledge, referralCancel)';
+
+/**
+ * The referral's records (docs/referral.md): its workflow Task and follow-up Task, its form and admission
+ * certificate, and the slots referrals book. Changed only by the referral workflow (workflow-records.ts).
+ */
+export function referralRecordOf(resource: Resource): WorkflowRecord | undefined {
+  const record = (what: string, use: string): WorkflowRecord => ({ workflow: REFERRAL_WORKFLOW, record: what, use });
+  if (resource.resourceType === 'Task') {
+    const task = resource as Task;
+    if (referralOf(task)) return record("a referral's workflow Task", TRANSITIONS);
+    if (task.code?.coding?.some((coding) => coding.system === REFERRAL_TASK_SYSTEM)) return record("a referral's follow-up Task", 'referralFollowUpComplete');
+  }
+  if (resource.resourceType === 'ServiceRequest') {
+    const request = resource as ServiceRequest;
+    const systems = (request.identifier ?? []).map((identifier) => identifier.system);
+    const form = systems.includes(REFERRAL_NUMBER_SYSTEM) || (request.category ?? []).some((category) => category.coding?.some((coding) => coding.system === REFERRAL_TYPE_SYSTEM));
+    if (form) return record("a referral's form (双向转诊单)", `referralSubmit for a new referral, ${TRANSITIONS} for this one`);
+    if (systems.includes(ADMISSION_CERTIFICATE_SYSTEM)) return record('an electronic admission certificate (电子住院证)', 'referralAccept(certificate:)');
+  }
+  if (resource.resourceType === 'Slot') return record('a slot referrals book (a bed or an appointment)', 'referralPublishSlots to publish slots and referralAccept(slot:) to book one');
+  return undefined;
+}
 
 export const REFERRAL_INBOX_FIELD = 't_refbox';
 export const REFERRAL_QUEUE_PATH = 'sp._queue';
@@ -40,4 +68,5 @@ export const referralExtension: StoreExtension = {
   },
   indexes: { Task: [REFERRAL_INBOX_FIELD] },
   orders: { Task: [REFERRAL_QUEUE_PATH] },
+  workflowRecords: { recordOf: referralRecordOf },
 };

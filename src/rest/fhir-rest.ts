@@ -45,6 +45,7 @@ const statusOf: Record<string, number> = {
   GONE: 410,
   CONFLICT: 409,
   ILLEGAL_TRANSITION: 409,
+  WORKFLOW_OWNED: 409,
   PAYLOAD_TOO_LARGE: 413,
   TOO_MANY_RESULTS: 400,
   RATE_LIMITED: 429,
@@ -319,7 +320,10 @@ async function transaction(request: RestRequest, context: RequestContext): Promi
     type: result.type === 'transaction' ? 'transaction-response' : 'batch-response',
     entry: result.entries.map((entry) => {
       const resource = entry.id ? written.get(`${entry.resourceType}/${entry.id}`) : undefined;
-      if (entry.outcome === 'failed') return { response: { status: '400', outcome: operationOutcome('invalid', entry.message ?? 'failed') } };
+      if (entry.outcome === 'failed') {
+        const refusal = errorResponse(entry.code ?? 'BAD_USER_INPUT', entry.message ?? 'failed');
+        return { response: { status: String(refusal.status), outcome: refusal.body as OperationOutcome } };
+      }
       return {
         ...(resource ? { fullUrl: `${request.base}/${entry.resourceType}/${entry.id}` } : {}),
         response: {
