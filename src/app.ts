@@ -4,14 +4,11 @@ import { RecognitionDecisions } from './recognition/decisions.ts';
 import { ensureReapplyIndexes, ReapplyRunner } from './recognition/reapply-jobs.ts';
 import { MemberSync } from './sync/member-sync.ts';
 import { ReadingService } from './reading/reading-service.ts';
-import type { GraphQLError, GraphQLFormattedError } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
 import { REFERRAL_FORM_QUERY, renderReferralForm } from './referral/form-page.ts';
 import type { Db } from 'mongodb';
 import { ReferralLog } from './referral/referral-log.ts';
 import { ReferralService } from './referral/referral-service.ts';
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ConfigError, type Config } from './config.ts';
 import { activeDemoClients } from './demo/clients.ts';
@@ -21,19 +18,19 @@ import { HubError, isDatabaseUnavailable, type ErrorCode } from './errors.ts';
 import { ensureStructureDefinitions } from './fhir/definitions.ts';
 import type { FhirStore } from './fhir/store.ts';
 import { createHubStore } from './hub-store.ts';
-import { createRequestContext, type RequestContext } from './graphql/context.ts';
+import type { RequestContext } from './graphql/context.ts';
 import { fhirDirectivesPlugin } from './graphql/directives.ts';
 import { createErrorFormatter } from './graphql/errors.ts';
 import { buildHubSchema } from './graphql/schema.ts';
-import { startHttpServer, type Credentials, type HttpServer } from './http/server.ts';
+import { startHttpServer, type HttpServer } from './http/server.ts';
+import { attachWebSocket } from './http/websocket.ts';
+import { RequestPipeline } from './request/pipeline.ts';
 import { PersonDirectory } from './identity/linking.ts';
 import { AuditTrail } from './audit/audit-trail.ts';
-import { auditPlugin } from './audit/audit-plugin.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { ClientRegistry } from './auth/clients.ts';
 import { RateLimiter } from './auth/rate-limit.ts';
 import { TokenService } from './auth/tokens.ts';
-import { armorProtection, costPlugin, selectionLimit, type QueryLimits } from './graphql/limits.ts';
 import { ClientConcurrency } from './auth/concurrency.ts';
 import { RefusalLog } from './audit/refusals.ts';
 import { FhirLiteralRewriter } from './graphql/fhir-literals.ts';
@@ -148,68 +145,7 @@ export async function startHub(
     memberSync,
     reading: readingOptions,
   };
-  /**
-   * Authenticates, waits for one of the client's turns on this instance, counts the request against the
-   * client's per-minute budget and binds the context to the caller. Refusals are recorded in aggregate.
-   */
-  const createContext = async (credentials: Credentials, source: string): Promise<RequestContext> => {
-    if (!config.AUTH_REQUIRED) return createRequestContext(contextOptions, 'auth-off');
-    let caller;
-    // The request is counted against its client's budget while the registry confirms the client (one round
-    // trip less per request); a request whose token turns out revoked has then been counted, harmlessly.
-    let counted: Promise<void> | undefined;
-    try {
-      caller = credentials.formLink
-        ? await authenticator.formLinkCaller(credentials.formLink.token, credentials.formLink.referral)
-        : await authenticator.caller(credentials.authorization, (clientId) => {
-            counted = rateLimiter.take(clientId, 1);
-            counted.catch(() => {}); // awaited below, unless the caller is refused first
-          });
-    } catch (error) {
-      if (error instanceof HubError && error.code === 'UNAUTHENTICATED') {
-        await refusals.record('UNAUTHENTICATED', [`source:${source}`], error.message, { source }).catch((e: unknown) => log.error('recording a refusal failed', { error: String(e) }));
-      }
-      throw error;
-    }
-    const rateLimited = async (error: unknown): Promise<never> => {
-      if (error instanceof HubError && error.code === 'RATE_LIMITED') {
-        await refusals.record('RATE_LIMITED', [`client:${caller.clientId}`], error.message, { caller, source }).catch((e: unknown) => log.error('recording a refusal failed', { error: String(e) }));
-      }
-      throw error;
-    };
-    const release = await concurrency.acquire(caller.clientId).catch(rateLimited);
-    try {
-      await (counted ?? rateLimiter.take(caller.clientId, 1)).catch(rateLimited);
-      const formLink = async (referralId: string): Promise<{ url: string; expiresAt: string }> => {
-        const link = await authenticator.formLink(caller, referralId);
-        return { url: `${publicBaseUrl()}/referrals/${encodeURIComponent(referralId)}/form?link=${link.token}`, expiresAt: link.expiresAt.toISOString() };
-      };
-      return createRequestContext({ ...contextOptions, formLink }, caller.clientId, await authenticator.policy(caller), release);
-    } catch (error) {
-      release();
-      throw error;
-    }
-  };
-  const limits: QueryLimits = {
-    maxDepth: config.MAX_QUERY_DEPTH,
-    maxAliases: config.MAX_QUERY_ALIASES,
-    maxSelections: config.MAX_QUERY_SELECTIONS,
-    maxCost: config.MAX_QUERY_COST,
-    listMax: config.LIST_MAX_RESULTS,
-    connectionDefault: config.DEFAULT_COUNT,
-    introspection: config.INTROSPECTION_ENABLED,
-  };
-  /** A costly query weighs more against the rate limit: its first unit was counted when the request came in. */
-  const chargeCost = async (context: RequestContext, cost: number): Promise<void> => {
-    if (!context.access) return;
-    const weight = Math.max(1, Math.ceil(cost / config.RATE_LIMIT_COST_UNIT));
-    const caller = context.access.caller;
-    await rateLimiter.take(caller.clientId, weight - 1, `this query weighs ${weight}: its cost is ${cost}, one unit per ${config.RATE_LIMIT_COST_UNIT}`).catch(async (error: unknown) => {
-      if (error instanceof HubError && error.code === 'RATE_LIMITED') await refusals.record('RATE_LIMITED', [`client:${caller.clientId}`], error.message, { caller });
-      throw error;
-    });
-  };
-  const armor = armorProtection(limits);
+  const pipeline = new RequestPipeline({ config, authenticator, rateLimiter, concurrency, refusals, auditTrail, contextOptions, literals, publicBaseUrl: () => publicBaseUrl(), log });
 
   const apollo = new ApolloServer<RequestContext>({
     schema,
@@ -225,14 +161,8 @@ export async function startHub(
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it drains HTTP first, then stops Apollo and the database.
     stopOnTerminationSignals: false,
-    validationRules: [...armor.validationRules, selectionLimit(config.MAX_QUERY_SELECTIONS)],
-    plugins: [
-      ApolloServerPluginLandingPageDisabled(),
-      ...(armor.plugins as ApolloServerPlugin<RequestContext>[]),
-      costPlugin<RequestContext>(limits, chargeCost),
-      fhirDirectivesPlugin<RequestContext>(),
-      auditPlugin(auditTrail),
-    ],
+    validationRules: pipeline.validationRules,
+    plugins: [ApolloServerPluginLandingPageDisabled(), ...pipeline.apolloPlugins(), fhirDirectivesPlugin<RequestContext>()],
   });
   await apollo.start();
   // Writes a killed process left half done are finished at start, then every minute (shared by instances: safe beside live writers).
@@ -314,7 +244,7 @@ export async function startHub(
     maxBodyBytes: config.MAX_BODY_BYTES,
     playgroundEnabled: config.PLAYGROUND_ENABLED,
     apollo,
-    createContext,
+    createContext: (credentials, source) => pipeline.admit(credentials, source),
     tokenEndpoint: (form, authorization, source) => authenticator.tokenRequest(form, authorization, source),
     // FHIR REST requests are audited like GraphQL ones: what they touched, who, the outcome.
     recordRest: (context, rest) => {
@@ -338,7 +268,7 @@ export async function startHub(
       return renderReferralForm((result!.data as { referral: Parameters<typeof renderReferralForm>[0] }).referral, config.NATIONAL_ID_SYSTEM);
     },
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
-    prepareQuery: (query) => literals.rewrite(query),
+    prepareQuery: (query) => pipeline.prepare(query),
     databaseReachable: database.ping,
     databaseUnreachableSince: database.unreachableSince,
     log,
@@ -346,39 +276,7 @@ export async function startHub(
 
   listeningUrl = http.url;
 
-  // GraphQL subscriptions over WebSocket (graphql-transport-ws) on the same port and path. A connection is
-  // authenticated from its payload's `authorization`, counted like a request, and holds no client turn.
-  const socketError = (error: GraphQLError): GraphQLFormattedError => {
-    const original = error.originalError;
-    if (original instanceof HubError) return { message: original.message, ...(error.path ? { path: error.path } : {}), extensions: { code: original.code } };
-    if (!original) return { message: error.message, extensions: { code: 'BAD_USER_INPUT' } };
-    log.error('subscription failed', { error: original.message });
-    return { message: 'Internal error; it has been logged', extensions: { code: 'INTERNAL' } };
-  };
-  const sockets = new WebSocketServer({ server: http.server, path: '/graphql', maxPayload: 64 * 1024 });
-  const subscriptions = useServer<{ authorization?: string }>(
-    {
-      schema,
-      context: async (socket) => {
-        const context = await createContext({ authorization: typeof socket.connectionParams?.authorization === 'string' ? socket.connectionParams.authorization : undefined }, 'websocket');
-        context.release();
-        return context;
-      },
-      // The same error codes as over HTTP; anything but a HubError is not shown.
-      onError: (_socket, _id, _payload, errors) => errors.map(socketError),
-      onNext: (_socket, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(socketError) } : result),
-      onConnect: async (socket) => {
-        // Refused at once with a clear reason when the token is not valid.
-        try {
-          (await createContext({ authorization: typeof socket.connectionParams?.authorization === 'string' ? socket.connectionParams.authorization : undefined }, 'websocket')).release();
-          return true;
-        } catch (error) {
-          return error instanceof HubError ? false : Promise.reject(error);
-        }
-      },
-    },
-    sockets,
-  );
+  const sockets = attachWebSocket({ server: http.server, schema, apollo, pipeline, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, recheckMs: config.SOCKET_RECHECK_MS, log });
 
   return {
     url: http.url,
@@ -395,8 +293,7 @@ export async function startHub(
       await jobsRunning;
       await recovered;
       indexing.stop();
-      await subscriptions.dispose();
-      await new Promise<void>((resolve) => sockets.close(() => resolve()));
+      await sockets.close();
       await http.close(config.SHUTDOWN_GRACE_MS);
       log.debug('http server closed');
       await apollo.stop();

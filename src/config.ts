@@ -43,6 +43,8 @@ const configSchema = z.object({
   DB_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(3000),
   /** How long one database operation may run once sent (a slow scan on FerretDB, a busy server) before it fails. */
   DB_OPERATION_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
+  /** How often an open WebSocket's token is checked again: a revoked client's subscriptions end within this time. */
+  SOCKET_RECHECK_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
   /** How long start-up waits for the embedded PostgreSQL and FerretDB, and for the database to accept the hub's connection, however busy the machine. */
   STARTUP_TIMEOUT_MS: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
   /** Seed the demo consortium when the embedded database starts empty. */

@@ -42,6 +42,33 @@ export interface QueryLimits {
 
 const MAX_DIRECTIVES = 50;
 
+/** Brackets (`{`, `(`, `[`) a document may nest: graphql-js parses recursively, so deeper text is refused unread. */
+export const MAX_DOCUMENT_NESTING = 100;
+
+/**
+ * BAD_USER_INPUT when the text nests brackets deeper than MAX_DOCUMENT_NESTING, checked in one pass over the text
+ * (strings, block strings and comments skipped) before anything parses it: 9,000 nested selections would
+ * otherwise overflow the parser's stack before its token limit is reached.
+ */
+export function assertNesting(text: string): void {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '#') {
+      while (i < text.length && text[i] !== '\n' && text[i] !== '\r') i++;
+    } else if (c === '"') {
+      if (text.startsWith('"""', i)) {
+        const end = text.indexOf('"""', i + 3);
+        i = end < 0 ? text.length : end + 2;
+      } else {
+        for (i++; i < text.length && text[i] !== '"' && text[i] !== '\n'; i++) if (text[i] === '\\') i++;
+      }
+    } else if (c === '{' || c === '(' || c === '[') {
+      if (++depth > MAX_DOCUMENT_NESTING) throw new HubError('BAD_USER_INPUT', `The document nests more than ${MAX_DOCUMENT_NESTING} levels of brackets; ask for fewer nested levels`);
+    } else if (c === '}' || c === ')' || c === ']') depth--;
+  }
+}
+
 type Reason = 'QUERY_TOO_DEEP' | 'TOO_MANY_ALIASES' | 'TOO_MANY_DIRECTIVES' | 'TOO_MANY_SELECTIONS' | 'QUERY_TOO_COSTLY';
 
 function refusal(message: string, reason: Reason): GraphQLError {
@@ -129,6 +156,10 @@ export function operationCost(document: DocumentNode, operation: OperationDefini
   return costOf(operation.selectionSet, new Set());
 }
 
+/** The refusal of an operation that would cost more than the limit. */
+export const QUERY_TOO_COSTLY = (cost: number, max: number): GraphQLError =>
+  refusal(`The query would cost about ${cost} (fields times the items their lists can return); at most ${max} is allowed. Give lists a _count, or ask for fewer nested lists`, 'QUERY_TOO_COSTLY');
+
 /**
  * Per request, after validation: the operation's cost is computed, a costly one refused, and `charge` told
  * the cost (the rate limit weighs the request by it; it throws RATE_LIMITED when over the budget).
@@ -140,9 +171,7 @@ export function costPlugin<T extends BaseContext>(limits: QueryLimits, charge: (
         async didResolveOperation({ document, operation, contextValue }) {
           if (!operation) return; // Apollo has answered that the operation cannot be found
           const cost = operationCost(document, operation, limits);
-          if (cost > limits.maxCost) {
-            throw refusal(`The query would cost about ${cost} (fields times the items their lists can return); at most ${limits.maxCost} is allowed. Give lists a _count, or ask for fewer nested lists`, 'QUERY_TOO_COSTLY');
-          }
+          if (cost > limits.maxCost) throw QUERY_TOO_COSTLY(cost, limits.maxCost);
           try {
             await charge(contextValue, cost);
           } catch (error) {

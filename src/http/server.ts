@@ -13,12 +13,7 @@ import { PLAYGROUND_ASSET_PREFIX, playgroundAsset, playgroundPage } from './play
 import { COCKPIT_ASSET_PREFIX, cockpitAsset, cockpitPage } from './cockpit.ts';
 import { errorResponse, handleRest as handleFhirRest, type RestResponse } from '../rest/fhir-rest.ts';
 import { ID_SOURCE } from '../fhir/references.ts';
-
-/** What a request authenticates with: its bearer token, or (the printable form only) a form link. */
-export interface Credentials {
-  authorization?: string | undefined;
-  formLink?: { token: string; referral: string };
-}
+import type { Credentials } from '../request/pipeline.ts';
 
 export interface HttpOptions {
   host: string;
