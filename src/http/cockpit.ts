@@ -15,10 +15,12 @@ const echartsFile = join(dirname(require.resolve('echarts/package.json')), 'dist
 let echarts: Buffer | undefined;
 
 export function cockpitAsset(name: string): { body: Buffer; type: string } | undefined {
+  if (name === 'cockpit.js') return { body: (cockpitScript ??= Buffer.from(script)), type: 'text/javascript' };
   if (name !== 'echarts.min.js') return undefined;
   echarts ??= readFileSync(echartsFile);
   return { body: echarts, type: 'text/javascript' };
 }
+let cockpitScript: Buffer | undefined;
 
 /** The one GraphQL query of the page: the statistics of the last twelve months, the queue, the members' syncs. */
 export const COCKPIT_QUERY = `query Cockpit($from: String!, $to: String!, $fromMonth: String!, $toMonth: String!, $centre: ID!) {
@@ -54,7 +56,11 @@ td, th { padding: 3px 6px; border-bottom: 1px solid #1f3b6b; text-align: left; }
 #login .error { color: #ff8a80; min-height: 1.2em; }
 `;
 
-/** The page's script: sign-in, the query, the charts. Strings of both languages in one table. */
+/**
+ * The page's script (served as an asset: the page's Content-Security-Policy allows no inline script): sign-in,
+ * the query, the charts. Strings of both languages in one table. Every text from the API is put on the page as
+ * text (textContent, or canvas for the charts), never as markup.
+ */
 const script = `
 const text = {
   zh: { title: '医联体数字驾驶舱', updated: '更新于', lang: 'English', login: '管理员登录', clientId: '客户端 ID', secret: '密钥', signIn: '登录', signOut: '退出',
@@ -113,6 +119,13 @@ function chart(id, option) {
   charts[id].setOption({ animation: false, backgroundColor: 'transparent', textStyle: { fontFamily: 'Noto Sans CJK SC, Microsoft YaHei, sans-serif' }, grid: { left: 50, right: 20, top: 30, bottom: 30 }, tooltip: { trigger: 'axis' }, ...option }, true);
 }
 const nameOf = (reference) => { const id = (reference || '').replace('Organization/', ''); return (data.members.find((m) => m.id === id) || {}).name || id; };
+/** An element with text children (strings become text nodes) and a class. */
+function el(tag, className, ...children) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
 
 function render() {
   document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
@@ -123,7 +136,7 @@ function render() {
   const up = sum(data.byMonth, 'up'), down = sum(data.byMonth, 'down');
   const crit = data.reading.criticalValues;
   const kpis = [[t('kReferrals'), up + down], [t('kRatio'), up ? (down / up).toFixed(2) : '—'], [t('kSaved'), Math.round(sum(data.savings.rows, 'feesSavedYuan')).toLocaleString()], [t('kReadings'), sum(data.reading.rows, 'readings')], [t('kCritical'), crit.sent ? Math.round(100 * crit.acknowledged / crit.sent) + '%' : '—'], [t('kQueue'), data.queue.items.length]];
-  $('kpis').innerHTML = kpis.map(([label, value]) => '<div class="kpi"><b>' + value + '</b><span>' + label + '</span></div>').join('');
+  $('kpis').replaceChildren(...kpis.map(([label, value]) => el('div', 'kpi', el('b', '', value), el('span', '', label))));
   chart('c-referrals', { legend: legend(), xAxis: { type: 'category', data: months, ...axis }, yAxis: [{ type: 'value', ...axis }, { type: 'value', ...axis, splitLine: { show: false } }],
     series: [{ name: t('up'), type: 'bar', data: data.byMonth.map((r) => r.up), itemStyle: { color: '#4fa3ff' } }, { name: t('down'), type: 'bar', data: data.byMonth.map((r) => r.down), itemStyle: { color: '#39d98a' } }, { name: t('ratio'), type: 'line', yAxisIndex: 1, data: data.byMonth.map((r) => r.downUpRatio ?? 0), itemStyle: { color: '#ffd166' } }] });
   const members = data.byMember.filter((r) => r.referrals > 0);
@@ -141,7 +154,9 @@ function render() {
     series: [{ name: t('queue'), type: 'bar', data: Object.values(queueBy).map((v) => v.waiting), itemStyle: { color: '#4fa3ff' } }, { name: t('overdue'), type: 'bar', data: Object.values(queueBy).map((v) => v.overdue), itemStyle: { color: '#ff6b6b' } }] });
   chart('c-critical', { xAxis: { type: 'category', data: [t('sent'), t('acked'), t('escalated')], ...axis }, yAxis: { type: 'value', minInterval: 1, ...axis },
     series: [{ name: t('critical'), type: 'bar', data: [{ value: crit.sent, itemStyle: { color: '#ffd166' } }, { value: crit.acknowledged, itemStyle: { color: '#39d98a' } }, { value: crit.escalated, itemStyle: { color: '#ff6b6b' } }] }] });
-  $('sync').innerHTML = data.sync.length === 0 ? '<p>' + t('noSync') + '</p>' : '<table><tr><th>' + t('member') + '</th><th>' + t('lastSync') + '</th><th>' + t('lag') + '</th></tr>' + data.sync.map((s) => '<tr><td>' + nameOf(s.organization) + '</td><td>' + (s.lastSuccessAt || '—').replace('T', ' ').slice(0, 16) + '</td><td>' + (s.lagSeconds == null ? '—' : Math.round(s.lagSeconds / 60) + ' min') + (s.lastError ? ' ⚠' : '') + '</td></tr>').join('') + '</table>';
+  $('sync').replaceChildren(data.sync.length === 0 ? el('p', '', t('noSync')) : el('table', '',
+    el('tr', '', el('th', '', t('member')), el('th', '', t('lastSync')), el('th', '', t('lag'))),
+    ...data.sync.map((s) => el('tr', '', el('td', '', nameOf(s.organization)), el('td', '', (s.lastSuccessAt || '—').replace('T', ' ').slice(0, 16)), el('td', '', (s.lagSeconds == null ? '—' : Math.round(s.lagSeconds / 60) + ' min') + (s.lastError ? ' ⚠' : ''))))));
 }
 
 window.addEventListener('resize', () => Object.values(charts).forEach((c) => c.resize()));
@@ -178,6 +193,6 @@ ${panel('c-critical', 'critical')}<section class="panel"><h2 data-t="freshness">
 <label><span data-t="clientId"></span><br><input id="client-id" autocomplete="username" required></label>
 <label><span data-t="secret"></span><br><input id="client-secret" type="password" autocomplete="current-password" required></label>
 <button type="submit" data-t="signIn"></button><div class="error" id="login-error"></div></form></div>
-<script>${script.replace(/<\/script/gi, '<\\/script')}</script>
+<script src="${COCKPIT_ASSET_PREFIX}cockpit.js"></script>
 </body></html>`;
 }

@@ -29,7 +29,77 @@ const assetCache = new Map<string, Buffer>();
 
 export const PLAYGROUND_ASSET_PREFIX = '/playground/assets/';
 
+/**
+ * The page's own script (an asset: the page's Content-Security-Policy allows no inline script). It reads the tabs
+ * and the endpoint from the page's JSON data block and puts every text it shows on the page as text.
+ */
+const pageScript = Buffer.from(`(function () {
+  const config = JSON.parse(document.getElementById('playground-config').textContent);
+  const tabs = config.tabs;
+  const endpoint = config.endpoint;
+  const notice = document.getElementById('auth-notice');
+  for (const origin of notice.querySelectorAll('.origin')) origin.textContent = location.origin;
+  const input = document.getElementById('token-input');
+  const state = document.getElementById('token-state');
+  const storageKey = 'consortium-hub.token';
+  let token = sessionStorage.getItem(storageKey) || '';
+
+  function showState() {
+    state.textContent = token ? '已设置令牌，所有标签页共用 · token set for every tab' : '未设置令牌 · no token yet';
+    state.className = token ? 'ok' : '';
+  }
+  // Every request of every tab (and the introspection of the schema) carries the token; a 401 explains.
+  async function hubFetch(url, init) {
+    const headers = new Headers(init && init.headers);
+    if (token && !headers.has('authorization')) headers.set('authorization', 'Bearer ' + token);
+    const response = await fetch(url, Object.assign({}, init, { headers }));
+    notice.hidden = response.status !== 401;
+    return response;
+  }
+  const root = ReactDOM.createRoot(document.getElementById('graphiql'));
+  function render() {
+    // A new fetcher makes GraphiQL load the schema again, now with the token.
+    const fetcher = GraphiQL.createFetcher({ url: endpoint, fetch: hubFetch });
+    root.render(React.createElement(GraphiQL, { fetcher, defaultTabs: tabs, defaultEditorToolsVisibility: true, shouldPersistHeaders: true }));
+  }
+  function useToken(value) {
+    token = value.trim().replace(/^Bearer\\s+/i, '');
+    if (token) sessionStorage.setItem(storageKey, token); else sessionStorage.removeItem(storageKey);
+    input.value = '';
+    showState();
+    render();
+  }
+  document.getElementById('token-bar').addEventListener('submit', function (event) {
+    event.preventDefault();
+    useToken(input.value);
+  });
+  document.getElementById('token-clear').addEventListener('click', function () { useToken(''); });
+  document.getElementById('token-request').addEventListener('click', async function () {
+    const id = document.getElementById('client-id').value;
+    const secret = document.getElementById('client-secret').value;
+    state.textContent = '正在获取令牌… · requesting a token…';
+    const response = await fetch(location.origin + '/oauth/token', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: id, client_secret: secret }).toString(),
+    });
+    const answer = await response.json().catch(function () { return {}; });
+    if (response.ok && answer.access_token) {
+      document.getElementById('client-secret').value = '';
+      document.getElementById('token-fetch').open = false;
+      useToken(answer.access_token);
+    } else {
+      state.className = '';
+      state.textContent = '获取失败 · refused: ' + (answer.error_description || answer.error || response.status);
+    }
+  });
+  showState();
+  render();
+})();
+`);
+
 export function playgroundAsset(name: string): { body: Buffer; type: string } | undefined {
+  if (name === 'playground.js') return { body: pageScript, type: 'text/javascript' };
   const asset = assetFiles[name];
   if (!asset) return undefined;
   let body = assetCache.get(name);
@@ -88,78 +158,16 @@ export function playgroundPage(endpoint: string): string {
 </form>
 <p id="auth-notice" hidden>
   需要访问令牌（HTTP 401）。在上方“用客户端凭据获取令牌”中填入客户端 ID 和密钥（演示环境：<code>consortium-admin</code> / <code>demo-secret-consortium-admin</code>，其他演示客户端见 README），
-  或用 <code>curl -u &lt;client&gt;:&lt;secret&gt; -d grant_type=client_credentials ${'${origin}'}/oauth/token</code> 获取令牌后粘贴到“访问令牌”框。令牌对所有标签页生效，包括加载文档面板的结构查询。<br>
+  或用 <code>curl -u &lt;client&gt;:&lt;secret&gt; -d grant_type=client_credentials <span class="origin"></span>/oauth/token</code> 获取令牌后粘贴到“访问令牌”框。令牌对所有标签页生效，包括加载文档面板的结构查询。<br>
   An access token is needed (HTTP 401): get one above with a client id and secret, or with
-  <code>curl -u &lt;client&gt;:&lt;secret&gt; -d grant_type=client_credentials ${'${origin}'}/oauth/token</code>, and paste it into the token field. It applies to every tab and to the schema for the Docs panel.
+  <code>curl -u &lt;client&gt;:&lt;secret&gt; -d grant_type=client_credentials <span class="origin"></span>/oauth/token</code>, and paste it into the token field. It applies to every tab and to the schema for the Docs panel.
 </p>
 <div id="graphiql">Loading the playground…</div>
 <script src="${PLAYGROUND_ASSET_PREFIX}react.production.min.js"></script>
 <script src="${PLAYGROUND_ASSET_PREFIX}react-dom.production.min.js"></script>
 <script src="${PLAYGROUND_ASSET_PREFIX}graphiql.min.js"></script>
-<script>
-(function () {
-  const tabs = ${escapeForScript(tabs)};
-  const endpoint = ${escapeForScript(endpoint)};
-  const notice = document.getElementById('auth-notice');
-  notice.innerHTML = notice.innerHTML.split('\${origin}').join(location.origin);
-  const input = document.getElementById('token-input');
-  const state = document.getElementById('token-state');
-  const storageKey = 'consortium-hub.token';
-  let token = sessionStorage.getItem(storageKey) || '';
-
-  function showState() {
-    state.textContent = token ? '已设置令牌，所有标签页共用 · token set for every tab' : '未设置令牌 · no token yet';
-    state.className = token ? 'ok' : '';
-  }
-  // Every request of every tab (and the introspection of the schema) carries the token; a 401 explains.
-  async function hubFetch(url, init) {
-    const headers = new Headers(init && init.headers);
-    if (token && !headers.has('authorization')) headers.set('authorization', 'Bearer ' + token);
-    const response = await fetch(url, Object.assign({}, init, { headers }));
-    notice.hidden = response.status !== 401;
-    return response;
-  }
-  const root = ReactDOM.createRoot(document.getElementById('graphiql'));
-  function render() {
-    // A new fetcher makes GraphiQL load the schema again, now with the token.
-    const fetcher = GraphiQL.createFetcher({ url: endpoint, fetch: hubFetch });
-    root.render(React.createElement(GraphiQL, { fetcher, defaultTabs: tabs, defaultEditorToolsVisibility: true, shouldPersistHeaders: true }));
-  }
-  function useToken(value) {
-    token = value.trim().replace(/^Bearer\\s+/i, '');
-    if (token) sessionStorage.setItem(storageKey, token); else sessionStorage.removeItem(storageKey);
-    input.value = '';
-    showState();
-    render();
-  }
-  document.getElementById('token-bar').addEventListener('submit', function (event) {
-    event.preventDefault();
-    useToken(input.value);
-  });
-  document.getElementById('token-clear').addEventListener('click', function () { useToken(''); });
-  document.getElementById('token-request').addEventListener('click', async function () {
-    const id = document.getElementById('client-id').value;
-    const secret = document.getElementById('client-secret').value;
-    state.textContent = '正在获取令牌… · requesting a token…';
-    const response = await fetch(location.origin + '/oauth/token', {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: id, client_secret: secret }).toString(),
-    });
-    const answer = await response.json().catch(function () { return {}; });
-    if (response.ok && answer.access_token) {
-      document.getElementById('client-secret').value = '';
-      document.getElementById('token-fetch').open = false;
-      useToken(answer.access_token);
-    } else {
-      state.className = '';
-      state.textContent = '获取失败 · refused: ' + (answer.error_description || answer.error || response.status);
-    }
-  });
-  showState();
-  render();
-})();
-</script>
+<script type="application/json" id="playground-config">${escapeForScript({ tabs, endpoint })}</script>
+<script src="${PLAYGROUND_ASSET_PREFIX}playground.js"></script>
 </body>
 </html>`;
 }

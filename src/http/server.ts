@@ -163,9 +163,16 @@ function sendRest(response: ServerResponse, answer: RestResponse): void {
   response.end(text);
 }
 
-/** An HTML page that is never cached (it shows patient data). */
+/**
+ * What every page may load and do: scripts and styles from the hub itself only (no inline script: the pages'
+ * scripts are assets; inline styles are allowed, GraphiQL and ECharts set them), requests to the hub only, no
+ * plugins, never framed by another site, forms posted to the hub only.
+ */
+export const PAGE_POLICY = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/** An HTML page of the hub: never cached (the form shows patient data), never framed, under PAGE_POLICY. */
 function sendPage(response: ServerResponse, status: number, html: string): void {
-  response.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html) });
+  response.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': PAGE_POLICY, 'x-frame-options': 'DENY', 'content-length': Buffer.byteLength(html) });
   response.end(html);
 }
 
@@ -374,6 +381,9 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? '/', 'http://hub.local');
     if (closing) response.setHeader('connection', 'close');
+    // Every answer: its content type is what it says (no sniffing), and no page's address leaks to another site.
+    response.setHeader('x-content-type-options', 'nosniff');
+    response.setHeader('referrer-policy', 'no-referrer');
     if (url.pathname === '/health' && request.method === 'GET') {
       const database = await options.databaseReachable();
       sendJson(response, database ? 200 : 503, { status: database ? 'ok' : 'degraded', database: database ? 'reachable' : 'unreachable' });
@@ -391,9 +401,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
           sendError(response, 404, 'NOT_FOUND', 'The playground is switched off here');
           return;
         }
-        const page = playgroundPage(url.pathname);
-        response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(page) });
-        response.end(page);
+        sendPage(response, 200, playgroundPage(url.pathname));
         return;
       }
       if (request.method !== 'GET' && request.method !== 'POST') {
@@ -405,9 +413,7 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
       return;
     }
     if (url.pathname === '/cockpit' && request.method === 'GET') {
-      const page = cockpitPage();
-      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(page) });
-      response.end(page);
+      sendPage(response, 200, cockpitPage());
       return;
     }
     if (url.pathname.startsWith(COCKPIT_ASSET_PREFIX) && request.method === 'GET') {

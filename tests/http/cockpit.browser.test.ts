@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { launchChromium } from '../support/browser.ts';
+import { launchChromium, waitForPage } from '../support/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { seedDemoDecisions, seedDemoRecognition } from '../../src/demo/recognition.ts';
@@ -48,7 +48,7 @@ describe('the cockpit', () => {
     await page.fill('#client-id', 'consortium-admin');
     await page.fill('#client-secret', demoSecret('consortium-admin'));
     await page.press('#client-secret', 'Enter');
-    await page.waitForFunction('window.cockpitData !== undefined', undefined, { timeout: 60_000 });
+    await waitForPage(page, 'window.cockpitData !== undefined', 60_000);
     await expect(page.locator('header h1').innerText()).resolves.toBe('医联体数字驾驶舱');
     // Every chart has data: the series of each ECharts instance hold values.
     const series = (await page.evaluate(`Object.fromEntries(['c-referrals','c-members','c-green','c-savings','c-reading','c-queue','c-critical'].map((id) => {
@@ -78,11 +78,11 @@ describe('the cockpit', () => {
     await page.goto(`${hub.url}/cockpit`);
     await page.evaluate("sessionStorage.setItem('cockpit-token', 'not-a-token')");
     await page.reload();
-    await page.waitForFunction("document.getElementById('login').hidden === false", undefined, { timeout: 15_000 });
+    await waitForPage(page, "document.getElementById('login').hidden === false", 15_000);
     await page.fill('#client-id', 'consortium-admin');
     await page.fill('#client-secret', 'wrong');
     await page.press('#client-secret', 'Enter');
-    await page.waitForFunction("document.getElementById('login-error').textContent.length > 0", undefined, { timeout: 15_000 });
+    await waitForPage(page, "document.getElementById('login-error').textContent.length > 0", 15_000);
     expect(await page.evaluate("sessionStorage.getItem('cockpit-token')")).toBeNull();
     await page.close();
   });

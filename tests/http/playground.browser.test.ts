@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { launchChromium } from '../support/browser.ts';
+import { launchChromium, waitForPage } from '../support/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../src/app.ts';
 import { ClientRegistry } from '../../src/auth/clients.ts';
@@ -40,7 +40,7 @@ describe('the playground', () => {
     await run.waitFor({ timeout: 30_000 });
     await expect(page.locator('.graphiql-query-editor').innerText()).resolves.toContain('PatientList(identifier: "urn:oid:2.16.156.10011.1.3|43062120021114011X")');
     await run.click();
-    await page.waitForFunction("document.querySelector('.graphiql-response')?.textContent?.includes('pat-donghu-county-001')", undefined, { timeout: 30_000 });
+    await waitForPage(page, "document.querySelector('.graphiql-response')?.textContent?.includes('pat-donghu-county-001')", 30_000);
     const text = await responseText(page);
     expect(text).toContain('王伟');
     expect(text).toContain('东湖县人民医院');
@@ -67,7 +67,7 @@ describe('the playground', () => {
       const run = page.locator('.graphiql-execute-button');
       await run.waitFor({ timeout: 30_000 });
       await run.click();
-      await page.waitForFunction("document.querySelector('.graphiql-response')?.textContent?.includes('UNAUTHENTICATED')", undefined, { timeout: 30_000 });
+      await waitForPage(page, "document.querySelector('.graphiql-response')?.textContent?.includes('UNAUTHENTICATED')", 30_000);
       expect(await responseText(page)).toContain('/oauth/token');
 
       await page.getByRole('button', { name: 'Headers' }).click();
@@ -75,7 +75,7 @@ describe('the playground', () => {
       const header = JSON.stringify({ Authorization: `Bearer ${accessToken}` });
       await page.evaluate(`document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) > .CodeMirror').CodeMirror.setValue(${JSON.stringify(header)})`);
       await run.click();
-      await page.waitForFunction("document.querySelector('.graphiql-response')?.textContent?.includes('pat-donghu-county-001')", undefined, { timeout: 30_000 });
+      await waitForPage(page, "document.querySelector('.graphiql-response')?.textContent?.includes('pat-donghu-county-001')", 30_000);
       expect(await responseText(page)).toContain('王伟');
     } finally {
       await secured.stop();
@@ -102,7 +102,7 @@ describe('the playground', () => {
       await page.locator('#client-id').fill('consortium-admin');
       await page.locator('#client-secret').fill('demo-secret-consortium-admin');
       await page.locator('#token-request').click();
-      await page.waitForFunction("document.getElementById('token-state').className === 'ok'", undefined, { timeout: 30_000 });
+      await waitForPage(page, "document.getElementById('token-state').className === 'ok'", 30_000);
       await notice.waitFor({ state: 'hidden', timeout: 30_000 });
 
       // The Docs panel lists the Query fields: the introspection query (13 levels deep) is not refused.
