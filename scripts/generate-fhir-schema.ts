@@ -213,7 +213,7 @@ const connectionTypes = servedResourceTypes.map(
 );
 const mutations = servedResourceTypes.map(
   (type) =>
-    `  "Create a ${type}; the hub assigns id and version"\n  ${type}Create(res: ${type}Input!): ${type}!\n` +
+    `  "Create a ${type}; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once"\n  ${type}Create(res: ${type}Input!, ifNoneExist: String): ${type}!\n` +
     `  "Update a ${type}; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT"\n  ${type}Update(id: ID!, res: ${type}Input!, ifMatch: String): ${type}!\n` +
     `  "Delete a ${type}; its versions stay in history"\n  ${type}Delete(id: ID!, ifMatch: String): DeleteResult!`,
 );

@@ -14,12 +14,13 @@
  *   transactions a database failure in the middle of the write can leave part of it written; importing the
  *   Bundle again completes it, as ids are stable.) A batch reports an outcome per entry.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { HubError, badInput, type ErrorCode } from '../errors.ts';
 import { isServedResourceType } from './resource-types.ts';
 import type { FhirStore, WriteOutcome } from './store.ts';
 import { ID_PATTERN } from './references.ts';
+import { conditionalCreateId, conditionArguments } from './conditional-create.ts';
 
 export type EntryOutcome = 'created' | 'updated' | 'unchanged' | 'failed';
 
@@ -63,17 +64,6 @@ function label(index: number, resourceType: string): string {
 }
 
 /** `identifier=system|value&status=final` -> search arguments; refuses what is not plain name=value pairs. */
-function parseCondition(condition: string, where: string): Record<string, string> {
-  const args: Record<string, string> = {};
-  for (const pair of condition.split('&')) {
-    const [name, ...rest] = pair.split('=');
-    const value = rest.join('=');
-    if (!name || !value || !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) throw badInput(`${where}: "${condition}" is not a search like identifier=system|value`);
-    args[name] = decodeURIComponent(value);
-  }
-  return args;
-}
-
 /** `Patient?identifier=…`: a reference to whatever a search finds. */
 const conditionalReference = /^[A-Z][A-Za-z]+\?/;
 
@@ -114,7 +104,7 @@ export class BundleImporter {
     const known = this.knownMatches.get(`${resourceType}?${decodeURIComponent(condition)}`);
     if (known) return known;
     if (!isServedResourceType(resourceType)) throw badInput(`${where}: resource type ${resourceType} is not served`);
-    const { resources } = await this.store.search(resourceType, { ...parseCondition(condition, where), _count: 2 });
+    const { resources } = await this.store.search(resourceType, { ...conditionArguments(condition, where), _count: 2 });
     return resources.map((resource) => resource.id as string);
   }
 
@@ -151,7 +141,7 @@ export class BundleImporter {
         if (condition !== undefined) {
           const ids = await this.searchOne(resourceType, condition, where);
           if (ids.length > 1) throw badInput(`${where}: conditional update ${url} matches more than one resource`);
-          planned.id = ids[0] ?? fullUrlId ?? conditionId(resourceType, condition);
+          planned.id = ids[0] ?? fullUrlId ?? conditionalCreateId(resourceType, condition);
         } else {
           const id = path?.split('/')[1];
           if (!id || !ID_PATTERN.test(id) || path !== `${resourceType}/${id}`) throw badInput(`${where}: PUT needs a url like ${resourceType}/<id>`);
@@ -164,7 +154,9 @@ export class BundleImporter {
           const ids = await this.searchOne(resourceType, condition.replace(/^[A-Za-z]+\?/, ''), where);
           if (ids.length > 1) throw badInput(`${where}: ifNoneExist ${condition} matches more than one resource`);
           planned.matched = ids.length === 1;
-          planned.id = ids[0] ?? (fullUrlId && ID_PATTERN.test(fullUrlId) ? fullUrlId : conditionId(resourceType, condition));
+          // The id the condition claims, not the entry's fullUrl: two Bundles creating "the practitioner with
+          // this NPI" at once must create one (conditional-create.ts); the fullUrl still names it in this Bundle.
+          planned.id = ids[0] ?? conditionalCreateId(resourceType, condition);
         } else {
           planned.id = fullUrlId && ID_PATTERN.test(fullUrlId) ? fullUrlId : resource.id && ID_PATTERN.test(resource.id) ? resource.id : randomUUID();
         }
@@ -277,10 +269,6 @@ export class BundleImporter {
     }
     return summarize(bundle.type, [...results.values()].sort((a, b) => a.index - b.index));
   }
-}
-
-function conditionId(resourceType: string, condition: string): string {
-  return createHash('sha256').update(`${resourceType}?${condition}`).digest('hex').slice(0, 32);
 }
 
 function emptyCounts(): Record<EntryOutcome, number> {

@@ -4773,211 +4773,211 @@ export type Mutation = {
   registerMemberEndpoint: MemberSyncStatus;
   /** Makes a member's sync due now; a hub instance's background runner picks it up within JOB_INTERVAL_MS */
   syncMemberNow: MemberSyncStatus;
-  /** Create a Patient; the hub assigns id and version */
+  /** Create a Patient; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   PatientCreate: Patient;
   /** Update a Patient; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   PatientUpdate: Patient;
   /** Delete a Patient; its versions stay in history */
   PatientDelete: DeleteResult;
-  /** Create a Organization; the hub assigns id and version */
+  /** Create a Organization; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   OrganizationCreate: Organization;
   /** Update a Organization; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   OrganizationUpdate: Organization;
   /** Delete a Organization; its versions stay in history */
   OrganizationDelete: DeleteResult;
-  /** Create a Practitioner; the hub assigns id and version */
+  /** Create a Practitioner; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   PractitionerCreate: Practitioner;
   /** Update a Practitioner; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   PractitionerUpdate: Practitioner;
   /** Delete a Practitioner; its versions stay in history */
   PractitionerDelete: DeleteResult;
-  /** Create a PractitionerRole; the hub assigns id and version */
+  /** Create a PractitionerRole; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   PractitionerRoleCreate: PractitionerRole;
   /** Update a PractitionerRole; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   PractitionerRoleUpdate: PractitionerRole;
   /** Delete a PractitionerRole; its versions stay in history */
   PractitionerRoleDelete: DeleteResult;
-  /** Create a Location; the hub assigns id and version */
+  /** Create a Location; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   LocationCreate: Location;
   /** Update a Location; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   LocationUpdate: Location;
   /** Delete a Location; its versions stay in history */
   LocationDelete: DeleteResult;
-  /** Create a Encounter; the hub assigns id and version */
+  /** Create a Encounter; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   EncounterCreate: Encounter;
   /** Update a Encounter; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   EncounterUpdate: Encounter;
   /** Delete a Encounter; its versions stay in history */
   EncounterDelete: DeleteResult;
-  /** Create a Observation; the hub assigns id and version */
+  /** Create a Observation; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ObservationCreate: Observation;
   /** Update a Observation; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ObservationUpdate: Observation;
   /** Delete a Observation; its versions stay in history */
   ObservationDelete: DeleteResult;
-  /** Create a DiagnosticReport; the hub assigns id and version */
+  /** Create a DiagnosticReport; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   DiagnosticReportCreate: DiagnosticReport;
   /** Update a DiagnosticReport; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   DiagnosticReportUpdate: DiagnosticReport;
   /** Delete a DiagnosticReport; its versions stay in history */
   DiagnosticReportDelete: DeleteResult;
-  /** Create a ServiceRequest; the hub assigns id and version */
+  /** Create a ServiceRequest; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ServiceRequestCreate: ServiceRequest;
   /** Update a ServiceRequest; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ServiceRequestUpdate: ServiceRequest;
   /** Delete a ServiceRequest; its versions stay in history */
   ServiceRequestDelete: DeleteResult;
-  /** Create a Task; the hub assigns id and version */
+  /** Create a Task; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   TaskCreate: Task;
   /** Update a Task; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   TaskUpdate: Task;
   /** Delete a Task; its versions stay in history */
   TaskDelete: DeleteResult;
-  /** Create a Condition; the hub assigns id and version */
+  /** Create a Condition; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ConditionCreate: Condition;
   /** Update a Condition; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ConditionUpdate: Condition;
   /** Delete a Condition; its versions stay in history */
   ConditionDelete: DeleteResult;
-  /** Create a Procedure; the hub assigns id and version */
+  /** Create a Procedure; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ProcedureCreate: Procedure;
   /** Update a Procedure; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ProcedureUpdate: Procedure;
   /** Delete a Procedure; its versions stay in history */
   ProcedureDelete: DeleteResult;
-  /** Create a MedicationRequest; the hub assigns id and version */
+  /** Create a MedicationRequest; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   MedicationRequestCreate: MedicationRequest;
   /** Update a MedicationRequest; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   MedicationRequestUpdate: MedicationRequest;
   /** Delete a MedicationRequest; its versions stay in history */
   MedicationRequestDelete: DeleteResult;
-  /** Create a AllergyIntolerance; the hub assigns id and version */
+  /** Create a AllergyIntolerance; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   AllergyIntoleranceCreate: AllergyIntolerance;
   /** Update a AllergyIntolerance; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   AllergyIntoleranceUpdate: AllergyIntolerance;
   /** Delete a AllergyIntolerance; its versions stay in history */
   AllergyIntoleranceDelete: DeleteResult;
-  /** Create a ImagingStudy; the hub assigns id and version */
+  /** Create a ImagingStudy; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ImagingStudyCreate: ImagingStudy;
   /** Update a ImagingStudy; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ImagingStudyUpdate: ImagingStudy;
   /** Delete a ImagingStudy; its versions stay in history */
   ImagingStudyDelete: DeleteResult;
-  /** Create a Immunization; the hub assigns id and version */
+  /** Create a Immunization; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ImmunizationCreate: Immunization;
   /** Update a Immunization; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ImmunizationUpdate: Immunization;
   /** Delete a Immunization; its versions stay in history */
   ImmunizationDelete: DeleteResult;
-  /** Create a CarePlan; the hub assigns id and version */
+  /** Create a CarePlan; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   CarePlanCreate: CarePlan;
   /** Update a CarePlan; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   CarePlanUpdate: CarePlan;
   /** Delete a CarePlan; its versions stay in history */
   CarePlanDelete: DeleteResult;
-  /** Create a Goal; the hub assigns id and version */
+  /** Create a Goal; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   GoalCreate: Goal;
   /** Update a Goal; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   GoalUpdate: Goal;
   /** Delete a Goal; its versions stay in history */
   GoalDelete: DeleteResult;
-  /** Create a DocumentReference; the hub assigns id and version */
+  /** Create a DocumentReference; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   DocumentReferenceCreate: DocumentReference;
   /** Update a DocumentReference; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   DocumentReferenceUpdate: DocumentReference;
   /** Delete a DocumentReference; its versions stay in history */
   DocumentReferenceDelete: DeleteResult;
-  /** Create a Provenance; the hub assigns id and version */
+  /** Create a Provenance; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ProvenanceCreate: Provenance;
   /** Update a Provenance; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ProvenanceUpdate: Provenance;
   /** Delete a Provenance; its versions stay in history */
   ProvenanceDelete: DeleteResult;
-  /** Create a Claim; the hub assigns id and version */
+  /** Create a Claim; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ClaimCreate: Claim;
   /** Update a Claim; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ClaimUpdate: Claim;
   /** Delete a Claim; its versions stay in history */
   ClaimDelete: DeleteResult;
-  /** Create a ExplanationOfBenefit; the hub assigns id and version */
+  /** Create a ExplanationOfBenefit; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ExplanationOfBenefitCreate: ExplanationOfBenefit;
   /** Update a ExplanationOfBenefit; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ExplanationOfBenefitUpdate: ExplanationOfBenefit;
   /** Delete a ExplanationOfBenefit; its versions stay in history */
   ExplanationOfBenefitDelete: DeleteResult;
-  /** Create a CareTeam; the hub assigns id and version */
+  /** Create a CareTeam; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   CareTeamCreate: CareTeam;
   /** Update a CareTeam; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   CareTeamUpdate: CareTeam;
   /** Delete a CareTeam; its versions stay in history */
   CareTeamDelete: DeleteResult;
-  /** Create a Device; the hub assigns id and version */
+  /** Create a Device; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   DeviceCreate: Device;
   /** Update a Device; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   DeviceUpdate: Device;
   /** Delete a Device; its versions stay in history */
   DeviceDelete: DeleteResult;
-  /** Create a Medication; the hub assigns id and version */
+  /** Create a Medication; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   MedicationCreate: Medication;
   /** Update a Medication; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   MedicationUpdate: Medication;
   /** Delete a Medication; its versions stay in history */
   MedicationDelete: DeleteResult;
-  /** Create a MedicationAdministration; the hub assigns id and version */
+  /** Create a MedicationAdministration; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   MedicationAdministrationCreate: MedicationAdministration;
   /** Update a MedicationAdministration; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   MedicationAdministrationUpdate: MedicationAdministration;
   /** Delete a MedicationAdministration; its versions stay in history */
   MedicationAdministrationDelete: DeleteResult;
-  /** Create a SupplyDelivery; the hub assigns id and version */
+  /** Create a SupplyDelivery; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   SupplyDeliveryCreate: SupplyDelivery;
   /** Update a SupplyDelivery; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   SupplyDeliveryUpdate: SupplyDelivery;
   /** Delete a SupplyDelivery; its versions stay in history */
   SupplyDeliveryDelete: DeleteResult;
-  /** Create a AuditEvent; the hub assigns id and version */
+  /** Create a AuditEvent; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   AuditEventCreate: AuditEvent;
   /** Update a AuditEvent; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   AuditEventUpdate: AuditEvent;
   /** Delete a AuditEvent; its versions stay in history */
   AuditEventDelete: DeleteResult;
-  /** Create a CodeSystem; the hub assigns id and version */
+  /** Create a CodeSystem; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   CodeSystemCreate: CodeSystem;
   /** Update a CodeSystem; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   CodeSystemUpdate: CodeSystem;
   /** Delete a CodeSystem; its versions stay in history */
   CodeSystemDelete: DeleteResult;
-  /** Create a ConceptMap; the hub assigns id and version */
+  /** Create a ConceptMap; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ConceptMapCreate: ConceptMap;
   /** Update a ConceptMap; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ConceptMapUpdate: ConceptMap;
   /** Delete a ConceptMap; its versions stay in history */
   ConceptMapDelete: DeleteResult;
-  /** Create a VerificationResult; the hub assigns id and version */
+  /** Create a VerificationResult; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   VerificationResultCreate: VerificationResult;
   /** Update a VerificationResult; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   VerificationResultUpdate: VerificationResult;
   /** Delete a VerificationResult; its versions stay in history */
   VerificationResultDelete: DeleteResult;
-  /** Create a Schedule; the hub assigns id and version */
+  /** Create a Schedule; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   ScheduleCreate: Schedule;
   /** Update a Schedule; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   ScheduleUpdate: Schedule;
   /** Delete a Schedule; its versions stay in history */
   ScheduleDelete: DeleteResult;
-  /** Create a Slot; the hub assigns id and version */
+  /** Create a Slot; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   SlotCreate: Slot;
   /** Update a Slot; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   SlotUpdate: Slot;
   /** Delete a Slot; its versions stay in history */
   SlotDelete: DeleteResult;
-  /** Create a Communication; the hub assigns id and version */
+  /** Create a Communication; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   CommunicationCreate: Communication;
   /** Update a Communication; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   CommunicationUpdate: Communication;
   /** Delete a Communication; its versions stay in history */
   CommunicationDelete: DeleteResult;
-  /** Create a Media; the hub assigns id and version */
+  /** Create a Media; the hub assigns id and version. With ifNoneExist (a FHIR search, e.g. identifier=system|value): the match when there is one, else a new one, created exactly once however many ask at once */
   MediaCreate: Media;
   /** Update a Media; ifMatch (or res.meta.versionId) is the version you read: a stale one is a CONFLICT */
   MediaUpdate: Media;
@@ -5158,6 +5158,7 @@ export type MutationSyncMemberNowArgs = {
 
 export type MutationPatientCreateArgs = {
   res: PatientInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5176,6 +5177,7 @@ export type MutationPatientDeleteArgs = {
 
 export type MutationOrganizationCreateArgs = {
   res: OrganizationInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5194,6 +5196,7 @@ export type MutationOrganizationDeleteArgs = {
 
 export type MutationPractitionerCreateArgs = {
   res: PractitionerInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5212,6 +5215,7 @@ export type MutationPractitionerDeleteArgs = {
 
 export type MutationPractitionerRoleCreateArgs = {
   res: PractitionerRoleInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5230,6 +5234,7 @@ export type MutationPractitionerRoleDeleteArgs = {
 
 export type MutationLocationCreateArgs = {
   res: LocationInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5248,6 +5253,7 @@ export type MutationLocationDeleteArgs = {
 
 export type MutationEncounterCreateArgs = {
   res: EncounterInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5266,6 +5272,7 @@ export type MutationEncounterDeleteArgs = {
 
 export type MutationObservationCreateArgs = {
   res: ObservationInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5284,6 +5291,7 @@ export type MutationObservationDeleteArgs = {
 
 export type MutationDiagnosticReportCreateArgs = {
   res: DiagnosticReportInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5302,6 +5310,7 @@ export type MutationDiagnosticReportDeleteArgs = {
 
 export type MutationServiceRequestCreateArgs = {
   res: ServiceRequestInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5320,6 +5329,7 @@ export type MutationServiceRequestDeleteArgs = {
 
 export type MutationTaskCreateArgs = {
   res: TaskInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5338,6 +5348,7 @@ export type MutationTaskDeleteArgs = {
 
 export type MutationConditionCreateArgs = {
   res: ConditionInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5356,6 +5367,7 @@ export type MutationConditionDeleteArgs = {
 
 export type MutationProcedureCreateArgs = {
   res: ProcedureInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5374,6 +5386,7 @@ export type MutationProcedureDeleteArgs = {
 
 export type MutationMedicationRequestCreateArgs = {
   res: MedicationRequestInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5392,6 +5405,7 @@ export type MutationMedicationRequestDeleteArgs = {
 
 export type MutationAllergyIntoleranceCreateArgs = {
   res: AllergyIntoleranceInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5410,6 +5424,7 @@ export type MutationAllergyIntoleranceDeleteArgs = {
 
 export type MutationImagingStudyCreateArgs = {
   res: ImagingStudyInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5428,6 +5443,7 @@ export type MutationImagingStudyDeleteArgs = {
 
 export type MutationImmunizationCreateArgs = {
   res: ImmunizationInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5446,6 +5462,7 @@ export type MutationImmunizationDeleteArgs = {
 
 export type MutationCarePlanCreateArgs = {
   res: CarePlanInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5464,6 +5481,7 @@ export type MutationCarePlanDeleteArgs = {
 
 export type MutationGoalCreateArgs = {
   res: GoalInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5482,6 +5500,7 @@ export type MutationGoalDeleteArgs = {
 
 export type MutationDocumentReferenceCreateArgs = {
   res: DocumentReferenceInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5500,6 +5519,7 @@ export type MutationDocumentReferenceDeleteArgs = {
 
 export type MutationProvenanceCreateArgs = {
   res: ProvenanceInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5518,6 +5538,7 @@ export type MutationProvenanceDeleteArgs = {
 
 export type MutationClaimCreateArgs = {
   res: ClaimInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5536,6 +5557,7 @@ export type MutationClaimDeleteArgs = {
 
 export type MutationExplanationOfBenefitCreateArgs = {
   res: ExplanationOfBenefitInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5554,6 +5576,7 @@ export type MutationExplanationOfBenefitDeleteArgs = {
 
 export type MutationCareTeamCreateArgs = {
   res: CareTeamInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5572,6 +5595,7 @@ export type MutationCareTeamDeleteArgs = {
 
 export type MutationDeviceCreateArgs = {
   res: DeviceInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5590,6 +5614,7 @@ export type MutationDeviceDeleteArgs = {
 
 export type MutationMedicationCreateArgs = {
   res: MedicationInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5608,6 +5633,7 @@ export type MutationMedicationDeleteArgs = {
 
 export type MutationMedicationAdministrationCreateArgs = {
   res: MedicationAdministrationInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5626,6 +5652,7 @@ export type MutationMedicationAdministrationDeleteArgs = {
 
 export type MutationSupplyDeliveryCreateArgs = {
   res: SupplyDeliveryInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5644,6 +5671,7 @@ export type MutationSupplyDeliveryDeleteArgs = {
 
 export type MutationAuditEventCreateArgs = {
   res: AuditEventInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5662,6 +5690,7 @@ export type MutationAuditEventDeleteArgs = {
 
 export type MutationCodeSystemCreateArgs = {
   res: CodeSystemInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5680,6 +5709,7 @@ export type MutationCodeSystemDeleteArgs = {
 
 export type MutationConceptMapCreateArgs = {
   res: ConceptMapInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5698,6 +5728,7 @@ export type MutationConceptMapDeleteArgs = {
 
 export type MutationVerificationResultCreateArgs = {
   res: VerificationResultInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5716,6 +5747,7 @@ export type MutationVerificationResultDeleteArgs = {
 
 export type MutationScheduleCreateArgs = {
   res: ScheduleInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5734,6 +5766,7 @@ export type MutationScheduleDeleteArgs = {
 
 export type MutationSlotCreateArgs = {
   res: SlotInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5752,6 +5785,7 @@ export type MutationSlotDeleteArgs = {
 
 export type MutationCommunicationCreateArgs = {
   res: CommunicationInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -5770,6 +5804,7 @@ export type MutationCommunicationDeleteArgs = {
 
 export type MutationMediaCreateArgs = {
   res: MediaInput;
+  ifNoneExist?: InputMaybe<Scalars['String']['input']>;
 };
 
 

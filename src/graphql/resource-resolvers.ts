@@ -7,6 +7,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { badInput, notFound } from '../errors.ts';
 import { servedResourceTypes } from '../fhir/resource-types.ts';
 import { searchConnection } from '../fhir/connection.ts';
+import { conditionArguments, createOnce } from '../fhir/conditional-create.ts';
 import { normalizeReference } from '../fhir/search-index.ts';
 import { searchParametersOf } from '../fhir/search-parameters.ts';
 import type { SearchArguments } from '../fhir/search-query.ts';
@@ -85,7 +86,13 @@ export function resourceResolvers(): { Query: Record<string, Resolver>; Mutation
     };
     Query[`${type}Connection`] = (_parent, args, context) =>
       searchConnection(context.store, type, args as SearchArguments, context.paging);
-    Mutation[`${type}Create`] = (_parent, args, context) => context.store.create(inputResource(type, args.res));
+    Mutation[`${type}Create`] = async (_parent, args, context) => {
+      const resource = inputResource(type, args.res);
+      if (typeof args.ifNoneExist !== 'string') return context.store.create(resource);
+      const condition = conditionArguments(args.ifNoneExist, 'ifNoneExist');
+      const matches = async (): Promise<Resource[]> => (await context.store.search(type, { ...condition, _count: 2 })).resources;
+      return (await createOnce(context.store, resource, args.ifNoneExist, matches)).resource;
+    };
     Mutation[`${type}Update`] = (_parent, args, context) => {
       const resource = inputResource(type, args.res);
       const id = String(args.id);

@@ -6,6 +6,7 @@
  */
 import type { Bundle, BundleEntry, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { BundleImporter } from '../fhir/bundles.ts';
+import { createOnce } from '../fhir/conditional-create.ts';
 import { searchConnection } from '../fhir/connection.ts';
 import { isServedResourceType, servedResourceTypes } from '../fhir/resource-types.ts';
 import { findSearchParameter, parameterKey, searchParametersOf } from '../fhir/search-parameters.ts';
@@ -407,9 +408,13 @@ async function create(request: RestRequest, context: RequestContext, type: strin
   const ifNoneExist = request.headers['if-none-exist'];
   if (ifNoneExist) {
     const { args } = searchArguments(type, new URLSearchParams(ifNoneExist));
-    const found = await context.store.search(type, { ...args, _count: 2 });
-    if (found.resources.length > 1) return errorResponse('CONFLICT', `If-None-Exist ${ifNoneExist} matches more than one ${type}`, 412);
-    if (found.resources.length === 1) return writeAnswer(request, 200, found.resources[0]!);
+    const matches = async (): Promise<Resource[]> => (await context.store.search(type, { ...args, _count: 2 })).resources;
+    const once = await asUnprocessable(() => createOnce(context.store, body as unknown as Resource, ifNoneExist, matches)).catch((error: unknown) => {
+      if (error instanceof HubError && error.code === 'CONFLICT') throw new PreconditionFailed(`If-None-Exist ${ifNoneExist} matches more than one ${type}`);
+      throw error;
+    });
+    if (!once.created) return writeAnswer(request, 200, once.resource);
+    return writeAnswer(request, 201, once.resource, { location: `${request.base}/${type}/${once.resource.id}/_history/${versionOf(once.resource)}` });
   }
   const { id: _ignored, meta: _meta, ...content } = body;
   const created = await asUnprocessable(() => context.store.create(content as unknown as Resource));
