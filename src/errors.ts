@@ -66,6 +66,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     const labels = (error as { errorLabels?: unknown }).errorLabels;
     if (typeof code === 'number' && unavailableCodes.has(code)) return true;
     if (Array.isArray(labels) && (labels.includes('RetryableWriteError') || labels.includes('SystemOverloadedError'))) return true;
+    // FerretDB whose PostgreSQL is gone or starting again: it answers InternalError (1) with PostgreSQL's own words.
+    if (code === 1 && /failed to connect to|connection refused|SQLSTATE (08\w{3}|57P0[1-3])|the database system is (starting up|shutting down|in recovery mode)|conn closed|unexpected EOF|connection reset/i.test(error.message)) return true;
     // FerretDB stopping: it cancels the queries in flight ("context canceled") without a code of its own.
     if (/context canceled/.test(error.message) && (error as { code?: unknown }).code !== 50) return true;
   }

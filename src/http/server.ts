@@ -492,8 +492,9 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
         return;
       }
       log.error('request failed', { error: error instanceof Error ? error.stack : String(error) });
-      if (!response.headersSent) sendError(response, 500, 'INTERNAL', 'Internal error; it has been logged');
-      else response.end();
+      if (response.headersSent) response.end();
+      else if (new URL(request.url ?? '/', 'http://hub.local').pathname.startsWith('/fhir')) sendRest(response, errorResponse('INTERNAL', 'Internal error; it has been logged'));
+      else sendError(response, 500, 'INTERNAL', 'Internal error; it has been logged');
     });
   });
   server.requestTimeout = 60_000;

@@ -12,6 +12,7 @@
 import { eventKey } from '../database/event-feed.ts';
 import type { Collection, Db } from 'mongodb';
 import { createMissingIndexes } from '../database/indexes.ts';
+import { createLogger } from '../log.ts';
 import type { ReferralFacts } from './referral-task.ts';
 import type { ReferralStatus, ReferralType } from './rules.ts';
 
@@ -68,6 +69,9 @@ export interface EventDocument {
 }
 
 const CHINA_OFFSET_MS = 8 * 3600_000;
+/** When a transition's record is tried again after a failure (recordWritten). */
+const RETRY_DELAYS_MS = [1000, 5000, 30_000, 120_000, 600_000];
+const fallbackLog = createLogger('warn');
 export const monthOf = (date: Date): string => new Date(date.getTime() + CHINA_OFFSET_MS).toISOString().slice(0, 7);
 
 export class ReferralLog {
@@ -85,6 +89,24 @@ export class ReferralLog {
       { key: { orgs: 1 }, name: 'orgs' },
     ]);
     await createMissingIndexes(this.db, 'referral_events', [{ key: { keys: 1 }, name: 'keys' }]);
+  }
+
+  /**
+   * Records a transition that has been written. A failure (the database went away just after the Task's write)
+   * does not undo the transition, so it is not the caller's: it is tried again in the background, a few times
+   * over some minutes (the event and the facts are idempotent by the Task's version), and logged.
+   */
+  async recordWritten(id: string, version: number, facts: ReferralFacts, at: Date, extra: { followUpDue?: Date; followUpDoneAt?: Date } = {}): Promise<void> {
+    const attempt = (delays: number[]): Promise<void> =>
+      this.record(id, version, facts, at, extra).catch((error: unknown) => {
+        const [delay, ...rest] = delays;
+        if (delay === undefined) {
+          fallbackLog.error('the facts and event of a referral transition could not be recorded', { referral: id, version, error: error instanceof Error ? error.message : String(error) });
+          return;
+        }
+        setTimeout(() => void attempt(rest), delay).unref();
+      });
+    await attempt(RETRY_DELAYS_MS);
   }
 
   /** Records one transition (the new Task version) in the facts and the event stream. */

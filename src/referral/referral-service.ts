@@ -212,7 +212,7 @@ export class ReferralService {
       now,
     );
     await this.workflow.writeMany([{ resource: form, mode: 'create' }, { resource: task, mode: 'create' }], { atomic: true });
-    await this.log?.record(taskId, 1, referralOf(task)!, now);
+    await this.log?.recordWritten(taskId, 1, referralOf(task)!, now);
     return this.referral(taskId);
   }
 
@@ -314,7 +314,7 @@ export class ReferralService {
     const followUp = extra.find((r) => r.resourceType === 'Task') as Task | undefined;
     if (followUp) await this.createOnce(followUp);
     const due = followUp?.restriction?.period?.end;
-    await this.log?.record(id, Number(written.meta!.versionId), referralOf(written)!, now, due ? { followUpDue: new Date(due) } : {});
+    await this.log?.recordWritten(id, Number(written.meta!.versionId), referralOf(written)!, now, due ? { followUpDue: new Date(due) } : {});
     return this.referral(id);
   }
 
@@ -403,7 +403,7 @@ export class ReferralService {
     const next: Task = { ...withStatus(task, 'NO_SHOW', now), meta: { ...task.meta, source: `${CHANGED_BY_PREFIX}hub` } };
     try {
       const written = await this.workflow.update(next, { ifMatch: task.meta!.versionId! });
-      await this.log?.record(task.id!, Number(written.meta!.versionId), referralOf(written)!, now);
+      await this.log?.recordWritten(task.id!, Number(written.meta!.versionId), referralOf(written)!, now);
       return true;
     } catch (error) {
       if (error instanceof HubError && error.code === 'CONFLICT') return false;
