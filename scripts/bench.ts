@@ -411,7 +411,8 @@ async function main(): Promise<void> {
     const targetStore = createHubStore(target.db, { listMaxResults: 100_000 });
     await targetStore.ensureIndexes();
     await targetStore.create({ resourceType: 'Organization', name: '基准同步成员' }, { id: 'bench-member' });
-    const sync = new MemberSync(targetStore, target.db, { instance: 'bench', secret: benchSecret, pageSize: 500, requestTimeoutMs: 600_000 });
+    // The "member" is this hub on loopback: allowed explicitly, as an administrator would for a server beside the hub.
+    const sync = new MemberSync(targetStore, target.db, { instance: 'bench', secret: benchSecret, pageSize: 500, requestTimeoutMs: 600_000, policy: { httpHosts: [], allowedHosts: ['127.0.0.1'] } });
     await sync.ensureIndexes();
     await sync.register({ organization: 'bench-member', baseUrl: `${hub.url}/fhir`, auth: 'BEARER', bearerToken: accessToken, types: ['Patient', 'Encounter', 'Observation'] });
     const started = performance.now();

@@ -27,6 +27,7 @@ try {
     instance: `cli-${randomUUID()}`,
     secret: config.TOKEN_SECRET,
     requestTimeoutMs: config.SYNC_REQUEST_TIMEOUT_MS,
+    policy: { httpHosts: config.SYNC_HTTP_HOSTS, allowedHosts: config.SYNC_ALLOWED_HOSTS },
     onProgress: (progress) => {
       const line = `${progress.organization} ${progress.type.padEnd(18)} pages ${String(progress.pages).padStart(4)}  written ${String(progress.written).padStart(6)}  invalid ${progress.invalid}`;
       if (process.stderr.isTTY) process.stderr.write(`\r${line}   `);

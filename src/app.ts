@@ -129,7 +129,7 @@ export async function startHub(
   /** Where links the hub hands out point: PUBLIC_BASE_URL, else where this hub listens (never a request's Host). */
   let listeningUrl = '';
   const publicBaseUrl = (): string => config.PUBLIC_BASE_URL ?? listeningUrl;
-  const memberSync = new MemberSync(store, database.db, { instance, secret: config.TOKEN_SECRET, requestTimeoutMs: config.SYNC_REQUEST_TIMEOUT_MS });
+  const memberSync = new MemberSync(store, database.db, { instance, secret: config.TOKEN_SECRET, requestTimeoutMs: config.SYNC_REQUEST_TIMEOUT_MS, policy: { httpHosts: config.SYNC_HTTP_HOSTS, allowedHosts: config.SYNC_ALLOWED_HOSTS } });
   const indexing = ensureIndexesEventually(log, () =>
     Promise.all([store.ensureIndexes(), ensureReapplyIndexes(database.db), memberSync.ensureIndexes(), new ReadingService(store, undefined, database.db, { clientId: 'hub', anySide: true }).ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, database.db, config.RECOGNITION_MARK).ensureIndexes()]),
   );

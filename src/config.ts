@@ -9,6 +9,13 @@ export const projectRoot = resolve(import.meta.dirname, '..');
 /** The documented demo token secret: fine on a laptop, refused in production. */
 export const DEMO_TOKEN_SECRET = 'demo-only-token-secret-change-me-0000000000';
 
+/** A comma-separated list of `host` or `host:port`. */
+const hostList = z
+  .string()
+  .default('')
+  .transform((text) => text.split(',').map((host) => host.trim()).filter(Boolean))
+  .refine((hosts) => hosts.every((host) => /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(host)), 'host or host:port, comma-separated');
+
 const booleanFlag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
@@ -43,6 +50,10 @@ const configSchema = z.object({
   DB_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(3000),
   /** How long one database operation may run once sent (a slow scan on FerretDB, a busy server) before it fails. */
   DB_OPERATION_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
+  /** Hosts (`host` or `host:port`, comma-separated) the member sync may reach over plain http: a member's private network. */
+  SYNC_HTTP_HOSTS: hostList,
+  /** Hosts the member sync may reach although they are this machine's, loopback or link-local (a member's server beside the hub). */
+  SYNC_ALLOWED_HOSTS: hostList,
   /** How often an open WebSocket's token is checked again: a revoked client's subscriptions end within this time. */
   SOCKET_RECHECK_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
   /** How long start-up waits for the embedded PostgreSQL and FerretDB, and for the database to accept the hub's connection, however busy the machine. */

@@ -28,6 +28,7 @@ import { HubError, badInput } from '../errors.ts';
 import { isServedResourceType } from '../fhir/resource-types.ts';
 import type { FhirStore } from '../fhir/store.ts';
 import { hubId, isMemberItself, toHubResource, type MemberContext } from './mapping.ts';
+import { assertEndpoint, assertWithin, defaultEndpointPolicy, type EndpointPolicy } from './endpoint-policy.ts';
 import { ID_PATTERN, ID_SOURCE, idOrReferencePattern } from '../fhir/references.ts';
 
 /** Types in the order a sync takes them: what others refer to first. */
@@ -111,6 +112,8 @@ export interface SyncOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** tests: called after a page was written and before its checkpoint moves (a crash there) */
   afterPageWritten?: (progress: SyncProgress) => void;
+  /** where requests may go (endpoint-policy.ts): https only and nothing of this machine unless configured */
+  policy?: EndpointPolicy;
 }
 
 export class SyncError extends Error {}
@@ -168,6 +171,8 @@ export class MemberSync {
     const unknown = endpoint.types.filter((type) => !isServedResourceType(type));
     if (unknown.length > 0) throw badInput(`The hub does not serve ${unknown.join(', ')}`);
     if ((await this.store.readMany('Organization', [organization])).size === 0) throw badInput(`Organization/${organization} is not a member of the consortium`);
+    await assertEndpoint(endpoint.baseUrl, this.policy, 'baseUrl');
+    if (endpoint.tokenUrl) await assertEndpoint(endpoint.tokenUrl, this.policy, 'tokenUrl');
     if (endpoint.auth === 'BEARER' && !endpoint.bearerToken) throw badInput('auth BEARER needs bearerToken');
     if (endpoint.auth === 'CLIENT_CREDENTIALS' && !(endpoint.tokenUrl && endpoint.clientId && endpoint.clientSecret)) throw badInput('auth CLIENT_CREDENTIALS needs tokenUrl, clientId and clientSecret');
     const secret = endpoint.auth === 'BEARER' ? endpoint.bearerToken : endpoint.auth === 'CLIENT_CREDENTIALS' ? endpoint.clientSecret : undefined;
@@ -244,11 +249,19 @@ export class MemberSync {
     return ran;
   }
 
+  private get policy(): EndpointPolicy {
+    return this.options.policy ?? defaultEndpointPolicy;
+  }
+
   private async client(endpoint: EndpointDocument): Promise<Client> {
+    // Checked again at every run: a name may resolve elsewhere than when it was registered.
+    await assertEndpoint(endpoint.baseUrl, this.policy, 'the registered baseUrl');
     const client = new Client({ baseUrl: endpoint.baseUrl });
     if (endpoint.auth === 'BEARER' && endpoint.secret) client.bearerToken = this.open(endpoint.secret);
     if (endpoint.auth === 'CLIENT_CREDENTIALS' && endpoint.secret) {
+      await assertEndpoint(endpoint.tokenUrl!, this.policy, 'the registered tokenUrl');
       const response = await fetch(endpoint.tokenUrl!, {
+        redirect: 'error',
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${endpoint.clientId}:${this.open(endpoint.secret)}`).toString('base64')}` },
         body: 'grant_type=client_credentials',
@@ -302,8 +315,16 @@ export class MemberSync {
     }
   }
 
-  private timeout(): { signal: AbortSignal } {
-    return { signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 30_000) };
+  /** Each request's options: its time limit, and no redirects (a redirect could lead anywhere, with the credentials). */
+  private timeout(): { signal: AbortSignal; redirect: 'error' } {
+    return { signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 30_000), redirect: 'error' };
+  }
+
+  /** A `next` link to follow: on the member's registered server only, checked like the endpoint itself. */
+  private async follow(link: string, member: MemberContext): Promise<string> {
+    const url = assertWithin(link, member.baseUrl, "the member's next link");
+    await assertEndpoint(url, this.policy, "the member's next link");
+    return url;
   }
 
   private async renew(owned: { _id: string; leaseOwner: string }): Promise<void> {
@@ -337,7 +358,7 @@ export class MemberSync {
       this.options.onProgress?.({ ...progress });
       const next = bundle.link?.find((link) => link.relation === 'next')?.url;
       if (!next) return;
-      bundle = bundleOf(await client.request(next, { options: this.timeout() }), type);
+      bundle = bundleOf(await client.request(await this.follow(next, member), { options: this.timeout() }), type);
     }
   }
 
@@ -370,7 +391,8 @@ export class MemberSync {
       }
       if (newest) await this.checkpoints.updateOne({ _id: key }, { $set: { deletionsSince: newest } }, { upsert: true });
       await this.renew(owned);
-      url = history.link?.find((link) => link.relation === 'next')?.url;
+      const next = history.link?.find((link) => link.relation === 'next')?.url;
+      url = next ? await this.follow(next, member) : undefined;
     }
   }
 }
@@ -384,10 +406,16 @@ function bundleOf(answer: unknown, type: string): Bundle {
   return bundle;
 }
 
+/** What failed, in the hub's words: never what the member's server (or whatever answered) said. */
 function describe(error: unknown): string {
   const response = (error as { response?: { status?: number } }).response;
   if (response?.status) return `the member answered HTTP ${response.status}`;
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return 'the member did not answer in time';
+  // A request that could not be made (refused, reset, unresolvable, a redirect refused): the kind, not the details.
+  const cause = (error as { cause?: { code?: string } }).cause;
+  if (error instanceof TypeError && /fetch failed|redirect/i.test(error.message)) {
+    return `the member's server could not be reached${typeof cause?.code === 'string' && /^[A-Z_]+$/.test(cause.code) ? ` (${cause.code})` : ''}`;
+  }
   if (error instanceof Error) return error.message.slice(0, 300);
   return String(error).slice(0, 300);
 }

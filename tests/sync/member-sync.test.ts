@@ -21,7 +21,8 @@ let hub: Hub;
 const ORG = 'org-donghu-county';
 const member$ = { organizationId: ORG, baseUrl: '' };
 
-const sync = (options: Partial<SyncOptions> = {}) => new MemberSync(hubDb.store, hubDb.connection.db, { instance: 'test', secret: 'test-secret-test-secret-test-secret-00', pageSize: 5, ...options });
+// The members' servers of these tests run beside the hub on loopback: allowed explicitly (endpoint-policy.ts).
+const sync = (options: Partial<SyncOptions> = {}) => new MemberSync(hubDb.store, hubDb.connection.db, { instance: 'test', secret: 'test-secret-test-secret-test-secret-00', pageSize: 5, policy: { httpHosts: [], allowedHosts: ['127.0.0.1'] }, ...options });
 
 /** The member's resources: its own Organization, 王伟's record there (his national ID links him), an encounter and 12 results. */
 async function seedMember(): Promise<void> {
@@ -67,7 +68,7 @@ beforeAll(async () => {
   member = await startTestHub(memberDb.name);
   member$.baseUrl = `${member.url}/fhir`;
   await seedMember();
-  hub = await startTestHub(hubDb.name, { AUTH_REQUIRED: 'false' });
+  hub = await startTestHub(hubDb.name, { AUTH_REQUIRED: 'false', SYNC_ALLOWED_HOSTS: '127.0.0.1' });
   await sync().ensureIndexes();
 });
 afterAll(async () => {
