@@ -3,7 +3,7 @@ import type { Config } from '../config.ts';
 import { openDatabase, type DatabaseConnection } from './connection.ts';
 import { startupLimit } from './startup-wait.ts';
 import { runningPostgresUrl, startEmbeddedDatabase, type EmbeddedDatabase } from './embedded-database.ts';
-import { EmbeddedFerretDb } from './embedded-ferretdb.ts';
+import { EmbeddedFerretDb, splitCredentials } from './embedded-ferretdb.ts';
 
 /** A connection string with its user name and password left out, for messages. */
 export function withoutCredentials(uri: string): string {
@@ -26,11 +26,12 @@ export async function openConfiguredDatabase(
   if (uri) {
     log(`database: MONGODB_URI ${withoutCredentials(uri)}, database ${config.MONGODB_DB}`);
   } else {
-    const running = await new EmbeddedFerretDb({ binary: config.FERRETDB_BIN, dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.EMBEDDED_DB_PORT }).runningForDataFolder();
+    const runningPostgres = runningPostgresUrl(config.DATA_DIR);
+    const running = await new EmbeddedFerretDb({ binary: config.FERRETDB_BIN, dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.EMBEDDED_DB_PORT, ...(runningPostgres ? { credentials: splitCredentials(runningPostgres).credentials } : {}) }).runningForDataFolder();
     if (running) {
       log(`database: ${running.description}, database ${config.MONGODB_DB}`);
       uri = running.uri;
-      postgresUrl = runningPostgresUrl(config.DATA_DIR);
+      postgresUrl = runningPostgres;
     } else {
       log(`database: an embedded database started for this command (data folder ${config.DATA_DIR}), database ${config.MONGODB_DB}`);
       embedded = await startEmbeddedDatabase({

@@ -104,8 +104,14 @@ export interface FerretDbOptions {
   dataDir: string;
   port: number;
   host?: string;
-  /** The PostgreSQL database of the PostgreSQL backend; without it the SQLite backend (in dataDir) is used. */
+  /**
+   * The PostgreSQL database of the PostgreSQL backend, with its user and password; without it the SQLite backend
+   * (in dataDir) is used. FerretDB is given it without the password, so a client must bring the credentials
+   * itself (FerretDB passes them on to PostgreSQL): an anonymous connection to its port reads nothing.
+   */
   postgresqlUrl?: string;
+  /** For a FerretDB started by another process (runningForDataFolder): the credentials its clients need. */
+  credentials?: Credentials;
   log?: (message: string) => void;
   /** how long start() may wait for FerretDB to answer, however busy the machine (STARTUP_TIMEOUT_MS) */
   startupTimeoutMs?: number;
@@ -115,7 +121,27 @@ export interface FerretDbOptions {
 const MAX_SOCKET_PATH = 100;
 
 /** The MongoDB connection string of a Unix domain socket (its path percent-encoded as the host). */
-const unixUri = (path: string): string => `mongodb://${encodeURIComponent(path)}/`;
+/** The user and password a client of the embedded FerretDB on PostgreSQL authenticates with (PLAIN). */
+export interface Credentials {
+  user: string;
+  password: string;
+}
+
+/** A MongoDB connection string for a host (`127.0.0.1:27018`, or a socket path), with credentials when it needs them. */
+function mongoUri(host: string, credentials?: Credentials): string {
+  const login = credentials ? `${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@` : '';
+  return `mongodb://${login}${host}/${credentials ? '?authMechanism=PLAIN' : ''}`;
+}
+
+/** The credentials of a PostgreSQL URL, and the URL without its password (what FerretDB is given). */
+export function splitCredentials(postgresqlUrl: string): { credentials: Credentials; url: string } {
+  const url = new URL(postgresqlUrl);
+  const credentials = { user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+  url.password = '';
+  return { credentials, url: url.toString() };
+}
+
+const unixHost = (path: string): string => encodeURIComponent(path);
 
 /** A running FerretDB child process. */
 export class EmbeddedFerretDb {
@@ -131,8 +157,14 @@ export class EmbeddedFerretDb {
    */
   get uri(): string {
     const socket = this.socketPath;
-    if (socket && this.child && existsSync(socket)) return unixUri(socket);
-    return `mongodb://${this.options.host ?? '127.0.0.1'}:${this.options.port}/`;
+    const credentials = this.credentials;
+    if (socket && this.child && existsSync(socket)) return mongoUri(unixHost(socket), credentials);
+    return mongoUri(`${this.options.host ?? '127.0.0.1'}:${this.options.port}`, credentials);
+  }
+
+  /** What a client brings (the PostgreSQL backend's user and password); none with the SQLite backend. */
+  private get credentials(): Credentials | undefined {
+    return this.options.postgresqlUrl ? splitCredentials(this.options.postgresqlUrl).credentials : this.options.credentials;
   }
 
   /** The Unix socket FerretDB listens on besides its port; undefined where the path would be too long. */
@@ -178,7 +210,7 @@ export class EmbeddedFerretDb {
       // The PostgreSQL URL (with its password) goes in the environment, not on the command line.
       {
         stdio: ['ignore', logFile, logFile],
-        env: { ...process.env, ...(this.options.postgresqlUrl ? { FERRETDB_POSTGRESQL_URL: this.options.postgresqlUrl } : {}) },
+        env: { ...process.env, ...(this.options.postgresqlUrl ? { FERRETDB_POSTGRESQL_URL: splitCredentials(this.options.postgresqlUrl).url } : {}) },
       },
     );
     this.child = child;
@@ -285,7 +317,7 @@ export class EmbeddedFerretDb {
     const running = this.runningFromPidFile();
     if (!running?.ownerAlive || !(await portOpen(running.host, running.port))) return undefined;
     return {
-      uri: running.socket && existsSync(running.socket) ? unixUri(running.socket) : `mongodb://${running.host}:${running.port}/`,
+      uri: running.socket && existsSync(running.socket) ? mongoUri(unixHost(running.socket), this.options.credentials) : mongoUri(`${running.host}:${running.port}`, this.options.credentials),
       description: `the embedded FerretDB of the running hub (pid ${running.pid}, ${running.host}:${running.port}, data folder ${this.options.dataDir})`,
     };
   }
