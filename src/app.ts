@@ -144,6 +144,7 @@ export async function startHub(
     recognitionMark: config.RECOGNITION_MARK,
     memberSync,
     reading: readingOptions,
+    maxTextLength: config.MAX_TEXT_LENGTH,
   };
   const pipeline = new RequestPipeline({ config, authenticator, rateLimiter, concurrency, refusals, auditTrail, contextOptions, literals, publicBaseUrl: () => publicBaseUrl(), log });
 
@@ -259,6 +260,7 @@ export async function startHub(
       });
     },
     version: process.env.npm_package_version ?? '0.1.0',
+    publicBaseUrl,
     referralForm: async (id, context) => {
       // Through the GraphQL API itself: the same access policy, loaders and audit as any query.
       const answer = await apollo.executeOperation({ query: REFERRAL_FORM_QUERY, variables: { id } }, { contextValue: context });

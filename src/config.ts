@@ -54,6 +54,8 @@ const configSchema = z.object({
   SYNC_HTTP_HOSTS: hostList,
   /** Hosts the member sync may reach although they are this machine's, loopback or link-local (a member's server beside the hub). */
   SYNC_ALLOWED_HOSTS: hostList,
+  /** The longest free text (a referral's reason or notes, a report's conclusion) the hub's mutations take. */
+  MAX_TEXT_LENGTH: z.coerce.number().int().min(100).max(1_000_000).default(10_000),
   /** How often an open WebSocket's token is checked again: a revoked client's subscriptions end within this time. */
   SOCKET_RECHECK_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
   /** How long start-up waits for the embedded PostgreSQL and FerretDB, and for the database to accept the hub's connection, however busy the machine. */

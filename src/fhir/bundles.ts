@@ -21,6 +21,7 @@ import { isServedResourceType } from './resource-types.ts';
 import type { FhirStore, WriteOutcome } from './store.ts';
 import { ID_PATTERN } from './references.ts';
 import { conditionalCreateId, conditionArguments } from './conditional-create.ts';
+import { assertJsonDepth } from './json-depth.ts';
 
 export type EntryOutcome = 'created' | 'updated' | 'unchanged' | 'failed';
 
@@ -214,6 +215,8 @@ export class BundleImporter {
   async import(input: unknown): Promise<BundleImportResult> {
     const bundle = input as Bundle;
     if (!bundle || typeof bundle !== 'object' || bundle.resourceType !== 'Bundle') throw badInput('Not a FHIR Bundle');
+    // Before anything walks it (reference rewriting, validation): whatever door it came through.
+    assertJsonDepth(bundle, 'The Bundle');
     if (bundle.type !== 'transaction' && bundle.type !== 'batch') throw badInput(`Bundle type ${String(bundle.type)} cannot be imported; use transaction or batch`);
     const entries = bundle.entry ?? [];
     if (!Array.isArray(entries)) throw badInput('Bundle.entry must be a list');

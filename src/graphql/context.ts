@@ -73,6 +73,8 @@ export interface RequestContext {
   deadline: AbortController;
   /** Gives back the client's turn (per-client concurrency) once the request's work has stopped. */
   release: () => void;
+  /** The longest free text a hub mutation takes (MAX_TEXT_LENGTH). */
+  maxTextLength?: number;
   /** A link that opens a referral's printable form in a browser for a while, as this caller (absent without authentication). */
   formLink?: (referralId: string) => Promise<{ url: string; expiresAt: string }>;
 }
@@ -161,6 +163,7 @@ export interface ContextOptions {
   /** Critical-value rules and acknowledgement minutes. */
   reading?: RequestContext['reading'];
   formLink?: RequestContext['formLink'];
+  maxTextLength?: number;
 }
 
 /** The context of one request: the store, loaders and identity services all read and write as the caller. */
@@ -191,5 +194,6 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     deadline,
     release,
     ...(options.formLink ? { formLink: options.formLink } : {}),
+    ...(options.maxTextLength ? { maxTextLength: options.maxTextLength } : {}),
   };
 }

@@ -12,6 +12,8 @@ import { residentMutationResolvers, residentQueryResolvers, residentTypeResolver
 import { readingMutationResolvers, readingQueryResolvers, readingSubscriptionResolvers, readingTypeResolvers } from './reading-resolvers.ts';
 import { referralMutationResolvers, referralQueryResolvers, referralSubscriptionResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
+import type { RequestContext } from './context.ts';
+import { HubError } from '../errors.ts';
 
 /** The SDL of schema/hub (hand-written) and schema/fhir (generated), in a stable order. */
 export function loadTypeDefs(): string {
@@ -53,6 +55,45 @@ const JSONScalar = new GraphQLScalarType({
   parseLiteral: literalValue,
 });
 
+/** The longest free text a hub input takes (a referral's reason, a report's conclusion), when MAX_TEXT_LENGTH is not set. */
+export const DEFAULT_MAX_TEXT_LENGTH = 10_000;
+
+/** The path of the first string in a value longer than `max`, or undefined. */
+function tooLong(value: unknown, max: number, path: string): string | undefined {
+  if (typeof value === 'string') return value.length > max ? path : undefined;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = tooLong(item, max, `${path}[${index}]`);
+      if (found) return found;
+    }
+  } else if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const found = tooLong(item, max, `${path}.${key}`);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The hub's own mutations (the workflows' inputs: reasons, notes, conclusions) refuse text longer than the
+ * configured limit with BAD_USER_INPUT naming the argument, whatever door the operation came through; FHIR
+ * resources are written through the store, which validates them. `importBundle` takes a Bundle, not text.
+ */
+function limitText(resolvers: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(resolvers).map(([name, resolve]) => [
+      name,
+      (parent: unknown, args: Record<string, unknown>, context: RequestContext, info: unknown) => {
+        const max = context.maxTextLength ?? DEFAULT_MAX_TEXT_LENGTH;
+        const path = tooLong(args, max, name);
+        if (path) throw new HubError('BAD_USER_INPUT', `${path.replace(/^[^.]*\./, '')} is longer than ${max} characters (MAX_TEXT_LENGTH)`);
+        return (resolve as (...parts: unknown[]) => unknown)(parent, args, context, info);
+      },
+    ]),
+  );
+}
+
 export function buildHubSchema(): GraphQLSchema {
   const resources = resourceResolvers();
   return makeExecutableSchema({
@@ -60,7 +101,7 @@ export function buildHubSchema(): GraphQLSchema {
     resolvers: {
       JSON: JSONScalar,
       Query: { ...hubStatusResolvers, ...resources.Query, ...identityQueryResolvers, ...referralQueryResolvers, ...recognitionQueryResolvers, ...syncQueryResolvers, ...readingQueryResolvers, ...residentQueryResolvers },
-      Mutation: { ...resources.Mutation, ...importResolvers, ...identityMutationResolvers, ...referralMutationResolvers, ...recognitionMutationResolvers, ...syncMutationResolvers, ...readingMutationResolvers, ...residentMutationResolvers },
+      Mutation: { ...resources.Mutation, ...importResolvers, ...limitText({ ...identityMutationResolvers, ...referralMutationResolvers, ...recognitionMutationResolvers, ...syncMutationResolvers, ...readingMutationResolvers, ...residentMutationResolvers }) },
       ...resources.rest,
       Subscription: { ...referralSubscriptionResolvers, ...readingSubscriptionResolvers },
       ...identityTypeResolvers,

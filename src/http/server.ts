@@ -13,6 +13,7 @@ import { PLAYGROUND_ASSET_PREFIX, playgroundAsset, playgroundPage } from './play
 import { COCKPIT_ASSET_PREFIX, cockpitAsset, cockpitPage } from './cockpit.ts';
 import { errorResponse, handleRest as handleFhirRest, type RestResponse } from '../rest/fhir-rest.ts';
 import { ID_SOURCE } from '../fhir/references.ts';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../fhir/json-depth.ts';
 import type { Credentials } from '../request/pipeline.ts';
 
 export interface HttpOptions {
@@ -34,6 +35,8 @@ export interface HttpOptions {
   databaseUnreachableSince?: (since: number) => boolean;
   /** Records a FHIR REST request in the audit trail (what it touched, who, the outcome). */
   recordRest?: (context: RequestContext, request: { method: string; path: string; outcome: 'success' | 'failed' | 'refused'; detail?: string }) => void;
+  /** The hub's address as its users reach it (PUBLIC_BASE_URL, else where it listens), for links in answers. */
+  publicBaseUrl: () => string;
   /** The hub's version, for the CapabilityStatement. */
   version?: string;
   /** The printable referral form (GET /referrals/<id>/form) as HTML, read as the caller. */
@@ -93,21 +96,6 @@ function readBody(request: IncomingMessage, limit: number): Promise<string> {
 const acceptedMediaTypes = new Set(['application/json', 'application/graphql-response+json', 'application/graphql']);
 
 const mediaTypeOf = (header: string | undefined): string => (header ?? '').split(';')[0]!.trim().toLowerCase();
-
-/** FHIR resources and GraphQL variables nest a few dozen levels; deeper JSON is refused before any work. */
-const MAX_JSON_DEPTH = 100;
-
-/** Whether a parsed JSON value nests deeper than `limit` (iteratively: no recursion on hostile input). */
-function nestedDeeperThan(value: unknown, limit: number): boolean {
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (item === null || typeof item !== 'object') continue;
-    if (depth >= limit) return true;
-    for (const child of Array.isArray(item) ? item : Object.values(item)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-  }
-  return false;
-}
 
 /** The network address a request came from (the hub does not trust forwarding headers). */
 function sourceOf(request: IncomingMessage): string {
@@ -330,9 +318,9 @@ export async function startHttpServer(options: HttpOptions): Promise<HttpServer>
     let timer: NodeJS.Timeout | undefined;
     try {
       const body = method === 'POST' || method === 'PUT' ? await readBody(request, options.maxBodyBytes) : undefined;
-      const host = request.headers.host ?? 'hub.local';
+      // Links in answers (Bundle.link, Location) are built from the hub's own address, never from the request's Host.
       const work = handleFhirRest(
-        { method, path: url.pathname.slice('/fhir'.length), query: url.searchParams, headers: Object.fromEntries(Object.entries(request.headers).map(([key, value]) => [key, Array.isArray(value) ? value.join(', ') : value])), ...(body !== undefined ? { body } : {}), base: `http://${host}/fhir` },
+        { method, path: url.pathname.slice('/fhir'.length), query: url.searchParams, headers: Object.fromEntries(Object.entries(request.headers).map(([key, value]) => [key, Array.isArray(value) ? value.join(', ') : value])), ...(body !== undefined ? { body } : {}), base: `${options.publicBaseUrl()}/fhir` },
         context,
         options.version ?? '0.1.0',
       );

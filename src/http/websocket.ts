@@ -18,6 +18,7 @@ import { GraphQLError, type ExecutionArgs, type ExecutionResult, type GraphQLFor
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocket, WebSocketServer } from 'ws';
 import { HubError } from '../errors.ts';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../fhir/json-depth.ts';
 import type { RequestContext } from '../graphql/context.ts';
 import type { Logger } from '../log.ts';
 import type { RequestPipeline } from '../request/pipeline.ts';
@@ -94,6 +95,8 @@ export function attachWebSocket(options: WebSocketOptions): { close(): Promise<v
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
+        // Variables as deep as an HTTP body may be, no deeper (a Bundle of 10,000 levels fits in one frame).
+        if (nestedDeeperThan(payload.variables, MAX_JSON_DEPTH)) return [new GraphQLError(`The variables nest JSON more than ${MAX_JSON_DEPTH} levels deep`, { extensions: { code: 'BAD_USER_INPUT' } })];
         let context: RequestContext;
         try {
           context = await pipeline.admit({ authorization: authorizationOf(ctx.connectionParams) }, 'websocket');

@@ -8,6 +8,8 @@ import type { Bundle, BundleEntry, OperationOutcome, Resource } from '@medplum/f
 import { BundleImporter } from '../fhir/bundles.ts';
 import { createOnce } from '../fhir/conditional-create.ts';
 import { searchConnection } from '../fhir/connection.ts';
+import { decodeCursor, encodeCursor } from '../fhir/cursor.ts';
+import { assertJsonDepth } from '../fhir/json-depth.ts';
 import { isServedResourceType, servedResourceTypes } from '../fhir/resource-types.ts';
 import { findSearchParameter, parameterKey, searchParametersOf } from '../fhir/search-parameters.ts';
 import { extractSearchValues } from '../fhir/search-index.ts';
@@ -119,6 +121,7 @@ function parseBody(request: RestRequest): Record<string, unknown> {
     throw badInput('The request body is not valid JSON');
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw badInput('The request body must be one FHIR resource (a JSON object)');
+  assertJsonDepth(parsed, 'The request body');
   return parsed as Record<string, unknown>;
 }
 
@@ -279,30 +282,62 @@ async function historyBundle(request: RestRequest, entries: { versionId: string;
 }
 
 /** Every resource of a person (all linked records) in the compartment types, paged with `_count` and `_offset`. */
+/** Where a `$everything` page starts: the index of a type (in servedResourceTypes' order) and its connection cursor. */
+interface EverythingCursor {
+  t: number;
+  c?: string;
+}
+
+const readEverythingCursor = (raw: string): EverythingCursor =>
+  decodeCursor(raw, '_cursor', (value) => {
+    const parsed = value as { t?: unknown; c?: unknown };
+    if (typeof parsed?.t !== 'number' || !Number.isInteger(parsed.t) || parsed.t < 0 || (parsed.c !== undefined && typeof parsed.c !== 'string')) throw new Error('not an $everything cursor');
+    return { t: parsed.t, ...(typeof parsed.c === 'string' ? { c: parsed.c } : {}) };
+  }, 12_000);
+
+/**
+ * `Patient/<id>/$everything`: every resource about the person (all its linked records at every member) the caller
+ * may read, paged across types by key — `_count` per page and a `next` link, whatever the number of resources
+ * (no type is read whole). The audit trail is left out unless `_type` asks for AuditEvent: every read of the
+ * patient adds to it, so it would grow the answer without end.
+ */
 async function everything(request: RestRequest, context: RequestContext, id: string): Promise<RestResponse> {
   const person = await context.identity.directory.person({ patient: id });
-  const records = person.records.map((record) => `Patient/${record.id}`);
-  const all: Resource[] = [...person.records];
-  for (const type of servedResourceTypes) {
-    if (type === 'Patient' || !searchParametersOf(type).has('patient')) continue;
+  const records = person.records.map((record) => `Patient/${record.id}`).join(',');
+  const count = Number(request.query.get('_count') ?? context.paging.defaultCount);
+  if (!Number.isInteger(count) || count < 1 || count > context.paging.maxCount) throw badInput(`_count must be a whole number from 1 to ${context.paging.maxCount}`, ['_count']);
+  const asked = request.query.get('_type')?.split(',').map((type) => type.trim()).filter(Boolean);
+  for (const type of asked ?? []) if (!isServedResourceType(type)) throw badInput(`_type: ${type} is not a type this server serves`, ['_type']);
+  const types = servedResourceTypes.filter((type) => (type === 'Patient' || searchParametersOf(type).has('patient')) && (asked ? asked.includes(type) : type !== 'AuditEvent'));
+  let position: EverythingCursor = request.query.get('_cursor') ? readEverythingCursor(request.query.get('_cursor')!) : { t: 0 };
+  const page: Resource[] = [];
+  let next: EverythingCursor | undefined;
+  while (position.t < types.length) {
+    const type = types[position.t]!;
+    const args = type === 'Patient' ? { _id: person.records.map((record) => record.id!).join(',') } : { patient: records };
+    let found;
     try {
-      all.push(...(await context.store.search(type, { patient: records.join(',') })).resources);
+      found = await searchConnection(context.store, type, { ...args, _count: count - page.length, ...(position.c ? { _cursor: position.c } : {}) }, context.paging);
     } catch (error) {
-      // What the caller may not read (a member and the audit trail) is left out, not a refusal of the whole.
-      if (error instanceof HubError && error.code === 'FORBIDDEN') continue;
-      throw error;
+      // What the caller may not read (the audit trail, for a member) is left out, not a refusal of the whole.
+      if (!(error instanceof HubError && error.code === 'FORBIDDEN')) throw error;
+      position = { t: position.t + 1 };
+      continue;
+    }
+    page.push(...found.edges.map((edge) => edge.resource));
+    position = found.next ? { t: position.t, c: found.next } : { t: position.t + 1 };
+    if (page.length >= count) {
+      if (position.t < types.length) next = position;
+      break;
     }
   }
-  const count = Math.min(Number(request.query.get('_count') ?? context.paging.defaultCount), context.paging.maxCount);
-  const offset = Number(request.query.get('_offset') ?? 0);
-  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(offset) || offset < 0) throw badInput('_count and _offset must be whole numbers');
-  const url = (at: number) => `${request.base}/Patient/${id}/$everything?_count=${count}&_offset=${at}`;
+  const typeParameter = asked ? `&_type=${asked.join(',')}` : '';
+  const link = (cursor?: EverythingCursor) => `${request.base}/Patient/${id}/$everything?_count=${count}${typeParameter}${cursor ? `&_cursor=${encodeCursor(cursor)}` : ''}`;
   const bundle: Bundle = {
     resourceType: 'Bundle',
     type: 'searchset',
-    total: all.length,
-    link: [{ relation: 'self', url: url(offset) }, ...(offset + count < all.length ? [{ relation: 'next', url: url(offset + count) }] : []), ...(offset > 0 ? [{ relation: 'previous', url: url(Math.max(0, offset - count)) }] : [])],
-    entry: all.slice(offset, offset + count).map((resource) => bundleEntry(resource, request.base)),
+    link: [{ relation: 'self', url: request.query.get('_cursor') ? link(readEverythingCursor(request.query.get('_cursor')!)) : link() }, ...(next ? [{ relation: 'next', url: link(next) }] : [])],
+    entry: page.map((resource) => bundleEntry(resource, request.base)),
   };
   return { status: 200, headers: { 'content-type': FHIR_JSON }, body: bundle };
 }
