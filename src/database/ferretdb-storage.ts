@@ -66,6 +66,8 @@ export interface CompactRow {
   x: Buffer;
   /** the order key's value, in ordered reads (null where the document has none) */
   ord?: number | null;
+  /** the uncommitted transaction it was written in (src/fhir/transaction-visibility.ts) */
+  p?: string;
 }
 
 /** Which compact documents to read: those whose `_id` is, or whose anchors `t` hold, one of the values; or all. */
@@ -330,10 +332,10 @@ export class FerretDbStorage {
     // The document is taken once (OFFSET 0 keeps the subquery from being folded into the outer query, which
     // keeps its order), then its fields: each `->` on the column would fetch the document again.
     const text =
-      `SELECT j->>'_id' AS id, j->>'v' AS v, j->>'ts' AS ts, j->>'x' AS x, ${order ? `j->>${literal(order.key)}` : 'NULL'} AS ord, ` +
+      `SELECT j->>'_id' AS id, j->>'v' AS v, j->>'ts' AS ts, j->>'x' AS x, j->>'p' AS p, ${order ? `j->>${literal(order.key)}` : 'NULL'} AS ord, ` +
       `concat_ws(' ', j->'$s'->'p'->'_id'->>'t', j->'$s'->'p'->'v'->>'t', j->'$s'->'p'->'ts'->>'t', j->'$s'->'p'->'x'->>'t') AS types ` +
       `FROM (SELECT _jsonb AS j FROM ${quote(schema)}.${quote(table)}${conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : ''}${orderBy} OFFSET 0) AS found`;
-    let result: pg.QueryResult<{ id: string; v: string; ts: string; x: string; ord: string | null; types: string | null }>;
+    let result: pg.QueryResult<{ id: string; v: string; ts: string; x: string; p: string | null; ord: string | null; types: string | null }>;
     this.statements++;
     for (const listener of this.statementListeners) listener(text, values);
     try {
@@ -353,7 +355,7 @@ export class FerretDbStorage {
         this.notMatching(`a ${collection} document's fields are typed ${row.types || 'unknown'}`);
         return undefined;
       }
-      rows.push({ _id: row.id, v: Number(row.v), ts: new Date(Number(row.ts)), x: Buffer.from(row.x, 'base64'), ...(order ? { ord: row.ord === null ? null : Number(row.ord) } : {}) });
+      rows.push({ _id: row.id, v: Number(row.v), ts: new Date(Number(row.ts)), x: Buffer.from(row.x, 'base64'), ...(row.p ? { p: row.p } : {}), ...(order ? { ord: row.ord === null ? null : Number(row.ord) } : {}) });
     }
     return rows;
   }

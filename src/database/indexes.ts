@@ -7,6 +7,8 @@ export interface IndexSpec {
   name: string;
   /** for ranges and sorting (MongoDB only: FerretDB filters and sorts those after reading) */
   range?: boolean;
+  /** only documents that have the field (MongoDB; FerretDB's GIN index holds no entry for a missing field anyway) */
+  sparse?: boolean;
 }
 
 /**
@@ -42,5 +44,6 @@ export async function createMissingIndexes<T extends Document>(db: Db, collectio
     })).map((index) => index.name as string),
   );
   const missing = wanted.filter((index) => !existing.has(index.name));
-  if (missing.length > 0) await collection.createIndexes(missing);
+  // Only what MongoDB knows of an index (`range` is the hub's own note).
+  if (missing.length > 0) await collection.createIndexes(missing.map(({ key, name, sparse }) => ({ key, name, ...(sparse ? { sparse } : {}) })));
 }

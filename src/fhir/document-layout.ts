@@ -36,6 +36,8 @@ export interface VersionFields {
   sp: Record<string, unknown>;
   /** equality values: `t_<key>` -> values */
   top: Record<string, unknown>;
+  /** the transaction it was written in, while that is not committed (transaction-visibility.ts) */
+  p?: string;
 }
 
 interface Packed {
@@ -70,15 +72,17 @@ export function valueAtPath(view: Record<string, unknown>, path: string): unknow
 
 /** The stored document of a version in a layout; `orderPaths`: the date paths that get order keys (compact). */
 export function encodeCurrent(layout: LayoutName, fields: VersionFields, anchorFields: ReadonlySet<string>, orderPaths: readonly string[] = []): Document {
-  const { _id, v, ts, json, owner, sp, top } = fields;
-  if (layout === 'structured') return { _id, v, ts, json, sp, ...top, ...(owner ? { owner } : {}) };
+  const { _id, v, ts, json, owner, sp, top, p } = fields;
+  if (layout === 'structured') return { _id, v, ts, json, sp, ...top, ...(owner ? { owner } : {}), ...(p ? { p } : {}) };
   const packed: Packed = { json, s: new Binary(BSON.serialize(sp)), top, ...(owner ? { owner } : {}) };
   const orders: Record<string, number> = {};
   for (const path of orderPaths) {
     const value = valueAtPath({ sp, ...top, ts }, path);
     if (value instanceof Date) orders[orderKey(path)] = value.getTime();
   }
-  return { _id, v, ts, t: anchorsOf(top, anchorFields), ...orders, x: new Binary(BSON.serialize(packed)) };
+  // The pending mark stays top-level, outside the blob: an equality finds a transaction's documents, and a read
+  // sees it without decoding anything.
+  return { _id, v, ts, t: anchorsOf(top, anchorFields), ...orders, ...(p ? { p } : {}), x: new Binary(BSON.serialize(packed)) };
 }
 
 /** The structured view of a stored document of either layout (the shape filters and sorts are written for). */
@@ -88,7 +92,7 @@ export function viewOf(document: Document): ResourceDocument {
   // The search values are decoded only when a filter or sort asks for them: most reads need only the JSON, and
   // decoding every value of every document read cost a page of 1,000 resources a third of its time.
   const packed = BSON.deserialize(blob instanceof Binary ? blob.buffer : blob) as Packed;
-  const view = { _id: document._id, v: document.v, ts: document.ts, json: packed.json, ...packed.top, ...(packed.owner ? { owner: packed.owner } : {}) } as ResourceDocument;
+  const view = { _id: document._id, v: document.v, ts: document.ts, json: packed.json, ...packed.top, ...(packed.owner ? { owner: packed.owner } : {}), ...(document.p ? { p: document.p } : {}) } as ResourceDocument;
   const raw = packed.s;
   let sp = packed.sp as ResourceDocument['sp'] | undefined;
   Object.defineProperty(view, 'sp', {

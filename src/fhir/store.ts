@@ -19,6 +19,9 @@ import { createMissingIndexes, type IndexSpec } from '../database/indexes.ts';
 import { databaseProfile } from '../database/profile.ts';
 import { Semaphore } from '../database/semaphore.ts';
 
+/** The index a transaction's marks are found (and removed) by: sparse, since marks exist only while one writes. */
+const PENDING_INDEX: IndexSpec = { key: { [PENDING_FIELD]: 1 }, name: 'pending', sparse: true };
+
 /** Resources the recovery of cut-off writes rolls forward at once. */
 const RECOVERY_CONCURRENCY = 16;
 import { HubError, badInput, conflict, notFound, translateDatabaseError } from '../errors.ts';
@@ -32,6 +35,7 @@ import { validationPool } from './validation-pool.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { ID_PATTERN } from './references.ts';
 import { assertWorkflowWrite, type WorkflowGrant, type WorkflowRecords } from './workflow-records.ts';
+import { commitTransaction, PENDING_FIELD, PENDING_TIMEOUT_MS, rollBack, unmark, visibleDocuments } from './transaction-visibility.ts';
 
 export interface HistoryDocument {
   /** `<id>/<version>` */
@@ -45,6 +49,8 @@ export interface HistoryDocument {
   op: 'create' | 'update' | 'delete' | 'recreate';
   /** the organisation the resource belongs to, decided when its id was first written */
   owner?: string;
+  /** the transaction it was written in, while that is not committed (transaction-visibility.ts) */
+  p?: string;
 }
 
 /** What remains of a deleted id: its last version and owner, so putting it again continues both. */
@@ -70,6 +76,8 @@ interface WriteIntent {
   /** the ids of further types written under the same intent (a Bundle's batch: one intent for all its types) */
   more?: { type: string; ids: string[] }[];
   at: Date;
+  /** a transaction's: pending until it commits (transaction-visibility.ts); single writes have none */
+  state?: 'pending' | 'committed';
 }
 
 /**
@@ -243,6 +251,11 @@ export interface RequestDeadline {
 }
 
 const fallbackLogger = createLogger('warn');
+
+/** A projection that keeps the pending mark, which every read of current documents looks at (transaction-visibility.ts). */
+function withPendingMark<T extends Record<string, 0 | 1>>(projection: T): T {
+  return Object.values(projection).some((value) => value === 1) ? { ...projection, [PENDING_FIELD]: 1 } : projection;
+}
 
 export class FhirStore {
   private readonly extensions: StoreExtension[];
@@ -589,10 +602,10 @@ export class FhirStore {
     return this.db.collection<WriteIntent>('write_intents');
   }
 
-  /** Records that a write of these ids begins (see WriteIntent). */
-  private async intend(type: string, ids: string[], more: { type: string; ids: string[] }[] = []): Promise<string> {
+  /** Records that a write of these ids begins (see WriteIntent); a transaction's begins pending. */
+  private async intend(type: string, ids: string[], more: { type: string; ids: string[] }[] = [], state?: 'pending'): Promise<string> {
     const _id = randomUUID();
-    await this.intents().insertOne({ _id, type, ids, ...(more.length > 0 ? { more } : {}), at: new Date() });
+    await this.intents().insertOne({ _id, type, ids, ...(more.length > 0 ? { more } : {}), at: new Date(), ...(state ? { state } : {}) });
     return _id;
   }
 
@@ -615,6 +628,15 @@ export class FhirStore {
       // entries (a recovery one at a time took minutes on a busy machine).
       const together = new Semaphore(RECOVERY_CONCURRENCY);
       for (const intent of intents) {
+        // A transaction still pending is invisible: its writer may still be at it; cut off long ago, it is rolled back.
+        if (intent.state === 'pending') {
+          if (Date.now() - intent.at.getTime() < PENDING_TIMEOUT_MS) continue;
+          await rollBack(this.db, intent);
+          await this.completed(intent._id);
+          continue;
+        }
+        // A committed one is finished: marks removed, then rolled forward like any other write.
+        if (intent.state === 'committed') await unmark(this.db, intent);
         const work: Promise<void>[] = [];
         for (const { type, ids } of [{ type: intent.type, ids: intent.ids }, ...(intent.more ?? [])]) {
           if (!isServedResourceType(type)) continue;
@@ -636,12 +658,13 @@ export class FhirStore {
     const compact = (await this.layout()) === 'compact';
     for (const type of servedResourceTypes) {
       if (compact) {
-        // FerretDB: `_id` and the anchors `t` (GIN in PostgreSQL), nothing else it could use.
+        // FerretDB: `_id` and the anchors `t` (GIN in PostgreSQL), nothing else it could use; and the pending mark.
         await createMissingIndexes(this.db, type, [
           { key: { t: 1 }, name: 'anchors' },
+          PENDING_INDEX,
           ...this.orderPaths(type).map((path): IndexSpec => ({ key: { [orderKey(path)]: -1 }, name: orderKey(path), range: true })),
         ]);
-        await createMissingIndexes(this.db, `${type}_history`, [{ key: { rid: 1, v: -1 }, name: 'resource_version' }]);
+        await createMissingIndexes(this.db, `${type}_history`, [{ key: { rid: 1, v: -1 }, name: 'resource_version' }, PENDING_INDEX]);
         continue;
       }
       const available = searchParametersOf(type);
@@ -656,8 +679,9 @@ export class FhirStore {
           }),
       ];
       for (const extension of this.extensions) for (const field of extension.indexes?.[type] ?? []) wanted.push({ key: { [field]: 1 }, name: field });
+      wanted.push(PENDING_INDEX);
       await createMissingIndexes(this.db, type, wanted);
-      await createMissingIndexes(this.db, `${type}_history`, [{ key: { rid: 1, v: -1 }, name: 'resource_version' }]);
+      await createMissingIndexes(this.db, `${type}_history`, [{ key: { rid: 1, v: -1 }, name: 'resource_version' }, PENDING_INDEX]);
     }
     await createMissingIndexes(this.db, 'tombstones', [{ key: { type: 1 }, name: 'type' }]);
     await createMissingIndexes(this.db, 'write_intents', []);
@@ -847,7 +871,7 @@ export class FhirStore {
     let documents: ResourceDocument[];
     const compact = (await this.layout()) === 'compact';
     // A compact document is read whole (its fields are in one blob); a structured one as projected.
-    const options = { ...(compact ? {} : { projection }), ...this.timed() };
+    const options = { ...(compact ? {} : { projection: withPendingMark(projection) }), ...this.timed() };
     const direct = compact ? await this.readCompact(type, '_id', ids) : undefined;
     if (direct) {
       documents = direct as unknown as ResourceDocument[];
@@ -859,7 +883,7 @@ export class FhirStore {
     } else {
       documents = await collection.find({ _id: { $in: ids } }, { ...options, limit: ids.length, batchSize: ids.length + 1 }).toArray();
     }
-    const views = documents.map(viewOf);
+    const views = await visibleDocuments(this.db, documents.map(viewOf));
     return this.charge(extra ? views.filter(matcher(extra)) : views);
   }
 
@@ -1088,11 +1112,29 @@ export class FhirStore {
         groups.set(resource.resourceType, group);
       }
       // One write intent covers the bulk creates of every type of the batch (two round trips, not two per type).
+      // A transaction's (atomic, several resources) begins pending: its new resources are marked with it and
+      // become visible together when it commits (transaction-visibility.ts).
       const creates = [...groups].filter(([, group]) => group.create.length > 0).map(([type, group]) => ({ type, ids: group.create.map((resource) => resource.id as string) }));
-      const intent = creates.length > 1 ? await this.intend(creates[0]!.type, creates[0]!.ids, creates.slice(1)) : undefined;
-      for (const [type, group] of groups) {
-        if (group.create.length > 0) await this.createIfAbsent(type, group.create, outcomes, intent !== undefined);
-        if (group.put.length > 0) await this.putGroup(type, group.put, outcomes, batch);
+      const transaction = atomic && valid.length > 1 ? [...groups].map(([type, group]) => ({ type, ids: [...group.create, ...group.put].map((resource) => resource.id as string) })) : undefined;
+      const intent = transaction
+        ? await this.intend(transaction[0]!.type, transaction[0]!.ids, transaction.slice(1), 'pending')
+        : creates.length > 1
+          ? await this.intend(creates[0]!.type, creates[0]!.ids, creates.slice(1))
+          : undefined;
+      const pending = transaction ? intent : undefined;
+      try {
+        for (const [type, group] of groups) {
+          if (group.create.length > 0) await this.createIfAbsent(type, group.create, outcomes, intent !== undefined, pending);
+          if (group.put.length > 0) await this.putGroup(type, group.put, outcomes, batch, pending);
+        }
+        if (pending) {
+          await commitTransaction(this.intents(), pending);
+          await unmark(this.db, { _id: pending, type: transaction![0]!.type, ids: [], more: transaction!.slice(1), at: new Date() });
+        }
+      } catch (error) {
+        // Nothing of a transaction that failed part-way is visible; what it wrote goes (recovery would, later).
+        if (pending) await rollBack(this.db, { _id: pending, type: transaction![0]!.type, ids: [], more: transaction!.slice(1), at: new Date() }).then(() => this.completed(pending), () => undefined);
+        throw error;
       }
       if (intent) await this.completed(intent);
       const result = keys.map((key) => outcomes.get(key)!);
@@ -1152,8 +1194,8 @@ export class FhirStore {
     return passed;
   }
 
-  /** `covered`: the caller's write intent names these ids already. */
-  private async createIfAbsent(type: string, resources: Resource[], outcomes: Map<Resource, WriteOutcome>, covered = false): Promise<void> {
+  /** `covered`: the caller's write intent names these ids already; `pending`: the transaction they are written in. */
+  private async createIfAbsent(type: string, resources: Resource[], outcomes: Map<Resource, WriteOutcome>, covered = false, pending?: string): Promise<void> {
     const ts = new Date();
     const prepared: Resource[] = [];
     const documents: ReturnType<FhirStore['versionDocuments']>[] = [];
@@ -1165,6 +1207,10 @@ export class FhirStore {
       for (const resource of resources.slice(start, start + SLICE)) {
         const version = this.prepare(resource, resource.id as string, 1, ts);
         const document = this.versionDocuments(version, 1, ts, 'create');
+        if (pending) {
+          document.history.p = pending;
+          document.current.p = pending;
+        }
         prepared.push(version);
         documents.push(document);
         currents.push(await this.encode(type, document.current));
@@ -1197,7 +1243,7 @@ export class FhirStore {
     return direct ?? insertManyReportingDuplicates(collection, documents);
   }
 
-  private async putGroup(type: string, group: Resource[], outcomes: Map<Resource, WriteOutcome>, batch: ReadonlyMap<string, Resource>): Promise<void> {
+  private async putGroup(type: string, group: Resource[], outcomes: Map<Resource, WriteOutcome>, batch: ReadonlyMap<string, Resource>, pending?: string): Promise<void> {
     const existing = await this.existingDocuments(type, group.map((r) => r.id as string), { json: 1, v: 1 } as Record<string, 1>);
     const fresh: Resource[] = [];
     for (const resource of group) {
@@ -1212,7 +1258,7 @@ export class FhirStore {
     // New ids are created in bulk; an id taken meanwhile (a concurrent writer, or a deleted resource whose
     // history remains) goes through `put`, which updates or re-creates it.
     const created = new Map<Resource, WriteOutcome>();
-    await this.createIfAbsent(type, fresh, created);
+    await this.createIfAbsent(type, fresh, created, false, pending);
     for (const resource of fresh) {
       const outcome = created.get(resource)!;
       outcomes.set(resource, outcome.outcome === 'created' ? outcome : await this.putWithRetry(resource, batch));
@@ -1249,14 +1295,17 @@ export class FhirStore {
     filter: Filter<ResourceDocument>,
     options: { projection: Record<string, 0 | 1>; sort?: Record<string, 1 | -1>; skip?: number; limit?: number; uncounted?: boolean },
   ): Promise<ResourceDocument[]> {
-    const { projection, sort, skip = 0, limit } = options;
+    const { sort, skip = 0, limit } = options;
+    const projection = withPendingMark(options.projection);
     if ((await this.layout()) === 'structured') {
       return this.bounded(() => {
         const cursor = this.current(type).find(filter, { projection, ...(limit !== undefined ? { limit, batchSize: limit + 1 } : {}), ...this.timed() });
         if (sort) cursor.sort(sort);
         if (skip > 0) cursor.skip(skip);
         return cursor.toArray();
-      }).then((documents) => (options.uncounted ? documents : this.charge(documents)));
+      })
+        .then((documents) => visibleDocuments(this.db, documents))
+        .then((documents) => (options.uncounted ? documents : this.charge(documents)));
     }
     const queries = compactQueries(filter, this.anchorFields(type));
     const field = Object.keys(queries[0]!)[0] as '_id' | 't' | undefined;
@@ -1266,7 +1315,7 @@ export class FhirStore {
       // The page comes in the order of its date and then `_id` ascending; another sort key needs a sort here.
       const [, ...rest] = Object.entries(sort);
       const inOrder = rest.every(([key, direction]) => key === '_id' && direction === 1);
-      if (page) return this.charge((inOrder ? page : page.sort(documentOrder(sort))).slice(skip, skip + limit));
+      if (page) return this.charge(await visibleDocuments(this.db, (inOrder ? page : page.sort(documentOrder(sort))).slice(skip, skip + limit)));
     }
     const direct = await this.bounded(() => this.readCompact(type, field ?? 't', values));
     // Through FerretDB: one batch per query, a round trip per query whatever the number of documents.
@@ -1281,14 +1330,19 @@ export class FhirStore {
       .map(viewOf)
       .filter(matches);
     if (sort) views.sort(documentOrder(sort));
-    const page = views.slice(skip, limit === undefined ? undefined : skip + limit);
+    const page = await visibleDocuments(this.db, views.slice(skip, limit === undefined ? undefined : skip + limit));
     return options.uncounted ? page : this.charge(page);
   }
 
   /** How many documents match. */
   private async countDocuments(type: string, filter: Filter<ResourceDocument>): Promise<number> {
     if ((await this.layout()) === 'compact') return (await this.findDocuments(type, filter, { projection: { _id: 1 }, uncounted: true })).length;
-    return this.bounded(() => this.current(type).countDocuments(filter, this.timed()));
+    const [all, marked] = await Promise.all([
+      this.bounded(() => this.current(type).countDocuments(filter, this.timed())),
+      // Documents of a transaction not committed yet are not counted (transaction-visibility.ts).
+      this.bounded(() => this.current(type).find(allOf([filter, { [PENDING_FIELD]: { $exists: true } } as Filter<ResourceDocument>]), { projection: { [PENDING_FIELD]: 1 }, ...this.timed() }).toArray()),
+    ]);
+    return all - (marked.length - (await visibleDocuments(this.db, marked)).length);
   }
 
   /** Searches one type with FHIR search arguments; `_count` bounds the page, otherwise the list maximum applies. */
@@ -1451,13 +1505,13 @@ export class FhirStore {
         if (rows.length === 0) return;
         const last = rows[rows.length - 1]!;
         after = { ord: last.ord ?? null, id: last._id };
-        yield { resources: rows.map((row) => parseResource(viewOf(row).json)), after };
+        yield { resources: (await visibleDocuments(this.db, rows.map(viewOf))).map((view) => parseResource(view.json)), after };
         if (rows.length < batch) return;
       }
     }
     if (compact) {
       // FerretDB without direct reads: the anchor's documents at once, handed out a page at a time.
-      const all = (await this.current(type).find({ t: value } as Filter<ResourceDocument>, { batchSize: 100_000 }).toArray()).map(viewOf).sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0));
+      const all = (await visibleDocuments(this.db, (await this.current(type).find({ t: value } as Filter<ResourceDocument>, { batchSize: 100_000 }).toArray()).map(viewOf))).sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0));
       const rest = after ? all.filter((document) => document._id > after!.id) : all;
       for (let i = 0; i < rest.length; i += batch) {
         const page = rest.slice(i, i + batch);
@@ -1467,13 +1521,13 @@ export class FhirStore {
     }
     for (;;) {
       const page = await this.current(type)
-        .find({ [field]: value, ...(after ? { _id: { $gt: after.id } } : {}) } as Filter<ResourceDocument>, { projection: { json: 1 } })
+        .find({ [field]: value, ...(after ? { _id: { $gt: after.id } } : {}) } as Filter<ResourceDocument>, { projection: { json: 1, p: 1 } })
         .sort({ _id: 1 })
         .limit(batch)
         .toArray();
       if (page.length === 0) return;
       after = { ord: null, id: page[page.length - 1]!._id };
-      yield { resources: page.map((document) => parseResource(document.json)), after };
+      yield { resources: (await visibleDocuments(this.db, page)).map((document) => parseResource(document.json)), after };
       if (page.length < batch) return;
     }
   }

@@ -68,12 +68,14 @@ describe('item 9: faults', () => {
     const env = { MONGODB_URI: server.uri, MONGODB_DB: 'killed', AUTH_REQUIRED: 'false', LOG_LEVEL: 'info' };
     const connection = openDatabase(server.uri, 'killed', 3000);
     const db = connection.db;
-    /** Patient and Observation ids whose history has a version but that have no current document: writes cut off. */
+    /** Patient and Observation ids whose history has a committed version but no current document: writes cut off. */
     const cutOff = async (): Promise<string[]> => {
       const found: string[] = [];
       for (const type of ['Patient', 'Observation']) {
         const current = new Set((await db.collection(type).find({}, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id)));
-        const history = await db.collection(`${type}_history`).find({}, { projection: { rid: 1 } }).toArray();
+        // Versions of a transaction that never committed carry its pending mark: never acknowledged, never visible,
+        // rolled back by a later recovery (transaction-visibility.ts); they are not writes to finish.
+        const history = await db.collection(`${type}_history`).find({ p: { $exists: false } }, { projection: { rid: 1 } }).toArray();
         found.push(...new Set(history.map((d) => `${type}/${String(d.rid)}`).filter((key) => !current.has(key.split('/')[1]!))));
       }
       return found;
