@@ -20,7 +20,7 @@ const config = {
   enumsAsTypes: true,
   avoidOptionals: false,
   maybeValue: 'T | null | undefined',
-  contextType: '../graphql/context.ts#RequestContext',
+  contextType: '../request/context.ts#RequestContext',
   // FHIR resources travel through resolvers as plain FHIR JSON objects.
   defaultMapper: 'Record<string, unknown>',
   mappers: {

@@ -28,9 +28,10 @@ import { openDatabase, type DatabaseConnection } from '../src/database/connectio
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../src/database/embedded-database.ts';
 import { BundleImporter } from '../src/fhir/bundles.ts';
 import { bundleFiles } from '../src/fhir/import-files.ts';
-import { viewOf } from '../src/fhir/document-layout.ts';
+import { viewOf } from '../src/fhir/storage/layout.ts';
 import { extractSearchValues } from '../src/fhir/search-index.ts';
 import { createHubStore } from '../src/hub-store.ts';
+import { SideCollections } from '../src/fhir/side-collections.ts';
 import { MemberSync } from '../src/sync/member-sync.ts';
 import { ReadingService } from '../src/reading/reading-service.ts';
 import { createLogger } from '../src/log.ts';
@@ -150,8 +151,8 @@ async function main(): Promise<void> {
   for (const concurrency of [1, 16]) {
     const name = concurrency === 16 ? mainDb : `bench_${stamp}_import_c1`;
     const connection = open(name);
-    const store = createHubStore(connection.db, { listMaxResults: 100_000 });
-    await store.ensureIndexes();
+    const { store, maintenance } = createHubStore(connection.db, { listMaxResults: 100_000 });
+    await maintenance.ensureIndexes();
     for (const bundle of providers) await new BundleImporter(store).import(bundle);
     const sample = concurrency === 1 ? patients.slice(0, 20) : patients;
     const m = await measure('(c) import, patient Bundles', concurrency, sample.length, async (i) => {
@@ -253,7 +254,7 @@ async function main(): Promise<void> {
     server.ferretdbVersion
       ? (await Promise.all(ids.map((id) => db.collection(collection).findOne({ _id: id as never })))).filter((d): d is NonNullable<typeof d> => d !== null).map((document) => viewOf(document) as unknown as Record<string, unknown>)
       : db.collection(collection).find({ _id: { $in: ids as never[] } }, { projection: { json: 1 } }).toArray();
-  // On FerretDB the documents are compact (document-layout.ts): the anchor `t`, the rest in one blob.
+  // On FerretDB the documents are compact (src/fhir/storage/layout.ts): the anchor `t`, the rest in one blob.
   const compact = Boolean(server.ferretdbVersion);
   const byAnchor = async (collection: string, field: string, value: string): Promise<Record<string, unknown>[]> =>
     compact
@@ -388,7 +389,7 @@ async function main(): Promise<void> {
     const centreSecret = 'bench-centre-secret-bench-centre-secret';
     await hub.clients.register({ id: 'bench-centre', name: 'bench reading centre', kind: 'member', organization: 'bench-county', scopes: 'system/*.cruds', secret: centreSecret });
     const centreToken = ((await (await fetch(`${hub.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=client_credentials&client_id=bench-centre&client_secret=${centreSecret}` })).json()) as { access_token: string }).access_token;
-    const setup = new ReadingService(hub.store, undefined, hub.database.db, { clientId: 'bench', anySide: true });
+    const setup = new ReadingService(hub.store, undefined, new SideCollections(hub.database.db), { clientId: 'bench', anySide: true });
     const kinds = [['ECG', 'ROUTINE'], ['ECG', 'STAT'], ['DR', 'ROUTINE'], ['CT', 'URGENT']] as const;
     const waiting: string[] = [];
     for (let i = 0; i < requestsPerRun * 2 + 40; i++) {
@@ -408,11 +409,11 @@ async function main(): Promise<void> {
   // (h) member sync: this hub's FHIR REST as a member's server, pulled into a fresh database with fhir-kit-client.
   {
     const target = open(`bench_${stamp}_sync`);
-    const targetStore = createHubStore(target.db, { listMaxResults: 100_000 });
-    await targetStore.ensureIndexes();
+    const { store: targetStore, maintenance: targetMaintenance } = createHubStore(target.db, { listMaxResults: 100_000 });
+    await targetMaintenance.ensureIndexes();
     await targetStore.create({ resourceType: 'Organization', name: '基准同步成员' }, { id: 'bench-member' });
     // The "member" is this hub on loopback: allowed explicitly, as an administrator would for a server beside the hub.
-    const sync = new MemberSync(targetStore, target.db, { instance: 'bench', secret: benchSecret, pageSize: 500, requestTimeoutMs: 600_000, policy: { httpHosts: [], allowedHosts: ['127.0.0.1'] } });
+    const sync = new MemberSync(targetStore, new SideCollections(target.db), { instance: 'bench', secret: benchSecret, pageSize: 500, requestTimeoutMs: 600_000, policy: { httpHosts: [], allowedHosts: ['127.0.0.1'] } });
     await sync.ensureIndexes();
     await sync.register({ organization: 'bench-member', baseUrl: `${hub.url}/fhir`, auth: 'BEARER', bearerToken: accessToken, types: ['Patient', 'Encounter', 'Observation'] });
     const started = performance.now();
@@ -438,7 +439,7 @@ async function main(): Promise<void> {
  */
 async function seedHistoryPerson(open: (name: string) => DatabaseConnection, databaseName: string): Promise<{ nationalId: string; personId: string }> {
   const connection = open(databaseName);
-  const store = createHubStore(connection.db, { listMaxResults: 100_000 });
+  const { store } = createHubStore(connection.db, { listMaxResults: 100_000 });
   const nationalId = makeNationalId('430621', '1958-06-15', 77, 'female');
   const members = ['bench-provincial', 'bench-county', 'bench-township', 'bench-community'];
   const resources: Resource[] = [];

@@ -6,7 +6,7 @@
 import { loadConfig } from '../src/config.ts';
 import { openConfiguredDatabase } from '../src/database/configured-database.ts';
 import { bundleFiles, importFiles, type ImportReport } from '../src/fhir/import-files.ts';
-import { createHubStore } from '../src/hub-store.ts';
+import { createHubStore, hubStoreOptions } from '../src/hub-store.ts';
 
 const paths = process.argv.slice(2);
 if (paths.length === 0) {
@@ -28,8 +28,8 @@ function progress(done: number, total: number, report: ImportReport): void {
 
 let exitCode = 0;
 try {
-  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, reading: { ...(config.CRITICAL_RULES ? { rules: config.CRITICAL_RULES } : {}), ackMinutes: config.CRITICAL_ACK_MINUTES } });
-  await store.ensureIndexes();
+  const { store, maintenance } = createHubStore(database.db, hubStoreOptions(config));
+  await maintenance.ensureIndexes();
   const files = await bundleFiles(paths);
   const report = await importFiles(store, files, progress);
   await database.refreshStatistics();

@@ -4,7 +4,7 @@
  */
 import { loadConfig } from '../src/config.ts';
 import { migrateSqliteToPostgres } from '../src/database/migrate.ts';
-import { createHubStore } from '../src/hub-store.ts';
+import { createHubStore, hubStoreOptions } from '../src/hub-store.ts';
 
 const config = loadConfig();
 if (config.MONGODB_URI) {
@@ -15,7 +15,7 @@ try {
   const report = await migrateSqliteToPostgres({
     dataDir: config.DATA_DIR,
     ferretdbBinary: config.FERRETDB_BIN,
-    storeFor: (db) => createHubStore(db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, reading: { ...(config.CRITICAL_RULES ? { rules: config.CRITICAL_RULES } : {}), ackMinutes: config.CRITICAL_ACK_MINUTES } }),
+    maintenanceFor: (db) => createHubStore(db, hubStoreOptions(config)).maintenance,
     log: console.log,
   });
   for (const database of report.databases) {

@@ -5,15 +5,15 @@
  */
 import { loadConfig } from '../src/config.ts';
 import { openConfiguredDatabase } from '../src/database/configured-database.ts';
-import { createHubStore } from '../src/hub-store.ts';
+import { createHubStore, hubStoreOptions } from '../src/hub-store.ts';
 
 const config = loadConfig();
 const { database, close } = await openConfiguredDatabase(config, console.log);
 try {
-  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, reading: { ...(config.CRITICAL_RULES ? { rules: config.CRITICAL_RULES } : {}), ackMinutes: config.CRITICAL_ACK_MINUTES } });
+  const { maintenance } = createHubStore(database.db, hubStoreOptions(config));
   const started = Date.now();
   // A progress line on a terminal; otherwise only the summary below.
-  const summary = await store.reindex((type, done) => {
+  const summary = await maintenance.reindex((type, done) => {
     if (process.stdout.isTTY) process.stdout.write(`\r${type}: ${done} resources   `);
   });
   if (process.stdout.isTTY) process.stdout.write('\n');

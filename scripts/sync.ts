@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../src/config.ts';
 import { openConfiguredDatabase } from '../src/database/configured-database.ts';
-import { createHubStore } from '../src/hub-store.ts';
+import { createHubStore, hubStoreOptions } from '../src/hub-store.ts';
+import { SideCollections } from '../src/fhir/side-collections.ts';
 import { MemberSync } from '../src/sync/member-sync.ts';
 
 const args = process.argv.slice(2);
@@ -21,9 +22,9 @@ const config = loadConfig();
 const { database, close } = await openConfiguredDatabase(config, console.log);
 let exitCode = 0;
 try {
-  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, reading: { ...(config.CRITICAL_RULES ? { rules: config.CRITICAL_RULES } : {}), ackMinutes: config.CRITICAL_ACK_MINUTES } });
-  await store.ensureIndexes();
-  const sync = new MemberSync(store, database.db, {
+  const { store, maintenance } = createHubStore(database.db, hubStoreOptions(config));
+  await maintenance.ensureIndexes();
+  const sync = new MemberSync(store, new SideCollections(database.db), {
     instance: `cli-${randomUUID()}`,
     secret: config.TOKEN_SECRET,
     requestTimeoutMs: config.SYNC_REQUEST_TIMEOUT_MS,

@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 /** Composition of the hub: database -> store -> GraphQL -> HTTP. Used by main.ts and by the tests. */
 import { RecognitionDecisions } from './recognition/decisions.ts';
 import { ensureReapplyIndexes, ReapplyRunner } from './recognition/reapply-jobs.ts';
+import { ensureIndexesEventually, HubSchedule } from './hub/schedule.ts';
+import { SideCollections } from './fhir/side-collections.ts';
+import type { StoreMaintenance } from './fhir/storage/maintenance.ts';
 import { MemberSync } from './sync/member-sync.ts';
 import { ReadingService } from './reading/reading-service.ts';
 import { REFERRAL_FORM_QUERY, renderReferralForm } from './referral/form-page.ts';
-import type { Db } from 'mongodb';
 import { ReferralLog } from './referral/referral-log.ts';
 import { ReferralService } from './referral/referral-service.ts';
 import { ApolloServer } from '@apollo/server';
@@ -14,11 +16,11 @@ import { ConfigError, type Config } from './config.ts';
 import { activeDemoClients } from './demo/clients.ts';
 import { openDatabase, type DatabaseConnection } from './database/connection.ts';
 import { startupLimit } from './database/startup-wait.ts';
-import { HubError, isDatabaseUnavailable, type ErrorCode } from './errors.ts';
+import { HubError, type ErrorCode } from './errors.ts';
 import { ensureStructureDefinitions } from './fhir/definitions.ts';
 import type { FhirStore } from './fhir/store.ts';
-import { createHubStore } from './hub-store.ts';
-import type { RequestContext } from './graphql/context.ts';
+import { createHubStore, hubStoreOptions } from './hub-store.ts';
+import type { RequestContext } from './request/context.ts';
 import { fhirDirectivesPlugin } from './graphql/directives.ts';
 import { createErrorFormatter } from './graphql/errors.ts';
 import { buildHubSchema } from './graphql/schema.ts';
@@ -40,6 +42,7 @@ import type { Logger } from './log.ts';
 export interface Hub {
   url: string;
   store: FhirStore;
+  maintenance: StoreMaintenance;
   database: DatabaseConnection;
   http: HttpServer;
   /** Settles when the start-up indexes exist (they are created in the background). */
@@ -53,42 +56,6 @@ export interface Hub {
 }
 
 /**
- * Creates the indexes, retrying in the background while the database cannot be reached.
- * Returns `ready`, settled once they exist, and `stop`, which ends the retries.
- */
-function ensureIndexesEventually(log: Logger, createIndexes: () => Promise<unknown>): { stop: () => void; ready: Promise<void> } {
-  let stopped = false;
-  let warned = false;
-  let markReady: () => void = () => {};
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
-  const attempt = (): void => {
-    createIndexes().then(
-      () => {
-        markReady();
-        if (warned) log.info('database reachable again; indexes are in place');
-      },
-      (error: unknown) => {
-        if (stopped) return;
-        if (!(error instanceof HubError && error.code === 'SERVICE_UNAVAILABLE') && !isDatabaseUnavailable(error)) {
-          log.error('index creation failed', { error: error instanceof Error ? error.message : String(error) });
-          return;
-        }
-        if (!warned) log.warn('database not reachable; indexes will be created when it returns');
-        warned = true;
-        setTimeout(attempt, 2000).unref();
-      },
-    );
-  };
-  attempt();
-  return {
-    stop: () => {
-      stopped = true;
-    },
-    ready,
-  };
-}
-
-/**
  * Starts the hub. `beforeListening` runs with the store before the HTTP port opens (the embedded default
  * seeds the demo consortium there, so the playground answers with data from its first request).
  */
@@ -96,7 +63,7 @@ export async function startHub(
   config: Config,
   mongodbUri: string,
   log: Logger,
-  beforeListening?: (store: FhirStore, clients: ClientRegistry, db: Db) => Promise<void>,
+  beforeListening?: (store: FhirStore, clients: ClientRegistry, collections: SideCollections) => Promise<void>,
   /** FerretDB's PostgreSQL database (the embedded default, or FERRETDB_POSTGRESQL_URL): the hub's GIN indexes go there. */
   postgresUrl: string | undefined = config.FERRETDB_POSTGRESQL_URL,
 ): Promise<Hub> {
@@ -113,9 +80,10 @@ export async function startHub(
     await database.close().catch(() => undefined);
     throw new ConfigError(`${error instanceof Error ? error.message : String(error)}: is ${config.MONGODB_URI ? 'MONGODB_URI' : 'the embedded database'} reachable?`);
   }
-  const store = createHubStore(database.db, { listMaxResults: config.LIST_MAX_RESULTS, nationalIdSystem: config.NATIONAL_ID_SYSTEM, recognitionMark: config.RECOGNITION_MARK, logger: log, reading: readingOptions });
-  const directory = new PersonDirectory(store, database.db, config.NATIONAL_ID_SYSTEM);
-  const referralLog = new ReferralLog(database.db);
+  const { store, maintenance } = createHubStore(database.db, hubStoreOptions(config, log));
+  const collections = new SideCollections(database.db);
+  const directory = new PersonDirectory(store, collections, config.NATIONAL_ID_SYSTEM);
+  const referralLog = new ReferralLog(collections);
   const clients = new ClientRegistry(database.db);
   const auditTrail = new AuditTrail(store, log, config.AUDIT_FLUSH_MS);
   const refusals = new RefusalLog(database.db, auditTrail);
@@ -129,13 +97,15 @@ export async function startHub(
   /** Where links the hub hands out point: PUBLIC_BASE_URL, else where this hub listens (never a request's Host). */
   let listeningUrl = '';
   const publicBaseUrl = (): string => config.PUBLIC_BASE_URL ?? listeningUrl;
-  const memberSync = new MemberSync(store, database.db, { instance, secret: config.TOKEN_SECRET, requestTimeoutMs: config.SYNC_REQUEST_TIMEOUT_MS, policy: { httpHosts: config.SYNC_HTTP_HOSTS, allowedHosts: config.SYNC_ALLOWED_HOSTS } });
+  // The reading workflow as the hub runs it: its indexes and the escalation of critical values not acknowledged in time.
+  const readings = new ReadingService(store, undefined, collections, { clientId: 'hub', anySide: true }, () => new Date(), readingOptions);
+  const memberSync = new MemberSync(store, collections, { instance, secret: config.TOKEN_SECRET, requestTimeoutMs: config.SYNC_REQUEST_TIMEOUT_MS, policy: { httpHosts: config.SYNC_HTTP_HOSTS, allowedHosts: config.SYNC_ALLOWED_HOSTS } });
   const indexing = ensureIndexesEventually(log, () =>
-    Promise.all([store.ensureIndexes(), ensureReapplyIndexes(database.db), memberSync.ensureIndexes(), new ReadingService(store, undefined, database.db, { clientId: 'hub', anySide: true }).ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, database.db, config.RECOGNITION_MARK).ensureIndexes()]),
+    Promise.all([maintenance.ensureIndexes(), ensureReapplyIndexes(collections), memberSync.ensureIndexes(), readings.ensureIndexes(), directory.ensureIndexes(), rateLimiter.ensureIndexes(), refusals.ensureIndexes(), clients.ensureIndexes(), referralLog.ensureIndexes(), new RecognitionDecisions(store, collections, config.RECOGNITION_MARK).ensureIndexes()]),
   );
   const contextOptions = {
     store,
-    db: database.db,
+    collections,
     nationalIdSystem: config.NATIONAL_ID_SYSTEM,
     databaseReachable: database.ping,
     paging: { defaultCount: config.DEFAULT_COUNT, maxCount: config.LIST_MAX_RESULTS },
@@ -166,71 +136,46 @@ export async function startHub(
     plugins: [ApolloServerPluginLandingPageDisabled(), ...pipeline.apolloPlugins(), fhirDirectivesPlugin<RequestContext>()],
   });
   await apollo.start();
-  // Writes a killed process left half done are finished at start, then every minute (shared by instances: safe beside live writers).
-  const recover = (): Promise<void> =>
-    store.recoverCutOffWrites().then(
-      ({ intents, resources }) => {
-        if (intents > 0) log.info('finished writes left half done', { intents, resources });
-      },
-      (error: unknown) => log.warn('finishing half-done writes failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
-    );
-  // Referrals accepted for a day that has passed without arrival become NO_SHOW (every instance sweeps; each
-  // change is a compare-and-set, so it happens once).
+  // The hub's own passes (hub/schedule.ts), every one safe beside other instances doing the same.
   const sweeper = new ReferralService(store, undefined, { clientId: 'hub', anySide: true }, () => new Date(), referralLog);
-  const sweep = (): Promise<void> =>
-    sweeper.markNoShows().then(
-      (marked) => {
-        if (marked > 0) log.info('referrals marked NO_SHOW', { marked });
-      },
-      (error: unknown) => log.warn('the no-show sweep failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
-    );
-  // Critical values not acknowledged in time are escalated (a compare-and-set each: once, whichever instance).
-  const escalation = new ReadingService(store, undefined, database.db, { clientId: 'hub', anySide: true }, () => new Date(), readingOptions);
-  const escalate = (): Promise<void> =>
-    escalation.escalate().then(
-      (escalated) => {
-        if (escalated > 0) log.warn('critical values not acknowledged in time escalated', { escalated });
-      },
-      (error: unknown) => log.warn('the critical-value escalation failed; retried in a minute', { error: error instanceof Error ? error.message : String(error) }),
-    );
-  // Background jobs (the re-apply of an edited code map): claimed through leases in the database by any instance.
-  const jobRunner = new ReapplyRunner(store, database.db, { instance, markText: config.RECOGNITION_MARK });
-  let jobsRunning: Promise<void> | undefined;
-  const runJobs = (): void => {
-    jobsRunning ??= Promise.all([jobRunner.runDue(), memberSync.runDue()])
-      .then(([ran, synced]) => {
-        if (ran > 0) log.info('background jobs run', { ran });
-        if (synced > 0) log.info('members synced', { synced });
-      })
-      .catch((error: unknown) => log.warn('background jobs failed; retried later', { error: error instanceof Error ? error.message : String(error) }))
-      .finally(() => (jobsRunning = undefined));
-  };
+  const jobRunner = new ReapplyRunner(store, collections, { instance, markText: config.RECOGNITION_MARK });
+  const schedule = new HubSchedule(
+    log,
+    [
+      // Writes a killed process left half done (shared by instances: safe beside live writers).
+      { name: 'recovery', done: 'finished writes left half done', run: async () => (await maintenance.recoverCutOffWrites()).intents },
+      // Referrals accepted for a day that has passed without arrival become NO_SHOW (a compare-and-set each).
+      { name: 'no-show sweep', done: 'referrals marked NO_SHOW', run: () => sweeper.markNoShows() },
+      // Critical values not acknowledged in time are escalated (a compare-and-set each: once, whichever instance).
+      { name: 'critical-value escalation', done: 'critical values not acknowledged in time escalated', level: 'warn', run: () => readings.escalate() },
+    ],
+    [
+      // Background jobs (the re-apply of an edited code map, members' syncs): claimed through leases in the database.
+      { name: 'background jobs', done: 'background jobs run', run: () => jobRunner.runDue() },
+      { name: 'member sync', done: 'members synced', run: () => memberSync.runDue() },
+    ],
+    { maintenanceMs: config.MAINTENANCE_INTERVAL_MS, jobsMs: config.JOB_INTERVAL_MS },
+  );
   // Checked before seeding, so an empty database is marked current and a seeded one is not taken for stale.
-  if ((await store.searchIndexStatus().catch(() => undefined)) === 'stale') {
+  if ((await maintenance.searchIndexStatus().catch(() => undefined)) === 'stale') {
     log.warn('the stored search values were extracted with other search parameters than this hub knows; run `npm run reindex` once');
   }
   // Writes left half done are finished before anything else writes; the sweeps and jobs begin once the seed (the
   // demo's year of referrals, which it runs through their workflow) has been written, or they would change its
   // referrals under it.
-  let recovered = recover();
+  let recovered = schedule.runMaintenance('recovery');
   if (beforeListening) {
     await recovered;
-    await beforeListening(store, clients, database.db);
+    await beforeListening(store, clients, collections);
     // What was just written (the demo seed) gets planner statistics before the first request.
     await database.refreshStatistics().catch((error: unknown) => log.warn('refreshing database statistics failed', { error: String(error) }));
   }
-  recovered = recovered.then(sweep).then(escalate);
-  const recovery = setInterval(() => void recover().then(sweep).then(escalate), config.MAINTENANCE_INTERVAL_MS);
-  recovery.unref();
-  const jobs = setInterval(runJobs, config.JOB_INTERVAL_MS);
-  jobs.unref();
+  recovered = recovered.then(() => schedule.runMaintenance());
+  schedule.start();
   if (config.NODE_ENV === 'production') {
     const demo = await activeDemoClients(clients);
     if (demo.length > 0) {
-      clearInterval(recovery);
-      clearInterval(jobs);
-      await jobsRunning;
-      await recovered;
+      await schedule.stop();
       indexing.stop();
       await apollo.stop();
       await auditTrail.stop();
@@ -283,6 +228,7 @@ export async function startHub(
   return {
     url: http.url,
     store,
+    maintenance,
     database,
     http,
     indexesReady: indexing.ready,
@@ -290,10 +236,7 @@ export async function startHub(
     auditTrail,
     recovered,
     stop: async () => {
-      clearInterval(recovery);
-      clearInterval(jobs);
-      await jobsRunning;
-      await recovered;
+      await schedule.stop();
       indexing.stop();
       await sockets.close();
       await http.close(config.SHUTDOWN_GRACE_MS);

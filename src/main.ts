@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     log.info('embedded database started', { database: database.description });
   }
 
-  const hub: Hub = await startHub(config, uri, log, async (store, clients, db) => {
+  const hub: Hub = await startHub(config, uri, log, async (store, clients, collections) => {
     if (!embedded || !config.SEED_DEMO) return;
     const seeded = await seedDemoConsortium(store, { onlyIfEmpty: true });
     if (seeded) {
@@ -52,10 +52,10 @@ async function main(): Promise<void> {
       log.info('demo API clients registered (secrets in the README)', { added: await seedDemoClients(clients) });
       // A year of invented referrals and QC records has no place in a production database.
       if (config.NODE_ENV !== 'production') {
-        log.info('demo referrals of a year run through the workflow', { referrals: await seedDemoReferrals(store, db) });
+        log.info('demo referrals of a year run through the workflow', { referrals: await seedDemoReferrals(store, collections) });
         log.info('demo recognition catalog, QC records, code map and results', { resources: await seedDemoRecognition(store) });
-        log.info('demo recognition decisions of a year', { decisions: await seedDemoDecisions(store, db, new Date(), config.RECOGNITION_MARK) });
-        log.info('demo remote readings of a year', { readings: await seedDemoReadings(store, db) });
+        log.info('demo recognition decisions of a year', { decisions: await seedDemoDecisions(store, collections, new Date(), config.RECOGNITION_MARK) });
+        log.info('demo remote readings of a year', { readings: await seedDemoReadings(store, collections) });
       }
     }
   }, embedded?.postgresUrl ?? config.FERRETDB_POSTGRESQL_URL);

@@ -1,6 +1,6 @@
 /** Apollo plugin: at the end of every GraphQL request, hands what it touched to the audit trail. */
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { RequestContext } from '../graphql/context.ts';
+import type { RequestContext } from '../request/context.ts';
 import type { AuditTrail } from './audit-trail.ts';
 
 const refusalCodes = new Set(['FORBIDDEN', 'UNAUTHENTICATED', 'RATE_LIMITED']);

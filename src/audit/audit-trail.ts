@@ -10,7 +10,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { AuditEvent, AuditEventEntity, Resource } from '@medplum/fhirtypes';
-import type { FhirStore } from '../fhir/store.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
 import type { Logger } from '../log.ts';
 import type { Caller } from '../auth/tokens.ts';
 import { ID_SOURCE } from '../fhir/references.ts';
@@ -71,7 +71,7 @@ export class AuditTrail {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly store: FhirStore,
+    private readonly store: FhirRepository,
     private readonly log: Logger,
     flushMs: number,
   ) {

@@ -10,12 +10,12 @@
  * The store applies the policy to every query and write (StoreAccess), so every GraphQL path is covered.
  */
 import type { AuditEvent, Resource } from '@medplum/fhirtypes';
-import type { Filter } from 'mongodb';
 import { HubError } from '../errors.ts';
-import type { ResourceDocument } from '../fhir/search-query.ts';
+import type { DomainHooks } from '../fhir/hooks.ts';
+import type { Condition } from '../fhir/indexed-query.ts';
 import { extractSearchValues } from '../fhir/search-index.ts';
 import { searchParametersOf } from '../fhir/search-parameters.ts';
-import type { FhirStore, StoreAccess, StoreExtension } from '../fhir/store.ts';
+import type { StoreAccess, WriteCheckContext } from '../fhir/repository.ts';
 import { RequestAudit } from '../audit/audit-trail.ts';
 import { allows, type Permission } from './scopes.ts';
 import type { Caller } from './tokens.ts';
@@ -118,12 +118,12 @@ export class AccessPolicy implements StoreAccess {
     } as AuditEvent;
   }
 
-  readFilter(type: string, permission: 'r' | 's'): Filter<ResourceDocument> | undefined {
+  readFilter(type: string, permission: 'r' | 's'): Condition[] | undefined {
     this.require(type, permission);
     if (type === 'AuditEvent' && !this.compartment && !this.isAdmin) throw forbidden('Only administrators and the resident concerned read audit events');
     if (!this.compartment || directoryTypes.has(type)) return undefined;
-    if (type === 'Patient') return { _id: { $in: this.compartment.map((ref) => ref.slice('Patient/'.length)) } };
-    if (searchParametersOf(type).has('patient')) return { t_patient: this.compartment.length === 1 ? this.compartment[0] : { $in: this.compartment } };
+    if (type === 'Patient') return [{ key: 'id', in: this.compartment.map((ref) => ref.slice('Patient/'.length)) }];
+    if (searchParametersOf(type).has('patient')) return [{ key: 'patient', in: this.compartment }];
     throw forbidden(`${type} is not readable with a resident token`);
   }
 
@@ -148,8 +148,7 @@ export class AccessPolicy implements StoreAccess {
     operation: 'c' | 'u' | 'd',
     resource: Resource,
     existing: Resource | undefined,
-    unrestricted: FhirStore,
-    context: { owner?: string; batch?: ReadonlyMap<string, Resource> } = {},
+    context: WriteCheckContext,
   ): Promise<void> {
     this.assertMayWrite(resource.resourceType, operation);
     if (this.isAdmin) return;
@@ -158,7 +157,7 @@ export class AccessPolicy implements StoreAccess {
       throw forbidden(`${resource.resourceType}/${resource.id ?? '(new)'} belongs to ${context.owner}; a member writes only its own organisation's resources`);
     }
     for (const version of existing ? [existing, ...(operation === 'd' ? [] : [resource])] : [resource]) {
-      if (!(await this.attributedTo(version, own, unrestricted, context.batch))) {
+      if (!(await this.attributedTo(version, own, context))) {
         throw forbidden(`${resource.resourceType}/${resource.id ?? '(new)'} is not attributed to ${own}; a member writes only its own organisation's resources`);
       }
     }
@@ -169,15 +168,15 @@ export class AccessPolicy implements StoreAccess {
    * serviceProvider, requester, managingOrganization, ...), or, when it names none, about a patient record
    * that the organisation manages (a record in the same Bundle counts as it will be written).
    */
-  private async attributedTo(resource: Resource, organization: string, unrestricted: FhirStore, batch?: ReadonlyMap<string, Resource>): Promise<boolean> {
+  private async attributedTo(resource: Resource, organization: string, context: WriteCheckContext): Promise<boolean> {
     if (resource.resourceType === 'Organization') return `Organization/${resource.id}` === organization;
     const { named, patients } = attributionOf(resource);
     if (named.length > 0) return named.includes(organization);
     // A directory resource that a domain attributes to one member by its content (the member's own code map).
-    if (directoryTypes.has(resource.resourceType)) return unrestricted.claimedOwner(resource) === organization;
+    if (directoryTypes.has(resource.resourceType)) return context.claimedOwner === organization;
     if (patients.length === 0) return false;
-    const inBatch = (id: string): Resource | undefined => batch?.get(`Patient/${id}`);
-    const stored = await unrestricted.readMany('Patient', patients.filter((id) => !inBatch(id)));
+    const inBatch = (id: string): Resource | undefined => context.batch?.get(`Patient/${id}`);
+    const stored = await context.store.readMany('Patient', patients.filter((id) => !inBatch(id)));
     return patients.every((id) => ((inBatch(id) ?? stored.get(id)) as { managingOrganization?: { reference?: string } } | undefined)?.managingOrganization?.reference === organization);
   }
 }
@@ -198,6 +197,8 @@ export function attributionOf(resource: Resource): { named: string[]; patients: 
  * The store's ownership hook (src/hub-store.ts): a resource written without a member's organisation (seed,
  * import, an administrator) belongs to the first organisation its content names; an Organization to itself.
  */
-export const ownershipExtension: StoreExtension = {
+/** The hub's own rule of who a resource belongs to when no member wrote it: the organisation it names first. */
+export const ownershipHooks: DomainHooks = {
+  name: 'ownership',
   owner: (resource) => (resource.resourceType === 'Organization' ? `Organization/${resource.id}` : attributionOf(resource).named[0]),
 };

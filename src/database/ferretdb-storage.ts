@@ -8,7 +8,7 @@
  * 2. Reads of current resource documents. FerretDB turns every document it reads from PostgreSQL into BSON
  *    in Go, at about 4 ms per query plus 0.1–0.4 ms per document on this machine, where PostgreSQL itself
  *    finds them through the GIN index in under a millisecond. So the store's hot reads (by id, by anchor; see
- *    fhir/document-layout.ts) select the compact documents' few fields straight from PostgreSQL with the same
+ *    fhir/storage/layout.ts) select the compact documents' few fields straight from PostgreSQL with the same
  *    condition FerretDB would push down, answered by the same indexes.
  * 3. Bulk inserts of new resource versions (the store's creates: an import, the audit trail). FerretDB spent
  *    more CPU on an import's inserts than PostgreSQL did (decoding BSON, re-encoding it, a transaction per
@@ -55,7 +55,7 @@ function writeProbe(): Record<string, unknown> {
 const quote = (identifier: string): string => `"${identifier.replace(/"/g, '""')}"`;
 const literal = (text: string): string => `'${text.replace(/'/g, "''")}'`;
 
-/** A current document as stored in the compact layout (document-layout.ts), read from PostgreSQL. */
+/** A current document as stored in the compact layout (src/fhir/storage/layout.ts), read from PostgreSQL. */
 /** Reads through a whole table (no anchor) running at once on one instance. */
 const HEAVY_READS = 1;
 
@@ -66,7 +66,7 @@ export interface CompactRow {
   x: Buffer;
   /** the order key's value, in ordered reads (null where the document has none) */
   ord?: number | null;
-  /** the uncommitted transaction it was written in (src/fhir/transaction-visibility.ts) */
+  /** the uncommitted transaction it was written in (src/fhir/storage/transactions.ts) */
   p?: string;
 }
 

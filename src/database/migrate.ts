@@ -17,14 +17,14 @@ import { holdsSqliteData } from './embedded-database.ts';
 import { EmbeddedDatabaseError, EmbeddedFerretDb } from './embedded-ferretdb.ts';
 import { EmbeddedPostgres, postgresBinDir } from './embedded-postgres.ts';
 import { servedResourceTypes } from '../fhir/resource-types.ts';
-import type { FhirStore } from '../fhir/store.ts';
+import type { StoreMaintenance } from '../fhir/storage/maintenance.ts';
 import type { Db } from 'mongodb';
 
 export interface MigrationOptions {
   dataDir: string;
   ferretdbBinary?: string;
   /** The store of one database on the new server (the hub's store, with its extensions). */
-  storeFor: (db: Db) => FhirStore;
+  maintenanceFor: (db: Db) => StoreMaintenance;
   log?: (message: string) => void;
   batch?: number;
 }
@@ -100,9 +100,9 @@ export async function migrateSqliteToPostgres(options: MigrationOptions): Promis
           log(`${name}.${collection}: ${counted} documents`);
         }
         // The hub's own indexes and layout (compact documents on FerretDB's PostgreSQL backend).
-        const store = options.storeFor(to.db);
-        await store.ensureIndexes();
-        const { changed } = await store.reindex();
+        const maintenance = options.maintenanceFor(to.db);
+        await maintenance.ensureIndexes();
+        const { changed } = await maintenance.reindex();
         await to.refreshStatistics();
         for (const collection of collections) {
           const [before, after] = await Promise.all([origin.collection(collection).countDocuments({}), to.db.collection(collection).countDocuments({})]);

@@ -4,8 +4,8 @@
  * ECGs with STEMI raising critical values — all acknowledged but one, escalated — so the reading queue, the
  * turnaround and the cockpit have data on `npm start`. Run through the real workflow with a moving clock.
  */
-import type { Db } from 'mongodb';
-import type { FhirStore } from '../fhir/store.ts';
+import type { SideCollections } from '../fhir/side-collections.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
 import { ReadingService } from '../reading/reading-service.ts';
 import type { Modality, Urgency } from '../reading/rules.ts';
 
@@ -28,12 +28,12 @@ const KINDS: [Modality, Urgency, minutes: number][] = [
 ];
 
 /** The readings of the twelve months before `now` (8 a month), and 3 still waiting in the queue. */
-export async function seedDemoReadings(store: FhirStore, db: Db, now = new Date()): Promise<number> {
-  const probe = new ReadingService(store, undefined, db, { clientId: 'demo-seed', anySide: true });
+export async function seedDemoReadings(store: FhirRepository, collections: SideCollections, now = new Date()): Promise<number> {
+  const probe = new ReadingService(store, undefined, collections, { clientId: 'demo-seed', anySide: true });
   await probe.ensureIndexes();
   if ((await probe.facts.estimatedDocumentCount()) > 0) return 0;
   let clock = now;
-  const service = new ReadingService(store, undefined, db, { clientId: 'demo-seed', anySide: true }, () => clock);
+  const service = new ReadingService(store, undefined, collections, { clientId: 'demo-seed', anySide: true }, () => clock);
   let count = 0;
   let stemi = 0;
   for (let back = 12; back >= 1; back--) {

@@ -6,8 +6,8 @@
  * validity, a preliminary result, a chest CT and an abdominal ultrasound.
  */
 import type { ConceptMap, DiagnosticReport, ImagingStudy, Observation, Patient, VerificationResult } from '@medplum/fhirtypes';
-import type { Db } from 'mongodb';
-import type { FhirStore } from '../fhir/store.ts';
+import type { SideCollections } from '../fhir/side-collections.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
 import { RecognitionDecisions, type DecisionInput } from '../recognition/decisions.ts';
 import type { DeclineReason } from '../recognition/rules.ts';
 import { catalogCodeSystem } from '../recognition/catalog.ts';
@@ -196,8 +196,8 @@ export function planDemoDecisions(now: Date, perMonth = 10): { result: Observati
 }
 
 /** Records the demo decisions of a year (once: nothing when decisions exist). */
-export async function seedDemoDecisions(store: FhirStore, db: Db, now = new Date(), markText = 'HR'): Promise<number> {
-  const decisions = new RecognitionDecisions(store, db, markText);
+export async function seedDemoDecisions(store: FhirRepository, collections: SideCollections, now = new Date(), markText = 'HR'): Promise<number> {
+  const decisions = new RecognitionDecisions(store, collections, markText);
   await decisions.ensureIndexes();
   if ((await decisions.facts.estimatedDocumentCount()) > 0) return 0;
   const plans = planDemoDecisions(now);
@@ -206,7 +206,7 @@ export async function seedDemoDecisions(store: FhirStore, db: Db, now = new Date
   const worker = async (): Promise<void> => {
     while (next < plans.length) {
       const plan = plans[next++]!;
-      await new RecognitionDecisions(store, db, markText, undefined, () => plan.decidedAt).record(plan.input);
+      await new RecognitionDecisions(store, collections, markText, {}, () => plan.decidedAt).record(plan.input);
     }
   };
   await Promise.all([worker(), worker(), worker()]);
@@ -247,7 +247,7 @@ function playgroundRecords(now: Date): (Patient | Observation)[] {
   ];
 }
 
-export async function seedDemoRecognition(store: FhirStore, now = new Date()): Promise<number> {
+export async function seedDemoRecognition(store: FhirRepository, now = new Date()): Promise<number> {
   const year = Number(new Date(now.getTime() + 8 * 3600_000).toISOString().slice(0, 4));
   // Last year's QC records too: the demo decisions of the past twelve months were made under them.
   const terminology = [catalogCodeSystem(), ...demoQualifications(year - 1), ...demoQualifications(year), demoCodeMap()];

@@ -6,11 +6,11 @@
  * no-show, still waiting (some overdue), most closed, with follow-ups after down-referrals.
  */
 import type { DocumentReference } from '@medplum/fhirtypes';
-import type { FhirStore } from '../fhir/store.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
 import { ReferralLog } from '../referral/referral-log.ts';
 import { followUpId, ReferralService } from '../referral/referral-service.ts';
 import type { ReferralType } from '../referral/rules.ts';
-import type { Db } from 'mongodb';
+import type { SideCollections } from '../fhir/side-collections.ts';
 
 export const DEMO_REFERRALS = 320;
 /** The demo year ends here (China time): referrals from 2025-11-21 to 2026-11-20. */
@@ -99,8 +99,8 @@ export function planDemoReferrals(count = DEMO_REFERRALS): DemoReferralPlan[] {
 }
 
 /** Runs the planned referrals through the workflow; returns how many were written (none when already seeded). */
-export async function seedDemoReferrals(store: FhirStore, db: Db, count = DEMO_REFERRALS): Promise<number> {
-  const log = new ReferralLog(db);
+export async function seedDemoReferrals(store: FhirRepository, collections: SideCollections, count = DEMO_REFERRALS): Promise<number> {
+  const log = new ReferralLog(collections);
   await log.ensureIndexes();
   if ((await log.facts.estimatedDocumentCount()) > 0) return 0;
   const plans = planDemoReferrals(count);
@@ -112,7 +112,7 @@ export async function seedDemoReferrals(store: FhirStore, db: Db, count = DEMO_R
   return plans.length;
 }
 
-async function runPlan(store: FhirStore, log: ReferralLog, plan: DemoReferralPlan): Promise<void> {
+async function runPlan(store: FhirRepository, log: ReferralLog, plan: DemoReferralPlan): Promise<void> {
   let clock = plan.submittedAt;
   const at = (minutes: number): void => {
     clock = new Date(plan.submittedAt.getTime() + minutes * 60_000);

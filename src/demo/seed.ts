@@ -3,11 +3,12 @@
  * the store. Idempotent: a resource whose stored content already matches is left alone, so a second run
  * writes nothing.
  */
+import { HUB_WORKFLOW_SCOPE } from '../fhir/scope.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { projectRoot } from '../config.ts';
-import type { FhirStore, WriteOutcome } from '../fhir/store.ts';
+import type { FhirRepository, WriteOutcome } from '../fhir/repository.ts';
 
 export const demoConsortiumFile = join(projectRoot, 'fixtures', 'demo-consortium.json');
 
@@ -19,10 +20,10 @@ export function demoResources(): Resource[] {
 }
 
 /** Puts every demo resource; with onlyIfEmpty, does nothing (returns undefined) when members already exist. */
-export async function seedDemoConsortium(store: FhirStore, options: { onlyIfEmpty?: boolean } = {}): Promise<SeedSummary | undefined> {
+export async function seedDemoConsortium(store: FhirRepository, options: { onlyIfEmpty?: boolean } = {}): Promise<SeedSummary | undefined> {
   if (options.onlyIfEmpty && (await store.count('Organization')) > 0) return undefined;
   const summary: SeedSummary = { created: 0, updated: 0, unchanged: 0 };
   // The fixture holds workflow records too (referrals of the demo day): the seed writes them as the hub itself.
-  for (const { outcome } of await store.asHub().putMany(demoResources())) if (outcome !== 'failed') summary[outcome]++;
+  for (const { outcome } of await store.scoped(HUB_WORKFLOW_SCOPE).putMany(demoResources())) if (outcome !== 'failed') summary[outcome]++;
   return summary;
 }

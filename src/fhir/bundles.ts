@@ -18,7 +18,8 @@ import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { HubError, badInput, type ErrorCode } from '../errors.ts';
 import { isServedResourceType } from './resource-types.ts';
-import type { FhirStore, WriteOutcome } from './store.ts';
+import { findSearchParameter } from './search-parameters.ts';
+import type { FhirRepository, WriteOutcome } from './repository.ts';
 import { ID_PATTERN } from './references.ts';
 import { conditionalCreateId, conditionArguments } from './conditional-create.ts';
 import { assertJsonDepth } from './json-depth.ts';
@@ -72,7 +73,7 @@ export class BundleImporter {
   /** Conditional references resolved in this import, so each search runs once. */
   private readonly conditionalCache = new Map<string, Promise<string>>();
 
-  constructor(private readonly store: FhirStore) {}
+  constructor(private readonly store: FhirRepository) {}
 
   /** Answers of conditional creates looked up in advance, by `Type?condition`. */
   private readonly knownMatches = new Map<string, string[]>();
@@ -96,8 +97,14 @@ export class BundleImporter {
       groups.set(key, group);
     }
     for (const { type, parameter, values } of groups.values()) {
-      const found = await this.store.idsByParameterValues(type, parameter, [...values]);
-      for (const [value, ids] of found ?? []) this.knownMatches.set(`${type}?${parameter}=${value}`, ids);
+      // One query for every value of a token, reference or uri parameter (identifier = system|value, ...).
+      if (!['token', 'reference', 'uri'].includes(findSearchParameter(type, parameter)?.type ?? '')) continue;
+      const found = await this.store.find(type, { where: [{ key: parameter, in: [...values] }], values: [parameter] });
+      const ids = new Map<string, string[]>([...values].map((value) => [value, []]));
+      for (const { resource, values: held } of found) {
+        for (const value of (held[parameter] as unknown[] | undefined) ?? []) ids.get(value as string)?.push(resource.id as string);
+      }
+      for (const [value, matches] of ids) this.knownMatches.set(`${type}?${parameter}=${value}`, matches);
     }
   }
 

@@ -8,7 +8,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
-import type { FhirStore } from './store.ts';
+import type { FhirRepository } from './repository.ts';
 
 /** `identifier=a|b&status=active` in a canonical order: the same condition however it is written. */
 function canonicalCondition(condition: string): string {
@@ -45,7 +45,7 @@ export function conditionalCreateId(type: string, condition: string): string {
  * the door's search syntax makes of it); more than one match is the caller's to refuse.
  */
 export async function createOnce(
-  store: FhirStore,
+  store: FhirRepository,
   resource: Resource,
   condition: string,
   matches: () => Promise<Resource[]>,

@@ -5,11 +5,10 @@
  * direction and the key; it is base64url JSON, opaque to clients.
  */
 import type { Resource } from '@medplum/fhirtypes';
-import type { Filter } from 'mongodb';
 import { badInput } from '../errors.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
-import { allOf, compileSearch, type ResourceDocument, type SearchArguments } from './search-query.ts';
-import type { FhirStore } from './store.ts';
+import { compileSearch, type SearchArguments } from './search-query.ts';
+import type { FhirRepository } from './repository.ts';
 
 export interface ConnectionPage {
   /** Total matches, counted only when asked for. */
@@ -83,27 +82,17 @@ function sortFields(type: string, sortArgument: string | undefined): Record<stri
   return sort as Record<string, 1 | -1>;
 }
 
-/** The filter of resources strictly after `key` in `sort` order (missing values sort first, as in MongoDB). */
-function after(sort: Record<string, 1 | -1>, key: unknown[]): Filter<ResourceDocument> {
-  const fields = Object.keys(sort);
-  const branches: Filter<ResourceDocument>[] = [];
-  for (let i = 0; i < fields.length; i++) {
-    const equalBefore = Object.fromEntries(fields.slice(0, i).map((field, j) => [field, key[j] ?? null]));
-    const field = fields[i]!;
-    const value = key[i] ?? null;
-    let beyond: Filter<ResourceDocument> | undefined;
-    if (sort[field] === 1) beyond = value === null ? { [field]: { $ne: null } } : { [field]: { $gt: value } };
-    else beyond = value === null ? undefined : { $or: [{ [field]: { $lt: value } }, { [field]: null }] };
-    if (beyond) branches.push({ ...equalBefore, ...beyond } as Filter<ResourceDocument>);
-  }
-  return branches.length === 1 ? branches[0]! : { $or: branches };
-}
-
 const reversed = (sort: Record<string, 1 | -1>): Record<string, 1 | -1> =>
   Object.fromEntries(Object.entries(sort).map(([field, direction]) => [field, direction === 1 ? -1 : 1])) as Record<string, 1 | -1>;
 
+/** The search arguments of a count: what matches, whatever the order. */
+function withoutSort(args: SearchArguments): SearchArguments {
+  const { _sort: _ignored, ...rest } = args;
+  return rest;
+}
+
 export async function searchConnection(
-  store: FhirStore,
+  store: FhirRepository,
   type: string,
   args: SearchArguments & { _cursor?: string | null },
   options: { defaultCount: number; maxCount: number },
@@ -123,21 +112,19 @@ export async function searchConnection(
   }
   if (cursor.n < 1 || cursor.n > options.maxCount) throw badInput(`_count must be between 1 and ${options.maxCount}`, ['_count']);
 
-  const { filter } = compileSearch(type, cursor.a);
   const sort = sortFields(type, cursor.a._sort as string | undefined);
   const backwards = cursor.w === 'b' || cursor.w === 'e';
   const order = backwards ? reversed(sort) : sort;
-  const conditions: Filter<ResourceDocument>[] = [filter];
-  if ((cursor.w === 'a' || cursor.w === 'b') && cursor.k) conditions.push(after(order, cursor.k));
-  const rows = await store.findPage(type, allOf(conditions), order, cursor.n + 1);
+  const after = (cursor.w === 'a' || cursor.w === 'b') && cursor.k ? cursor.k : undefined;
+  const rows = await store.page(type, { args: cursor.a, sort: order, ...(after ? { after } : {}), limit: cursor.n + 1 });
   const more = rows.length > cursor.n;
   const page = rows.slice(0, cursor.n);
   if (backwards) page.reverse();
 
   const base = { a: cursor.a, n: cursor.n };
-  const countMatches = (): Promise<number> => store.countMatching(type, filter);
-  const firstKey = page[0]?.sortValues;
-  const lastKey = page.at(-1)?.sortValues;
+  const countMatches = (): Promise<number> => store.count(type, withoutSort(cursor.a));
+  const firstKey = page[0]?.key;
+  const lastKey = page.at(-1)?.key;
   const hasNext = backwards ? cursor.w === 'b' : more;
   const hasPrevious = backwards ? more : cursor.w === 'a';
   return {

@@ -7,7 +7,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HubError } from '../errors.ts';
 import { BundleImporter, UnresolvedReferenceError, type EntryOutcome } from './bundles.ts';
-import type { FhirStore } from './store.ts';
+import type { FhirRepository } from './repository.ts';
 
 export interface FileResult {
   file: string;
@@ -36,7 +36,7 @@ export async function bundleFiles(paths: string[]): Promise<string[]> {
 }
 
 export async function importFiles(
-  store: FhirStore,
+  store: FhirRepository,
   files: string[],
   onProgress: (done: number, total: number, report: ImportReport) => void = () => {},
 ): Promise<ImportReport> {

@@ -11,6 +11,7 @@
  */
 import { getDataType, type InternalSchemaElement } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
+import { badInput } from '../errors.ts';
 
 /** A FHIR resource id (R4: 1 to 64 of letters, digits, `-` and `.`), as a pattern source to build others from. */
 export const ID_SOURCE = '[A-Za-z0-9\\-.]{1,64}';
@@ -116,4 +117,15 @@ export function malformedReferences(resource: Resource): string[] {
   };
   walk(resource);
   return found;
+}
+
+export function assertValidId(id: string): void {
+  if (!ID_PATTERN.test(id)) throw badInput(`"${id.slice(0, 80)}" is not a valid FHIR id`, ['id']);
+}
+
+/** `W/"3"`, `"3"` or `3` -> 3. */
+export function parseVersion(value: string | number): number {
+  const match = /^(?:W\/)?"?(\d{1,9})"?$/.exec(String(value).trim());
+  if (!match) throw badInput(`"${String(value).slice(0, 40)}" is not a resource version (use e.g. W/"3" or 3)`, ['ifMatch']);
+  return Number(match[1]);
 }

@@ -189,3 +189,8 @@ export function searchIndexFingerprint(): string {
   }
   return hash.digest('hex').slice(0, 16);
 }
+
+/** The extracted search value of a parameter (by its code, `value-date`) among a resource's search values. */
+export function parameterValue(resourceType: string, code: string, values: Record<string, unknown>): unknown {
+  return values[findSearchParameter(resourceType, code)?.key ?? code];
+}

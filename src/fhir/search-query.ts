@@ -24,7 +24,7 @@ export interface ResourceDocument {
   sp: Record<string, unknown>;
   /** the organisation the resource belongs to (decided when its id was first written) */
   owner?: string;
-  /** the transaction it was written in, while that is not committed: not yet visible (transaction-visibility.ts) */
+  /** the transaction it was written in, while that is not committed: not yet visible (storage/transactions.ts) */
   p?: string;
   /** search values compared for equality (tokens, references, uris) and derived keys: top-level fields */
   [topLevel: `t_${string}`]: unknown;

@@ -4,9 +4,10 @@
  * through their workflow, whatever door a write comes through — GraphQL `<Type>Create/Update/Delete`, FHIR
  * REST, transaction and batch Bundles, `npm run import`, the member sync.
  *
- * Each domain declares its records through its store extension (`workflowRecords`); the store asks before every
- * write (store.ts, `checkWrite` and the bulk creates). A write is let through when the store acts for the
- * record's workflow (`FhirStore.forWorkflow`) or for the hub itself (`FhirStore.asHub`: the demo seed);
+ * Each domain declares its records through its hooks (hooks.ts, `workflowRecords`); the store asks before every
+ * write (store.ts `checkWrite`, batch-write.ts). A write is let through when the repository acts in the record's
+ * workflow's scope (scope.ts `workflowScope`) or as the hub for every workflow (`HUB_WORKFLOW_SCOPE`: the
+ * domains' hooks, the demo seed);
  * otherwise it is refused with WORKFLOW_OWNED (HTTP 409) naming what to use, and nothing is written:
  *
  * - a create of such a record (only its workflow creates them),

@@ -3,7 +3,7 @@ import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } f
 import type { HubStatusModel } from '../graphql/hub-status.ts';
 import type { Person as PersonModel, LinkEvent as LinkEventModel, PossibleDuplicate as PossibleDuplicateModel } from '../identity/linking.ts';
 import type { HistoryPage as HistoryPageModel, HistoryEntry as HistoryEntryModel } from '../identity/patient-history.ts';
-import type { RequestContext } from '../graphql/context.ts';
+import type { RequestContext } from '../request/context.ts';
 export type Maybe<T> = T | null | undefined;
 export type InputMaybe<T> = T | null | undefined;
 export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };

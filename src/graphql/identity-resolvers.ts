@@ -2,7 +2,7 @@
 import type { Identifier, Patient } from '@medplum/fhirtypes';
 import type { MutationResolvers, PersonResolvers, QueryResolvers } from '../generated/graphql.ts';
 import { nationalIdOf } from '../identity/patient-identity.ts';
-import { requireAdmin } from './context.ts';
+import { requireAdmin } from '../request/context.ts';
 
 const MAX_DUPLICATES = 500;
 

@@ -6,18 +6,21 @@ import { organizationReference } from '../fhir/references.ts';
 import type { CriticalEvent } from '../reading/critical.ts';
 import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
 import { ReadingService, type Reading } from '../reading/reading-service.ts';
+import { ReferralService } from '../referral/referral-service.ts';
 import { dueAt, overdue } from '../reading/rules.ts';
 import { ESCALATED_TAG } from '../reading/reading-service.ts';
 import { DEFAULT_ACK_MINUTES } from '../reading/rules.ts';
-import type { RequestContext } from './context.ts';
+import type { RequestContext } from '../request/context.ts';
 
 const QUEUE_DEFAULT = 20;
 const QUEUE_MAX = 200;
 
+const actorOf = (context: RequestContext) => ({ clientId: context.caller, ...(context.access?.caller.organization ? { organization: context.access.caller.organization } : {}), anySide: !context.access || context.access.isAdmin });
+
 function readings(context: RequestContext): ReadingService {
   const access = context.access;
   if (access?.isResident) throw new HubError('FORBIDDEN', 'Residents read their reports through their own records');
-  return new ReadingService(context.store, access, context.db, { clientId: context.caller, ...(access?.caller.organization ? { organization: access.caller.organization } : {}), anySide: !access || access.isAdmin }, () => new Date(), { referralLog: context.referralLog, people: context.identity.people, ...context.reading });
+  return new ReadingService(context.store, access, context.collections, actorOf(context), () => new Date(), { people: context.identity.people, ...context.reading });
 }
 
 const load = async (context: RequestContext, reference: string | undefined): Promise<Resource | null> => (reference ? context.resources.load(reference) : null);
@@ -69,7 +72,11 @@ export const readingMutationResolvers: Pick<MutationResolvers, 'requestReading' 
     return { reading: result.reading, report: result.report, criticalValues: result.critical.map((communication) => criticalView(communication, context.reading.ackMinutes)) } as never;
   },
   acknowledgeCriticalValue: async (_parent, args, context) => criticalView(await readings(context).acknowledge(args.id, args.by), context.reading.ackMinutes) as never,
-  criticalValueGreenChannel: (_parent, args, context) => readings(context).greenChannel(args.id, args.reason ?? undefined) as never,
+  criticalValueGreenChannel: async (_parent, args, context) => {
+    const referral = await readings(context).greenChannelReferral(args.id, args.reason ?? undefined);
+    // The reading side has checked that the caller received the critical value; the referral workflow submits it.
+    return new ReferralService(context.store, undefined, actorOf(context), () => new Date(), context.referralLog).submit(referral) as never;
+  },
 };
 
 export const readingTypeResolvers = {
@@ -104,7 +111,7 @@ export const readingSubscriptionResolvers = {
       const access = context.access;
       if (access && !access.isAdmin && (access.isResident || access.caller.organization !== organization)) throw new HubError('FORBIDDEN', `A member follows its own organisation's critical values, not ${organization}'s`);
       return stoppable((signal) =>
-        eventFeed(context.db.collection<CriticalEvent>('critical_events'), organization, signal, (event) => ({
+        eventFeed(context.collections.collection<CriticalEvent>('critical_events'), organization, signal, (event) => ({
           criticalValueEvents: { id: event.communication, state: event.state, rule: event.rule, text: event.text, result: event.result, to: event.to, from: event.from, at: event.at.toISOString() },
         })),
       );

@@ -1,4 +1,5 @@
 /** Thin resolvers over result recognition (src/recognition): the catalog and the candidates of a person. */
+import { HUB_SCOPE } from '../fhir/scope.ts';
 import type { CodeSystem, Organization } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
 import { organizationReference } from '../fhir/references.ts';
@@ -11,7 +12,7 @@ import { issuerOf, type RecognitionResult } from '../recognition/normalise.ts';
 import { queueReapply, reapplyJob, reapplyJobs, type ReapplyJob } from '../recognition/reapply-jobs.ts';
 import { candidateOf, levelOf, RecognitionService, type RecognitionCandidate } from '../recognition/recognition-service.ts';
 import { decide, itemFor, type CatalogItem } from '../recognition/rules.ts';
-import type { RequestContext } from './context.ts';
+import type { RequestContext } from '../request/context.ts';
 
 function dateArgument(value: string | null | undefined, name: string): Date {
   if (!value) return new Date();
@@ -25,7 +26,7 @@ const itemView = (item: CatalogItem) => ({ ...item, standardCodes: item.codes, e
 function decisions(context: RequestContext): RecognitionDecisions {
   const access = context.access;
   if (access?.isResident) throw new HubError('FORBIDDEN', 'Recognition decisions are made and counted by member hospitals');
-  return new RecognitionDecisions(context.store, context.db, context.recognitionMark, access && !access.isAdmin ? access.caller.organization : undefined);
+  return new RecognitionDecisions(context.store, context.collections, context.recognitionMark, { ...(access && !access.isAdmin && access.caller.organization ? { organization: access.caller.organization } : {}), ...(access ? { access } : {}) });
 }
 
 /** The organisation named, when the caller may look after its code maps: administrators, or the member itself. */
@@ -61,7 +62,7 @@ const jobView = (job: ReapplyJob) => ({
 export const recognitionMutationResolvers: Pick<MutationResolvers, 'recordRecognitionDecision' | 'reapplyCodeMaps'> = {
   reapplyCodeMaps: async (_parent, args, context) => {
     const organization = mapKeeper(context, args.organization);
-    return jobView(await queueReapply(context.db, organization, `requested by ${context.caller}`, 0)) as never;
+    return jobView(await queueReapply(context.collections, organization, `requested by ${context.caller}`, 0)) as never;
   },
   recordRecognitionDecision: async (_parent, args, context) => {
     const input: DecisionInput = {
@@ -85,14 +86,14 @@ export const recognitionQueryResolvers: Pick<
   unmappedCodes: async (_parent, args, context) => {
     const organization = mapKeeper(context, args.organization);
     // Codes and counts only, no patient data: read for the hub, past the caller's per-request budget.
-    return (await unmappedCodes(context.store.actingAs(undefined), organization, await terminology(context))) as never;
+    return (await unmappedCodes(context.store.scoped(HUB_SCOPE), organization, await terminology(context))) as never;
   },
   translateCode: async (_parent, args, context) => {
     const asOf = dateArgument(args.asOf, 'asOf');
     return translate(await terminology(context), organizationReference(args.organization), args.system ?? undefined, args.code, asOf).map((translation) => ({ ...translation, item: translation.item ? itemView(translation.item) : null })) as never;
   },
   recognitionJob: async (_parent, args, context) => {
-    const job = await reapplyJob(context.db, args.id);
+    const job = await reapplyJob(context.collections, args.id);
     if (!job) return null;
     mapKeeper(context, job.organization);
     return jobView(job) as never;
@@ -100,7 +101,7 @@ export const recognitionQueryResolvers: Pick<
   recognitionJobs: async (_parent, args, context) => {
     const organization = args.organization ? mapKeeper(context, args.organization) : undefined;
     if (!organization && context.access && !context.access.isAdmin) throw new HubError('FORBIDDEN', 'A member lists the jobs of its own organisation');
-    return (await reapplyJobs(context.db, organization)).map(jobView) as never;
+    return (await reapplyJobs(context.collections, organization)).map(jobView) as never;
   },
   recognitionStatistics: async (_parent, args, context) => {
     const organization = args.organization ? organizationReference(args.organization) : undefined;

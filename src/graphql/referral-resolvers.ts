@@ -10,7 +10,7 @@ import { referralStatistics } from '../referral/referral-stats.ts';
 import { referralOf } from '../referral/referral-task.ts';
 import { dueAt, overdueMinutes, type ReferralStatus } from '../referral/rules.ts';
 import { changedByOf } from '../referral/referral-service.ts';
-import type { RequestContext } from './context.ts';
+import type { RequestContext } from '../request/context.ts';
 
 const INBOX_DEFAULT = 20;
 const INBOX_MAX = 200;

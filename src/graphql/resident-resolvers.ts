@@ -1,11 +1,12 @@
 /** Thin resolvers of the county health app's API (src/resident): a resident token's own records only. */
+import { HUB_SCOPE } from '../fhir/scope.ts';
 import type { Patient } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
 import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
 import { RecognitionService } from '../recognition/recognition-service.ts';
 import { ReferralService } from '../referral/referral-service.ts';
 import { listSize, ResidentView } from '../resident/resident-service.ts';
-import type { RequestContext } from './context.ts';
+import type { RequestContext } from '../request/context.ts';
 
 /** The resident's view, or FORBIDDEN for any other token. */
 async function residentView(context: RequestContext): Promise<ResidentView> {
@@ -38,7 +39,7 @@ export const residentMutationResolvers: Pick<MutationResolvers, 'cancelMyReferra
     if (!referral) throw new HubError('NOT_FOUND', `Referral ${args.id} is not one of yours`);
     if (!['SUBMITTED', 'UNDER_REVIEW', 'ACCEPTED'].includes(referral.facts.status)) throw new HubError('ILLEGAL_TRANSITION', `A referral ${referral.facts.status} can no longer be cancelled (only before arrival)`);
     // The workflow writes for the resident (whose token writes nothing itself); who is recorded with the change.
-    const service = new ReferralService(context.store.actingAs(undefined), undefined, { clientId: context.caller, anySide: true }, () => new Date(), context.referralLog);
+    const service = new ReferralService(context.store.scoped(HUB_SCOPE), undefined, { clientId: context.caller, anySide: true }, () => new Date(), context.referralLog);
     return (await service.transition(args.id, 'cancel', { reason: `患者本人通过健康App取消：${args.reason.trim()}`, ifMatch: referral.task.meta?.versionId ?? '' })) as never;
   },
 };
@@ -51,7 +52,7 @@ export const residentTypeResolvers = {
       Promise.all(view.records.map(async (patient) => ({ patient, organization: patient.managingOrganization?.reference ? await context.resources.load(patient.managingOrganization.reference) : null }))),
     encounters: ({ view }: MeParent, args: { _count?: number | null }) => view.list('Encounter', listSize(args._count), '-date'),
     labResults: async ({ view }: MeParent, args: { _count?: number | null }, context: RequestContext) => {
-      context.recognitionData ??= new RecognitionService(context.store.actingAs(undefined), context.recognitionMark).data();
+      context.recognitionData ??= new RecognitionService(context.store.scoped(HUB_SCOPE), context.recognitionMark).data();
       return view.labResults(listSize(args._count), await context.recognitionData);
     },
     reports: ({ view }: MeParent, args: { _count?: number | null }) => view.list('DiagnosticReport', listSize(args._count), '-date'),

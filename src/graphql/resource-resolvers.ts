@@ -11,7 +11,7 @@ import { conditionArguments, createOnce } from '../fhir/conditional-create.ts';
 import { normalizeReference } from '../fhir/search-index.ts';
 import { searchParametersOf } from '../fhir/search-parameters.ts';
 import type { SearchArguments } from '../fhir/search-query.ts';
-import { primeResources, type RequestContext } from './context.ts';
+import { primeResources, type RequestContext } from '../request/context.ts';
 
 type Resolver = (parent: unknown, args: Record<string, unknown>, context: RequestContext) => unknown;
 

@@ -12,7 +12,7 @@ import { residentMutationResolvers, residentQueryResolvers, residentTypeResolver
 import { readingMutationResolvers, readingQueryResolvers, readingSubscriptionResolvers, readingTypeResolvers } from './reading-resolvers.ts';
 import { referralMutationResolvers, referralQueryResolvers, referralSubscriptionResolvers, referralTypeResolvers } from './referral-resolvers.ts';
 import { resourceResolvers } from './resource-resolvers.ts';
-import type { RequestContext } from './context.ts';
+import type { RequestContext } from '../request/context.ts';
 import { HubError } from '../errors.ts';
 
 /** The SDL of schema/hub (hand-written) and schema/fhir (generated), in a stable order. */

@@ -2,7 +2,7 @@
 import { HubError } from '../errors.ts';
 import type { MutationResolvers, QueryResolvers } from '../generated/graphql.ts';
 import type { MemberSync } from '../sync/member-sync.ts';
-import { requireAdmin, type RequestContext } from './context.ts';
+import { requireAdmin, type RequestContext } from '../request/context.ts';
 
 const iso = (date: Date | undefined): string | null => date?.toISOString() ?? null;
 

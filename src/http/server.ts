@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer } from '@apollo/server';
 import { HubError, databaseLastUnavailable, isDatabaseUnavailable, translateDatabaseError, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { RequestContext } from '../graphql/context.ts';
+import type { RequestContext } from '../request/context.ts';
 import { PLAYGROUND_ASSET_PREFIX, playgroundAsset, playgroundPage } from './playground.ts';
 import { COCKPIT_ASSET_PREFIX, cockpitAsset, cockpitPage } from './cockpit.ts';
 import { errorResponse, handleRest as handleFhirRest, type RestResponse } from '../rest/fhir-rest.ts';

@@ -19,7 +19,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocket, WebSocketServer } from 'ws';
 import { HubError } from '../errors.ts';
 import { MAX_JSON_DEPTH, nestedDeeperThan } from '../fhir/json-depth.ts';
-import type { RequestContext } from '../graphql/context.ts';
+import type { RequestContext } from '../request/context.ts';
 import type { Logger } from '../log.ts';
 import type { RequestPipeline } from '../request/pipeline.ts';
 

@@ -14,14 +14,13 @@
  * changed. Without transactions each change is one single-document write, so it is atomic.
  */
 import { randomUUID } from 'node:crypto';
-import type { Collection, Db } from 'mongodb';
-import type { Patient, Resource } from '@medplum/fhirtypes';
-import { createMissingIndexes } from '../database/indexes.ts';
-import { findByValues } from '../database/equalities.ts';
+import type { Collection } from 'mongodb';
+import type { Patient } from '@medplum/fhirtypes';
 import { badInput, conflict, notFound } from '../errors.ts';
-import type { FhirStore } from '../fhir/store.ts';
+import type { FhirRepository, FoundResource } from '../fhir/repository.ts';
+import type { SideCollections } from '../fhir/side-collections.ts';
 import { checkNationalId } from './national-id.ts';
-import { singleRecordPersonId } from './patient-identity.ts';
+import { DEMOGRAPHICS_KEY, NEAR_ID_KEY, PERSON_KEY, singleRecordPersonId } from './patient-identity.ts';
 
 interface LinkDocument {
   /** the Patient record id */
@@ -77,25 +76,25 @@ export class PersonDirectory {
   private readonly events: Collection<LinkEvent>;
 
   constructor(
-    private readonly store: FhirStore,
-    private readonly db: Db,
+    private readonly store: FhirRepository,
+    private readonly collections: SideCollections,
     private readonly nationalIdSystem: string,
   ) {
-    this.links = db.collection<LinkDocument>('person_links');
-    this.events = db.collection<LinkEvent>('person_link_events');
+    this.links = collections.collection<LinkDocument>('person_links');
+    this.events = collections.collection<LinkEvent>('person_link_events');
   }
 
   async ensureIndexes(): Promise<void> {
-    await createMissingIndexes(this.db, 'person_links', [{ key: { person: 1 }, name: 'person' }]);
-    await createMissingIndexes(this.db, 'person_link_events', [{ key: { patient: 1 }, name: 'patient' }]);
+    await this.collections.ensureIndexes('person_links', [{ key: { person: 1 }, name: 'person' }]);
+    await this.collections.ensureIndexes('person_link_events', [{ key: { patient: 1 }, name: 'patient' }]);
   }
 
   /** The person of each record: its manual link if it has one, else its automatic person. One query. */
-  private async effectivePersons(records: { resource: Resource; values: Record<string, unknown> }[]): Promise<Map<string, string>> {
+  private async effectivePersons(records: FoundResource[]): Promise<Map<string, string>> {
     const ids = records.map((record) => record.resource.id as string);
     const overrides = new Map<string, string>();
-    for (const link of await findByValues<LinkDocument>(this.db, 'person_links', '_id', ids)) overrides.set(link._id, link.person);
-    return new Map(records.map((record) => [record.resource.id as string, overrides.get(record.resource.id as string) ?? (record.values.person as string)]));
+    for (const link of await this.collections.findByValues<LinkDocument>('person_links', '_id', ids)) overrides.set(link._id, link.person);
+    return new Map(records.map((record) => [record.resource.id as string, overrides.get(record.resource.id as string) ?? (record.values[PERSON_KEY] as string)]));
   }
 
   /** The identifier search token: `system|value`, or a bare national ID, or a bare value of any system. */
@@ -119,8 +118,8 @@ export class PersonDirectory {
       if (!PERSON_ID.test(selector.person)) throw badInput(`"${selector.person.slice(0, 40)}" is not a person id`, ['person']);
       return selector.person;
     }
-    const filter = selector.patient ? { _id: selector.patient } : { t_identifier: this.identifierToken(selector.identifier!) };
-    const matched = await this.store.findWithValues('Patient', filter, { values: ['person'], limit: MAX_IDENTIFIER_MATCHES + 1 });
+    const condition = selector.patient ? { key: 'id', eq: selector.patient } : { key: 'identifier', eq: this.identifierToken(selector.identifier!) };
+    const matched = await this.store.find('Patient', { where: [condition], values: [PERSON_KEY], limit: MAX_IDENTIFIER_MATCHES + 1 });
     if (matched.length === 0) throw notFound(selector.patient ? `Patient/${selector.patient} not found` : `No patient record has the identifier ${selector.identifier}`);
     const persons = new Set((await this.effectivePersons(matched)).values());
     if (persons.size > 1) {
@@ -131,14 +130,14 @@ export class PersonDirectory {
 
   /**
    * Every record of a person (four queries, whatever the number of records): its manual links, the records
-   * whose automatic person it is (an equality on `t_person`), the records linked to it by hand (by id), and
+   * whose automatic person it is (an equality on its `person` anchor), the records linked to it by hand (by id), and
    * the manual links of all of them.
    */
   async members(personId: string): Promise<Patient[]> {
     const incoming = await this.links.find({ person: personId }, { projection: { _id: 1 } }).toArray();
     const [automatic, linked] = await Promise.all([
-      this.store.findWithValues('Patient', { t_person: personId }, { values: ['person'] }),
-      incoming.length > 0 ? this.store.findWithValues('Patient', { _id: { $in: incoming.map((link) => link._id) } }, { values: ['person'] }) : Promise.resolve([]),
+      this.store.find('Patient', { where: [{ key: PERSON_KEY, eq: personId }], values: [PERSON_KEY] }),
+      incoming.length > 0 ? this.store.find('Patient', { where: [{ key: 'id', in: incoming.map((link) => link._id) }], values: [PERSON_KEY] }) : Promise.resolve([]),
     ]);
     const candidates = [...automatic, ...linked.filter((record) => !automatic.some((other) => other.resource.id === record.resource.id))];
     const persons = await this.effectivePersons(candidates);
@@ -156,8 +155,8 @@ export class PersonDirectory {
     return { id, records };
   }
 
-  private async recordWithValues(patientId: string): Promise<{ resource: Resource; values: Record<string, unknown> }> {
-    const [record] = await this.store.findWithValues('Patient', { _id: patientId }, { values: ['person'], limit: 1 });
+  private async recordWithValues(patientId: string): Promise<FoundResource> {
+    const [record] = await this.store.find('Patient', { where: [{ key: 'id', eq: patientId }], values: [PERSON_KEY], limit: 1 });
     if (!record) throw notFound(`Patient/${patientId} not found`);
     return record;
   }
@@ -174,7 +173,7 @@ export class PersonDirectory {
     const after = await this.resolve(target);
     if (target.person && (await this.members(after)).length === 0) throw notFound(`Person ${after} has no records`);
     if (after === before) throw conflict(`Patient/${patientId} already belongs to person ${after}`);
-    const automatic = record.values.person as string;
+    const automatic = record.values[PERSON_KEY] as string;
     if (after === automatic) await this.links.deleteOne({ _id: patientId });
     else await this.links.updateOne({ _id: patientId }, { $set: { person: after, from: automatic, reason: why, by, at: new Date() } }, { upsert: true });
     await this.record({ patient: patientId, action: 'link', before, after, reason: why, by });
@@ -189,7 +188,7 @@ export class PersonDirectory {
   async unlink(patientId: string, reason: string, by: string): Promise<Person> {
     const why = requireReason(reason);
     const record = await this.recordWithValues(patientId);
-    const automatic = record.values.person as string;
+    const automatic = record.values[PERSON_KEY] as string;
     const manual = await this.links.findOne({ _id: patientId });
     let after: string;
     if (manual) {
@@ -207,7 +206,7 @@ export class PersonDirectory {
 
   /** The link history of some records, newest first (one query). */
   async linkEvents(patientIds: string[]): Promise<LinkEvent[]> {
-    const events = await findByValues<LinkEvent>(this.db, 'person_link_events', 'patient', patientIds);
+    const events = await this.collections.findByValues<LinkEvent>('person_link_events', 'patient', patientIds);
     return events.sort((a, b) => b.at.getTime() - a.at.getTime()).slice(0, 200);
   }
 
@@ -218,8 +217,13 @@ export class PersonDirectory {
   async possibleDuplicates(limit: number): Promise<PossibleDuplicate[]> {
     // Grouped here, not by the database: FerretDB v1 has no $push and unwinds nested arrays differently from
     // MongoDB. One query reads the records that have a key; the pairs are found among them.
-    const keyed = await this.store.findWithValues('Patient', { $or: [{ 'sp._demo': { $exists: true } }, { 'sp._nidnear': { $exists: true } }] }, { values: ['person', '_demo', '_nidnear'] });
-    const keysOf = (values: Record<string, unknown>): string[] => [values._demo as string | undefined, ...((values._nidnear as string[] | undefined) ?? [])].filter((key): key is string => key !== undefined);
+    const keyed = await this.store.find('Patient', {
+      where: [{ anyOf: [[{ key: DEMOGRAPHICS_KEY, exists: true }], [{ key: NEAR_ID_KEY, exists: true }]] }],
+      values: [PERSON_KEY, DEMOGRAPHICS_KEY, NEAR_ID_KEY],
+    });
+    const demographics = (values: Record<string, unknown>): string[] => (values[DEMOGRAPHICS_KEY] ? [values[DEMOGRAPHICS_KEY] as string] : []);
+    const nearIds = (values: Record<string, unknown>): string[] => (values[NEAR_ID_KEY] as string[] | undefined) ?? [];
+    const keysOf = (values: Record<string, unknown>): string[] => [...demographics(values), ...nearIds(values)];
     const counts = new Map<string, number>();
     for (const record of keyed) for (const key of keysOf(record.values)) counts.set(key, (counts.get(key) ?? 0) + 1);
     const candidates = keyed.filter((record) => keysOf(record.values).some((key) => (counts.get(key) ?? 0) > 1)).slice(0, MAX_DUPLICATE_CANDIDATES);
@@ -247,8 +251,8 @@ export class PersonDirectory {
         }
       }
     };
-    consider('NATIONAL_ID_ONE_DIGIT_APART', nearKeys, (values) => (values._nidnear as string[] | undefined) ?? []);
-    consider('SAME_NAME_BIRTH_DATE_SEX', demoKeys, (values) => (values._demo ? [values._demo as string] : []));
+    consider('NATIONAL_ID_ONE_DIGIT_APART', nearKeys, nearIds);
+    consider('SAME_NAME_BIRTH_DATE_SEX', demoKeys, demographics);
     return [...pairs.values()].slice(0, limit);
   }
 }

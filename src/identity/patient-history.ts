@@ -9,15 +9,14 @@
  * between pages move no entry to another page; the cursor is bound to the person and the filters.
  */
 import { createHash } from 'node:crypto';
-import type { Filter } from 'mongodb';
 import { z } from 'zod';
 import type { CodeableConcept, DiagnosticReport, Encounter, MedicationRequest, Observation, Organization, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { badInput } from '../errors.ts';
 import { dateRange, normalizeReference } from '../fhir/search-index.ts';
-import { allOf, type ResourceDocument } from '../fhir/search-query.ts';
-import type { FhirStore } from '../fhir/store.ts';
+import type { Condition } from '../fhir/indexed-query.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
 import type { Person, PersonDirectory, PersonSelector } from './linking.ts';
-import { isTimelineType, timelineResourceTypes, timelineTypes, type TimelineResourceType } from './timeline.ts';
+import { isTimelineType, SOURCE_KEY, timelineResourceTypes, timelineTypes, WHEN_KEY, type TimelineResourceType } from './timeline.ts';
 import { decodeCursor, encodeCursor } from '../fhir/cursor.ts';
 
 export interface HistoryFilters {
@@ -98,7 +97,7 @@ function displayOf(resource: Resource): string {
 
 export class PatientHistory {
   constructor(
-    private readonly store: FhirStore,
+    private readonly store: FhirRepository,
     private readonly directory: PersonDirectory,
   ) {}
 
@@ -122,18 +121,17 @@ export class PatientHistory {
     const perType = await Promise.all(
       types.map(async (type) => {
         const rank = timelineResourceTypes.indexOf(type);
-        const conditions: Filter<ResourceDocument>[] = [{ t_patient: patientRefs.length === 1 ? patientRefs[0] : { $in: patientRefs } }, ...typeFilters(type)];
+        const conditions: Condition[] = [{ key: 'patient', in: patientRefs }, ...typeFilters(type)];
         if (organization) {
-          conditions.push({ $or: [{ 'sp._org': organization }, { 'sp._org': { $exists: false }, t_patient: { $in: heldThere } }] });
+          conditions.push({ anyOf: [[{ key: SOURCE_KEY, eq: organization }], [{ key: SOURCE_KEY, exists: false }, { key: 'patient', in: heldThere }]] });
         }
-        if (cursor) {
-          const when = new Date(cursor.w);
-          if (rank < cursor.t) conditions.push({ 'sp._when': { $lt: when } });
-          else if (rank > cursor.t) conditions.push({ 'sp._when': { $lte: when } });
-          else conditions.push({ $or: [{ 'sp._when': { $lt: when } }, { 'sp._when': when, _id: { $gt: cursor.i } }] });
-        }
-        const found = await this.store.findWithValues(type, allOf(conditions), { sort: { 'sp._when': -1, _id: 1 }, limit: pageSize + 1, values: ['_when', '_org', 'patient'] });
-        return found.map((item) => ({ ...item, type, rank, when: item.values._when as Date }));
+        // After the cursor's entry in the merged order (date newest first, then type, then id).
+        const when = cursor ? new Date(cursor.w) : undefined;
+        if (cursor && rank < cursor.t) conditions.push({ key: WHEN_KEY, lt: when! });
+        else if (cursor && rank > cursor.t) conditions.push({ key: WHEN_KEY, lte: when! });
+        const after = cursor && rank === cursor.t ? { value: when, id: cursor.i } : undefined;
+        const found = await this.store.find(type, { where: conditions, order: { key: WHEN_KEY, descending: true, ...(after ? { after } : {}) }, limit: pageSize + 1, values: [WHEN_KEY, SOURCE_KEY, 'patient'] });
+        return found.map((item) => ({ ...item, type, rank, when: item.values[WHEN_KEY] as Date }));
       }),
     );
     const merged = perType
@@ -145,7 +143,7 @@ export class PatientHistory {
 
     const recordsById = new Map(records.map((record) => [`Patient/${record.id}`, record]));
     const sourceOf = (item: (typeof pageItems)[number]): string | undefined => {
-      const named = (item.values._org as string[] | undefined)?.[0];
+      const named = (item.values[SOURCE_KEY] as string[] | undefined)?.[0];
       if (named) return named;
       const patient = ((item.values.patient as string[] | undefined) ?? []).map((ref) => recordsById.get(ref)).find(Boolean);
       return patient?.managingOrganization?.reference ? normalizeReference(patient.managingOrganization.reference) : undefined;
@@ -154,7 +152,7 @@ export class PatientHistory {
     const referralIds = pageItems.filter((item) => item.type === 'ServiceRequest').map((item) => `ServiceRequest/${item.resource.id}`);
     const [organizations, tasks] = await Promise.all([
       this.store.readMany('Organization', [...new Set(sources.filter((ref): ref is string => ref?.startsWith('Organization/') ?? false))].map((ref) => ref.slice('Organization/'.length))),
-      referralIds.length > 0 ? this.store.findWithValues('Task', { t_focus: referralIds.length === 1 ? referralIds[0] : { $in: referralIds } }, { values: ['focus'] }) : Promise.resolve([]),
+      referralIds.length > 0 ? this.store.find('Task', { where: [{ key: 'focus', in: referralIds }], values: ['focus'] }) : Promise.resolve([]),
     ]);
     const taskOf = new Map<string, Task>();
     for (const task of tasks) for (const focus of (task.values.focus as string[] | undefined) ?? []) taskOf.set(focus, task.resource as Task);
@@ -200,16 +198,16 @@ export class PatientHistory {
   }
 
   /** Date and code conditions, per type (the code parameter differs). */
-  private filterConditions(filters: HistoryFilters): (type: TimelineResourceType) => Filter<ResourceDocument>[] {
-    const conditions: Filter<ResourceDocument>[] = [];
+  private filterConditions(filters: HistoryFilters): (type: TimelineResourceType) => Condition[] {
+    const conditions: Condition[] = [];
     for (const [name, value] of [['from', filters.from], ['to', filters.to]] as const) {
       if (!value) continue;
       const range = dateRange(value);
       if (!range) throw badInput(`${name}: "${value.slice(0, 40)}" is not a date (e.g. 2024, 2024-03, 2024-03-05)`, [name]);
-      conditions.push({ 'sp._when': name === 'from' ? { $gte: range.lo } : { $lte: range.hi } });
+      conditions.push(name === 'from' ? { key: WHEN_KEY, gte: range.lo } : { key: WHEN_KEY, lte: range.hi });
     }
     const code = filters.code?.trim();
     if (code !== undefined && (code.length === 0 || code.length > 256)) throw badInput('code must be 1 to 256 characters', ['code']);
-    return (type) => (code ? [...conditions, { [`t_${timelineTypes[type].code}`]: code }] : conditions);
+    return (type) => (code ? [...conditions, { key: timelineTypes[type].code, eq: code }] : conditions);
   }
 }

@@ -2,13 +2,13 @@
  * What a Patient record says about the person it belongs to, computed when the record is written:
  *
  * - its national ID (居民身份证号) must be valid (GB 11643), or the write is refused;
- * - `t_person`: the person the record belongs to automatically. Records with the same valid national ID
+ * - `person`: the person the record belongs to automatically (an anchor: records are found by an equality on it). Records with the same valid national ID
  *   share it; a record without one is a person of its own. Being a function of the record alone, it does not
  *   depend on the order in which records arrive. Administrators' manual links override it (linking.ts).
  * - `_demo`: name + birth date + sex, and `_nidnear`: the national ID with one digit masked at a time, the keys
  *   under which possible duplicates are found (never linked automatically).
  *
- * These are stored with the search values of the record (`t_person`, `sp._demo`, ...), not in the FHIR record itself:
+ * These are stored with the search values of the record (hooks.ts), not in the FHIR record itself:
  * linking never changes a source record.
  */
 import { createHash } from 'node:crypto';
@@ -16,6 +16,11 @@ import type { HumanName, Patient, Resource } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
 import { normalizeString } from '../fhir/search-index.ts';
 import { checkNationalId, type NationalIdProblem } from './national-id.ts';
+
+/** The derived keys of a Patient record (hooks.ts): its person, and the keys possible duplicates are found under. */
+export const PERSON_KEY = 'person';
+export const DEMOGRAPHICS_KEY = '_demo';
+export const NEAR_ID_KEY = '_nidnear';
 
 /** The identifier system of the resident national ID when NATIONAL_ID_SYSTEM is not set (the national OID). */
 export const DEFAULT_NATIONAL_ID_SYSTEM = 'urn:oid:2.16.156.10011.1.3';
@@ -72,11 +77,11 @@ export function identityValues(resource: Resource, nationalIdSystem: string): Re
   if (resource.resourceType !== 'Patient') return {};
   const nationalId = nationalIdOf(resource, nationalIdSystem);
   const values: Record<string, unknown> = {
-    // Top level (t_): the person's records are found by an equality on it.
-    t_person: nationalId ? nationalIdPersonId(nationalId) : singleRecordPersonId(resource.id as string),
+    // An anchor: the person's records are found by an equality on it.
+    [PERSON_KEY]: nationalId ? nationalIdPersonId(nationalId) : singleRecordPersonId(resource.id as string),
   };
   const name = officialName(resource.name);
-  if (name && resource.birthDate && resource.gender) values._demo = `${name}|${resource.birthDate}|${resource.gender}`;
-  if (nationalId) values._nidnear = Array.from({ length: 17 }, (_, i) => `${nationalId.slice(0, i)}*${nationalId.slice(i + 1, 17)}`);
+  if (name && resource.birthDate && resource.gender) values[DEMOGRAPHICS_KEY] = `${name}|${resource.birthDate}|${resource.gender}`;
+  if (nationalId) values[NEAR_ID_KEY] = Array.from({ length: 17 }, (_, i) => `${nationalId.slice(0, i)}*${nationalId.slice(i + 1, 17)}`);
   return values;
 }

@@ -9,22 +9,27 @@
  */
 import type { Resource } from '@medplum/fhirtypes';
 import type { DateRange } from '../fhir/search-index.ts';
+import { parameterValue } from '../fhir/search-parameters.ts';
 
 export interface TimelineType {
-  /** date search parameters (keys) in order of preference */
+  /** date search parameters (codes) in order of preference */
   dates: string[];
-  /** reference search parameters (keys) naming the source organisation */
+  /** reference search parameters (codes) naming the source organisation */
   sources: string[];
   /** the token parameter the `code` filter matches */
   code: string;
 }
 
+/** The derived keys of a history entry: its date (the order of a person's history) and its source organisations. */
+export const WHEN_KEY = '_when';
+export const SOURCE_KEY = '_org';
+
 export const timelineTypes = {
-  Encounter: { dates: ['date'], sources: ['service_provider'], code: 'type' },
-  Observation: { dates: ['date', 'value_date'], sources: ['performer'], code: 'code' },
+  Encounter: { dates: ['date'], sources: ['service-provider'], code: 'type' },
+  Observation: { dates: ['date', 'value-date'], sources: ['performer'], code: 'code' },
   DiagnosticReport: { dates: ['date', 'issued'], sources: ['performer'], code: 'code' },
   ServiceRequest: { dates: ['authored', 'occurrence'], sources: ['requester'], code: 'code' },
-  Condition: { dates: ['onset_date', 'recorded_date'], sources: [], code: 'code' },
+  Condition: { dates: ['onset-date', 'recorded-date'], sources: [], code: 'code' },
   MedicationRequest: { dates: ['authoredon', 'date'], sources: ['requester'], code: 'code' },
 } satisfies Record<string, TimelineType>;
 
@@ -39,8 +44,9 @@ export function isTimelineType(type: string): type is TimelineResourceType {
 export function timelineValues(resource: Resource, searchValues: Record<string, unknown>): Record<string, unknown> {
   if (!isTimelineType(resource.resourceType)) return {};
   const spec: TimelineType = timelineTypes[resource.resourceType];
-  const date = spec.dates.map((key) => (searchValues[key] as DateRange | undefined)?.lo).find((value) => value instanceof Date);
+  const value = (code: string): unknown => parameterValue(resource.resourceType, code, searchValues);
+  const date = spec.dates.map((code) => (value(code) as DateRange | undefined)?.lo).find((found) => found instanceof Date);
   const lastUpdated = resource.meta?.lastUpdated ? new Date(resource.meta.lastUpdated) : new Date();
-  const organizations = spec.sources.flatMap((key) => ((searchValues[key] as string[] | undefined) ?? []).filter((ref) => ref.startsWith('Organization/')));
-  return { _when: date ?? lastUpdated, ...(organizations.length > 0 ? { _org: [...new Set(organizations)] } : {}) };
+  const organizations = spec.sources.flatMap((code) => ((value(code) as string[] | undefined) ?? []).filter((ref) => ref.startsWith('Organization/')));
+  return { [WHEN_KEY]: date ?? lastUpdated, ...(organizations.length > 0 ? { [SOURCE_KEY]: [...new Set(organizations)] } : {}) };
 }

@@ -7,14 +7,15 @@
  */
 import { createHash } from 'node:crypto';
 import type { Communication, DiagnosticReport, Observation, Resource } from '@medplum/fhirtypes';
-import type { Db } from 'mongodb';
-import { normalisedValueOf } from '../recognition/normalise.ts';
+import type { SideCollections } from '../fhir/side-collections.ts';
+import { normalisedValueOf } from '../shared/normalized-value.ts';
 import { eventKey } from '../database/event-feed.ts';
-import { monthOf } from '../referral/referral-log.ts';
+import { monthOf } from '../shared/calendar.ts';
 import { criticalRulesBroken, type CriticalRule } from './rules.ts';
 
 export const CRITICAL_SYSTEM = 'https://demo.consortium-hub.cn/CodeSystem/critical-value';
-export const CRITICAL_FIELD = 't_crit';
+/** The derived key of a critical-value Communication (an anchor): its recipient's and sender's queues. */
+export const CRITICAL_KEY = 'crit';
 
 export interface CriticalFact {
   _id: string;
@@ -75,10 +76,10 @@ export interface CriticalEvent {
 }
 
 /** Records a step of a critical value for the live feed (a duplicate, from a retry, is ignored). */
-export async function recordCriticalEvent(db: Db, communication: Communication, state: CriticalEvent['state'], at: Date): Promise<void> {
+export async function recordCriticalEvent(collections: SideCollections, communication: Communication, state: CriticalEvent['state'], at: Date): Promise<void> {
   const to = communication.recipient?.[0]?.reference ?? '';
   const from = communication.sender?.reference ?? '';
-  await db
+  await collections
     .collection<CriticalEvent>('critical_events')
     .insertOne({ _id: `${communication.id}|${state}`, keys: [...new Set([to, from].filter(Boolean))].map((org) => eventKey(org, at)), communication: communication.id!, state, rule: communication.topic?.coding?.[0]?.code ?? '', text: communication.topic?.text ?? '', result: communication.about?.[0]?.reference ?? '', to, from, at })
     .catch((error: { code?: number }) => {
@@ -87,11 +88,11 @@ export async function recordCriticalEvent(db: Db, communication: Communication, 
 }
 
 /** The facts of notifications just written (a duplicate, from a retry, is ignored), and their SENT events. */
-export async function recordCriticalFacts(db: Db, notifications: Communication[]): Promise<void> {
+export async function recordCriticalFacts(collections: SideCollections, notifications: Communication[]): Promise<void> {
   for (const communication of notifications) {
     const sent = new Date(communication.sent!);
-    await recordCriticalEvent(db, communication, 'SENT', sent);
-    await db
+    await recordCriticalEvent(collections, communication, 'SENT', sent);
+    await collections
       .collection<CriticalFact>('critical_facts')
       .insertOne({ _id: communication.id!, month: monthOf(sent), to: communication.recipient?.[0]?.reference ?? '', from: communication.sender?.reference ?? '', rule: communication.topic?.coding?.[0]?.code ?? '', sentAt: sent, acknowledged: 0, ackMinutes: null, escalated: 0 })
       .catch((error: { code?: number }) => {

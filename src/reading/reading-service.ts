@@ -10,19 +10,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Communication, DiagnosticReport, ServiceRequest, Task } from '@medplum/fhirtypes';
-import type { Collection, Db, Filter } from 'mongodb';
-import { createMissingIndexes } from '../database/indexes.ts';
+import type { Collection } from 'mongodb';
 import { HubError } from '../errors.ts';
 import { organizationReference } from '../fhir/references.ts';
-import type { ResourceDocument } from '../fhir/search-query.ts';
-import type { FhirStore, StoreAccess } from '../fhir/store.ts';
-import { ReferralService, workflowAccess, type Referral, type ReferralActor } from '../referral/referral-service.ts';
-import type { ReferralLog } from '../referral/referral-log.ts';
+import type { Condition } from '../fhir/indexed-query.ts';
+import type { FhirRepository, StoreAccess } from '../fhir/repository.ts';
+import { workflowScope } from '../fhir/scope.ts';
+import type { SideCollections } from '../fhir/side-collections.ts';
 import { priorityOf, READER_EXTENSION, READING_REPORT_CODE, READING_SYSTEM, readingOf, taskStatusOf, type ReadingFacts } from './reading-task.ts';
-import { CRITICAL_FIELD, criticalNotifications, CRITICAL_SYSTEM, recordCriticalEvent, recordCriticalFacts, type CriticalFact } from './critical.ts';
+import { CRITICAL_KEY, criticalNotifications, CRITICAL_SYSTEM, recordCriticalEvent, recordCriticalFacts, type CriticalFact } from './critical.ts';
 import { DEFAULT_ACK_MINUTES, defaultCriticalRules, dueAt, late, modalities, turnaround, urgencies, type CriticalRule, type Modality, type ReadingStatus, type Urgency } from './rules.ts';
-import { monthOf } from '../referral/referral-log.ts';
-import { queueAnchor, READING_ORDER_PATH, READING_QUEUE_FIELD, READING_WORKFLOW } from './store-extension.ts';
+import { monthOf } from '../shared/calendar.ts';
+import { DUE_KEY, ORDER_KEY, QUEUE_KEY, queueAnchor, READING_WORKFLOW } from './hooks.ts';
 import { decodeCursor, encodeCursor } from '../fhir/cursor.ts';
 import { assertAboutPatient, type PersonRecords } from '../fhir/patient-compartment.ts';
 
@@ -37,6 +36,18 @@ const modalityCodes: Record<Modality, { system: string; code: string; display: s
   US: { system: 'http://loinc.org', code: '24558-9', display: 'US Abdomen' },
   PATHOLOGY: { system: 'http://loinc.org', code: '60567-5', display: 'Comprehensive pathology report panel' },
 };
+
+/** A green-channel referral to submit: the referral workflow's submission, as the reading side names it. */
+export interface GreenChannelReferral {
+  type: 'GREEN_CHANNEL';
+  priority: 'stat';
+  patient: string;
+  from: string;
+  to: string;
+  reason: string;
+  attachments: string[];
+  consent: true;
+}
 
 export interface ReadingActor {
   clientId: string;
@@ -98,27 +109,27 @@ function readQueueCursor(text: string): { queue: Date; id: string } {
 }
 
 export class ReadingService {
-  private readonly workflow: FhirStore;
+  private readonly workflow: FhirRepository;
   readonly facts: Collection<ReadingFact>;
   readonly criticalFacts: Collection<CriticalFact>;
 
   constructor(
-    private readonly store: FhirStore,
+    private readonly store: FhirRepository,
     access: StoreAccess | undefined,
-    private readonly db: Db,
+    private readonly collections: SideCollections,
     private readonly actor: ReadingActor,
     private readonly now: () => Date = () => new Date(),
-    private readonly options: { rules?: CriticalRule[]; ackMinutes?: number; referralLog?: ReferralLog; people?: PersonRecords } = {},
+    private readonly options: { rules?: CriticalRule[]; ackMinutes?: number; people?: PersonRecords } = {},
   ) {
-    this.workflow = store.actingAs(workflowAccess(access)).forWorkflow(READING_WORKFLOW);
-    this.facts = db.collection('reading_facts');
-    this.criticalFacts = db.collection('critical_facts');
+    this.workflow = store.scoped(workflowScope(READING_WORKFLOW, access));
+    this.facts = collections.collection('reading_facts');
+    this.criticalFacts = collections.collection('critical_facts');
   }
 
   async ensureIndexes(): Promise<void> {
-    await createMissingIndexes(this.db, 'reading_facts', [{ key: { month: 1 }, name: 'month' }]);
-    await createMissingIndexes(this.db, 'critical_facts', [{ key: { month: 1 }, name: 'month' }]);
-    await createMissingIndexes(this.db, 'critical_events', [{ key: { keys: 1 }, name: 'keys' }]);
+    await this.collections.ensureIndexes('reading_facts', [{ key: { month: 1 }, name: 'month' }]);
+    await this.collections.ensureIndexes('critical_facts', [{ key: { month: 1 }, name: 'month' }]);
+    await this.collections.ensureIndexes('critical_events', [{ key: { keys: 1 }, name: 'keys' }]);
   }
 
   private ackMinutes(): number {
@@ -203,16 +214,13 @@ export class ReadingService {
     const centre = organizationReference(query.centre);
     this.mustBe(centre, `read ${centre}'s reading queue`);
     const anchor = queueAnchor(centre, query.status, query.modality, query.urgency);
-    const filter: Record<string, unknown> = { [READING_QUEUE_FIELD]: anchor };
-    if (query.overdue !== undefined) filter['sp._rdue'] = query.overdue ? { $lt: this.now() } : { $not: { $lt: this.now() } };
-    if (query.cursor) {
-      const after = readQueueCursor(query.cursor);
-      filter.$or = [{ [READING_ORDER_PATH]: { $gt: after.queue } }, { [READING_ORDER_PATH]: after.queue, _id: { $gt: after.id } }];
-    }
-    const rows = await this.store.findPage('Task', filter as Filter<ResourceDocument>, { [READING_ORDER_PATH]: 1, _id: 1 }, query.count + 1);
+    const where: Condition[] = [{ key: QUEUE_KEY, eq: anchor }];
+    if (query.overdue !== undefined) where.push(query.overdue ? { key: DUE_KEY, lt: this.now() } : { key: DUE_KEY, notBefore: this.now() });
+    const after = query.cursor ? readQueueCursor(query.cursor) : undefined;
+    const rows = await this.store.find('Task', { where, order: { key: ORDER_KEY, ...(after ? { after: { value: after.queue, id: after.id } } : {}) }, limit: query.count + 1, values: [ORDER_KEY] });
     const items = rows.slice(0, query.count).map(({ resource }) => ({ id: resource.id!, task: resource as Task, facts: readingOf(resource as Task)! }));
     const last = rows.length > query.count ? rows[query.count - 1] : undefined;
-    return { items, ...(last ? { next: queueCursor({ queue: last.sortValues[0] as Date, id: last.resource.id! }) } : {}) };
+    return { items, ...(last ? { next: queueCursor({ queue: last.values[ORDER_KEY] as Date, id: last.resource.id! }) } : {}) };
   }
 
   /** A reader of the centre claims a study: exactly one of two concurrent claims wins (the other is CONFLICT). */
@@ -292,7 +300,7 @@ export class ReadingService {
     const notifications = criticalNotifications(result, to, from, this.now(), this.options.rules ?? defaultCriticalRules, this.ackMinutes());
     if (notifications.length === 0) return [];
     await this.workflow.writeMany(notifications.map((resource) => ({ resource, mode: 'create' as const })));
-    await recordCriticalFacts(this.db, notifications);
+    await recordCriticalFacts(this.collections, notifications);
     return notifications;
   }
 
@@ -307,14 +315,14 @@ export class ReadingService {
     const updated = await this.workflow.update({ ...communication, status: 'completed', received: now.toISOString(), note: [...(communication.note ?? []), { authorString: by.trim(), time: now.toISOString(), text: '已确认危急值' }] }, { ifMatch: communication.meta!.versionId! });
     const sent = new Date(communication.sent ?? now);
     await this.criticalFacts.updateOne({ _id: id }, { $set: { acknowledged: 1, ackMinutes: Math.ceil((now.getTime() - sent.getTime()) / 60_000) } });
-    await recordCriticalEvent(this.db, updated as Communication, 'ACKNOWLEDGED', now);
+    await recordCriticalEvent(this.collections, updated as Communication, 'ACKNOWLEDGED', now);
     return updated as Communication;
   }
 
   /** Critical values not acknowledged within the configured minutes are escalated (tagged, counted); the number escalated. */
   async escalate(): Promise<number> {
     const now = this.now();
-    const open = (await this.store.findWithValues('Communication', { [CRITICAL_FIELD]: 'open' } as never)).map((found) => found.resource as Communication);
+    const open = (await this.store.find('Communication', { where: [{ key: CRITICAL_KEY, eq: 'open' }] })).map((found) => found.resource as Communication);
     let escalated = 0;
     for (const communication of open) {
       if (communication.status !== 'in-progress' || communication.meta?.tag?.some((tag) => tag.system === ESCALATED_TAG.system && tag.code === ESCALATED_TAG.code)) continue;
@@ -322,7 +330,7 @@ export class ReadingService {
       try {
         await this.workflow.update({ ...communication, meta: { ...communication.meta, tag: [...(communication.meta?.tag ?? []), ESCALATED_TAG] } }, { ifMatch: communication.meta!.versionId! });
         await this.criticalFacts.updateOne({ _id: communication.id! }, { $set: { escalated: 1 } });
-        await recordCriticalEvent(this.db, communication, 'ESCALATED', now);
+        await recordCriticalEvent(this.collections, communication, 'ESCALATED', now);
         escalated++;
       } catch (error) {
         if (!(error instanceof HubError && error.code === 'CONFLICT')) throw error; // acknowledged or escalated meanwhile
@@ -335,21 +343,22 @@ export class ReadingService {
   async criticalValues(organization: string, open: boolean): Promise<Communication[]> {
     const org = organizationReference(organization);
     this.mustBe(org, `read ${org}'s critical values`);
-    const found = await this.store.findWithValues('Communication', { [CRITICAL_FIELD]: open ? `to|${org}|open` : `to|${org}` } as never);
+    const found = await this.store.find('Communication', { where: [{ key: CRITICAL_KEY, eq: open ? `to|${org}|open` : `to|${org}` }] });
     return found.map((item) => item.resource as Communication).sort((a, b) => (b.sent ?? '').localeCompare(a.sent ?? ''));
   }
 
-  /** One call from a critical value to a green-channel referral of the patient to the centre's hospital, the report attached. */
-  async greenChannel(id: string, reason?: string): Promise<Referral> {
+  /**
+   * The green-channel referral a critical value's recipient opens to the centre's hospital, the report attached
+   * (submitted by the referral workflow beside this one: graphql/reading-resolvers.ts).
+   */
+  async greenChannelReferral(id: string, reason?: string): Promise<GreenChannelReferral> {
     const communication = (await this.store.read('Communication', id)) as Communication;
     const from = communication.recipient?.[0]?.reference;
     this.mustBe(from, 'open a green channel for this critical value');
     const to = communication.sender?.reference;
     const patient = communication.subject?.reference;
     if (!from || !to || !patient) throw new HubError('BAD_USER_INPUT', `Communication/${id} names no sender, recipient or patient`);
-    const actor: ReferralActor = { clientId: this.actor.clientId, ...(this.actor.organization ? { organization: this.actor.organization } : {}), anySide: this.actor.anySide };
-    const referrals = new ReferralService(this.store, undefined, actor, this.now, this.options.referralLog);
-    const referral = await referrals.submit({
+    return {
       type: 'GREEN_CHANNEL',
       priority: 'stat',
       patient: patient.slice('Patient/'.length),
@@ -358,8 +367,7 @@ export class ReadingService {
       reason: reason ?? `危急值：${communication.topic?.text ?? ''}`,
       attachments: (communication.about ?? []).map((about) => about.reference!).filter(Boolean),
       consent: true,
-    });
-    return referral;
+    };
   }
 
   /** Turnaround by modality and urgency, late readings, critical values and their acknowledgement, in a range of months. */

@@ -1,5 +1,5 @@
-/** The stored keys of the recognition domain: the anchor field of results and the mark's tag code. */
-export const RECOGNITION_FIELD = 't_recog';
+/** The derived keys of the recognition domain: the anchor of results and the terminology, and the mark's tag code. */
+export const RECOGNITION_KEY = 'recog';
 export const MARK_CODE = 'RECOGNIZABLE';
 
 /** Every result of an issuing organisation. */

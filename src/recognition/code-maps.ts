@@ -2,8 +2,8 @@
  * The administrator's side of the members' code maps: which local codes no map translates yet (with how many
  * results carry them), what a code translates to (a `$translate` for the hub's maps), and the re-apply job.
  */
-import type { FhirStore } from '../fhir/store.ts';
-import { RECOGNITION_FIELD, unmappedAnchor } from './anchors.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
+import { RECOGNITION_KEY, unmappedAnchor } from './anchors.ts';
 import { codesOf, standardSystems, type RecognitionResult, type Terminology } from './normalise.ts';
 import { REAPPLY_TYPES } from './reapply-jobs.ts';
 import { itemFor, type CatalogItem } from './rules.ts';
@@ -24,11 +24,11 @@ export interface UnmappedCode {
  * marked unmapped when written (the anchor `unmapped|<organisation>`), a page at a time and up to `limit`
  * results, each checked against the maps in force (a map edited since translates some already).
  */
-export async function unmappedCodes(store: FhirStore, organization: string, terminology: Terminology, limit = 50_000): Promise<{ codes: UnmappedCode[]; complete: boolean }> {
+export async function unmappedCodes(store: FhirRepository, organization: string, terminology: Terminology, limit = 50_000): Promise<{ codes: UnmappedCode[]; complete: boolean }> {
   const found = new Map<string, UnmappedCode>();
   let read = 0;
   for (const type of REAPPLY_TYPES) {
-    for await (const page of store.scanAnchor(type, RECOGNITION_FIELD, unmappedAnchor(organization), { batch: 500 })) {
+    for await (const page of store.scan(type, { key: RECOGNITION_KEY, eq: unmappedAnchor(organization) }, { batch: 500 })) {
       for (const resource of page.resources) {
         read++;
         for (const coding of codesOf(resource as RecognitionResult, terminology.maps).unmapped) {

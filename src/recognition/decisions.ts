@@ -10,12 +10,13 @@
 import { randomUUID } from 'node:crypto';
 import type { DiagnosticReport, Observation, Provenance, Resource, ServiceRequest, VerificationResult } from '@medplum/fhirtypes';
 import type { WorkflowRecord } from '../fhir/workflow-records.ts';
-import type { Collection, Db, Document } from 'mongodb';
-import { createMissingIndexes } from '../database/indexes.ts';
+import type { Collection, Document } from 'mongodb';
 import { HubError } from '../errors.ts';
 import { organizationReference } from '../fhir/references.ts';
-import type { FhirStore } from '../fhir/store.ts';
-import { monthsBetween } from '../referral/referral-stats.ts';
+import type { FhirRepository, StoreAccess } from '../fhir/repository.ts';
+import { workflowScope } from '../fhir/scope.ts';
+import type { SideCollections } from '../fhir/side-collections.ts';
+import { monthsBetween } from '../shared/calendar.ts';
 import { qualificationOf, RecognitionService, terminologyOf } from './recognition-service.ts';
 import { chinaDate, declineReasonNames, declineReasons, type DeclineReason } from './rules.ts';
 import { RELATIVE_REFERENCE } from '../fhir/references.ts';
@@ -38,7 +39,7 @@ export interface DecisionInput {
   supersedes?: string;
 }
 
-/** The recognition workflow's name, which its own writes carry (FhirStore.forWorkflow). */
+/** The recognition workflow's name: its own writes act in its scope (fhir/scope.ts). */
 export const RECOGNITION_WORKFLOW = 'recognition';
 
 /** Whether a Provenance is a recognition decision (its activity is coded in DECISION_SYSTEM). */
@@ -75,22 +76,28 @@ interface DecisionFact {
 export class RecognitionDecisions {
   readonly facts: Collection<DecisionFact>;
 
-  private readonly store: FhirStore;
+  private readonly store: FhirRepository;
 
   constructor(
-    store: FhirStore,
-    private readonly db: Db,
+    store: FhirRepository,
+    private readonly collections: SideCollections,
     private readonly markText: string,
-    /** the caller's organisation (`Organization/<id>`), undefined for administrators and AUTH_REQUIRED=false */
-    private readonly actorOrganization?: string,
+    /**
+     * The caller: its organisation (`Organization/<id>`, undefined for administrators and AUTH_REQUIRED=false)
+     * and its access policy (undefined for the hub's own decisions, the demo seed's).
+     */
+    actor: { organization?: string; access?: StoreAccess } = {},
     private readonly now: () => Date = () => new Date(),
   ) {
-    this.facts = db.collection<DecisionFact>('recognition_facts');
-    this.store = store.forWorkflow(RECOGNITION_WORKFLOW);
+    this.facts = collections.collection<DecisionFact>('recognition_facts');
+    this.actorOrganization = actor.organization;
+    this.store = store.scoped(workflowScope(RECOGNITION_WORKFLOW, actor.access));
   }
 
+  private readonly actorOrganization: string | undefined;
+
   async ensureIndexes(): Promise<void> {
-    await createMissingIndexes(this.db, 'recognition_facts', [
+    await this.collections.ensureIndexes('recognition_facts', [
       { key: { month: 1 }, name: 'month' },
       { key: { at: 1 }, name: 'at' },
     ]);

@@ -16,9 +16,10 @@
 import ucum from '@lhncbc/ucum-lhc';
 import type { Coding, DiagnosticReport, ImagingStudy, Observation, Quantity, Resource } from '@medplum/fhirtypes';
 import { itemFor, qualified, type CatalogItem, type Qualification } from './rules.ts';
+import { NORMALIZED_VALUE_EXTENSION } from '../shared/normalized-value.ts';
 
 export const MAPPED_BY_EXTENSION = 'https://demo.consortium-hub.cn/fhir/StructureDefinition/mapped-by';
-export const NORMALIZED_VALUE_EXTENSION = 'https://demo.consortium-hub.cn/fhir/StructureDefinition/normalized-value';
+export { NORMALIZED_VALUE_EXTENSION, normalisedValueOf } from '../shared/normalized-value.ts';
 export const RECOGNITION_MARK_SYSTEM = 'https://demo.consortium-hub.cn/CodeSystem/recognition-mark';
 export const UCUM = 'http://unitsofmeasure.org';
 /** Code systems whose codes are standard (the catalog names items by them). */
@@ -167,9 +168,4 @@ export function enrichResult<T extends Resource>(resource: T, terminology: Termi
   const nextMeta = tags.length > 0 ? { ...meta, tag: tags } : meta;
   const { meta: _meta, ...body } = next;
   return (Object.keys(nextMeta).length > 0 ? { ...body, meta: nextMeta } : body) as unknown as T;
-}
-
-/** The normalised value of an Observation's quantity, as stored by enrichResult (for the critical-value rules). */
-export function normalisedValueOf(observation: Observation): Quantity | undefined {
-  return observation.valueQuantity?.extension?.find((extension) => extension.url === NORMALIZED_VALUE_EXTENSION)?.valueQuantity;
 }

@@ -15,12 +15,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
-import type { Collection, Db } from 'mongodb';
-import { createMissingIndexes } from '../database/indexes.ts';
+import type { Collection } from 'mongodb';
 import { HubError } from '../errors.ts';
-import { sameContent, type FhirStore, type ScanPosition } from '../fhir/store.ts';
+import { sameContent } from '../fhir/content.ts';
+import type { FhirRepository, ScanPosition } from '../fhir/repository.ts';
+import type { SideCollections } from '../fhir/side-collections.ts';
 import { enrichResult } from './normalise.ts';
-import { MARK_CODE, organizationAnchor, RECOGNITION_FIELD } from './anchors.ts';
+import { MARK_CODE, organizationAnchor, RECOGNITION_KEY } from './anchors.ts';
 import { TerminologyCache } from './terminology.ts';
 
 export const REAPPLY_TYPES = ['Observation', 'DiagnosticReport', 'ImagingStudy'] as const;
@@ -50,35 +51,35 @@ export interface ReapplyJob {
   error?: string;
 }
 
-const jobs = (db: Db): Collection<ReapplyJob> => db.collection<ReapplyJob>(JOBS);
-const claims = (db: Db): Collection<{ _id: string; owner: string; at: Date }> => db.collection('recognition_job_claims');
+const jobs = (collections: SideCollections): Collection<ReapplyJob> => collections.collection<ReapplyJob>(JOBS);
+const claims = (collections: SideCollections): Collection<{ _id: string; owner: string; at: Date }> => collections.collection('recognition_job_claims');
 
-export async function ensureReapplyIndexes(db: Db): Promise<void> {
-  await createMissingIndexes(db, JOBS, [
+export async function ensureReapplyIndexes(collections: SideCollections): Promise<void> {
+  await collections.ensureIndexes(JOBS, [
     { key: { state: 1 }, name: 'state' },
     { key: { organization: 1 }, name: 'organization' },
   ]);
-  await createMissingIndexes(db, 'recognition_job_claims', []);
-  await createMissingIndexes(db, 'recognition_terminology', []);
+  await collections.ensureIndexes('recognition_job_claims', []);
+  await collections.ensureIndexes('recognition_terminology', []);
 }
 
 /** Queues the re-apply of an organisation's results, or returns the one already waiting to start. */
-export async function queueReapply(db: Db, organization: string, reason: string, delayMs = 2000): Promise<ReapplyJob> {
-  const waiting = (await jobs(db).find({ organization }).toArray()).find((job) => job.state === 'queued');
+export async function queueReapply(collections: SideCollections, organization: string, reason: string, delayMs = 2000): Promise<ReapplyJob> {
+  const waiting = (await jobs(collections).find({ organization }).toArray()).find((job) => job.state === 'queued');
   if (waiting) return waiting;
   const now = new Date();
   const job: ReapplyJob = { _id: randomUUID(), organization, reason, state: 'queued', queuedAt: now, notBefore: new Date(now.getTime() + delayMs), total: 0, done: 0, changed: 0, typeIndex: 0, attempts: 0 };
-  await jobs(db).insertOne(job);
+  await jobs(collections).insertOne(job);
   return job;
 }
 
-export async function reapplyJob(db: Db, id: string): Promise<ReapplyJob | null> {
-  return jobs(db).findOne({ _id: id });
+export async function reapplyJob(collections: SideCollections, id: string): Promise<ReapplyJob | null> {
+  return jobs(collections).findOne({ _id: id });
 }
 
 /** The latest jobs, of one organisation or all, newest first. */
-export async function reapplyJobs(db: Db, organization?: string, limit = 20): Promise<ReapplyJob[]> {
-  const found = await jobs(db)
+export async function reapplyJobs(collections: SideCollections, organization?: string, limit = 20): Promise<ReapplyJob[]> {
+  const found = await jobs(collections)
     .find(organization ? { organization } : {})
     .toArray();
   return found.sort((a, b) => b.queuedAt.getTime() - a.queuedAt.getTime()).slice(0, limit);
@@ -100,8 +101,8 @@ export class ReapplyRunner {
 
   constructor(
     /** a store without an access policy: the job acts for the hub */
-    private readonly store: FhirStore,
-    private readonly db: Db,
+    private readonly store: FhirRepository,
+    private readonly collections: SideCollections,
     private readonly options: ReapplyRunnerOptions,
   ) {
     this.leaseMs = options.leaseMs ?? 60_000;
@@ -120,20 +121,20 @@ export class ReapplyRunner {
   async claim(): Promise<ReapplyJob | null> {
     const now = this.now();
     // Two equalities (each answered by an index), not an `$in` FerretDB would filter after reading every job.
-    const [queued, running] = await Promise.all([jobs(this.db).find({ state: 'queued' }).toArray(), jobs(this.db).find({ state: 'running' }).toArray()]);
+    const [queued, running] = await Promise.all([jobs(this.collections).find({ state: 'queued' }).toArray(), jobs(this.collections).find({ state: 'running' }).toArray()]);
     const due = [...queued, ...running]
       .filter((job) => (job.state === 'queued' ? job.notBefore <= now : !job.leaseUntil || job.leaseUntil < now))
       .sort((a, b) => a.queuedAt.getTime() - b.queuedAt.getTime());
     for (const job of due) {
       const attempt = job.attempts + 1;
       try {
-        await claims(this.db).insertOne({ _id: `${job._id}|${attempt}`, owner: this.options.instance, at: now });
+        await claims(this.collections).insertOne({ _id: `${job._id}|${attempt}`, owner: this.options.instance, at: now });
       } catch (error) {
         if ((error as { code?: number }).code === 11000) continue; // another runner claimed this attempt
         throw error;
       }
       const lease = { leaseOwner: this.options.instance, leaseUntil: new Date(now.getTime() + this.leaseMs), attempts: attempt };
-      await jobs(this.db).updateOne({ _id: job._id }, { $set: { state: 'running', ...(job.state === 'queued' ? { startedAt: now } : {}), ...lease } });
+      await jobs(this.collections).updateOne({ _id: job._id }, { $set: { state: 'running', ...(job.state === 'queued' ? { startedAt: now } : {}), ...lease } });
       return { ...job, state: 'running', ...(job.state === 'queued' ? { startedAt: now } : {}), ...lease };
     }
     return null;
@@ -158,29 +159,29 @@ export class ReapplyRunner {
     try {
       if (job.typeIndex === 0 && !job.after && job.done === 0) {
         total = 0;
-        for (const type of REAPPLY_TYPES) total += await this.store.countMatching(type, { [RECOGNITION_FIELD]: organizationAnchor(job.organization) } as never);
-        await jobs(this.db).updateOne(owned, { $set: { total } });
+        for (const type of REAPPLY_TYPES) total += await this.store.count(type, { where: [{ key: RECOGNITION_KEY, eq: organizationAnchor(job.organization) }] });
+        await jobs(this.collections).updateOne(owned, { $set: { total } });
       }
       for (let typeIndex = job.typeIndex; typeIndex < REAPPLY_TYPES.length; typeIndex++) {
         const type = REAPPLY_TYPES[typeIndex]!;
         const after = typeIndex === job.typeIndex ? job.after : undefined;
-        for await (const page of this.store.scanAnchor(type, RECOGNITION_FIELD, organizationAnchor(job.organization), { batch: this.options.batch ?? 200, ...(after ? { after } : {}) })) {
+        for await (const page of this.store.scan(type, { key: RECOGNITION_KEY, eq: organizationAnchor(job.organization) }, { batch: this.options.batch ?? 200, ...(after ? { after } : {}) })) {
           const changed = await this.rewrite(page.resources);
           done += page.resources.length;
-          const kept = await jobs(this.db).updateOne(owned, {
+          const kept = await jobs(this.collections).updateOne(owned, {
             $set: { typeIndex, after: page.after, leaseUntil: new Date(this.now().getTime() + this.leaseMs) },
             $inc: { done: page.resources.length, changed },
           });
           if (kept.matchedCount === 0) return; // the lease was lost: the new owner goes on from the last page written
         }
-        await jobs(this.db).updateOne(owned, { $set: { typeIndex: typeIndex + 1 }, $unset: { after: '' } });
+        await jobs(this.collections).updateOne(owned, { $set: { typeIndex: typeIndex + 1 }, $unset: { after: '' } });
       }
-      await jobs(this.db).updateOne(owned, { $set: { state: 'done', finishedAt: this.now(), total: Math.max(total, done) }, $unset: { leaseOwner: '', leaseUntil: '' } });
+      await jobs(this.collections).updateOne(owned, { $set: { state: 'done', finishedAt: this.now(), total: Math.max(total, done) }, $unset: { leaseOwner: '', leaseUntil: '' } });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       // Retried from where it stood (its position is kept) a few times, then left failed for the administrator.
       const retry = job.attempts < 5;
-      await jobs(this.db).updateOne(owned, {
+      await jobs(this.collections).updateOne(owned, {
         $set: { state: retry ? 'queued' : 'failed', error: message, notBefore: new Date(this.now().getTime() + 30_000 * job.attempts), ...(retry ? {} : { finishedAt: this.now() }) },
         $unset: { leaseOwner: '', leaseUntil: '' },
       });
@@ -189,7 +190,7 @@ export class ReapplyRunner {
 
   /** Rewrites the results whose content the current terminology changes; the number rewritten. */
   private async rewrite(resources: Resource[]): Promise<number> {
-    const terminology = await this.terminology.current(this.store, this.db);
+    const terminology = await this.terminology.current(this.store, this.collections);
     const now = this.now();
     let changed = 0;
     for (const resource of resources) {

@@ -13,8 +13,8 @@
  *   `lastPerformed` until `nextScheduled`.
  */
 import type { ConceptMap, Organization, Patient, Resource, VerificationResult } from '@medplum/fhirtypes';
-import { RECOGNITION_FIELD, TERMINOLOGY_ANCHOR } from './anchors.ts';
-import type { FhirStore } from '../fhir/store.ts';
+import { RECOGNITION_KEY, TERMINOLOGY_ANCHOR } from './anchors.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
 import { CATALOG_ID, catalogItems } from './catalog.ts';
 import { codesOf, collectedAt, issuerOf, statusOf, type CodeMaps, type MappedCode, type RecognitionResult, type Terminology } from './normalise.ts';
 import { decide, type Candidate, type Qualification, type RecognitionCategory, type Verdict } from './rules.ts';
@@ -95,8 +95,8 @@ export function candidateOf(result: RecognitionResult, maps: CodeMaps, issuerLev
 }
 
 /** Every QC record or code map, read by their anchor (an index), not by a scan of the type. */
-export async function terminologyOf(store: FhirStore, type: 'VerificationResult' | 'ConceptMap'): Promise<Resource[]> {
-  return (await store.findWithValues(type, { [RECOGNITION_FIELD]: TERMINOLOGY_ANCHOR } as never)).map((found) => found.resource);
+export async function terminologyOf(store: FhirRepository, type: 'VerificationResult' | 'ConceptMap'): Promise<Resource[]> {
+  return (await store.find(type, { where: [{ key: RECOGNITION_KEY, eq: TERMINOLOGY_ANCHOR }] })).map((found) => found.resource);
 }
 
 export function levelOf(organization: Organization | undefined): number | undefined {
@@ -106,7 +106,7 @@ export function levelOf(organization: Organization | undefined): number | undefi
 
 export class RecognitionService {
   constructor(
-    private readonly store: FhirStore,
+    private readonly store: FhirRepository,
     private readonly markText: string,
   ) {}
 

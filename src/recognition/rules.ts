@@ -4,6 +4,9 @@
  * qualified, how old it is in days counted from specimen collection or image acquisition, and the decision with
  * its cause. No database here; the store and the API feed these and record what they decide.
  */
+import { chinaDate, chinaDay } from '../shared/calendar.ts';
+
+export { chinaDate, chinaDay } from '../shared/calendar.ts';
 
 export const recognitionCategories = ['LAB', 'DR', 'CT', 'MR', 'US', 'ECG', 'NM', 'PATHOLOGY'] as const;
 export type RecognitionCategory = (typeof recognitionCategories)[number];
@@ -94,17 +97,6 @@ export interface Verdict {
   mark?: string;
 }
 
-const CHINA_OFFSET_MS = 8 * 3600_000;
-const DAY_MS = 24 * 3600_000;
-
-/** The China-time calendar date of an instant, as days since the epoch. */
-export function chinaDay(date: Date): number {
-  return Math.floor((date.getTime() + CHINA_OFFSET_MS) / DAY_MS);
-}
-
-export function chinaDate(date: Date): string {
-  return new Date(date.getTime() + CHINA_OFFSET_MS).toISOString().slice(0, 10);
-}
 
 /**
  * The age of a result in calendar days (China time) from collection to `asOf`: collected on day D, it is N days

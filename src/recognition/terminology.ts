@@ -1,12 +1,12 @@
 /**
  * The terminology the recognition rules and the enrichment read — catalog, QC records, code maps — cached per
  * process by generation: every write batch asks the database for the generation number (one `_id` equality) and
- * reads the terminology again only when it moved. A written map, QC record or catalog moves it (the store
- * extension's afterWrite), so several hub instances see an edit as soon as it is written; nothing is shared in
+ * reads the terminology again only when it moved. A written map, QC record or catalog moves it (the domain's
+ * afterWrite hook), so several hub instances see an edit as soon as it is written; nothing is shared in
  * memory but a cache that the database validates.
  */
-import type { Db } from 'mongodb';
-import type { FhirStore } from '../fhir/store.ts';
+import type { SideCollections } from '../fhir/side-collections.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
 import type { Terminology } from './normalise.ts';
 import { RecognitionService } from './recognition-service.ts';
 
@@ -15,23 +15,23 @@ interface Generation {
   n: number;
 }
 
-const generations = (db: Db) => db.collection<Generation>('recognition_terminology');
+const generations = (collections: SideCollections) => collections.collection<Generation>('recognition_terminology');
 
-async function generationOf(db: Db): Promise<number> {
-  return (await generations(db).findOne({ _id: 'generation' }))?.n ?? 0;
+async function generationOf(collections: SideCollections): Promise<number> {
+  return (await generations(collections).findOne({ _id: 'generation' }))?.n ?? 0;
 }
 
 /** Marks the terminology as changed: every process reads it again before its next write. */
-export async function bumpTerminology(db: Db): Promise<void> {
-  await generations(db).updateOne({ _id: 'generation' }, { $inc: { n: 1 } }, { upsert: true });
+export async function bumpTerminology(collections: SideCollections): Promise<void> {
+  await generations(collections).updateOne({ _id: 'generation' }, { $inc: { n: 1 } }, { upsert: true });
 }
 
 /** Loads the terminology in force, reading it again only when its generation moved. */
 export class TerminologyCache {
   private cached: { generation: number; terminology: Promise<Terminology> } | undefined;
 
-  async current(store: FhirStore, db: Db): Promise<Terminology> {
-    const generation = await generationOf(db);
+  async current(store: FhirRepository, collections: SideCollections): Promise<Terminology> {
+    const generation = await generationOf(collections);
     if (this.cached?.generation !== generation) {
       const terminology = new RecognitionService(store, '').data();
       this.cached = { generation, terminology };

@@ -9,9 +9,10 @@
  *
  * Both are written after the Task version they describe; a referral's facts only move forward (`v`).
  */
+import { monthOf } from '../shared/calendar.ts';
 import { eventKey } from '../database/event-feed.ts';
-import type { Collection, Db } from 'mongodb';
-import { createMissingIndexes } from '../database/indexes.ts';
+import type { Collection } from 'mongodb';
+import type { SideCollections } from '../fhir/side-collections.ts';
 import { createLogger } from '../log.ts';
 import type { ReferralFacts } from './referral-task.ts';
 import type { ReferralStatus, ReferralType } from './rules.ts';
@@ -68,27 +69,25 @@ export interface EventDocument {
   at: Date;
 }
 
-const CHINA_OFFSET_MS = 8 * 3600_000;
 /** When a transition's record is tried again after a failure (recordWritten). */
 const RETRY_DELAYS_MS = [1000, 5000, 30_000, 120_000, 600_000];
 const fallbackLog = createLogger('warn');
-export const monthOf = (date: Date): string => new Date(date.getTime() + CHINA_OFFSET_MS).toISOString().slice(0, 7);
 
 export class ReferralLog {
   readonly facts: Collection<FactDocument>;
   readonly events: Collection<EventDocument>;
 
-  constructor(private readonly db: Db) {
-    this.facts = db.collection<FactDocument>('referral_facts');
-    this.events = db.collection<EventDocument>('referral_events');
+  constructor(private readonly collections: SideCollections) {
+    this.facts = collections.collection<FactDocument>('referral_facts');
+    this.events = collections.collection<EventDocument>('referral_events');
   }
 
   async ensureIndexes(): Promise<void> {
-    await createMissingIndexes(this.db, 'referral_facts', [
+    await this.collections.ensureIndexes('referral_facts', [
       { key: { month: 1 }, name: 'month' },
       { key: { orgs: 1 }, name: 'orgs' },
     ]);
-    await createMissingIndexes(this.db, 'referral_events', [{ key: { keys: 1 }, name: 'keys' }]);
+    await this.collections.ensureIndexes('referral_events', [{ key: { keys: 1 }, name: 'keys' }]);
   }
 
   /**

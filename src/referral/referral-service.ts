@@ -5,16 +5,17 @@
  * Every transition is one new version of the Task, written with the version it was read at (or the caller's
  * `ifMatch`) as a compare-and-set: of two receivers accepting at once exactly one wins, the other gets CONFLICT.
  * Which side may act is decided here (the referring organisation, the receiving one, or an administrator as the
- * consortium's referral centre); the write then goes through the store with an access that keeps the caller's
- * scopes, reads and audit (workflowAccess), since the receiving side writes a Task its requester owns.
+ * consortium's referral centre); the write then goes through the repository in the referral workflow's scope
+ * (fhir/scope.ts), which keeps the caller's scopes, reads and audit, since the receiving side writes a Task its
+ * requester owns.
  */
 import { randomUUID } from 'node:crypto';
 import type { Reference, Resource, ServiceRequest, Slot, Task } from '@medplum/fhirtypes';
-import type { Filter } from 'mongodb';
 import { HubError } from '../errors.ts';
 import { organizationReference } from '../fhir/references.ts';
-import type { ResourceDocument } from '../fhir/search-query.ts';
-import type { FhirStore, StoreAccess } from '../fhir/store.ts';
+import type { Condition } from '../fhir/indexed-query.ts';
+import type { FhirRepository, StoreAccess } from '../fhir/repository.ts';
+import { workflowScope } from '../fhir/scope.ts';
 import { referralOf, withStatus, type ReferralFacts } from './referral-task.ts';
 import {
   ADMISSION_CERTIFICATE_SYSTEM,
@@ -34,7 +35,7 @@ import {
 } from './rules.ts';
 import type { ReferralLog } from './referral-log.ts';
 import { publishSlots, releaseSlot, reserveSlot, type SlotInput, type SlotKind } from './slots.ts';
-import { inboxKey, REFERRAL_INBOX_FIELD, REFERRAL_QUEUE_PATH, REFERRAL_WORKFLOW } from './store-extension.ts';
+import { AWAITS_KEY, INBOX_KEY, inboxKey, QUEUE_KEY, REFERRAL_WORKFLOW, TYPE_KEY } from './hooks.ts';
 import { RELATIVE_REFERENCE } from '../fhir/references.ts';
 import { decodeCursor, encodeCursor } from '../fhir/cursor.ts';
 import { assertAboutPatient, type PersonRecords } from '../fhir/patient-compartment.ts';
@@ -105,25 +106,13 @@ export interface InboxQuery {
   now: Date;
 }
 
-/** The caller's access for the workflow's own writes: its reads, scopes and audit, without the own-organisation write rule. */
-export function workflowAccess(access: StoreAccess | undefined): StoreAccess | undefined {
-  if (!access) return undefined;
-  return {
-    readFilter: (type, permission) => access.readFilter(type, permission),
-    assertMayWrite: (type, operation) => access.assertMayWrite(type, operation),
-    checkWrite: async (operation, resource) => access.assertMayWrite(resource.resourceType, operation),
-    ...(access.observe ? { observe: (resources: Resource[], action: 'R' | 'C' | 'U' | 'D') => access.observe!(resources, action) } : {}),
-    ...(access.present ? { present: (resource: Resource) => access.present!(resource) } : {}),
-  };
-}
-
 const badInput = (message: string): HubError => new HubError('BAD_USER_INPUT', message);
 
 export class ReferralService {
-  private readonly workflow: FhirStore;
+  private readonly workflow: FhirRepository;
 
   constructor(
-    private readonly store: FhirStore,
+    private readonly store: FhirRepository,
     access: StoreAccess | undefined,
     private readonly actor: ReferralActor,
     private readonly now: () => Date = () => new Date(),
@@ -132,7 +121,7 @@ export class ReferralService {
     /** the records of a patient's person, so attachments may come from any of them (else from the same record only) */
     private readonly people?: PersonRecords,
   ) {
-    this.workflow = store.actingAs(workflowAccess(access)).forWorkflow(REFERRAL_WORKFLOW);
+    this.workflow = store.scoped(workflowScope(REFERRAL_WORKFLOW, access));
   }
 
   /** Submits a referral: the form and its workflow Task, written together; the green channel is accepted at once. */
@@ -363,20 +352,17 @@ export class ReferralService {
     if (!this.actor.anySide && organization !== this.actor.organization) throw new HubError('FORBIDDEN', `A member reads its own organisation's referral inbox, not ${organization}'s`);
     const direction = query.direction === 'INCOMING' ? 'in' : 'out';
     const keys = query.status && query.status.length > 0 ? query.status.map((status) => inboxKey(direction, organization, status)) : [inboxKey(direction, organization)];
-    const filter: Filter<ResourceDocument> & Record<string, unknown> = { [REFERRAL_INBOX_FIELD]: keys.length === 1 ? keys[0] : { $in: keys } };
-    if (query.type) filter['sp._rtype'] = query.type;
-    if (query.overdue !== undefined) filter['sp._awaitsUntil'] = query.overdue ? { $lt: query.now } : { $not: { $lt: query.now } };
-    if (query.cursor) {
-      const after = readInboxCursor(query.cursor);
-      filter.$or = [{ [REFERRAL_QUEUE_PATH]: { $gt: after.queue } }, { [REFERRAL_QUEUE_PATH]: after.queue, _id: { $gt: after.id } }];
-    }
-    const page = await this.store.findPage('Task', filter as Filter<ResourceDocument>, { [REFERRAL_QUEUE_PATH]: 1, _id: 1 }, query.count + 1);
+    const where: Condition[] = [{ key: INBOX_KEY, in: keys }];
+    if (query.type) where.push({ key: TYPE_KEY, eq: query.type });
+    if (query.overdue !== undefined) where.push(query.overdue ? { key: AWAITS_KEY, lt: query.now } : { key: AWAITS_KEY, notBefore: query.now });
+    const after = query.cursor ? readInboxCursor(query.cursor) : undefined;
+    const page = await this.store.find('Task', { where, order: { key: QUEUE_KEY, ...(after ? { after: { value: after.queue, id: after.id } } : {}) }, limit: query.count + 1, values: [QUEUE_KEY] });
     const items = page.slice(0, query.count).map(({ resource }) => {
       const task = resource as Task;
       return { id: task.id!, task, facts: referralOf(task)! };
     });
     const last = page.length > query.count ? page[query.count - 1] : undefined;
-    return { items, ...(last ? { next: inboxCursor({ queue: last.sortValues[0] as Date, id: (last.resource as Task).id! }) } : {}) };
+    return { items, ...(last ? { next: inboxCursor({ queue: last.values[QUEUE_KEY] as Date, id: (last.resource as Task).id! }) } : {}) };
   }
 
   /**
@@ -385,7 +371,7 @@ export class ReferralService {
    */
   async markNoShows(): Promise<number> {
     const now = this.now();
-    const found = await this.store.findPage('Task', { [REFERRAL_INBOX_FIELD]: `any|ACCEPTED` } as Filter<ResourceDocument>, { [REFERRAL_QUEUE_PATH]: 1, _id: 1 }, 1000);
+    const found = await this.store.find('Task', { where: [{ key: INBOX_KEY, eq: 'any|ACCEPTED' }], order: { key: QUEUE_KEY }, limit: 1000 });
     let marked = 0;
     for (const { resource } of found) if (await this.noShow(resource as Task, now)) marked++;
     return marked;

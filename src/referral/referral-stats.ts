@@ -7,7 +7,7 @@
 import type { Document } from 'mongodb';
 import { HubError } from '../errors.ts';
 import type { FactDocument, ReferralLog } from './referral-log.ts';
-import { monthOf } from './referral-log.ts';
+import { monthsBetween } from '../shared/calendar.ts';
 
 export type StatisticsGroup = 'MONTH' | 'ORGANIZATION' | 'TYPE';
 
@@ -29,24 +29,7 @@ export interface ReferralStatisticsRow {
   greenChannelWithin10Minutes: number;
 }
 
-const MAX_MONTHS = 24;
 const counters = ['up', 'down', 'green', 'responded', 'accepted', 'rejected', 'noShow', 'completed', 'closed', 'followUp', 'followUpOnTime', 'greenOnTime'] as const;
-
-/** The months (YYYY-MM, China time) from `from` to `to`, both included. */
-export function monthsBetween(from: Date, to: Date): string[] {
-  const months: string[] = [];
-  let [year, month] = monthOf(from).split('-').map(Number) as [number, number];
-  const last = monthOf(to);
-  for (;;) {
-    const key = `${year}-${String(month).padStart(2, '0')}`;
-    if (key > last) break;
-    months.push(key);
-    if (months.length > MAX_MONTHS) throw new HubError('BAD_USER_INPUT', `The statistics cover at most ${MAX_MONTHS} months at once`);
-    month++;
-    if (month > 12) (month = 1), year++;
-  }
-  return months;
-}
 
 function percentile(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;

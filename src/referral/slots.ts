@@ -6,7 +6,7 @@
  */
 import type { Schedule, Slot } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
-import type { FhirStore } from '../fhir/store.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
 
 export type SlotKind = 'BED' | 'APPOINTMENT';
 export const SLOT_KIND_SYSTEM = 'https://demo.consortium-hub.cn/CodeSystem/referral-slot-kind';
@@ -22,7 +22,7 @@ const scheduleId = (organization: string, kind: SlotKind, department: string): s
   `sched-${organization.replace(/^Organization\//, '')}-${kind.toLowerCase()}-${Buffer.from(department).toString('hex').slice(0, 16)}`.slice(0, 64);
 
 /** Publishes slots of an organisation (its Schedule of that kind and department created on first use). */
-export async function publishSlots(store: FhirStore, organization: string, kind: SlotKind, department: string, slots: SlotInput[]): Promise<Slot[]> {
+export async function publishSlots(store: FhirRepository, organization: string, kind: SlotKind, department: string, slots: SlotInput[]): Promise<Slot[]> {
   if (slots.length === 0 || slots.length > 200) throw new HubError('BAD_USER_INPUT', 'Publish between 1 and 200 slots at once');
   for (const slot of slots) {
     const start = Date.parse(slot.start);
@@ -56,7 +56,7 @@ export async function publishSlots(store: FhirStore, organization: string, kind:
 }
 
 /** The organisation a slot belongs to (its Schedule's actor). */
-export async function slotOwner(store: FhirStore, slot: Slot): Promise<string | undefined> {
+export async function slotOwner(store: FhirRepository, slot: Slot): Promise<string | undefined> {
   const id = slot.schedule?.reference?.replace(/^Schedule\//, '');
   if (!id) return undefined;
   const schedule = (await store.readMany('Schedule', [id])).get(id) as Schedule | undefined;
@@ -67,7 +67,7 @@ export async function slotOwner(store: FhirStore, slot: Slot): Promise<string | 
  * Reserves a free slot of `organization` for a referral: free -> busy as a compare-and-set on the version read.
  * CONFLICT when it is taken (now or by a reservation racing this one).
  */
-export async function reserveSlot(store: FhirStore, id: string, organization: string, referral: string): Promise<Slot> {
+export async function reserveSlot(store: FhirRepository, id: string, organization: string, referral: string): Promise<Slot> {
   const slot = (await store.readMany('Slot', [id])).get(id) as Slot | undefined;
   if (!slot) throw new HubError('BAD_USER_INPUT', `Slot/${id} does not exist`);
   if ((await slotOwner(store, slot)) !== organization) throw new HubError('BAD_USER_INPUT', `Slot/${id} is not a slot of ${organization}`);
@@ -81,6 +81,6 @@ export async function reserveSlot(store: FhirStore, id: string, organization: st
 }
 
 /** Gives a reserved slot back (a referral whose acceptance failed after the reservation). */
-export async function releaseSlot(store: FhirStore, slot: Slot): Promise<void> {
+export async function releaseSlot(store: FhirRepository, slot: Slot): Promise<void> {
   await store.update<Slot>({ ...slot, status: 'free' }, { ifMatch: slot.meta!.versionId! }).catch(() => undefined);
 }

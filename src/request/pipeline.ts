@@ -23,7 +23,7 @@ import type { Authenticator } from '../auth/authenticator.ts';
 import type { ClientConcurrency } from '../auth/concurrency.ts';
 import type { RateLimiter } from '../auth/rate-limit.ts';
 import type { Caller } from '../auth/tokens.ts';
-import { createRequestContext, type ContextOptions, type RequestContext } from '../graphql/context.ts';
+import { createRequestContext, type ContextOptions, type RequestContext } from './context.ts';
 import type { FhirLiteralRewriter } from '../graphql/fhir-literals.ts';
 import { armorProtection, assertNesting, costPlugin, operationCost, QUERY_TOO_COSTLY, selectionLimit, type QueryLimits } from '../graphql/limits.ts';
 import type { Logger } from '../log.ts';

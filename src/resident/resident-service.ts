@@ -5,7 +5,7 @@
  */
 import type { AuditEvent, Observation, Patient, Resource, Task } from '@medplum/fhirtypes';
 import { HubError } from '../errors.ts';
-import type { FhirStore } from '../fhir/store.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
 import { normalisedValueOf, RECOGNITION_MARK_SYSTEM } from '../recognition/normalise.ts';
 import type { RecognitionData } from '../recognition/recognition-service.ts';
 import { itemFor } from '../recognition/rules.ts';
@@ -25,7 +25,7 @@ export class ResidentView {
 
   constructor(
     /** the store bound to the resident's token */
-    private readonly store: FhirStore,
+    private readonly store: FhirRepository,
     readonly records: Patient[],
   ) {}
 

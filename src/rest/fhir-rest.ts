@@ -15,7 +15,7 @@ import { findSearchParameter, parameterKey, searchParametersOf } from '../fhir/s
 import { extractSearchValues } from '../fhir/search-index.ts';
 import type { SearchArguments } from '../fhir/search-query.ts';
 import { HubError, badInput, notFound, operationOutcome } from '../errors.ts';
-import type { RequestContext } from '../graphql/context.ts';
+import type { RequestContext } from '../request/context.ts';
 import { capabilityStatement } from './capability.ts';
 import { ID_PATTERN, RELATIVE_REFERENCE } from '../fhir/references.ts';
 

@@ -21,12 +21,12 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Bundle } from '@medplum/fhirtypes';
 import { Client } from 'fhir-kit-client';
-import type { Collection, Db } from 'mongodb';
+import type { Collection } from 'mongodb';
+import type { SideCollections } from '../fhir/side-collections.ts';
 import { z } from 'zod';
-import { createMissingIndexes } from '../database/indexes.ts';
 import { HubError, badInput } from '../errors.ts';
 import { isServedResourceType } from '../fhir/resource-types.ts';
-import type { FhirStore } from '../fhir/store.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
 import { hubId, isMemberItself, toHubResource, type MemberContext } from './mapping.ts';
 import { assertEndpoint, assertWithin, defaultEndpointPolicy, type EndpointPolicy } from './endpoint-policy.ts';
 import { ID_PATTERN, ID_SOURCE, idOrReferencePattern } from '../fhir/references.ts';
@@ -127,14 +127,14 @@ export class MemberSync {
 
   constructor(
     /** a store without an access policy: the sync writes for the member */
-    private readonly store: FhirStore,
-    private readonly db: Db,
+    private readonly store: FhirRepository,
+    private readonly collections: SideCollections,
     private readonly options: SyncOptions,
   ) {
-    this.endpoints = db.collection('member_endpoints');
-    this.statuses = db.collection('member_sync');
-    this.checkpoints = db.collection('sync_checkpoints');
-    this.claims = db.collection('member_sync_claims');
+    this.endpoints = collections.collection('member_endpoints');
+    this.statuses = collections.collection('member_sync');
+    this.checkpoints = collections.collection('sync_checkpoints');
+    this.claims = collections.collection('member_sync_claims');
     this.key = createHash('sha256').update(`member-endpoint-secrets|${options.secret}`).digest();
   }
 
@@ -143,9 +143,9 @@ export class MemberSync {
   }
 
   async ensureIndexes(): Promise<void> {
-    for (const name of ['member_endpoints', 'sync_checkpoints', 'member_sync_claims']) await createMissingIndexes(this.db, name, []);
+    for (const name of ['member_endpoints', 'sync_checkpoints', 'member_sync_claims']) await this.collections.ensureIndexes(name, []);
     // The runner looks members up by state (idle and due, or running with a lapsed lease).
-    await createMissingIndexes(this.db, 'member_sync', [{ key: { state: 1 }, name: 'state' }]);
+    await this.collections.ensureIndexes('member_sync', [{ key: { state: 1 }, name: 'state' }]);
   }
 
   private seal(text: string): string {

@@ -54,7 +54,7 @@ it('buffers one event per patient read, and writes every one of them on graceful
 });
 
 it('writes the events that arrive while it writes in the next batch: one write per flush, not one per request', async () => {
-  const store = createHubStore(database.connection.db, { listMaxResults: 1000 });
+  const { store } = createHubStore(database.connection.db, { listMaxResults: 1000 });
   const writes: number[] = [];
   const writeMany = store.writeMany.bind(store);
   store.writeMany = async (items, options) => {

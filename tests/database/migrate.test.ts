@@ -12,7 +12,8 @@ import { freePort } from '../support/ports.ts';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
-const storeFor = (db: Parameters<typeof createHubStore>[0]) => createHubStore(db, { listMaxResults: 1000 });
+const storeFor = (db: Parameters<typeof createHubStore>[0]) => createHubStore(db, { listMaxResults: 1000 }).store;
+const maintenanceFor = (db: Parameters<typeof createHubStore>[0]) => createHubStore(db, { listMaxResults: 1000 }).maintenance;
 
 describe('npm run migrate (SQLite layout to PostgreSQL)', () => {
   it('copies every database and collection, re-encodes the resources, keeps the SQLite data aside, and the next start uses PostgreSQL', async () => {
@@ -25,7 +26,7 @@ describe('npm run migrate (SQLite layout to PostgreSQL)', () => {
     await sqlite.start();
     const before = openDatabase(sqlite.uri, 'hub', 5000);
     const store = storeFor(before.db);
-    await store.ensureIndexes();
+    await maintenanceFor(before.db).ensureIndexes();
     const patient = await store.create<Patient>({ resourceType: 'Patient', name: [{ text: '欧阳秀英' }], identifier: [{ system: 'urn:oid:2.16.156.10011.1.3', value: '11010519491231002X' }] });
     const observations: Observation[] = [];
     for (let i = 0; i < 5; i++) {
@@ -48,7 +49,7 @@ describe('npm run migrate (SQLite layout to PostgreSQL)', () => {
     await sqlite.stop();
 
     const lines: string[] = [];
-    const report = await migrateSqliteToPostgres({ dataDir, storeFor, log: (line) => lines.push(line) });
+    const report = await migrateSqliteToPostgres({ dataDir, maintenanceFor, log: (line) => lines.push(line) });
     expect(report.databases.map((d) => d.name).sort()).toEqual(['hub', 'other']);
     expect(report.databases.find((d) => d.name === 'other')).toMatchObject({ collections: 1, documents: 2 });
     expect(lines).toContain('hub.Observation: 5 documents');
@@ -57,7 +58,7 @@ describe('npm run migrate (SQLite layout to PostgreSQL)', () => {
     expect(readdirSync(dataDir).some((name) => name.endsWith('.migrating'))).toBe(false);
 
     // Migrating again finds nothing to move and changes nothing.
-    await expect(migrateSqliteToPostgres({ dataDir, storeFor })).rejects.toThrow(/nothing to migrate/);
+    await expect(migrateSqliteToPostgres({ dataDir, maintenanceFor })).rejects.toThrow(/nothing to migrate/);
 
     const embedded = await startEmbeddedDatabase({ dataDir, ferretdbPort: await freePort(), postgresPort: await freePort(), backend: 'auto' });
     try {

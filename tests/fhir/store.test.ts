@@ -232,20 +232,20 @@ describe('FHIR store', () => {
   it('marks an empty database current, reports stale search values, and reindexes them without touching versions', async () => {
     const fresh = await freshDatabase('store_reindex');
     try {
-      expect(await fresh.store.searchIndexStatus()).toBe('current');
+      expect(await fresh.maintenance.searchIndexStatus()).toBe('current');
       const created = await fresh.store.create(patient('司马', '相如'));
       // Simulate values extracted by an older hub that did not know `family` and had another fingerprint.
       await changeStoredValues(fresh.connection.db, 'Patient', created.id!, (sp) => delete sp.family);
       await fresh.connection.db.collection('hub_meta').updateOne({ _id: 'search-index' as never }, { $set: { fingerprint: 'older' } });
-      expect(await fresh.store.searchIndexStatus()).toBe('stale');
+      expect(await fresh.maintenance.searchIndexStatus()).toBe('stale');
       expect((await fresh.store.search('Patient', { family: '司马' })).resources).toHaveLength(0);
 
-      const summary = await fresh.store.reindex();
+      const summary = await fresh.maintenance.reindex();
       expect(summary).toEqual({ documents: 1, changed: 1 });
-      expect(await fresh.store.searchIndexStatus()).toBe('current');
+      expect(await fresh.maintenance.searchIndexStatus()).toBe('current');
       const found = (await fresh.store.search('Patient', { family: '司马' })).resources;
       expect(found.map((p) => [p.id, p.meta?.versionId])).toEqual([[created.id, '1']]);
-      expect(await fresh.store.reindex()).toEqual({ documents: 1, changed: 0 });
+      expect(await fresh.maintenance.reindex()).toEqual({ documents: 1, changed: 0 });
     } finally {
       await fresh.drop();
     }
@@ -253,7 +253,7 @@ describe('FHIR store', () => {
 
   it('stops a request that ran out of time from reaching the database again', async () => {
     const deadline = new AbortController();
-    const scoped = database.store.withAccess(undefined, { signal: deadline.signal, at: Date.now() + 60_000 });
+    const scoped = database.store.forRequest(undefined, { signal: deadline.signal, at: Date.now() + 60_000 });
     expect((await scoped.search('Patient', { _count: 1 })).resources.length).toBeLessThanOrEqual(1);
     deadline.abort();
     const before = database.connection.commandsSent();

@@ -140,9 +140,9 @@ describe('GraphQL resource API', () => {
   it('runs every playground example on the demo data without errors and with results', async () => {
     // The demo data of `npm start`: the consortium and demo referrals run through the workflow.
     const full = await demoHub('graphql_examples');
-    await seedDemoReferrals(full.database.store, full.database.connection.db, 24);
+    await seedDemoReferrals(full.database.store, full.database.collections, 24);
     await seedDemoRecognition(full.database.store);
-    await seedDemoDecisions(full.database.store, full.database.connection.db);
+    await seedDemoDecisions(full.database.store, full.database.collections);
     try {
       for (const example of exampleQueries) {
         const result = await graphql(full.hub.url, example.query);

@@ -23,11 +23,11 @@ let browser: Browser;
 
 beforeAll(async () => {
   ({ database, hub } = await authenticatedDemoHub('cockpit'));
-  const { store, connection } = database;
-  await seedDemoReferrals(store, connection.db, 60);
+  const { store, collections } = database;
+  await seedDemoReferrals(store, collections, 60);
   await seedDemoRecognition(store);
-  await seedDemoDecisions(store, connection.db);
-  await seedDemoReadings(store, connection.db);
+  await seedDemoDecisions(store, collections);
+  await seedDemoReadings(store, collections);
   browser = await launchChromium();
 }, 240_000);
 afterAll(async () => {

@@ -19,7 +19,7 @@ let database: TestDatabase;
 let directory: PersonDirectory;
 beforeAll(async () => {
   database = await freshDatabase('identity');
-  directory = new PersonDirectory(database.store, database.connection.db, DEFAULT_NATIONAL_ID_SYSTEM);
+  directory = new PersonDirectory(database.store, database.collections, DEFAULT_NATIONAL_ID_SYSTEM);
   await directory.ensureIndexes();
 });
 afterAll(async () => database.drop());

@@ -160,7 +160,7 @@ describe('remote reading', () => {
     const open = (await database.store.search('Communication', { _count: 100 })).resources.filter((resource) => (resource as Communication).about?.[0]?.reference === 'Observation/crit-k-test') as Communication[];
     expect(open).toHaveLength(1);
     expect(open[0]).toMatchObject({ status: 'in-progress', recipient: [{ reference: 'Organization/org-changtang-township' }], topic: { coding: [{ code: 'LAB-K-HIGH' }] } });
-    const later = new ReadingService(database.store, undefined, database.connection.db, { clientId: 'hub', anySide: true }, () => new Date(Date.now() + 16 * 60_000));
+    const later = new ReadingService(database.store, undefined, database.collections, { clientId: 'hub', anySide: true }, () => new Date(Date.now() + 16 * 60_000));
     expect(await later.escalate()).toBeGreaterThanOrEqual(1);
     expect(await later.escalate()).toBe(0);
     const escalated = await graphql(hub.url, `{ criticalValues(organization: "org-changtang-township", open: true) { rule escalated } }`, undefined, tokens['his-changtang-township']);

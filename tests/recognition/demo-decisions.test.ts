@@ -25,8 +25,8 @@ afterAll(async () => {
 describe('the demo year of recognition decisions', () => {
   it('records every planned decision once, and the statistics show them by month and category', async () => {
     const plans = planDemoDecisions(now);
-    expect(await seedDemoDecisions(database.store, database.connection.db, now)).toBe(plans.length);
-    expect(await seedDemoDecisions(database.store, database.connection.db, now)).toBe(0);
+    expect(await seedDemoDecisions(database.store, database.collections, now)).toBe(plans.length);
+    expect(await seedDemoDecisions(database.store, database.collections, now)).toBe(0);
 
     const items = catalogItems(catalogCodeSystem());
     const itemOf = (loinc: string) => items.find((item) => item.codes.includes(`http://loinc.org|${loinc}`))!;
@@ -49,7 +49,7 @@ describe('the demo year of recognition decisions', () => {
     }
     expect(expectedByMonth.size).toBe(12);
 
-    const statistics = new RecognitionDecisions(database.store, database.connection.db, 'HR');
+    const statistics = new RecognitionDecisions(database.store, database.collections, 'HR');
     const from = new Date('2025-11-01T00:00:00+08:00');
     const byMonth = await statistics.statistics({ from, to: now, groupBy: 'MONTH' });
     expect(Object.fromEntries(byMonth.rows.map((row) => [row.key, { decisions: row.decisions, recognized: row.recognized, fees: row.feesSavedYuan, repeats: row.repeatsOrdered }]))).toEqual(Object.fromEntries(expectedByMonth));

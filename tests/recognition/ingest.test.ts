@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 const read = (type: string, id: string) => database.store.read(type, id);
-const runner = (instance: string, batch = 200) => new ReapplyRunner(database.store, database.connection.db, { instance, markText: 'HR', batch });
+const runner = (instance: string, batch = 200) => new ReapplyRunner(database.store, database.collections, { instance, markText: 'HR', batch });
 const markOf = (resource: { meta?: { tag?: { system?: string; code?: string; display?: string }[] } }) => resource.meta?.tag?.find((tag) => tag.system === RECOGNITION_MARK_SYSTEM);
 
 describe('UCUM normalisation', () => {
@@ -200,28 +200,28 @@ describe('code maps', () => {
 
 describe('the re-apply job', () => {
   it('is claimed by one runner of two at once', async () => {
-    const job = await queueReapply(database.connection.db, 'Organization/org-changtang-township', 'race test', 0);
+    const job = await queueReapply(database.collections, 'Organization/org-changtang-township', 'race test', 0);
     const [a, b] = await Promise.all([runner('instance-a').claim(), runner('instance-b').claim()]);
     expect([a, b].filter((claimed) => claimed?._id === job._id)).toHaveLength(1);
     await runner('instance-c').runDue(); // nothing due: the claimed one holds a lease
-    expect((await reapplyJob(database.connection.db, job._id))!.state).toBe('running');
+    expect((await reapplyJob(database.collections, job._id))!.state).toBe('running');
   });
 
   it('is taken over where it stood when its runner\'s lease lapses, and the old runner stops', async () => {
     const db = database.connection.db;
     for (const state of ['queued', 'running']) await db.collection('recognition_jobs').updateMany({ state }, { $set: { state: 'done' } });
-    const job = await queueReapply(db, TAOLIN, 'takeover test', 0);
+    const job = await queueReapply(database.collections, TAOLIN, 'takeover test', 0);
     const first = runner('instance-old', 2);
     const claimed = (await first.claim())!;
     expect(claimed._id).toBe(job._id);
     // The old runner is stuck: its lease lapses and another instance claims the job.
     await db.collection<{ _id: string }>('recognition_jobs').updateOne({ _id: job._id }, { $set: { leaseUntil: new Date(Date.now() - 1000) } });
     expect(await runner('instance-new', 2).runDue()).toBe(1);
-    const finished = (await reapplyJob(db, job._id))!;
+    const finished = (await reapplyJob(database.collections, job._id))!;
     expect(finished).toMatchObject({ state: 'done', attempts: 2 });
     expect(finished.done).toBe(finished.total);
     // The old runner wakes up: its first page's progress is refused (lease lost) and it stops.
     await first.run(claimed);
-    expect((await reapplyJob(db, job._id))!).toMatchObject({ state: 'done', done: finished.done });
+    expect((await reapplyJob(database.collections, job._id))!).toMatchObject({ state: 'done', done: finished.done });
   });
 });

@@ -14,7 +14,7 @@ let hub: Hub;
 let admin: string;
 beforeAll(async () => {
   ({ database, hub } = await authenticatedDemoHub('referral_stats'));
-  expect(await seedDemoReferrals(database.store, database.connection.db, COUNT)).toBe(COUNT);
+  expect(await seedDemoReferrals(database.store, database.collections, COUNT)).toBe(COUNT);
   admin = await token(hub.url, 'consortium-admin');
 }, 300_000);
 afterAll(async () => {

@@ -74,7 +74,7 @@ describe('item 9: faults', () => {
       for (const type of ['Patient', 'Observation']) {
         const current = new Set((await db.collection(type).find({}, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id)));
         // Versions of a transaction that never committed carry its pending mark: never acknowledged, never visible,
-        // rolled back by a later recovery (transaction-visibility.ts); they are not writes to finish.
+        // rolled back by a later recovery (storage/transactions.ts); they are not writes to finish.
         const history = await db.collection(`${type}_history`).find({ p: { $exists: false } }, { projection: { rid: 1 } }).toArray();
         found.push(...new Set(history.map((d) => `${type}/${String(d.rid)}`).filter((key) => !current.has(key.split('/')[1]!))));
       }

@@ -28,8 +28,8 @@ beforeAll(async () => {
   embedded = await startEmbeddedDatabase({ dataDir: mkdtempSync(join(tmpdir(), 'hub-outage-')), ferretdbPort: await freePort(), postgresPort: await freePort() });
   const setup = openDatabase(embedded.uri, 'outage', 5000, undefined, embedded.postgresUrl ? { url: embedded.postgresUrl } : undefined);
   await setup.connect(startupLimit(60_000));
-  const store = createHubStore(setup.db, { listMaxResults: 1000 });
-  await store.ensureIndexes();
+  const { store, maintenance } = createHubStore(setup.db, { listMaxResults: 1000 });
+  await maintenance.ensureIndexes();
   await seedDemoConsortium(store);
   await seedDemoClients(new ClientRegistry(setup.db));
   await setup.close();

@@ -6,7 +6,7 @@
 import { BSON, Binary, type CommandStartedEvent, type Db } from 'mongodb';
 import type { Hub } from '../../src/app.ts';
 import { ferretDbStorageOf } from '../../src/database/ferretdb-storage.ts';
-import { viewOf } from '../../src/fhir/document-layout.ts';
+import { viewOf } from '../../src/fhir/storage/layout.ts';
 import type { ResourceDocument } from '../../src/fhir/search-query.ts';
 
 export interface SentFind {

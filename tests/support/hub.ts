@@ -5,6 +5,8 @@ import { startHub, type Hub } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { openDatabase, type DatabaseConnection } from '../../src/database/connection.ts';
 import { seedDemoConsortium } from '../../src/demo/seed.ts';
+import { SideCollections } from '../../src/fhir/side-collections.ts';
+import type { StoreMaintenance } from '../../src/fhir/storage/maintenance.ts';
 import type { FhirStore } from '../../src/fhir/store.ts';
 import { createHubStore } from '../../src/hub-store.ts';
 import { createLogger } from '../../src/log.ts';
@@ -21,6 +23,9 @@ export interface TestDatabase {
   name: string;
   connection: DatabaseConnection;
   store: FhirStore;
+  maintenance: StoreMaintenance;
+  /** The domains' own collections (fhir/side-collections.ts) in this database. */
+  collections: SideCollections;
   /** Drops the database and closes the connection. */
   drop(): Promise<void>;
 }
@@ -30,12 +35,14 @@ export async function freshDatabase(label: string, options: { uri?: string; list
   const uri = options.uri ?? mongodbUri();
   const postgres = uri === mongodbUri() ? postgresUrl() : undefined;
   const connection = openDatabase(uri, name, 5000, undefined, postgres ? { url: postgres } : undefined);
-  const store = createHubStore(connection.db, { listMaxResults: options.listMaxResults ?? 1000 });
-  await store.ensureIndexes();
+  const { store, maintenance } = createHubStore(connection.db, { listMaxResults: options.listMaxResults ?? 1000 });
+  await maintenance.ensureIndexes();
   return {
     name,
     connection,
     store,
+    maintenance,
+    collections: new SideCollections(connection.db),
     drop: async () => {
       await connection.db.dropDatabase().catch(() => undefined);
       await connection.close();

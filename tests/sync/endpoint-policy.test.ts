@@ -82,7 +82,7 @@ describe('member endpoints', () => {
         : { status: 302, headers: { location: `http://127.0.0.1:${trap.port}/fhir/Encounter` } },
     );
     // Only the member's own host:port is allowed, as an administrator would for a server beside the hub.
-    const sync = new MemberSync(database.store, database.connection.db, { instance: 'policy-test', secret: 'test-secret-test-secret-test-secret-00', policy: { httpHosts: [], allowedHosts: [`127.0.0.1:${member.port}`] } });
+    const sync = new MemberSync(database.store, database.collections, { instance: 'policy-test', secret: 'test-secret-test-secret-test-secret-00', policy: { httpHosts: [], allowedHosts: [`127.0.0.1:${member.port}`] } });
     await sync.ensureIndexes();
     await sync.register({ organization: 'org-xishan-county', baseUrl: `http://127.0.0.1:${member.port}/fhir`, auth: 'BEARER', bearerToken: 'member-only-token', types: ['Patient'] });
     await expect(sync.sync('org-xishan-county')).rejects.toThrow(/leaves the member's registered server/);

@@ -22,7 +22,7 @@ const ORG = 'org-donghu-county';
 const member$ = { organizationId: ORG, baseUrl: '' };
 
 // The members' servers of these tests run beside the hub on loopback: allowed explicitly (endpoint-policy.ts).
-const sync = (options: Partial<SyncOptions> = {}) => new MemberSync(hubDb.store, hubDb.connection.db, { instance: 'test', secret: 'test-secret-test-secret-test-secret-00', pageSize: 5, policy: { httpHosts: [], allowedHosts: ['127.0.0.1'] }, ...options });
+const sync = (options: Partial<SyncOptions> = {}) => new MemberSync(hubDb.store, hubDb.collections, { instance: 'test', secret: 'test-secret-test-secret-test-secret-00', pageSize: 5, policy: { httpHosts: [], allowedHosts: ['127.0.0.1'] }, ...options });
 
 /** The member's resources: its own Organization, 王伟's record there (his national ID links him), an encounter and 12 results. */
 async function seedMember(): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * What the reading domain adds to every write of a reading Task (registered in src/hub-store.ts):
  *
- * - `t_readq`: the queue keys — `centre|<centre>|<status>|<modality>|<urgency>` with `*` for any, in every
+ * - `readq` (an anchor): the queue keys — `centre|<centre>|<status>|<modality>|<urgency>` with `*` for any, in every
  *   combination, and `req|<requester>` —, so a queue page starts from one top-level equality on an indexed field;
  * - `_rqueue`: the queue order (STAT, then URGENT, then ROUTINE, each oldest first) as one date the page is read in;
  * - `_rdue`: when the report is due, while it is owed (an overdue filter is `_rdue < now`).
@@ -9,12 +9,12 @@
  * Computed from the Task alone; the FHIR resource is never changed.
  */
 import type { Communication, DiagnosticReport, Observation, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
-import type { StoreExtension } from '../fhir/store.ts';
+import type { DomainHooks } from '../fhir/hooks.ts';
 import type { WorkflowRecord } from '../fhir/workflow-records.ts';
 import { READING_REPORT_CODE, READING_SYSTEM, readingOf } from './reading-task.ts';
-import { CRITICAL_FIELD, CRITICAL_SYSTEM, criticalKeys, criticalNotifications, recordCriticalFacts } from './critical.ts';
+import { CRITICAL_KEY, CRITICAL_SYSTEM, criticalKeys, criticalNotifications, recordCriticalFacts } from './critical.ts';
 
-/** The reading workflow's name, which its own writes carry (FhirStore.forWorkflow). */
+/** The reading workflow's name: its own writes act in its scope (fhir/scope.ts). */
 export const READING_WORKFLOW = 'reading';
 
 const codedAs = (codings: { system?: string; code?: string }[] | undefined, code: string, system = READING_SYSTEM): boolean => (codings ?? []).some((coding) => coding.system === system && coding.code === code);
@@ -43,8 +43,10 @@ export function readingRecordOf(resource: Resource): WorkflowRecord | undefined 
 }
 import { DEFAULT_ACK_MINUTES, defaultCriticalRules, dueAt, queueKey, type CriticalRule } from './rules.ts';
 
-export const READING_QUEUE_FIELD = 't_readq';
-export const READING_ORDER_PATH = 'sp._rqueue';
+/** The derived keys of a reading Task: its queue keys (an anchor), its place in the queue, when its report is due. */
+export const QUEUE_KEY = 'readq';
+export const ORDER_KEY = '_rqueue';
+export const DUE_KEY = '_rdue';
 
 /** The queue key of a centre narrowed by any of status, modality and urgency (`*`: any). */
 export function queueAnchor(centre: string, status?: string, modality?: string, urgency?: string): string {
@@ -52,20 +54,23 @@ export function queueAnchor(centre: string, status?: string, modality?: string, 
 }
 
 /**
- * The reading domain's seams. Besides the queue keys: `t_crit` on critical-value Communications (critical.ts), and
+ * The reading domain's hooks. Besides the queue keys: `crit` on critical-value Communications (critical.ts), and
  * after every write of a final lab Observation, the notification of the critical values it carries (to the issuing
  * organisation, whose clinicians must act on it), written once whatever the number of writes of the result.
  */
-export function readingExtension(options: { rules?: CriticalRule[]; ackMinutes?: number } = {}): StoreExtension {
+export function readingHooks(options: { rules?: CriticalRule[]; ackMinutes?: number } = {}): DomainHooks {
   return {
-    derive: (resource: Resource) => {
-      const critical = criticalKeys(resource);
-      if (critical) return { [CRITICAL_FIELD]: critical };
-      return readingKeys(resource);
+    name: 'reading',
+    index: {
+      derive: (resource: Resource) => {
+        const critical = criticalKeys(resource);
+        if (critical) return { [CRITICAL_KEY]: critical };
+        return readingKeys(resource);
+      },
+      anchors: { Task: [QUEUE_KEY], Communication: [CRITICAL_KEY] },
+      orders: { Task: [ORDER_KEY] },
+      fingerprint: 'reading-1',
     },
-    indexes: { Task: [READING_QUEUE_FIELD], Communication: [CRITICAL_FIELD] },
-    orders: { Task: [READING_ORDER_PATH] },
-    fingerprint: 'reading-1',
     workflowRecords: { recordOf: readingRecordOf },
     afterWrite: async (written, context) => {
       const observations = written.filter((item) => item.operation !== 'delete' && item.resource.resourceType === 'Observation').map((item) => item.resource as Observation);
@@ -76,28 +81,26 @@ export function readingExtension(options: { rules?: CriticalRule[]; ackMinutes?:
       });
       if (notifications.length === 0) return;
       await context.store.writeMany(notifications.map((resource) => ({ resource, mode: 'create' as const })));
-      await recordCriticalFacts(context.db, notifications);
+      await recordCriticalFacts(context.collections, notifications);
     },
   };
 }
 
 function readingKeys(resource: Resource): Record<string, unknown> {
-  {
-    if (resource.resourceType !== 'Task') return {};
-    const reading = readingOf(resource as Task);
-    if (!reading) return {};
-    const keys = [
-      // Every combination of status, modality and urgency (8 keys): a queue page, however narrowed, starts from one.
-      ...(reading.centre
-        ? [undefined, reading.status].flatMap((status) => [undefined, reading.modality].flatMap((modality) => [undefined, reading.urgency].map((urgency) => queueAnchor(reading.centre!, status, modality, urgency))))
-        : []),
-      ...(reading.requester ? [`req|${reading.requester}`] : []),
-    ];
-    const owed = reading.status === 'REQUESTED' || reading.status === 'CLAIMED';
-    return {
-      [READING_QUEUE_FIELD]: keys,
-      _rqueue: queueKey(reading.requestedAt, reading.urgency),
-      ...(owed ? { _rdue: dueAt(reading.requestedAt, reading.modality, reading.urgency) } : {}),
-    };
-  }
+  if (resource.resourceType !== 'Task') return {};
+  const reading = readingOf(resource as Task);
+  if (!reading) return {};
+  const keys = [
+    // Every combination of status, modality and urgency (8 keys): a queue page, however narrowed, starts from one.
+    ...(reading.centre
+      ? [undefined, reading.status].flatMap((status) => [undefined, reading.modality].flatMap((modality) => [undefined, reading.urgency].map((urgency) => queueAnchor(reading.centre!, status, modality, urgency))))
+      : []),
+    ...(reading.requester ? [`req|${reading.requester}`] : []),
+  ];
+  const owed = reading.status === 'REQUESTED' || reading.status === 'CLAIMED';
+  return {
+    [QUEUE_KEY]: keys,
+    [ORDER_KEY]: queueKey(reading.requestedAt, reading.urgency),
+    ...(owed ? { [DUE_KEY]: dueAt(reading.requestedAt, reading.modality, reading.urgency) } : {}),
+  };
 }

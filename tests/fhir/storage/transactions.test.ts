@@ -1,15 +1,15 @@
 /**
- * A transaction's entries become visible together or not at all (src/fhir/transaction-visibility.ts): readers
+ * A transaction's entries become visible together or not at all (src/fhir/storage/transactions.ts): readers
  * polling while a 2,000-entry transaction is written see none of it or all of it, never a part; a hub killed in the
  * middle of one leaves nothing visible, and recovery rolls the cut-off transaction back.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hub } from '../../src/app.ts';
-import { BundleImporter } from '../../src/fhir/bundles.ts';
-import { freshDatabase, mongodbUri, startTestHub, type TestDatabase } from '../support/hub.ts';
-import { freePort } from '../support/ports.ts';
-import { spawnHub, waitForOutput } from '../support/process.ts';
+import type { Hub } from '../../../src/app.ts';
+import { BundleImporter } from '../../../src/fhir/bundles.ts';
+import { freshDatabase, mongodbUri, startTestHub, type TestDatabase } from '../../support/hub.ts';
+import { freePort } from '../../support/ports.ts';
+import { spawnHub, waitForOutput } from '../../support/process.ts';
 
 let database: TestDatabase;
 let hub: Hub;
@@ -92,11 +92,11 @@ describe('a transaction', () => {
       expect((await store.search('Patient', { family, _count: 1000 })).resources).toHaveLength(0);
       expect((await store.search('Observation', { code: `urn:test:transaction|${family}`, _count: 1000 })).resources).toHaveLength(0);
       // A restart's recovery leaves a young pending transaction alone (its writer might still be at it) ...
-      await store.recoverCutOffWrites();
+      await killed.maintenance.recoverCutOffWrites();
       expect(await raw.collection('write_intents').countDocuments({ state: 'pending' })).toBe(1);
       // ... and rolls back one older than the pending timeout: nothing of it remains.
       await raw.collection('write_intents').updateMany({ state: 'pending' }, { $set: { at: new Date(Date.now() - 3_600_000) } });
-      await store.recoverCutOffWrites();
+      await killed.maintenance.recoverCutOffWrites();
       expect(await raw.collection('write_intents').countDocuments({})).toBe(0);
       expect(await raw.collection('Patient').countDocuments({ p: { $exists: true } })).toBe(0);
       expect(await raw.collection('Patient_history').countDocuments({ p: { $exists: true } })).toBe(0);

@@ -4,8 +4,9 @@ import { ReferralLog } from '../referral/referral-log.ts';
 import DataLoader from 'dataloader';
 import type { Resource } from '@medplum/fhirtypes';
 import type { SearchArguments } from '../fhir/search-query.ts';
+import type { FhirRepository } from '../fhir/repository.ts';
+import type { SideCollections } from '../fhir/side-collections.ts';
 import type { FhirStore } from '../fhir/store.ts';
-import type { Db } from 'mongodb';
 import type { MemberSync } from '../sync/member-sync.ts';
 import type { CriticalRule } from '../reading/rules.ts';
 import type { AccessPolicy } from '../auth/access-policy.ts';
@@ -43,7 +44,8 @@ export function personRecords(directory: PersonDirectory): PersonRecords {
 
 /** Per-request state: the store and the loaders that batch reference resolution within one request. */
 export interface RequestContext {
-  store: FhirStore;
+  /** The repository in the caller's scope, within the request's bounds (fhir/scope.ts, fhir/bounds.ts). */
+  store: FhirRepository;
   /** Loads `Type/id` keys; all keys asked for in one tick become one query per resource type. */
   resources: DataLoader<string, Resource | null>;
   /** Loads reverse references (`XList(_reference: ...)` inside a resource), one query per type, parameter and arguments. */
@@ -63,8 +65,8 @@ export interface RequestContext {
   memberSync?: MemberSync;
   /** Critical-value rules (default: src/reading/rules.ts) and acknowledgement minutes. */
   reading: { rules?: CriticalRule[]; ackMinutes?: number };
-  /** The database, for the domains' own fact collections (referral and recognition statistics). */
-  db: Db;
+  /** The domains' own collections (their facts, jobs and events), never a resource type's. */
+  collections: SideCollections;
   /** Who is calling (client id), recorded with manual links. */
   caller: string;
   /** The caller's access policy; undefined when AUTH_REQUIRED=false. */
@@ -84,7 +86,7 @@ export function requireAdmin(context: RequestContext): void {
   if (context.access && !context.access.isAdmin) throw new HubError('FORBIDDEN', 'Only administrators may do this');
 }
 
-export function createResourceLoader(store: FhirStore): DataLoader<string, Resource | null> {
+export function createResourceLoader(store: FhirRepository): DataLoader<string, Resource | null> {
   return new DataLoader<string, Resource | null>(async (keys) => {
     const idsByType = new Map<string, string[]>();
     for (const key of keys) {
@@ -115,7 +117,7 @@ export interface ReverseReferenceKey {
 }
 
 /** Batches reverse references: every key with the same type, parameter and arguments becomes one `$in` query. */
-export function createReverseReferenceLoader(store: FhirStore, found: (resources: Resource[]) => void = () => {}): DataLoader<ReverseReferenceKey, Resource[]> {
+export function createReverseReferenceLoader(store: FhirRepository, found: (resources: Resource[]) => void = () => {}): DataLoader<ReverseReferenceKey, Resource[]> {
   return new DataLoader<ReverseReferenceKey, Resource[], string>(
     async (keys) => {
       const groups = new Map<string, ReverseReferenceKey[]>();
@@ -146,9 +148,9 @@ export function createReverseReferenceLoader(store: FhirStore, found: (resources
 }
 
 export interface ContextOptions {
-  /** the unrestricted store; the context gets it bound to the caller's access policy */
+  /** the hub's store; the context gets it in the caller's scope and the request's bounds */
   store: FhirStore;
-  db: Db;
+  collections: SideCollections;
   nationalIdSystem: string;
   databaseReachable: () => Promise<boolean>;
   paging: RequestContext['paging'];
@@ -171,10 +173,10 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
   const deadline = new AbortController();
   // Every database read of the request listens to this signal (the driver adds one listener per operation).
   setMaxListeners(0, deadline.signal);
-  const store = options.store.withAccess(access, { signal: deadline.signal, at: Date.now() + options.requestTimeoutMs, reads: new Semaphore(READS_PER_REQUEST),
+  const store = options.store.forRequest(access, { signal: deadline.signal, at: Date.now() + options.requestTimeoutMs, reads: new Semaphore(READS_PER_REQUEST),
     ...(options.maxResourcesPerRequest ? { budget: { left: options.maxResourcesPerRequest, limit: options.maxResourcesPerRequest } } : {}),
   });
-  const directory = new PersonDirectory(store, options.db, options.nationalIdSystem);
+  const directory = new PersonDirectory(store, options.collections, options.nationalIdSystem);
   const resources = createResourceLoader(store);
   return {
     store,
@@ -184,11 +186,11 @@ export function createRequestContext(options: ContextOptions, caller: string, ac
     paging: options.paging,
     databaseReachable: options.databaseReachable,
     identity: { directory, history: new PatientHistory(store, directory), nationalIdSystem: options.nationalIdSystem, people: personRecords(directory) },
-    referralLog: new ReferralLog(options.db),
+    referralLog: new ReferralLog(options.collections),
     recognitionMark: options.recognitionMark ?? 'HR',
     ...(options.memberSync ? { memberSync: options.memberSync } : {}),
     reading: options.reading ?? {},
-    db: options.db,
+    collections: options.collections,
     caller,
     ...(access ? { access } : {}),
     deadline,

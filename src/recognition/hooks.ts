@@ -1,20 +1,20 @@
 /**
  * What the recognition domain adds to every write (registered in src/hub-store.ts):
  *
- * - `prepareWrites`: each Observation, DiagnosticReport and ImagingStudy gets the standard coding its issuer's
+ * - prepare: each Observation, DiagnosticReport and ImagingStudy gets the standard coding its issuer's
  *   code map gives, the normalised value and the mark (normalise.ts), with the terminology in force;
- * - `derive`: `t_recog`, the anchors a job and the administrator's lists start from — `org|<issuer>` for every
+ * - index: `recog`, the anchors a job and the administrator's lists start from — `org|<issuer>` for every
  *   result, `unmapped|<issuer>` for one whose local code no map translates;
- * - `afterWrite`: a written code map, QC record or catalog makes the terminology a new generation, and a code
+ * - afterWrite: a written code map, QC record or catalog makes the terminology a new generation, and a code
  *   map or QC record queues the re-apply of its organisation's stored results (reapply-jobs.ts).
  *
  * The terminology is read once per generation per process (terminology.ts).
  */
 import type { ConceptMap, Resource, VerificationResult } from '@medplum/fhirtypes';
-import type { ExtensionContext, StoreExtension } from '../fhir/store.ts';
+import type { DomainHooks, HookContext } from '../fhir/hooks.ts';
 import { CATALOG_ID } from './catalog.ts';
 import { codesOf, enrichResult, issuerOf, resultCodings, resultTypes, standardSystems, type RecognitionResult, type Terminology } from './normalise.ts';
-import { MARK_CODE, organizationAnchor, RECOGNITION_FIELD, TERMINOLOGY_ANCHOR, unmappedAnchor } from './anchors.ts';
+import { MARK_CODE, organizationAnchor, RECOGNITION_KEY, TERMINOLOGY_ANCHOR, unmappedAnchor } from './anchors.ts';
 import { queueReapply } from './reapply-jobs.ts';
 import { mapOrganization, qualificationOf } from './recognition-service.ts';
 import { bumpTerminology, TerminologyCache } from './terminology.ts';
@@ -45,18 +45,18 @@ function affectedOrganizations(written: Resource[]): { organizations: string[]; 
   return { organizations: [...organizations], terminology };
 }
 
-export function recognitionExtension(options: { markText: string; now?: () => Date }): StoreExtension & { terminology: TerminologyCache } {
+export function recognitionHooks(options: { markText: string; now?: () => Date }): DomainHooks & { terminology: TerminologyCache } {
   const cache = new TerminologyCache();
   const now = options.now ?? (() => new Date());
   const mark = { code: MARK_CODE, display: options.markText };
   return {
+    name: 'recognition',
     terminology: cache,
-    fingerprint: 'recognition-1',
     // A member's code map is the member's: it writes it, nobody else but administrators.
     owner: (resource: Resource) => (resource.resourceType === 'ConceptMap' ? mapOrganization(resource as ConceptMap) : undefined),
-    prepareWrites: async (resources: Resource[], context: ExtensionContext) => {
+    prepare: async (resources: Resource[], context: HookContext) => {
       if (!resources.some((resource) => resultTypes.has(resource.resourceType))) return resources;
-      const terminology = await cache.current(context.store, context.db);
+      const terminology = await cache.current(context.store, context.collections);
       const at = now();
       return resources.map((resource) => {
         if (!resultTypes.has(resource.resourceType)) return resource;
@@ -68,22 +68,25 @@ export function recognitionExtension(options: { markText: string; now?: () => Da
         }
       });
     },
-    derive: (resource: Resource) => {
-      // The terminology is read by this anchor (an index), never by a scan of its types.
-      if (resource.resourceType === 'ConceptMap' || resource.resourceType === 'VerificationResult') return { [RECOGNITION_FIELD]: [TERMINOLOGY_ANCHOR] };
-      if (!resultTypes.has(resource.resourceType)) return {};
-      const result = resource as RecognitionResult;
-      const issuer = issuerOf(result);
-      if (!issuer) return {};
-      return { [RECOGNITION_FIELD]: [organizationAnchor(issuer), ...(isUnmapped(result) ? [unmappedAnchor(issuer)] : [])] };
+    index: {
+      derive: (resource: Resource) => {
+        // The terminology is read by this anchor (an index), never by a scan of its types.
+        if (resource.resourceType === 'ConceptMap' || resource.resourceType === 'VerificationResult') return { [RECOGNITION_KEY]: [TERMINOLOGY_ANCHOR] };
+        if (!resultTypes.has(resource.resourceType)) return {};
+        const result = resource as RecognitionResult;
+        const issuer = issuerOf(result);
+        if (!issuer) return {};
+        return { [RECOGNITION_KEY]: [organizationAnchor(issuer), ...(isUnmapped(result) ? [unmappedAnchor(issuer)] : [])] };
+      },
+      anchors: Object.fromEntries(['Observation', 'DiagnosticReport', 'ImagingStudy', 'ConceptMap', 'VerificationResult'].map((type) => [type, [RECOGNITION_KEY]])),
+      fingerprint: 'recognition-1',
     },
-    indexes: { Observation: [RECOGNITION_FIELD], DiagnosticReport: [RECOGNITION_FIELD], ImagingStudy: [RECOGNITION_FIELD], ConceptMap: [RECOGNITION_FIELD], VerificationResult: [RECOGNITION_FIELD] },
     workflowRecords: { recordOf: decisionRecordOf },
     afterWrite: async (written, context) => {
       const { organizations, terminology } = affectedOrganizations(written.map((item) => item.resource));
       if (!terminology) return;
-      await bumpTerminology(context.db);
-      for (const organization of organizations) await queueReapply(context.db, organization, `${written[0]!.resource.resourceType} written`);
+      await bumpTerminology(context.collections);
+      for (const organization of organizations) await queueReapply(context.collections, organization, `${written[0]!.resource.resourceType} written`);
     },
   };
 }

@@ -22,7 +22,7 @@
  */
 import { BSON, Binary, type Document, type Filter } from 'mongodb';
 import * as siftModule from 'sift';
-import type { ResourceDocument } from './search-query.ts';
+import type { ResourceDocument } from '../search-query.ts';
 
 export type LayoutName = 'structured' | 'compact';
 
@@ -36,7 +36,7 @@ export interface VersionFields {
   sp: Record<string, unknown>;
   /** equality values: `t_<key>` -> values */
   top: Record<string, unknown>;
-  /** the transaction it was written in, while that is not committed (transaction-visibility.ts) */
+  /** the transaction it was written in, while that is not committed (storage/transactions.ts) */
   p?: string;
 }
 

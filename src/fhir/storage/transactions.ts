@@ -16,8 +16,8 @@
  * versions removed): it was never acknowledged, and was never visible.
  */
 import type { Collection, Db } from 'mongodb';
-import { findByValues } from '../database/equalities.ts';
-import { HubError } from '../errors.ts';
+import { findByValues } from '../../database/equalities.ts';
+import { HubError } from '../../errors.ts';
 
 /** The field of a current document (and a history version) written by a transaction not yet committed. */
 export const PENDING_FIELD = 'p';

@@ -1,19 +1,21 @@
 /**
  * What the referral domain adds to every write of a referral Task (registered in src/hub-store.ts):
  *
- * - `t_refbox`: the inbox keys of the Task — `in|<receiving organisation>` and `out|<referring organisation>`,
+ * - `refbox` (an anchor): the inbox keys of the Task — `in|<receiving organisation>` and `out|<referring organisation>`,
  *   each also with `|<status>` — so an inbox page starts from one top-level equality on an indexed field;
- * - `_queue`: the inbox order (green channel first, then due time) as one date the page is read in.
+ * - `_queue`: the inbox order (green channel first, then due time) as one date the page is read in;
+ * - `_rtype`, `_awaitsUntil`: the referral type, and the due time while the receiving side owes its response;
+ * - workflowRecords: the referral's records, changed only by its workflow.
  *
  * Computed from the Task alone; the FHIR resource is never changed.
  */
 import type { Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
-import type { StoreExtension } from '../fhir/store.ts';
+import type { DomainHooks } from '../fhir/hooks.ts';
 import type { WorkflowRecord } from '../fhir/workflow-records.ts';
 import { referralOf } from './referral-task.ts';
 import { ADMISSION_CERTIFICATE_SYSTEM, awaitsResponse, dueAt, queueKey, REFERRAL_NUMBER_SYSTEM, REFERRAL_TASK_SYSTEM, REFERRAL_TYPE_SYSTEM } from './rules.ts';
 
-/** The referral workflow's name, which its own writes carry (FhirStore.forWorkflow). */
+/** The referral workflow's name: its own writes act in its scope (fhir/scope.ts). */
 export const REFERRAL_WORKFLOW = 'referral';
 
 const TRANSITIONS = 'the referral mutations (referralStartReview, referralAccept, referralReject, referralRecordArrival, referralComplete, referralAcknowledge, referralCancel)';
@@ -40,33 +42,39 @@ export function referralRecordOf(resource: Resource): WorkflowRecord | undefined
   return undefined;
 }
 
-export const REFERRAL_INBOX_FIELD = 't_refbox';
-export const REFERRAL_QUEUE_PATH = 'sp._queue';
+/** The derived keys of a referral Task: its inbox keys (an anchor), its place in the inbox, its type, its response due time. */
+export const INBOX_KEY = 'refbox';
+export const QUEUE_KEY = '_queue';
+export const TYPE_KEY = '_rtype';
+export const AWAITS_KEY = '_awaitsUntil';
 
 export function inboxKey(direction: 'in' | 'out', organization: string, status?: string): string {
   return `${direction}|${organization}${status ? `|${status}` : ''}`;
 }
 
-export const referralExtension: StoreExtension = {
-  derive: (resource: Resource) => {
-    if (resource.resourceType !== 'Task') return {};
-    const referral = referralOf(resource as Task);
-    if (!referral) return {};
-    const keys = [
-      ...(referral.to ? [inboxKey('in', referral.to), inboxKey('in', referral.to, referral.status)] : []),
-      ...(referral.from ? [inboxKey('out', referral.from), inboxKey('out', referral.from, referral.status)] : []),
-      `any|${referral.status}`,
-    ];
-    const due = dueAt(referral.submittedAt, referral.type, referral.priority);
-    return {
-      [REFERRAL_INBOX_FIELD]: keys,
-      _queue: queueKey(referral.type, due),
-      _rtype: referral.type,
-      // Present while the receiving side owes its response: an overdue filter is `_awaitsUntil < now`.
-      ...(awaitsResponse(referral.type, referral.status) ? { _awaitsUntil: due } : {}),
-    };
+export const referralHooks: DomainHooks = {
+  name: 'referral',
+  index: {
+    derive: (resource: Resource) => {
+      if (resource.resourceType !== 'Task') return {};
+      const referral = referralOf(resource as Task);
+      if (!referral) return {};
+      const keys = [
+        ...(referral.to ? [inboxKey('in', referral.to), inboxKey('in', referral.to, referral.status)] : []),
+        ...(referral.from ? [inboxKey('out', referral.from), inboxKey('out', referral.from, referral.status)] : []),
+        `any|${referral.status}`,
+      ];
+      const due = dueAt(referral.submittedAt, referral.type, referral.priority);
+      return {
+        [INBOX_KEY]: keys,
+        [QUEUE_KEY]: queueKey(referral.type, due),
+        [TYPE_KEY]: referral.type,
+        // Present while the receiving side owes its response: an overdue filter is `_awaitsUntil < now`.
+        ...(awaitsResponse(referral.type, referral.status) ? { [AWAITS_KEY]: due } : {}),
+      };
+    },
+    anchors: { Task: [INBOX_KEY] },
+    orders: { Task: [QUEUE_KEY] },
   },
-  indexes: { Task: [REFERRAL_INBOX_FIELD] },
-  orders: { Task: [REFERRAL_QUEUE_PATH] },
   workflowRecords: { recordOf: referralRecordOf },
 };
